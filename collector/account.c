@@ -1,0 +1,314 @@
+/* account.c - accounting for one exchange. See account.h. */
+#define G_LOG_DOMAIN "account"
+
+#include "account.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "ipc-server.h"
+#include "json.h"
+#include "ledger.h"
+#include "loop.h"
+#include "pricing.h"
+#include "runs.h"
+
+struct _LwAccount {
+    LwServer *server;
+    const LwProvider *provider;
+    LwRequestInfo info;
+    LwObserver *observer;
+    gboolean strip_usage;
+    gboolean settled;
+    LwAttribution attribution;
+    gboolean have_attribution;
+    char *credential; /* salted hash */
+    gint64 time_ms;   /* wall clock at start */
+    guint64 start_us;
+    guint64 first_byte_us;
+    gint64 bytes_in;
+    gint64 bytes_out;
+    int upstream_status;
+};
+
+/* Providers whose OpenAI-compatible API is known to reject or ignore
+ * stream_options, and which send usage on their own: never inject. */
+static gboolean accepts_include_usage(const LwProvider *p)
+{
+    return strcmp(p->name, "mistral") != 0 && strcmp(p->name, "perplexity") != 0;
+}
+
+static const char *find_header(const LwHttpRequest *req, const char *name, size_t *ret_len)
+{
+    const LwHttpHeader *h = lw_http1_find_header(req, name);
+    if (h == NULL)
+        return NULL;
+    *ret_len = h->value_len;
+    return h->value;
+}
+
+/* The credential the request carries, hashed; NULL when none. The secret
+ * itself never leaves this function. */
+static char *credential_hash(LwServer *server, const LwHttpRequest *req, const char *path)
+{
+    if (server->ledger == NULL)
+        return NULL;
+    size_t len = 0;
+    const char *v = find_header(req, "authorization", &len);
+    if (v != NULL) {
+        if (len > 7 && g_ascii_strncasecmp(v, "Bearer ", 7) == 0)
+            return lw_ledger_credential_hash(server->ledger, v + 7, len - 7);
+        return lw_ledger_credential_hash(server->ledger, v, len);
+    }
+    static const char *const key_headers[] = {"x-api-key", "x-goog-api-key", "api-key"};
+    for (guint i = 0; i < G_N_ELEMENTS(key_headers); i++) {
+        v = find_header(req, key_headers[i], &len);
+        if (v != NULL)
+            return lw_ledger_credential_hash(server->ledger, v, len);
+    }
+    const char *q = strchr(path, '?');
+    while (q != NULL) {
+        q++;
+        if (g_str_has_prefix(q, "key=")) {
+            const char *end = strchr(q, '&');
+            gsize klen = end != NULL ? (gsize)(end - q - 4) : strlen(q + 4);
+            return lw_ledger_credential_hash(server->ledger, q + 4, klen);
+        }
+        q = strchr(q, '&');
+    }
+    return NULL;
+}
+
+LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes **ret_body,
+                            gboolean *ret_identity_encoding)
+{
+    LwAccount *a = g_new0(LwAccount, 1);
+    a->server = server;
+    a->provider = r->provider;
+    a->time_ms = g_get_real_time() / 1000;
+    a->start_us = lw_loop_now_us();
+    if (r->attribution != NULL) {
+        a->attribution = *r->attribution;
+        a->have_attribution = TRUE;
+    }
+    gsize body_len = 0;
+    const char *body = r->body != NULL ? g_bytes_get_data(r->body, &body_len) : NULL;
+    a->bytes_in = (gint64)body_len;
+    g_autofree char *method = g_strndup(r->req->method, r->req->method_len);
+    lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
+    a->credential = credential_hash(server, r->req, r->path);
+
+    *ret_body = NULL;
+    *ret_identity_encoding = FALSE;
+    gboolean wants_injection = r->provider->format == LW_FORMAT_OPENAI && a->info.stream &&
+                               !a->info.include_usage &&
+                               (a->info.endpoint == LW_ENDPOINT_CHAT ||
+                                a->info.endpoint == LW_ENDPOINT_COMPLETIONS) &&
+                               accepts_include_usage(r->provider);
+    if (wants_injection && body != NULL) {
+        GBytes *rewritten = lw_rewrite_include_usage(body, body_len);
+        if (rewritten != NULL) {
+            *ret_body = rewritten;
+            /* The answer will be edited: it must come unencoded. */
+            *ret_identity_encoding = TRUE;
+            a->strip_usage = TRUE;
+        }
+    }
+    return a;
+}
+
+void lw_account_free(LwAccount *a)
+{
+    if (a == NULL)
+        return;
+    lw_observer_free(a->observer);
+    lw_request_info_clear(&a->info);
+    g_free(a->credential);
+    g_free(a);
+}
+
+const LwRequestInfo *lw_account_info(const LwAccount *a)
+{
+    return &a->info;
+}
+
+void lw_account_response(LwAccount *a, int status, const char *content_type,
+                         const char *content_encoding, const LwObserverSink *sink,
+                         void *sink_data)
+{
+    a->upstream_status = status;
+    /* Only a successful answer carries the usage chunk we asked for. */
+    gboolean strip = a->strip_usage && status >= 200 && status < 300;
+    a->observer = lw_observer_new(a->provider->format, &a->info, status, content_type,
+                                  content_encoding, strip, sink, sink_data);
+}
+
+gboolean lw_account_rewrites(const LwAccount *a)
+{
+    return a->observer != NULL && lw_observer_rewrites(a->observer);
+}
+
+void lw_account_body(LwAccount *a, const char *buf, gsize len)
+{
+    if (a->first_byte_us == 0)
+        a->first_byte_us = lw_loop_now_us();
+    a->bytes_out += (gint64)len;
+    lw_observer_feed(a->observer, buf, len);
+}
+
+static gboolean is_billable(LwEndpoint e)
+{
+    return e != LW_ENDPOINT_OTHER && e != LW_ENDPOINT_COUNT_TOKENS;
+}
+
+static gint64 ceil_div4(gint64 n)
+{
+    return (n + 3) / 4;
+}
+
+static void publish(LwAccount *a, const LwLedgerRequest *row)
+{
+    if (a->server->ipc == NULL)
+        return;
+    Lw__RequestEvent ev = LW__REQUEST_EVENT__INIT;
+    ev.has_time_ms = TRUE;
+    ev.time_ms = row->time_ms;
+    ev.has_run_id = row->run_id != 0;
+    ev.run_id = row->run_id;
+    ev.provider = (char *)row->provider;
+    ev.model = (char *)(row->model_served != NULL ? row->model_served : row->model_requested);
+    ev.endpoint = (char *)row->endpoint;
+    ev.has_status = TRUE;
+    ev.status = (uint32_t)row->status;
+    ev.has_stream = TRUE;
+    ev.stream = row->stream;
+    ev.has_input_tokens = TRUE;
+    ev.input_tokens = (uint64_t)row->input_tokens;
+    ev.has_output_tokens = TRUE;
+    ev.output_tokens = (uint64_t)row->output_tokens;
+    ev.has_cost_known = TRUE;
+    ev.cost_known = row->cost.known;
+    ev.has_cost_pusd = row->cost.known;
+    ev.cost_pusd = row->cost.pusd;
+    ev.has_latency_ms = TRUE;
+    ev.latency_ms = (uint32_t)MIN(row->latency_ms, G_MAXUINT32);
+    ev.has_pid = row->pid != 0;
+    ev.pid = row->pid;
+    lw_ipc_server_publish(a->server->ipc, &ev);
+}
+
+static void commit(LwAccount *a, LwLedgerRequest *row)
+{
+    LwServer *s = a->server;
+    const LwRun *run = row->run_id != 0 ? lw_runs_get(s->runs, row->run_id) : NULL;
+    row->tags_json = run != NULL ? run->tags_json : NULL;
+    if (s->ledger != NULL) {
+        g_autoptr(GError) error = NULL;
+        if (lw_ledger_insert(s->ledger, row, &error) == 0)
+            g_critical("ledger: cannot record %s %s: %s", row->provider,
+                       row->model_requested ? row->model_requested : "-", error->message);
+    }
+    if (run != NULL && row->cost.known)
+        lw_runs_add_spend(s->runs, row->run_id, row->cost.pusd);
+    publish(a, row);
+}
+
+static void fill_common(LwAccount *a, LwLedgerRequest *row, int client_status)
+{
+    row->time_ms = a->time_ms;
+    if (a->have_attribution) {
+        row->run_id = a->attribution.run_id;
+        row->pid = a->attribution.pid;
+        row->exe = a->attribution.exe[0] != '\0' ? a->attribution.exe : NULL;
+    }
+    row->provider = a->provider->name;
+    row->host = a->provider->host;
+    row->endpoint = lw_endpoint_name(a->info.endpoint);
+    row->model_requested = a->info.model;
+    row->stream = a->info.stream;
+    row->status = client_status;
+    row->latency_ms = (gint64)((lw_loop_now_us() - a->start_us) / 1000);
+    row->ttft_ms = a->first_byte_us != 0 ? (gint64)((a->first_byte_us - a->start_us) / 1000) : -1;
+    row->bytes_in = a->bytes_in;
+    row->bytes_out = a->bytes_out;
+    row->credential = a->credential;
+}
+
+void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
+{
+    if (a->settled)
+        return;
+    a->settled = TRUE;
+    if (a->observer != NULL)
+        lw_observer_finish(a->observer);
+    const LwUsage *u = a->observer != NULL ? lw_observer_usage(a->observer) : NULL;
+
+    LwLedgerRequest row = {0};
+    fill_common(a, &row, client_status);
+    row.model_served = u != NULL ? u->model_served : NULL;
+    row.raw_usage = u != NULL ? u->raw_usage : NULL;
+    row.upstream_request_id = u != NULL ? u->response_id : NULL;
+
+    LwTokens t = {0};
+    gboolean have_usage = u != NULL && u->have_usage;
+    if (have_usage)
+        t = u->tokens;
+    gboolean success = a->upstream_status >= 200 && a->upstream_status < 300;
+    gboolean complete = u != NULL && u->complete && !cut;
+    g_autofree char *warning = NULL;
+
+    if (!is_billable(a->info.endpoint) || (!success && !have_usage)) {
+        /* Free endpoints, and errors the provider does not bill. */
+        row.cost = (LwCost){TRUE, 0};
+    } else {
+        if (!complete || !have_usage) {
+            /* Cut short or no usage report: what is known, plus an estimate
+             * of the rest (about 4 bytes per token), flagged partial. */
+            row.partial = TRUE;
+            if (t.input_tokens == 0)
+                t.input_tokens = ceil_div4(a->info.body_bytes);
+            gint64 out_estimate = ceil_div4(u != NULL ? u->output_text_bytes : 0);
+            t.output_tokens = MAX(t.output_tokens, out_estimate);
+        }
+        const char *model = row.model_served != NULL ? row.model_served : row.model_requested;
+        if (u != NULL && u->have_provider_cost && complete) {
+            row.cost = (LwCost){TRUE, u->provider_cost_pusd};
+            row.cost_source = "provider";
+        } else {
+            const LwPrice *price = model != NULL && a->server->pricing != NULL
+                                       ? lw_pricing_lookup(a->server->pricing, a->provider->name,
+                                                           model)
+                                       : NULL;
+            if (price != NULL) {
+                row.cost = (LwCost){TRUE, lw_pricing_cost(price, &t)};
+                row.cost_source = "price";
+            } else {
+                row.cost = (LwCost){FALSE, 0};
+                warning = g_strdup_printf("no price for %s model %s", a->provider->name,
+                                          model != NULL ? model : "(none)");
+                g_warning("%s: cost unknown (add [price.%s] to config.ini)", warning,
+                          model != NULL ? model : "MODEL");
+            }
+        }
+    }
+    row.input_tokens = t.input_tokens;
+    row.cached_input_tokens = t.cached_input_tokens;
+    row.cache_write_tokens = t.cache_write_tokens;
+    row.cache_write_1h_tokens = t.cache_write_1h_tokens;
+    row.output_tokens = t.output_tokens;
+    row.reasoning_tokens = t.reasoning_tokens;
+    row.warning = warning;
+    commit(a, &row);
+}
+
+void lw_account_settle_local(LwAccount *a, int client_status, const char *refused_by)
+{
+    if (a->settled)
+        return;
+    a->settled = TRUE;
+    LwLedgerRequest row = {0};
+    fill_common(a, &row, client_status);
+    row.cost = (LwCost){TRUE, 0};
+    row.refused_by = refused_by;
+    commit(a, &row);
+}

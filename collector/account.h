@@ -1,0 +1,67 @@
+/* account.h - accounting for one exchange: what the request asks for, who
+ * sent it, what the answer used, what it cost, and the ledger row.
+ *
+ * The exchange calls, in order:
+ *   lw_account_begin()      once the request is complete: inspects it and
+ *                           may replace the body (stream_options.include_usage)
+ *   lw_account_response()   when the upstream's response head arrives
+ *   lw_account_body()       for every upstream body chunk
+ *   lw_account_settle()     when the answer ended (or was cut): prices the
+ *                           usage and commits the ledger row
+ * Bytes for the client leave through the sink the exchange gives; the bytes
+ * that end the answer are handed to the sink with terminal = TRUE, and the
+ * exchange sends them only after lw_account_settle() committed the row.
+ *
+ * Thread: the loop thread only.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "attrib.h"
+#include "http1.h"
+#include "inspect.h"
+#include "observe.h"
+#include "server.h"
+
+typedef struct _LwAccount LwAccount;
+
+typedef struct {
+    const LwProvider *provider;
+    const LwHttpRequest *req;   /* borrowed for the call */
+    const char *path;           /* request target after routing */
+    GBytes *body;               /* NULL when none; borrowed */
+    const LwAttribution *attribution; /* NULL when the shim sent none */
+} LwAccountRequest;
+
+/* Starts accounting. Returns the account; *ret_body is set to a replacement
+ * request body (transfer full) when one must be sent instead of the
+ * original, else left NULL; *ret_identity_encoding is TRUE when the request
+ * must ask the upstream for an unencoded answer (the answer is rewritten). */
+LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *request,
+                            GBytes **ret_body, gboolean *ret_identity_encoding);
+void lw_account_free(LwAccount *account);
+
+/* What the request asks for. Borrowed. */
+const LwRequestInfo *lw_account_info(const LwAccount *account);
+
+/* The response head arrived. Creates the observer; bytes then flow through
+ * `sink`. */
+void lw_account_response(LwAccount *account, int status, const char *content_type,
+                         const char *content_encoding, const LwObserverSink *sink,
+                         void *sink_data);
+
+/* Does the observer rewrite the body (so Content-Length cannot be kept)? */
+gboolean lw_account_rewrites(const LwAccount *account);
+
+void lw_account_body(LwAccount *account, const char *buf, gsize len);
+
+/* The answer ended: flushes the observer, computes tokens and cost, commits
+ * the ledger row and publishes it to `llmctl tail`. `cut` says the answer
+ * did not end normally (upstream broke, client left); `client_status` is the
+ * HTTP status the client received (0 if none). Idempotent. */
+void lw_account_settle(LwAccount *account, int client_status, gboolean cut);
+
+/* Records a request the collector answered itself (error, refusal) without
+ * an upstream answer. */
+void lw_account_settle_local(LwAccount *account, int client_status, const char *refused_by);

@@ -1,0 +1,748 @@
+/* conn.c - one client connection. See conn.h for the contract.
+ *
+ * States:
+ *   SNIFF      first byte decides: 0x16 (TLS handshake record) or plain HTTP
+ *   HANDSHAKE  TLS handshake; SNI is checked in tls-server.c
+ *   HEAD       reading a request head          (idle_timeout, then header_timeout)
+ *   BODY       reading its body                (idle_timeout per read)
+ *   EXCHANGE   the exchange owns the response; further input is only buffered
+ *   CLOSING    flushing a final response, then close
+ *   CLOSED     descriptor closed; the struct is freed on the next loop
+ *              iteration, so callers up the stack may still test the state
+ */
+#define G_LOG_DOMAIN "conn"
+
+#include "conn.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "errors.h"
+#include "exchange.h"
+#include "http1.h"
+#include "tls-server.h"
+
+
+/* Input beyond a request head is buffered up to this many bytes while a
+ * body streams in or a response is in flight (pipelined requests). */
+#define IN_SLACK (64 * 1024)
+/* A close that waits for a final response to flush gives up after this. */
+#define CLOSING_TIMEOUT_MS 5000
+
+typedef enum {
+    CONN_SNIFF,
+    CONN_HANDSHAKE,
+    CONN_HEAD,
+    CONN_BODY,
+    CONN_EXCHANGE,
+    CONN_CLOSING,
+    CONN_CLOSED,
+} ConnState;
+
+struct _LwConn {
+    LwServer *server;
+    guint64 id;
+    int fd;
+    SSL *ssl; /* NULL on a plain connection */
+    ConnState state;
+    const LwProvider *provider; /* from the synthetic address, then SNI */
+    guint16 peer_port;
+    LwBuf in, out;
+    size_t parse_last_len;
+    LwTimer timer;
+    LwTimer next_timer; /* deferred start of the next pipelined request */
+    GList link;         /* in server->conns */
+
+    /* Request being read. */
+    LwRequestHead *head;
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    gboolean body_chunked;
+    LwChunkedDecoder chunked;
+    gboolean keep_alive;
+
+    LwExchange *exchange;
+    gboolean close_after; /* close when the current response is flushed */
+    gboolean io_error;    /* the transport failed: never write again */
+    gboolean ssl_read_wants_write;
+    gboolean ssl_write_wants_read;
+};
+
+static guint64 next_conn_id = 1;
+
+static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data);
+static void process_input(LwConn *conn);
+static void conn_flush(LwConn *conn);
+
+/* ---- lifecycle ---- */
+
+static void conn_free(LwLoop *loop, void *data)
+{
+    LwConn *conn = data;
+    lw_request_head_free(conn->head);
+    g_free(conn->body);
+    lw_buf_clear(&conn->in);
+    lw_buf_clear(&conn->out);
+    g_free(conn);
+}
+
+/* Tears the connection down now and frees it on the next iteration. */
+static void conn_close(LwConn *conn)
+{
+    LwServer *server = conn->server;
+    if (conn->state == CONN_CLOSED)
+        return;
+    ConnState was = conn->state;
+    conn->state = CONN_CLOSED;
+    lw_timer_stop(server->loop, &conn->next_timer);
+    if (conn->exchange != NULL) {
+        LwExchange *ex = conn->exchange;
+        conn->exchange = NULL;
+        server->counters.requests_active--;
+        lw_exchange_client_gone(ex);
+    }
+    lw_loop_unwatch(server->loop, conn->fd);
+    if (conn->ssl != NULL) {
+        if (!conn->io_error && was != CONN_HANDSHAKE && was != CONN_SNIFF)
+            SSL_shutdown(conn->ssl); /* best-effort close_notify, never wait for the peer's */
+        SSL_free(conn->ssl);
+        conn->ssl = NULL;
+        ERR_clear_error();
+    }
+    close(conn->fd);
+    conn->fd = -1;
+    g_queue_unlink(&server->conns, &conn->link);
+    server->counters.connections_active--;
+    lw_timer_start(server->loop, &conn->timer, 0, conn_free, conn);
+    lw_server_conn_closed(server);
+}
+
+static void on_closing_timeout(LwLoop *loop, void *data)
+{
+    conn_close(data);
+}
+
+/* Closes once the queued output is written (bounded by CLOSING_TIMEOUT_MS). */
+static void conn_close_after_flush(LwConn *conn)
+{
+    conn->state = CONN_CLOSING;
+    if (lw_buf_len(&conn->out) == 0 || conn->io_error) {
+        conn_close(conn);
+        return;
+    }
+    /* Stop reading: we answer nothing more on this connection. */
+    lw_timer_start(conn->server->loop, &conn->timer, CLOSING_TIMEOUT_MS, on_closing_timeout,
+                   conn);
+    lw_loop_set_events(conn->server->loop, conn->fd, EPOLLOUT);
+}
+
+/* ---- transport ---- */
+
+typedef enum {
+    IO_OK,
+    IO_AGAIN,
+    IO_EOF,
+    IO_ERROR,
+} IoResult;
+
+static IoResult transport_read(LwConn *conn, char *buf, size_t cap, size_t *ret_n)
+{
+    if (conn->ssl == NULL) {
+        ssize_t n = recv(conn->fd, buf, cap, 0);
+        if (n > 0) {
+            *ret_n = (size_t)n;
+            return IO_OK;
+        }
+        if (n == 0)
+            return IO_EOF;
+        return (errno == EAGAIN || errno == EINTR) ? IO_AGAIN : IO_ERROR;
+    }
+    conn->ssl_read_wants_write = FALSE;
+    int n = SSL_read(conn->ssl, buf, (int)MIN(cap, (size_t)G_MAXINT));
+    if (n > 0) {
+        *ret_n = (size_t)n;
+        return IO_OK;
+    }
+    int err = SSL_get_error(conn->ssl, n);
+    ERR_clear_error();
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        return IO_AGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        conn->ssl_read_wants_write = TRUE;
+        return IO_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return IO_EOF;
+    default:
+        return IO_ERROR;
+    }
+}
+
+static IoResult transport_write(LwConn *conn, const char *buf, size_t len, size_t *ret_n)
+{
+    if (conn->ssl == NULL) {
+        ssize_t n = send(conn->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0) {
+            *ret_n = (size_t)n;
+            return IO_OK;
+        }
+        return (errno == EAGAIN || errno == EINTR) ? IO_AGAIN : IO_ERROR;
+    }
+    conn->ssl_write_wants_read = FALSE;
+    int n = SSL_write(conn->ssl, buf, (int)MIN(len, (size_t)G_MAXINT));
+    if (n > 0) {
+        *ret_n = (size_t)n;
+        return IO_OK;
+    }
+    int err = SSL_get_error(conn->ssl, n);
+    ERR_clear_error();
+    switch (err) {
+    case SSL_ERROR_WANT_WRITE:
+        return IO_AGAIN;
+    case SSL_ERROR_WANT_READ:
+        conn->ssl_write_wants_read = TRUE;
+        return IO_AGAIN;
+    default:
+        return IO_ERROR;
+    }
+}
+
+/* Recomputes the epoll interest from the state. Reading stops while the
+ * input buffer is at its cap (backpressure on pipelining clients) and while
+ * closing. */
+static void update_events(LwConn *conn)
+{
+    uint32_t events = 0;
+    size_t in_cap = conn->server->config->max_head + IN_SLACK;
+    gboolean want_read = conn->state != CONN_CLOSING && lw_buf_len(&conn->in) < in_cap;
+    if (want_read || conn->ssl_write_wants_read)
+        events |= EPOLLIN | EPOLLRDHUP;
+    if (lw_buf_len(&conn->out) > 0 || conn->ssl_read_wants_write)
+        events |= EPOLLOUT;
+    lw_loop_set_events(conn->server->loop, conn->fd, events);
+}
+
+/* ---- responses the connection answers itself ---- */
+
+static void send_error(LwConn *conn, int status, const char *message)
+{
+    LwFormat format = conn->provider != NULL ? conn->provider->format : LW_FORMAT_OPENAI;
+    g_autoptr(GString) body = lw_error_body(format, status, NULL, message);
+    g_autoptr(GString) head = g_string_sized_new(256);
+    g_string_append_printf(head,
+                           "HTTP/1.1 %d %s\r\n"
+                           "content-type: application/json\r\n"
+                           "content-length: %zu\r\n"
+                           "connection: close\r\n\r\n",
+                           status, lw_http1_reason(status), body->len);
+    lw_buf_append(&conn->out, head->str, head->len);
+    lw_buf_append(&conn->out, body->str, body->len);
+    conn->server->counters.requests_bad++;
+    g_debug("conn %" G_GUINT64_FORMAT ": answered %d: %s", conn->id, status, message);
+    if (conn->state != CONN_CLOSED)
+        conn_close_after_flush(conn);
+}
+
+/* ---- timers ---- */
+
+static void on_timeout(LwLoop *loop, void *data)
+{
+    LwConn *conn = data;
+    switch (conn->state) {
+    case CONN_HEAD:
+        if (lw_buf_len(&conn->in) > 0) {
+            send_error(conn, 408, "the request head was not received in time");
+            return;
+        }
+        break; /* idle keep-alive connection: close quietly */
+    case CONN_BODY:
+        send_error(conn, 408, "the request body stalled");
+        return;
+    default:
+        break;
+    }
+    g_debug("conn %" G_GUINT64_FORMAT ": timed out in state %d", conn->id, conn->state);
+    conn_close(conn);
+}
+
+static void arm_timer(LwConn *conn, guint ms)
+{
+    lw_timer_start(conn->server->loop, &conn->timer, ms, on_timeout, conn);
+}
+
+/* ---- writing ---- */
+
+/* An exchange's call into lw_conn_send() found the client gone: the close
+ * (which frees the exchange) must wait until that call chain unwinds. */
+static void on_deferred_close(LwLoop *loop, void *data)
+{
+    conn_close(data);
+}
+
+static void conn_flush(LwConn *conn)
+{
+    while (lw_buf_len(&conn->out) > 0 && !conn->io_error) {
+        size_t n = 0;
+        IoResult r = transport_write(conn, lw_buf_head(&conn->out), lw_buf_len(&conn->out), &n);
+        if (r == IO_OK) {
+            lw_buf_consume(&conn->out, n);
+            conn->server->counters.bytes_out += n;
+        } else if (r == IO_AGAIN) {
+            break;
+        } else {
+            conn->io_error = TRUE;
+        }
+    }
+    if (conn->io_error) {
+        /* Nothing more can be written; close unless an exchange must first
+         * learn that its client is gone (conn_close tells it). */
+        lw_buf_reset(&conn->out);
+        if (conn->exchange == NULL)
+            conn_close(conn);
+        else
+            lw_timer_start(conn->server->loop, &conn->next_timer, 0, on_deferred_close, conn);
+        return;
+    }
+    if (conn->state == CONN_CLOSING && lw_buf_len(&conn->out) == 0) {
+        conn_close(conn);
+        return;
+    }
+    update_events(conn);
+}
+
+void lw_conn_send(LwConn *conn, const void *data, size_t len)
+{
+    if (conn->io_error || conn->state == CONN_CLOSED)
+        return;
+    lw_buf_append(&conn->out, data, len);
+    conn_flush(conn);
+}
+
+size_t lw_conn_pending(const LwConn *conn)
+{
+    return lw_buf_len(&conn->out);
+}
+
+/* ---- request reading ---- */
+
+static void start_exchange(LwConn *conn)
+{
+    LwServer *server = conn->server;
+    conn->state = CONN_EXCHANGE;
+    lw_timer_stop(server->loop, &conn->timer);
+    server->counters.requests_total++;
+    server->counters.requests_active++;
+    LwRequestHead *head = g_steal_pointer(&conn->head);
+    char *body = g_steal_pointer(&conn->body);
+    size_t body_len = conn->body_len;
+    conn->body_len = conn->body_cap = 0;
+    conn->exchange = lw_exchange_new(server, conn, conn->provider, head, body, body_len);
+    lw_exchange_start(conn->exchange);
+}
+
+static gboolean body_append(LwConn *conn, const char *data, size_t len)
+{
+    if (conn->body_len + len > conn->body_cap) {
+        size_t cap = MAX(conn->body_cap * 2, conn->body_len + len);
+        conn->body = g_realloc(conn->body, cap);
+        conn->body_cap = cap;
+    }
+    memcpy(conn->body + conn->body_len, data, len);
+    conn->body_len += len;
+    return TRUE;
+}
+
+/* Moves body bytes from the input buffer. Returns TRUE when the body is
+ * complete (and the exchange started), FALSE when more input is needed or
+ * the connection was answered with an error. */
+static gboolean read_body(LwConn *conn)
+{
+    const LwConfig *config = conn->server->config;
+    if (!conn->body_chunked) {
+        size_t want = conn->head->req.content_length - conn->body_len;
+        size_t take = MIN(want, lw_buf_len(&conn->in));
+        body_append(conn, lw_buf_head(&conn->in), take);
+        lw_buf_consume(&conn->in, take);
+        if (conn->body_len < conn->head->req.content_length)
+            return FALSE;
+        start_exchange(conn);
+        return TRUE;
+    }
+    size_t len = lw_buf_len(&conn->in);
+    if (len == 0)
+        return FALSE;
+    ssize_t r = lw_http1_chunked_decode(&conn->chunked, lw_buf_head_mut(&conn->in), &len);
+    if (r == LW_HTTP1_BAD_REQUEST) {
+        send_error(conn, 400, "malformed chunked request body");
+        return FALSE;
+    }
+    if (conn->body_len + len > config->max_body) {
+        send_error(conn, 413, "the request body is larger than the collector's max_body");
+        return FALSE;
+    }
+    body_append(conn, lw_buf_head(&conn->in), len);
+    if (r == LW_HTTP1_INCOMPLETE) {
+        lw_buf_consume(&conn->in, lw_buf_len(&conn->in));
+        return FALSE;
+    }
+    /* Complete: the decoder left `r` raw bytes of the next request after
+     * the decoded ones. */
+    size_t consumed = lw_buf_len(&conn->in) - (size_t)r;
+    lw_buf_consume(&conn->in, consumed);
+    start_exchange(conn);
+    return TRUE;
+}
+
+static int status_for_parse_error(ssize_t r)
+{
+    switch (r) {
+    case LW_HTTP1_HEAD_TOO_LARGE:
+    case LW_HTTP1_TOO_MANY_HEADERS:
+        return 431;
+    case LW_HTTP1_BAD_VERSION:
+        return 505;
+    case LW_HTTP1_NOT_IMPLEMENTED:
+        return 501;
+    default:
+        return 400;
+    }
+}
+
+static const char *message_for_parse_error(ssize_t r)
+{
+    switch (r) {
+    case LW_HTTP1_HEAD_TOO_LARGE:
+        return "the request head is larger than the collector accepts";
+    case LW_HTTP1_TOO_MANY_HEADERS:
+        return "the request has more header fields than the collector accepts";
+    case LW_HTTP1_BAD_VERSION:
+        return "only HTTP/1.0 and HTTP/1.1 are supported";
+    case LW_HTTP1_NOT_IMPLEMENTED:
+        return "unsupported transfer coding";
+    default:
+        return "malformed HTTP request";
+    }
+}
+
+/* Parses a head from the input buffer. Returns TRUE when a request is
+ * complete enough to go on (head parsed; body state set up). */
+static gboolean read_head(LwConn *conn)
+{
+    const LwConfig *config = conn->server->config;
+    if (lw_buf_len(&conn->in) == 0)
+        return FALSE;
+    LwHttpHeader headers[config->max_headers];
+    LwHttpRequest req = {.headers = headers, .max_headers = config->max_headers};
+    ssize_t r = lw_http1_parse_request(lw_buf_head(&conn->in), lw_buf_len(&conn->in),
+                                       conn->parse_last_len, config->max_head, &req);
+    if (r == LW_HTTP1_INCOMPLETE) {
+        if (conn->parse_last_len == 0)
+            arm_timer(conn, config->header_timeout_ms); /* first bytes of a head */
+        conn->parse_last_len = lw_buf_len(&conn->in);
+        return FALSE;
+    }
+    conn->parse_last_len = 0;
+    if (r < 0) {
+        send_error(conn, status_for_parse_error(r), message_for_parse_error(r));
+        return FALSE;
+    }
+    if (req.target_len == 0 || req.target[0] != '/') {
+        send_error(conn, 400, "the request target must be a path (origin-form)");
+        return FALSE;
+    }
+    conn->head = lw_request_head_copy(lw_buf_head(&conn->in), (size_t)r, &req);
+    lw_buf_consume(&conn->in, (size_t)r);
+    conn->keep_alive = req.keep_alive;
+    conn->body_len = 0;
+
+    if (req.body_kind == LW_HTTP1_BODY_LENGTH && req.content_length > config->max_body) {
+        send_error(conn, 413, "the request body is larger than the collector's max_body");
+        return FALSE;
+    }
+    if (req.expect_continue && req.body_kind != LW_HTTP1_BODY_NONE) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        lw_conn_send(conn, cont, sizeof cont - 1);
+    }
+    if (req.body_kind == LW_HTTP1_BODY_NONE ||
+        (req.body_kind == LW_HTTP1_BODY_LENGTH && req.content_length == 0)) {
+        start_exchange(conn);
+        return TRUE;
+    }
+    conn->body_chunked = req.body_kind == LW_HTTP1_BODY_CHUNKED;
+    if (conn->body_chunked)
+        lw_http1_chunked_init(&conn->chunked);
+    else {
+        conn->body_cap = (size_t)req.content_length;
+        conn->body = g_malloc(MAX(conn->body_cap, 1));
+    }
+    conn->state = CONN_BODY;
+    arm_timer(conn, config->idle_timeout_ms);
+    return TRUE;
+}
+
+static void process_input(LwConn *conn)
+{
+    for (;;) {
+        if (conn->state == CONN_CLOSED)
+            return;
+        if (conn->state == CONN_HEAD) {
+            if (!read_head(conn))
+                return;
+        } else if (conn->state == CONN_BODY) {
+            if (!read_body(conn))
+                return;
+        } else {
+            return;
+        }
+    }
+}
+
+/* ---- TLS and sniffing ---- */
+
+static void do_handshake(LwConn *conn)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(conn->ssl);
+    if (r == 1) {
+        const LwProvider *p = lw_tls_provider(conn->ssl);
+        if (p != NULL)
+            conn->provider = p;
+        conn->state = CONN_HEAD;
+        arm_timer(conn, conn->server->config->idle_timeout_ms);
+        update_events(conn);
+        return;
+    }
+    int err = SSL_get_error(conn->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) {
+        lw_loop_set_events(conn->server->loop, conn->fd, EPOLLIN);
+        return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        lw_loop_set_events(conn->server->loop, conn->fd, EPOLLOUT);
+        return;
+    }
+    char detail[256] = "";
+    unsigned long e = ERR_peek_error();
+    if (e != 0)
+        ERR_error_string_n(e, detail, sizeof detail);
+    ERR_clear_error();
+    conn->server->counters.connections_rejected++;
+    g_debug("conn %" G_GUINT64_FORMAT ": TLS handshake failed: %s", conn->id,
+            detail[0] ? detail : "connection closed");
+    conn->io_error = TRUE;
+    conn_close(conn);
+}
+
+static void do_sniff(LwConn *conn)
+{
+    unsigned char first;
+    ssize_t n = recv(conn->fd, &first, 1, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        conn_close(conn);
+        return;
+    }
+    if (first == 0x16) {
+        g_autoptr(GError) error = NULL;
+        conn->ssl = lw_tls_new_ssl(conn->server->tls, conn->fd, conn->provider, &error);
+        if (conn->ssl == NULL) {
+            g_warning("conn %" G_GUINT64_FORMAT ": %s", conn->id, error->message);
+            conn_close(conn);
+            return;
+        }
+        conn->state = CONN_HANDSHAKE;
+        do_handshake(conn);
+        return;
+    }
+    conn->state = CONN_HEAD;
+    update_events(conn);
+    conn_io(conn->server->loop, conn->fd, EPOLLIN, conn);
+}
+
+/* ---- event dispatch ---- */
+
+/* Reads what the transport has. Returns FALSE if the connection was closed. */
+static gboolean fill_input(LwConn *conn)
+{
+    size_t in_cap = conn->server->config->max_head + IN_SLACK;
+    for (;;) {
+        size_t room = in_cap > lw_buf_len(&conn->in) ? in_cap - lw_buf_len(&conn->in) : 0;
+        if (room == 0)
+            return TRUE;
+        size_t n = 0;
+        char *dst = lw_buf_reserve(&conn->in, MIN(room, (size_t)16384));
+        IoResult r = transport_read(conn, dst, MIN(room, (size_t)16384), &n);
+        if (r == IO_OK) {
+            lw_buf_commit(&conn->in, n);
+            conn->server->counters.bytes_in += n;
+            if (conn->state == CONN_BODY)
+                arm_timer(conn, conn->server->config->idle_timeout_ms);
+            continue;
+        }
+        if (r == IO_AGAIN)
+            return TRUE;
+        /* EOF or error: the client is gone. A half-received request is
+         * dropped; an exchange in flight is told (it records what it has). */
+        if (r == IO_ERROR)
+            conn->io_error = TRUE;
+        conn_close(conn);
+        return FALSE;
+    }
+}
+
+static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data)
+{
+    LwConn *conn = data;
+    switch (conn->state) {
+    case CONN_SNIFF:
+        do_sniff(conn);
+        return;
+    case CONN_HANDSHAKE:
+        do_handshake(conn);
+        return;
+    case CONN_CLOSED:
+        return;
+    default:
+        break;
+    }
+    if ((events & EPOLLOUT) || conn->ssl_write_wants_read) {
+        conn_flush(conn);
+        if (conn->state == CONN_CLOSED)
+            return;
+    }
+    if (conn->state == CONN_CLOSING) {
+        if (events & (EPOLLERR | EPOLLHUP))
+            conn_close(conn);
+        return;
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || conn->ssl_read_wants_write) {
+        if (!fill_input(conn))
+            return;
+        process_input(conn);
+        if (conn->state == CONN_CLOSED)
+            return;
+        if (conn->state != CONN_CLOSING)
+            update_events(conn);
+    }
+    if (conn->exchange != NULL && lw_buf_len(&conn->out) == 0)
+        lw_exchange_on_drain(conn->exchange);
+}
+
+/* ---- for the exchange ---- */
+
+static void on_next_request(LwLoop *loop, void *data)
+{
+    LwConn *conn = data;
+    process_input(conn);
+    if (conn->state == CONN_HEAD || conn->state == CONN_BODY)
+        update_events(conn);
+}
+
+void lw_conn_response_done(LwConn *conn, gboolean keep_alive)
+{
+    LwServer *server = conn->server;
+    LwExchange *ex = conn->exchange;
+    conn->exchange = NULL;
+    server->counters.requests_active--;
+    lw_exchange_free(ex);
+
+    if (!keep_alive || !conn->keep_alive || conn->close_after || server->draining ||
+        conn->io_error) {
+        conn_close_after_flush(conn);
+        return;
+    }
+    conn->state = CONN_HEAD;
+    arm_timer(conn, server->config->idle_timeout_ms);
+    /* Start a pipelined request on the next iteration: the exchange that
+     * called us is still on the stack. */
+    lw_timer_start(server->loop, &conn->next_timer, 0, on_next_request, conn);
+    update_events(conn);
+}
+
+void lw_conn_abort(LwConn *conn)
+{
+    LwExchange *ex = conn->exchange;
+    conn->exchange = NULL;
+    conn->server->counters.requests_active--;
+    lw_exchange_free(ex);
+    conn_close(conn);
+}
+
+const LwProvider *lw_conn_provider(const LwConn *conn)
+{
+    return conn->provider;
+}
+
+guint16 lw_conn_peer_port(const LwConn *conn)
+{
+    return conn->peer_port;
+}
+
+gboolean lw_conn_is_tls(const LwConn *conn)
+{
+    return conn->ssl != NULL;
+}
+
+guint64 lw_conn_id(const LwConn *conn)
+{
+    return conn->id;
+}
+
+void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider)
+{
+    LwConn *conn = g_new0(LwConn, 1);
+    conn->server = server;
+    conn->id = next_conn_id++;
+    conn->fd = fd;
+    conn->provider = provider;
+    conn->state = CONN_SNIFF;
+    lw_timer_init(&conn->timer);
+    lw_timer_init(&conn->next_timer);
+    conn->link.data = conn;
+    g_queue_push_tail_link(&server->conns, &conn->link);
+    server->counters.connections_accepted++;
+    server->counters.connections_active++;
+
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
+        if (peer.ss_family == AF_INET)
+            conn->peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
+        else if (peer.ss_family == AF_INET6)
+            conn->peer_port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
+    }
+
+    g_autoptr(GError) error = NULL;
+    if (!lw_loop_watch(server->loop, fd, EPOLLIN | EPOLLRDHUP, conn_io, conn, &error)) {
+        g_warning("conn: %s", error->message);
+        conn_close(conn);
+        return;
+    }
+    arm_timer(conn, server->config->header_timeout_ms);
+}
+
+void lw_conn_drain_all(LwServer *server)
+{
+    GList *l = server->conns.head;
+    while (l != NULL) {
+        LwConn *conn = l->data;
+        l = l->next;
+        if (conn->exchange != NULL)
+            conn->close_after = TRUE;
+        else if (conn->state != CONN_CLOSING)
+            conn_close(conn);
+    }
+}
+
+void lw_conn_close_all(LwServer *server)
+{
+    while (server->conns.head != NULL)
+        conn_close(server->conns.head->data);
+}

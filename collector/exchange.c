@@ -1,0 +1,354 @@
+/* exchange.c - one request and its response. See exchange.h. */
+#define G_LOG_DOMAIN "exchange"
+
+#include "exchange.h"
+
+#include <string.h>
+
+#include "conn.h"
+#include "errors.h"
+#include "upstream.h"
+
+
+struct _LwExchange {
+    LwServer *server;
+    LwConn *conn;
+    const LwProvider *provider;
+    LwRequestHead *head;
+    GBytes *body; /* NULL when the request has none */
+    char *path; /* request target after any /NAME/ routing prefix */
+
+    LwTransfer *transfer;
+    LwTimer first_byte_timer;
+    guint64 started_us;
+
+    /* Response side. */
+    int status;
+    gboolean head_sent;
+    gboolean no_body;         /* HEAD, 1xx, 204, 304 */
+    gboolean chunked_out;     /* we frame the body with chunked encoding */
+    gboolean close_delimited; /* HTTP/1.0 client, unknown length: close ends it */
+    gboolean client_keep_alive;
+    guint64 body_bytes;
+};
+
+/* ---- request heads ---- */
+
+LwRequestHead *lw_request_head_copy(const char *buf, size_t head_len, const LwHttpRequest *req)
+{
+    LwRequestHead *h = g_new0(LwRequestHead, 1);
+    h->raw = g_memdup2(buf, head_len);
+    h->raw_len = head_len;
+    h->req = *req;
+    h->headers = g_new(LwHttpHeader, MAX(req->num_headers, 1));
+    /* Rebase every slice from the connection's buffer onto the copy. */
+#define REBASE(p) ((p) != NULL ? h->raw + ((p) - buf) : NULL)
+    h->req.method = REBASE(req->method);
+    h->req.target = REBASE(req->target);
+    h->req.host = REBASE(req->host);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        h->headers[i] = req->headers[i];
+        h->headers[i].name = REBASE(req->headers[i].name);
+        h->headers[i].value = REBASE(req->headers[i].value);
+    }
+#undef REBASE
+    h->req.headers = h->headers;
+    h->req.max_headers = req->num_headers;
+    return h;
+}
+
+void lw_request_head_free(LwRequestHead *h)
+{
+    if (h == NULL)
+        return;
+    g_free(h->raw);
+    g_free(h->headers);
+    g_free(h);
+}
+
+/* ---- routing ---- */
+
+/* On a configured listen address nothing names the provider but the
+ * request: a Host that is a provider host, a "/NAME/" path prefix (for
+ * base URLs like http://127.0.0.1:PORT/groq/openai/v1), or the API's own
+ * path shape. */
+static const LwProvider *route(LwExchange *ex, const LwProviderTable *providers)
+{
+    const LwHttpRequest *req = &ex->head->req;
+    if (req->host != NULL) {
+        g_autofree char *host = g_strndup(req->host, req->host_len);
+        char *colon = strrchr(host, ':');
+        if (colon != NULL && strchr(host, ']') == NULL)
+            *colon = '\0';
+        const LwProvider *p = lw_provider_table_by_host(providers, host);
+        if (p != NULL)
+            return p;
+    }
+    const char *path = ex->path;
+    const char *seg_end = strchr(path + 1, '/');
+    if (seg_end != NULL) {
+        g_autofree char *first = g_strndup(path + 1, (gsize)(seg_end - path - 1));
+        const LwProvider *p = lw_provider_table_by_name(providers, first);
+        if (p != NULL) {
+            char *rest = g_strdup(seg_end);
+            g_free(ex->path);
+            ex->path = rest;
+            return p;
+        }
+    }
+    if (g_str_has_prefix(path, "/v1/messages"))
+        return lw_provider_table_by_name(providers, "anthropic");
+    if (g_str_has_prefix(path, "/v1beta/") || strstr(path, ":generateContent") != NULL ||
+        strstr(path, ":streamGenerateContent") != NULL)
+        return lw_provider_table_by_name(providers, "gemini");
+    return lw_provider_table_by_name(providers, "openai");
+}
+
+/* The path without its query string, for logs: Gemini keys travel in
+ * "?key=". */
+static char *loggable_path(const char *path)
+{
+    const char *q = strchr(path, '?');
+    return q != NULL ? g_strndup(path, (gsize)(q - path)) : g_strdup(path);
+}
+
+/* ---- finishing ---- */
+
+static void log_done(LwExchange *ex, const char *outcome)
+{
+    g_autofree char *path = loggable_path(ex->path);
+    guint64 ms = (lw_loop_now_us() - ex->started_us) / 1000;
+    g_info("%s %.*s %s -> %d %s (%" G_GUINT64_FORMAT " ms, %" G_GUINT64_FORMAT " B)",
+           ex->provider != NULL ? ex->provider->name : "-", (int)ex->head->req.method_len,
+           ex->head->req.method, path, ex->status, outcome, ms, ex->body_bytes);
+}
+
+/* Answers with an error of our own (before any response byte was sent). */
+static void answer_error(LwExchange *ex, int status, const char *message)
+{
+    LwFormat format = ex->provider != NULL ? ex->provider->format : LW_FORMAT_OPENAI;
+    g_autoptr(GString) body = lw_error_body(format, status, NULL, message);
+    g_autoptr(GString) out = g_string_sized_new(256 + body->len);
+    g_string_append_printf(out,
+                           "HTTP/1.1 %d %s\r\n"
+                           "content-type: application/json\r\n"
+                           "content-length: %zu\r\n"
+                           "%s\r\n",
+                           status, lw_http1_reason(status), body->len,
+                           ex->client_keep_alive ? "" : "connection: close\r\n");
+    g_string_append_len(out, body->str, (gssize)body->len);
+    ex->status = status;
+    ex->head_sent = TRUE;
+    if (status == 502 || status == 504)
+        ex->server->counters.upstream_errors++;
+    log_done(ex, message);
+    LwConn *conn = ex->conn;
+    gboolean keep = ex->client_keep_alive;
+    lw_conn_send(conn, out->str, out->len);
+    lw_conn_response_done(conn, keep); /* frees ex */
+}
+
+/* ---- upstream callbacks ---- */
+
+static gboolean is_dropped_response_header(const LwHttpHeader *h)
+{
+    static const char *const dropped[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
+        "trailer",    "upgrade",    "content-length",   "alt-svc",
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(dropped); i++) {
+        if (lw_http1_name_is(h->name, h->name_len, dropped[i]))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void on_head(void *data, int status, const char *reason, const LwHttpHeader *headers,
+                    size_t n_headers, int64_t content_length)
+{
+    LwExchange *ex = data;
+    lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    ex->status = status;
+    gboolean is_head = ex->head->req.method_len == 4 && memcmp(ex->head->req.method, "HEAD", 4) == 0;
+    ex->no_body = is_head || status == 204 || status == 304 || status < 200;
+
+    g_autoptr(GString) out = g_string_sized_new(1024);
+    g_string_append_printf(out, "HTTP/1.1 %d %s\r\n", status,
+                           reason[0] != '\0' ? reason : lw_http1_reason(status));
+    for (size_t i = 0; i < n_headers; i++) {
+        const LwHttpHeader *h = &headers[i];
+        if (is_dropped_response_header(h)) {
+            /* HEAD answers keep the length of the body they describe. */
+            if (!(is_head && lw_http1_name_is(h->name, h->name_len, "content-length")))
+                continue;
+        }
+        g_string_append_len(out, h->name, (gssize)h->name_len);
+        g_string_append(out, ": ");
+        g_string_append_len(out, h->value, (gssize)h->value_len);
+        g_string_append(out, "\r\n");
+    }
+    if (!ex->no_body) {
+        if (content_length >= 0)
+            g_string_append_printf(out, "content-length: %" G_GINT64_FORMAT "\r\n",
+                                   content_length);
+        else if (ex->head->req.minor_version >= 1)
+            ex->chunked_out = TRUE, g_string_append(out, "transfer-encoding: chunked\r\n");
+        else
+            ex->close_delimited = TRUE;
+    }
+    if (!ex->client_keep_alive || ex->close_delimited || ex->server->draining)
+        g_string_append(out, "connection: close\r\n");
+    g_string_append(out, "\r\n");
+    ex->head_sent = TRUE;
+    lw_conn_send(ex->conn, out->str, out->len);
+}
+
+static gboolean on_body(void *data, const char *buf, size_t len)
+{
+    LwExchange *ex = data;
+    if (ex->no_body)
+        return TRUE;
+    if (lw_conn_pending(ex->conn) > LW_CONN_HIGH_WATER)
+        return FALSE; /* backpressure: resumed from lw_exchange_on_drain() */
+    ex->body_bytes += len;
+    if (ex->chunked_out) {
+        char size_line[24];
+        int n = g_snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        lw_conn_send(ex->conn, size_line, (size_t)n);
+        lw_conn_send(ex->conn, buf, len);
+        lw_conn_send(ex->conn, "\r\n", 2);
+    } else {
+        lw_conn_send(ex->conn, buf, len);
+    }
+    return TRUE;
+}
+
+static void on_done(void *data, LwUpstreamStatus status, const char *detail)
+{
+    LwExchange *ex = data;
+    ex->transfer = NULL;
+    lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    LwConn *conn = ex->conn;
+    if (status != LW_UPSTREAM_OK) {
+        if (!ex->head_sent) {
+            g_warning("upstream %s: %s", ex->provider->name, detail);
+            g_autofree char *msg =
+                g_strdup_printf("llmwrap could not reach %s: %s", ex->provider->host, detail);
+            answer_error(ex, status == LW_UPSTREAM_TIMEOUT ? 504 : 502, msg);
+            return;
+        }
+        /* The head is out: the only honest signal left is a cut connection. */
+        ex->server->counters.upstream_errors++;
+        log_done(ex, "cut: upstream broke mid-body");
+        lw_conn_abort(conn);
+        return;
+    }
+    if (ex->chunked_out)
+        lw_conn_send(conn, "0\r\n\r\n", 5);
+    log_done(ex, "");
+    gboolean keep = ex->client_keep_alive && !ex->close_delimited;
+    lw_conn_response_done(conn, keep); /* frees ex */
+}
+
+static const LwTransferCallbacks transfer_callbacks = {on_head, on_body, on_done};
+
+static void on_first_byte_timeout(LwLoop *loop, void *data)
+{
+    LwExchange *ex = data;
+    if (ex->transfer != NULL) {
+        lw_transfer_cancel(ex->transfer);
+        ex->transfer = NULL;
+    }
+    answer_error(ex, 504, "the provider did not answer in time");
+}
+
+/* ---- public ---- */
+
+LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *provider,
+                            LwRequestHead *head, char *body, size_t body_len)
+{
+    LwExchange *ex = g_new0(LwExchange, 1);
+    ex->server = server;
+    ex->conn = conn;
+    ex->provider = provider;
+    ex->head = head;
+    if (body != NULL || head->req.body_kind != LW_HTTP1_BODY_NONE)
+        ex->body = g_bytes_new_take(body, body_len);
+    ex->path = g_strndup(head->req.target, head->req.target_len);
+    ex->client_keep_alive = head->req.keep_alive;
+    ex->started_us = lw_loop_now_us();
+    lw_timer_init(&ex->first_byte_timer);
+    return ex;
+}
+
+static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHttpHeader *h)
+{
+    static const char *const dropped[] = {"host", "content-length", "expect",
+                                          "proxy-authorization"};
+    if (lw_http1_is_hop_by_hop(req, h->name, h->name_len))
+        return FALSE;
+    for (guint i = 0; i < G_N_ELEMENTS(dropped); i++) {
+        if (lw_http1_name_is(h->name, h->name_len, dropped[i]))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+void lw_exchange_start(LwExchange *ex)
+{
+    LwServer *server = ex->server;
+    const LwHttpRequest *req = &ex->head->req;
+    if (ex->provider == NULL)
+        ex->provider = route(ex, server->providers);
+
+    g_autofree LwHttpHeader *fwd = g_new(LwHttpHeader, MAX(req->num_headers, 1));
+    size_t n_fwd = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        if (is_forwarded_request_header(req, &req->headers[i]))
+            fwd[n_fwd++] = req->headers[i];
+    }
+    g_autofree char *method = g_strndup(req->method, req->method_len);
+    g_autofree char *url = g_strconcat(ex->provider->upstream, ex->path, NULL);
+    LwTransferRequest treq = {
+        .method = method,
+        .url = url,
+        .headers = fwd,
+        .n_headers = n_fwd,
+        .body = ex->body,
+    };
+    g_autoptr(GError) error = NULL;
+    ex->transfer = lw_upstream_start(server->upstream, &treq, &transfer_callbacks, ex, &error);
+    if (ex->transfer == NULL) {
+        answer_error(ex, 502, error->message);
+        return;
+    }
+    lw_timer_start(server->loop, &ex->first_byte_timer, server->config->first_byte_timeout_ms,
+                   on_first_byte_timeout, ex);
+}
+
+void lw_exchange_on_drain(LwExchange *ex)
+{
+    if (ex->transfer != NULL)
+        lw_transfer_resume(ex->transfer);
+}
+
+void lw_exchange_client_gone(LwExchange *ex)
+{
+    if (ex->transfer != NULL)
+        log_done(ex, "client went away");
+    lw_exchange_free(ex);
+}
+
+void lw_exchange_free(LwExchange *ex)
+{
+    if (ex == NULL)
+        return;
+    if (ex->transfer != NULL)
+        lw_transfer_cancel(ex->transfer);
+    lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    lw_request_head_free(ex->head);
+    if (ex->body != NULL)
+        g_bytes_unref(ex->body);
+    g_free(ex->path);
+    g_free(ex);
+}

@@ -1,0 +1,66 @@
+/* inspect.h - what a request asks for, and the few edits policy makes to it.
+ *
+ * lw_inspect_request() reads the endpoint from the path and the fields that
+ * matter for accounting and budgets from the JSON body (model, stream flag,
+ * max-tokens field, choice count). It parses the body once with yajl, and
+ * never changes it. The rewrite functions return a new body that differs
+ * from the original only in the edited field(s), byte for byte elsewhere,
+ * so the provider's prompt caching keeps working.
+ *
+ * Thread-safety: pure functions; any thread.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "providers.h"
+
+typedef enum {
+    LW_ENDPOINT_OTHER = 0,    /* not a billable call we know (models list, files, ...) */
+    LW_ENDPOINT_CHAT,         /* OpenAI-format /chat/completions (any provider) */
+    LW_ENDPOINT_RESPONSES,    /* OpenAI /responses */
+    LW_ENDPOINT_EMBEDDINGS,   /* OpenAI-format /embeddings */
+    LW_ENDPOINT_COMPLETIONS,  /* legacy /completions */
+    LW_ENDPOINT_MESSAGES,     /* Anthropic /v1/messages */
+    LW_ENDPOINT_COUNT_TOKENS, /* Anthropic count_tokens, Gemini countTokens: free */
+    LW_ENDPOINT_GENERATE,     /* Gemini :generateContent */
+    LW_ENDPOINT_STREAM_GENERATE, /* Gemini :streamGenerateContent */
+    LW_ENDPOINT_EMBED_CONTENT,   /* Gemini :embedContent / :batchEmbedContents */
+} LwEndpoint;
+
+/* Short stable name ("chat", "responses", "messages", ...) for the ledger. */
+const char *lw_endpoint_name(LwEndpoint endpoint);
+
+typedef struct {
+    LwEndpoint endpoint;
+    char *model;          /* requested model, NULL when absent (Gemini: from the path) */
+    gboolean stream;      /* the client asked for a streamed answer */
+    gboolean sse;         /* the answer will be SSE (Gemini: only with alt=sse) */
+    gint64 max_output;    /* max_tokens / max_completion_tokens / max_output_tokens /
+                           * generationConfig.maxOutputTokens; -1 when absent */
+    gint64 choices;       /* n / candidateCount / max(n, best_of); 1 when absent */
+    gint64 thinking_budget; /* Gemini thinkingConfig.thinkingBudget; -1 when absent */
+    gboolean include_usage; /* stream_options.include_usage is true */
+    gboolean server_state;  /* previous_response_id / conversation: input not in the body */
+    gint64 body_bytes;
+} LwRequestInfo;
+
+/* Fills `ret` for a request. Never fails: a body that is not JSON (or not
+ * the expected shape) just leaves the body fields at their defaults.
+ * Free with lw_request_info_clear(). */
+void lw_inspect_request(LwFormat format, const char *method, const char *path, const char *body,
+                        gsize body_len, LwRequestInfo *ret);
+void lw_request_info_clear(LwRequestInfo *info);
+
+/* Adds "stream_options":{"include_usage":true} to an OpenAI-format
+ * streaming request (or sets include_usage inside an existing
+ * stream_options). Returns NULL when the body is not a JSON object. */
+GBytes *lw_rewrite_include_usage(const char *body, gsize len);
+
+/* Replaces the top-level "model" value. NULL when there is none. */
+GBytes *lw_rewrite_model(const char *body, gsize len, const char *model);
+
+/* Sets the request's max-tokens field (the one `info` found, or the
+ * format's usual one when absent) to `max`. NULL when not possible. */
+GBytes *lw_rewrite_max_output(const char *body, gsize len, LwFormat format,
+                              const LwRequestInfo *info, gint64 max);

@@ -1,0 +1,447 @@
+/* main.c - llm-collector: start-up, signals, drain, shutdown.
+ *
+ * Exit status: 0 after a clean stop (SIGTERM/SIGINT drain), 1 on a start-up
+ * failure, 2 on a bad configuration or command line, 3 when another
+ * collector already runs for this state directory.
+ */
+#define G_LOG_DOMAIN "collector"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attrib.h"
+#include "ca.h"
+#include "conn.h"
+#include "ipc-server.h"
+#include "listeners.h"
+#include "log.h"
+#include "server.h"
+#include "tls-server.h"
+#include "upstream.h"
+
+
+#define EXIT_CONFIG 2
+#define EXIT_RUNNING 3
+
+typedef struct {
+    LwServer server;
+    LwCa *ca;
+    int signal_fd;
+    int pid_fd;
+    LwTimer drain_timer;
+} Collector;
+
+static Collector *the_collector;
+
+/* ---- drain and signals ---- */
+
+static void finish_if_drained(Collector *c)
+{
+    if (c->server.draining && c->server.conns.length == 0)
+        lw_loop_quit(c->server.loop);
+}
+
+void lw_server_conn_closed(LwServer *server)
+{
+    if (the_collector != NULL && server->draining)
+        finish_if_drained(the_collector);
+}
+
+static void on_drain_timeout(LwLoop *loop, void *data)
+{
+    Collector *c = data;
+    g_warning("drain timeout: closing %u connections with requests still in flight",
+              c->server.conns.length);
+    lw_conn_close_all(&c->server);
+    lw_loop_quit(loop);
+}
+
+static void start_drain(Collector *c)
+{
+    LwServer *s = &c->server;
+    if (s->draining)
+        return;
+    s->draining = TRUE;
+    g_info("draining: %u connections, %" G_GUINT64_FORMAT " requests in flight",
+           s->conns.length, s->counters.requests_active);
+    lw_listeners_close(s->listeners);
+    lw_conn_drain_all(s);
+    lw_timer_start(s->loop, &c->drain_timer, s->config->drain_timeout_ms, on_drain_timeout, c);
+    finish_if_drained(c);
+}
+
+static void reload(Collector *c)
+{
+    LwServer *s = &c->server;
+    g_autoptr(GError) error = NULL;
+    LwConfig *config = lw_config_load(s->config->path, &error);
+    if (config == NULL) {
+        g_warning("reload failed, keeping the running configuration: %s", error->message);
+        return;
+    }
+    /* The host set is bound into listeners and the CA: it needs a restart.
+     * Upstreams and formats apply now, to requests that start from now. */
+    g_autofree char *old_hosts = lw_provider_table_env_hosts(s->providers);
+    g_autofree char *new_hosts = lw_provider_table_env_hosts(config->providers);
+    if (strcmp(old_hosts, new_hosts) != 0)
+        g_warning("reload: providers were added or removed; restart the collector to apply");
+    for (guint i = 0; i < lw_provider_table_count(config->providers); i++) {
+        const LwProvider *np = lw_provider_table_nth(config->providers, i);
+        LwProvider *p = (LwProvider *)lw_provider_table_by_host(s->providers, np->host);
+        if (p != NULL) {
+            g_free(p->upstream);
+            p->upstream = g_strdup(np->upstream);
+            p->format = np->format;
+        }
+    }
+    if (!lw_upstream_reconfigure(s->upstream, config, &error)) {
+        g_warning("reload: [upstream] not applied: %s", error->message);
+        g_clear_error(&error);
+    }
+    lw_log_set_level(config->log_level);
+    /* Modules read s->config when a request starts; nothing keeps a pointer
+     * into the old one across loop iterations. */
+    lw_config_free(s->config);
+    s->config = config;
+    g_info("configuration reloaded from %s", config->path);
+}
+
+static void on_signal(LwLoop *loop, int fd, uint32_t events, void *data)
+{
+    Collector *c = data;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            start_drain(c);
+            break;
+        case SIGHUP:
+            reload(c);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static int setup_signals(GError **error)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "signalfd: %s", g_strerror(e));
+    }
+    return fd;
+}
+
+/* ---- pid file: one collector per state directory ---- */
+
+/* Locks the pid file. Returns the fd, or -1 with *ret_running_pid set when
+ * another collector holds it. `ret_last_port` gets the port the previous
+ * collector used (0 if unknown), so a restart keeps the same port. */
+static int lock_pid_file(const char *path, pid_t *ret_running_pid, guint16 *ret_last_port,
+                         GError **error)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot open %s: %s", path,
+                    g_strerror(e));
+        return -1;
+    }
+    char buf[64] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    char *end = NULL;
+    guint64 pid = g_ascii_strtoull(buf, &end, 10);
+    guint64 port = (end != NULL && *end == '\n') ? g_ascii_strtoull(end + 1, NULL, 10) : 0;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        *ret_running_pid = (pid_t)pid;
+        close(fd);
+        return -1;
+    }
+    *ret_last_port = port <= 65535 ? (guint16)port : 0;
+    return fd;
+}
+
+static void write_pid_file(int fd, guint16 port)
+{
+    char buf[64];
+    int n = g_snprintf(buf, sizeof buf, "%d\n%u\n", (int)getpid(), port);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+        g_warning("cannot write the pid file: %s", g_strerror(errno));
+}
+
+/* ---- daemon mode ---- */
+
+/* Forks into the background. The parent waits until the child reports
+ * ready (or failed) on a pipe, so `llm-collector --daemon` returns only once
+ * the collector serves. Returns the pipe's write end in the child. */
+static int daemonize(void)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        perror("llm-collector: pipe");
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("llm-collector: fork");
+        exit(1);
+    }
+    if (pid > 0) {
+        close(pipefd[1]);
+        char msg[1024];
+        ssize_t n = read(pipefd[0], msg, sizeof msg - 1);
+        if (n > 0 && msg[0] == 'R')
+            exit(0);
+        if (n > 1) {
+            msg[n] = '\0';
+            fprintf(stderr, "llm-collector: %s\n", msg + 1);
+            exit(msg[0] == 'C' ? EXIT_CONFIG : msg[0] == 'P' ? EXIT_RUNNING : 1);
+        }
+        fprintf(stderr, "llm-collector: the daemon exited during start-up\n");
+        exit(1);
+    }
+    close(pipefd[0]);
+    setsid();
+    if (fork() > 0)
+        _exit(0);
+    return pipefd[1];
+}
+
+static void report(int ready_fd, char kind, const char *message)
+{
+    if (ready_fd < 0)
+        return;
+    g_autofree char *msg = g_strdup_printf("%c%s", kind, message != NULL ? message : "");
+    if (write(ready_fd, msg, strlen(msg)) < 0) {
+        /* The parent is gone; nothing to tell. */
+    }
+    close(ready_fd);
+}
+
+static void redirect_output(const char *log_file)
+{
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int log = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (devnull >= 0)
+        dup2(devnull, STDIN_FILENO);
+    if (log >= 0) {
+        dup2(log, STDOUT_FILENO);
+        dup2(log, STDERR_FILENO);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    if (log >= 0)
+        close(log);
+}
+
+/* ---- main ---- */
+
+static void fail(int ready_fd, char kind, const char *message)
+{
+    report(ready_fd, kind, message);
+    g_printerr("llm-collector: %s\n", message);
+}
+
+int main(int argc, char **argv)
+{
+    gboolean daemon_mode = FALSE, version = FALSE, check_config = FALSE;
+    gint port_opt = -1;
+    g_autofree char *config_path = NULL;
+    GOptionEntry entries[] = {
+        {"daemon", 0, 0, G_OPTION_ARG_NONE, &daemon_mode,
+         "Run in the background (log to the state directory)", NULL},
+        {"port", 0, 0, G_OPTION_ARG_INT, &port_opt, "Port of the synthetic listeners", "PORT"},
+        {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path, "Configuration file", "FILE"},
+        {"check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
+         "Validate the configuration and exit", NULL},
+        {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL},
+        {NULL, 0, 0, 0, NULL, NULL, NULL},
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
+    g_option_context_set_summary(ctx, "The llmwrap collector: terminates TLS for LLM provider "
+                                      "hosts, forwards upstream and records usage.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_autoptr(GError) error = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        g_printerr("llm-collector: %s\n", error->message);
+        return EXIT_CONFIG;
+    }
+    if (version) {
+        g_print("llm-collector %s\n", LW_VERSION);
+        return 0;
+    }
+    if (port_opt > 65535) {
+        g_printerr("llm-collector: --port must be 0..65535\n");
+        return EXIT_CONFIG;
+    }
+
+    /* Never intercept ourselves, nor let our children inherit the shim. */
+    g_unsetenv("LD_PRELOAD");
+    g_setenv("LLMWRAP_COLLECTOR", "1", TRUE);
+
+    lw_log_init("llm-collector", "info");
+    g_autoptr(LwPaths) paths = lw_paths_new();
+    LwConfig *config = lw_config_load(config_path, &error);
+    if (config == NULL) {
+        g_printerr("llm-collector: %s\n", error->message);
+        return EXIT_CONFIG;
+    }
+    if (check_config) {
+        g_print("%s: OK\n", config->path);
+        lw_config_free(config);
+        return 0;
+    }
+    lw_log_set_level(config->log_level);
+    if (!lw_paths_ensure(paths, &error)) {
+        g_printerr("llm-collector: %s\n", error->message);
+        lw_config_free(config);
+        return 1;
+    }
+
+    pid_t running = 0;
+    guint16 last_port = 0;
+    int pid_fd = lock_pid_file(paths->pid_file, &running, &last_port, &error);
+    if (pid_fd < 0) {
+        if (error != NULL) {
+            g_printerr("llm-collector: %s\n", error->message);
+            lw_config_free(config);
+            return 1;
+        }
+        g_printerr("llm-collector: already running (pid %d) for %s\n", (int)running,
+                   paths->run_dir);
+        lw_config_free(config);
+        return EXIT_RUNNING;
+    }
+
+    int ready_fd = -1;
+    if (daemon_mode) {
+        ready_fd = daemonize();
+        redirect_output(paths->log_file);
+    }
+
+    Collector c = {.signal_fd = -1, .pid_fd = pid_fd};
+    the_collector = &c;
+    LwServer *s = &c.server;
+    s->paths = paths;
+    s->config = config;
+    s->providers = config->providers;
+    config->providers = lw_provider_table_new(); /* the server keeps the startup table */
+    lw_provider_table_seal(config->providers);
+    s->started_us = lw_loop_now_us();
+    g_queue_init(&s->conns);
+    lw_timer_init(&c.drain_timer);
+
+    int status = 1;
+    /* Declared before the first goto: cleanup variables must not be jumped over. */
+    LwCaOrigin origin = LW_CA_LOADED;
+    g_autofree char *ca_detail = NULL;
+    s->loop = lw_loop_new(&error);
+    if (s->loop == NULL)
+        goto out;
+    c.signal_fd = setup_signals(&error);
+    if (c.signal_fd < 0 || !lw_loop_watch(s->loop, c.signal_fd, EPOLLIN, on_signal, &c, &error))
+        goto out;
+
+    const char **hosts = lw_provider_table_hosts(s->providers);
+    c.ca = lw_ca_open(paths->ca_dir, hosts, &origin, &ca_detail, &error);
+    g_free(hosts);
+    if (c.ca == NULL)
+        goto out;
+    if (origin != LW_CA_LOADED)
+        g_info("CA %s%s%s", lw_ca_origin_to_string(origin), ca_detail ? ": " : "",
+               ca_detail ? ca_detail : "");
+    s->ca_root_file = g_strdup(lw_ca_get_root_path(c.ca));
+    s->tls = lw_tls_new(c.ca, s->providers, &error);
+    if (s->tls == NULL)
+        goto out;
+    s->upstream = lw_upstream_new(s->loop, config, &error);
+    if (s->upstream == NULL)
+        goto out;
+
+    guint16 port = port_opt >= 0 ? (guint16)port_opt : config->port;
+    gboolean fallback = port_opt < 0 && config->port == 0;
+    if (port == 0)
+        port = last_port;
+    s->listeners = lw_listeners_new(s, port, fallback, &error);
+    if (s->listeners == NULL)
+        goto out;
+    s->attrib = lw_attrib_new(s, paths->attrib_socket, &error);
+    if (s->attrib == NULL)
+        goto out;
+    s->ipc = lw_ipc_server_new(s, paths->ipc_socket, &error);
+    if (s->ipc == NULL)
+        goto out;
+
+    write_pid_file(pid_fd, lw_listeners_synthetic_port(s->listeners));
+    {
+        guint n = 0;
+        const LwListenerInfo *info = lw_listeners_info(s->listeners, &n);
+        GString *extra = g_string_new(NULL);
+        for (guint i = 0; i < n; i++) {
+            if (info[i].provider == NULL)
+                g_string_append_printf(extra, " %s:%u", info[i].address, info[i].port);
+        }
+        g_info("llm-collector %s ready: %u providers on 127.%u.0.x:%u, listen%s, state %s",
+               LW_VERSION, lw_provider_table_count(s->providers), config->synthetic_net,
+               lw_listeners_synthetic_port(s->listeners), extra->len ? extra->str : " none",
+               paths->home != NULL ? paths->home : paths->run_dir);
+        g_string_free(extra, TRUE);
+    }
+    report(ready_fd, 'R', NULL);
+    ready_fd = -1;
+
+    lw_loop_run(s->loop);
+    g_info("stopped after %" G_GUINT64_FORMAT " requests", s->counters.requests_total);
+    status = 0;
+
+out:
+    if (status != 0 && error != NULL) {
+        gboolean is_config = error->domain == LW_CONFIG_ERROR;
+        fail(ready_fd, is_config ? 'C' : 'E', error->message);
+    }
+    lw_timer_stop(s->loop, &c.drain_timer);
+    if (s->loop != NULL) {
+        lw_conn_close_all(s);
+        lw_loop_run_due(s->loop);
+    }
+    lw_ipc_server_free(s->ipc);
+    lw_attrib_free(s->attrib);
+    lw_listeners_free(s->listeners);
+    lw_upstream_free(s->upstream);
+    lw_tls_free(s->tls);
+    lw_ca_free(c.ca);
+    if (c.signal_fd >= 0) {
+        lw_loop_unwatch(s->loop, c.signal_fd);
+        close(c.signal_fd);
+    }
+    lw_loop_free(s->loop);
+    lw_provider_table_free(s->providers);
+    lw_config_free(s->config);
+    g_free(s->ca_root_file);
+    if (status == 0)
+        g_unlink(paths->pid_file);
+    close(pid_fd);
+    the_collector = NULL;
+    return status;
+}

@@ -1,0 +1,80 @@
+/* observe.h - reading usage out of a response as it streams to the client.
+ *
+ * An observer sits between the upstream and the client. It sees every
+ * response body byte once, in order, and hands the bytes on to a sink:
+ *   - SSE answers are handed on one complete event at a time (an event is
+ *     useless to a client before its blank line anyway), so the observer
+ *     can flag the event that ends the answer ([DONE], message_stop,
+ *     response.completed, the Gemini chunk with finishReason) as terminal:
+ *     the exchange holds terminal bytes until the ledger row is committed.
+ *   - With `strip_injected_usage` (the collector added
+ *     stream_options.include_usage), it drops the usage-only chunk and the
+ *     "usage":null members that option caused, so the client receives
+ *     exactly what it would have without the collector.
+ *   - JSON answers are handed on as they arrive and parsed incrementally
+ *     (no whole-body buffering); gzip/deflate bodies are inflated for
+ *     parsing only, the client gets the original bytes.
+ * Work is O(bytes): each event is scanned once; JSON is parsed only for
+ * events that can carry what we need.
+ *
+ * Usage is normalised to the "of which" convention of ledger.h, per the
+ * provider rules in the wire-format reference: OpenAI prompt_tokens includes
+ * cached tokens; Anthropic input_tokens excludes cache reads and writes;
+ * Gemini candidatesTokenCount excludes thoughts; xAI reports reasoning on
+ * top of completion_tokens; DeepSeek splits cache hits and misses.
+ *
+ * Thread: one observer per exchange, on the loop thread.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "inspect.h"
+#include "pricing.h"
+
+typedef struct {
+    LwTokens tokens;          /* normalised counts (valid when have_usage) */
+    gboolean have_usage;      /* the provider reported usage */
+    gboolean complete;        /* the answer's terminal event (or the whole JSON body) was seen */
+    gboolean mid_stream_error; /* an error event/chunk arrived in a 2xx stream */
+    char *model_served;       /* the model the response names, NULL if none */
+    gboolean have_provider_cost;
+    gint64 provider_cost_pusd; /* OpenRouter usage.cost, xAI cost_in_usd_ticks, Perplexity total_cost */
+    char *raw_usage;          /* the last usage object as received (JSON text), NULL if none */
+    char *response_id;        /* the body's id (chatcmpl-..., msg_..., responseId) */
+    gint64 output_text_bytes; /* visible output text seen so far (for estimates) */
+} LwUsage;
+
+typedef struct {
+    /* Bytes for the client. terminal: they end the answer (hold them until
+     * the ledger commit). Called zero or more times per feed/finish. */
+    void (*emit)(void *data, const char *buf, gsize len, gboolean terminal);
+} LwObserverSink;
+
+typedef struct _LwObserver LwObserver;
+
+/* Creates an observer for a response with HTTP `status` to the request
+ * described by `req` (borrowed, must outlive the observer).
+ * `content_type` and `content_encoding` are the response's header values
+ * (NULL if absent). */
+LwObserver *lw_observer_new(LwFormat format, const LwRequestInfo *req, int status,
+                            const char *content_type, const char *content_encoding,
+                            gboolean strip_injected_usage, const LwObserverSink *sink,
+                            void *sink_data);
+void lw_observer_free(LwObserver *obs);
+
+/* Feeds upstream body bytes; emits what the client should get. */
+void lw_observer_feed(LwObserver *obs, const char *buf, gsize len);
+
+/* The upstream body ended (cleanly or not): emits anything still buffered
+ * (an unterminated last event is passed on as it was). */
+void lw_observer_finish(LwObserver *obs);
+
+/* What is known so far. Borrowed; valid until the next feed/finish/free. */
+const LwUsage *lw_observer_usage(const LwObserver *obs);
+
+/* Will the observer rewrite bytes (so the exchange must not promise the
+ * upstream's Content-Length to the client)? */
+gboolean lw_observer_rewrites(const LwObserver *obs);
+
+void lw_usage_clear(LwUsage *usage);

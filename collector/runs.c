@@ -1,0 +1,107 @@
+/* runs.c - the llmwrap runs the collector knows. */
+#define G_LOG_DOMAIN "runs"
+
+#include "runs.h"
+
+#include "ledger-runs.h"
+
+struct _LwRuns {
+    LwLedger *ledger;
+    GHashTable *by_id; /* guint64* -> LwRun* */
+    guint64 next_memory_id; /* ids when there is no ledger */
+};
+
+static void run_free(gpointer p)
+{
+    LwRun *r = p;
+    g_free(r->tags_json);
+    g_free(r);
+}
+
+LwRuns *lw_runs_new(LwLedger *ledger)
+{
+    LwRuns *runs = g_new0(LwRuns, 1);
+    runs->ledger = ledger;
+    runs->by_id = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, run_free);
+    runs->next_memory_id = 1;
+    return runs;
+}
+
+void lw_runs_free(LwRuns *runs)
+{
+    if (runs == NULL)
+        return;
+    g_hash_table_unref(runs->by_id);
+    g_free(runs);
+}
+
+static LwRun *insert(LwRuns *runs, guint64 id, guint64 parent, const char *tags,
+                     gint64 budget)
+{
+    LwRun *r = g_new0(LwRun, 1);
+    r->id = id;
+    r->parent_id = parent;
+    r->tags_json = g_strdup(tags);
+    r->budget_pusd = budget;
+    r->open = TRUE;
+    g_hash_table_replace(runs->by_id, &r->id, r);
+    return r;
+}
+
+guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error)
+{
+    guint64 id;
+    if (runs->ledger != NULL) {
+        id = lw_ledger_run_start(runs->ledger, run, error);
+        if (id == 0)
+            return 0;
+    } else {
+        id = runs->next_memory_id++;
+    }
+    insert(runs, id, run->parent_id, run->tags_json, run->budget_pusd);
+    return id;
+}
+
+gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error)
+{
+    LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
+    if (r != NULL)
+        r->open = FALSE;
+    if (runs->ledger == NULL)
+        return TRUE;
+    return lw_ledger_run_end(runs->ledger, run_id, g_get_real_time() / 1000, exit_status, error);
+}
+
+const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id)
+{
+    LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
+    if (r != NULL || runs->ledger == NULL)
+        return r;
+    /* A run opened before this collector started. */
+    LwLedgerRunInfo info;
+    g_autoptr(GError) error = NULL;
+    if (!lw_ledger_run_get(runs->ledger, run_id, &info, &error))
+        return NULL;
+    r = insert(runs, run_id, info.parent_id, info.tags_json, info.budget_pusd);
+    r->open = !info.ended;
+    r->spent_pusd = 0;
+    lw_ledger_run_info_clear(&info);
+    return r;
+}
+
+void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd)
+{
+    LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
+    if (r != NULL)
+        r->spent_pusd += pusd;
+}
+
+gboolean lw_runs_kill(LwRuns *runs, guint64 run_id)
+{
+    lw_runs_get(runs, run_id);
+    LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
+    if (r == NULL)
+        return FALSE;
+    r->killed = TRUE;
+    return TRUE;
+}

@@ -1,0 +1,48 @@
+/* runs.h - the llmwrap runs the collector knows: tags, budget, spend.
+ *
+ * llmwrap opens a run over IPC before it starts the program and closes it
+ * when the program exits; requests carry the run id in their attribution.
+ * The registry caches what requests need on every call (tags for the
+ * ledger row, the run's budget and spend). A run opened before a collector
+ * restart is loaded from the ledger the first time a request names it.
+ *
+ * Thread: the loop thread only.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "ledger.h"
+
+typedef struct {
+    guint64 id;
+    guint64 parent_id;
+    char *tags_json;    /* NULL = none */
+    gint64 budget_pusd; /* -1 = none */
+    gint64 spent_pusd;  /* known spend of this run alone, settled */
+    gboolean killed;    /* llmctl kill: refuse every further request */
+    gboolean open;
+} LwRun;
+
+typedef struct _LwRuns LwRuns;
+
+/* `ledger` is borrowed (may be NULL: runs then live in memory only). */
+LwRuns *lw_runs_new(LwLedger *ledger);
+void lw_runs_free(LwRuns *runs);
+
+/* Records a new run in the ledger and the registry. Returns its id, 0 on
+ * error. */
+guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error);
+
+/* Marks a run ended (ledger and registry). */
+gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error);
+
+/* The run, from the cache or the ledger; NULL when unknown. Borrowed until
+ * the next call that changes the registry. */
+const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id);
+
+/* Adds settled spend to a run. */
+void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd);
+
+/* Refuses every further request of the run. FALSE when unknown. */
+gboolean lw_runs_kill(LwRuns *runs, guint64 run_id);

@@ -1,0 +1,535 @@
+/* upstream.c - libcurl multi-socket transfers on the collector's loop. */
+#include "upstream.h"
+
+#include <curl/curl.h>
+#include <gio/gio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+struct _LwUpstream {
+    LwLoop *loop;
+    CURLM *multi;
+    LwTimer curl_timer;  /* curl's single timeout */
+    LwTimer reap_timer;  /* deferred removals and resumes */
+    GQueue pending;      /* LwTransfer* needing removal (cancelled) or resume */
+    GHashTable *active;  /* LwTransfer* set */
+    gboolean in_multi;   /* inside a libcurl call that may run callbacks */
+    STACK_OF(X509) *extra_anchors;
+    char *proxy;
+    long connect_timeout_ms;
+    gboolean http2;
+};
+
+struct _LwTransfer {
+    LwUpstream *up;
+    CURL *easy;
+    struct curl_slist *headers;
+    GBytes *body; /* curl reads it until the handle is removed, even after a cancel */
+    LwTransferCallbacks cb;
+    void *data;
+    char errbuf[CURL_ERROR_SIZE];
+    GPtrArray *head_lines; /* raw header lines of the current response head */
+    int status;
+    gboolean head_done;
+    gboolean paused;
+    gboolean want_resume;
+    gboolean cancelled;
+    gboolean queued; /* in up->pending */
+};
+
+/* ---- errors: the one place CURLcode becomes an LwUpstreamStatus ---- */
+
+static LwUpstreamStatus status_from_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return LW_UPSTREAM_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+        return LW_UPSTREAM_CONNECT_FAILED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return LW_UPSTREAM_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return LW_UPSTREAM_TLS_FAILED;
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return LW_UPSTREAM_BROKEN;
+    default:
+        return LW_UPSTREAM_FAILED;
+    }
+}
+
+/* ---- extra trust anchors ---- */
+
+static STACK_OF(X509) *load_anchors(const char *path, GError **error)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    if (bio == NULL) {
+        ERR_clear_error();
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot read %s", path);
+        return NULL;
+    }
+    STACK_OF(X509) *stack = sk_X509_new_null();
+    X509 *x;
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+        sk_X509_push(stack, x);
+    ERR_clear_error(); /* the loop ends on a "no start line" error */
+    BIO_free(bio);
+    if (sk_X509_num(stack) == 0) {
+        sk_X509_free(stack);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "%s holds no PEM certificate", path);
+        return NULL;
+    }
+    return stack;
+}
+
+static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *userp)
+{
+    STACK_OF(X509) *anchors = userp;
+    X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
+    for (int i = 0; i < sk_X509_num(anchors); i++) {
+        /* OpenSSL 3 returns success for a certificate already present, which
+         * happens when libcurl shares its cached store between contexts. */
+        X509_STORE_add_cert(store, sk_X509_value(anchors, i));
+    }
+    ERR_clear_error();
+    return CURLE_OK;
+}
+
+/* ---- the loop <-> curl glue ---- */
+
+static void check_done(LwUpstream *up);
+
+static void multi_action(LwUpstream *up, curl_socket_t fd, int flags)
+{
+    int running = 0;
+    up->in_multi = TRUE;
+    curl_multi_socket_action(up->multi, fd, flags, &running);
+    up->in_multi = FALSE;
+    check_done(up);
+}
+
+static void on_socket_ready(LwLoop *loop, int fd, uint32_t events, void *data)
+{
+    int flags = 0;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & EPOLLERR)
+        flags |= CURL_CSELECT_ERR;
+    multi_action(data, fd, flags);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    LwUpstream *up = userp;
+    if (what == CURL_POLL_REMOVE) {
+        lw_loop_unwatch(up->loop, fd);
+        return 0;
+    }
+    uint32_t events = 0;
+    if (what & CURL_POLL_IN)
+        events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        events |= EPOLLOUT;
+    if (lw_loop_events(up->loop, fd) == 0) {
+        g_autoptr(GError) error = NULL;
+        if (!lw_loop_watch(up->loop, fd, events, on_socket_ready, up, &error))
+            g_warning("upstream socket: %s", error->message);
+    } else {
+        lw_loop_set_events(up->loop, fd, events);
+    }
+    return 0;
+}
+
+static void on_curl_timer(LwLoop *loop, void *data)
+{
+    multi_action(data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    LwUpstream *up = userp;
+    if (timeout_ms < 0)
+        lw_timer_stop(up->loop, &up->curl_timer);
+    else
+        lw_timer_start(up->loop, &up->curl_timer, (uint64_t)timeout_ms, on_curl_timer, up);
+    return 0;
+}
+
+static void transfer_free(LwTransfer *t)
+{
+    curl_slist_free_all(t->headers);
+    if (t->body != NULL)
+        g_bytes_unref(t->body);
+    if (t->head_lines != NULL)
+        g_ptr_array_unref(t->head_lines);
+    curl_easy_cleanup(t->easy);
+    g_free(t);
+}
+
+static void transfer_remove(LwTransfer *t)
+{
+    LwUpstream *up = t->up;
+    g_hash_table_remove(up->active, t);
+    curl_multi_remove_handle(up->multi, t->easy);
+    transfer_free(t);
+}
+
+static void check_done(LwUpstream *up)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        LwTransfer *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode rc = msg->data.result;
+        if (t->queued)
+            g_queue_remove(&up->pending, t);
+        g_hash_table_remove(up->active, t);
+        curl_multi_remove_handle(up->multi, t->easy);
+        if (!t->cancelled) {
+            LwUpstreamStatus status = status_from_curl(rc);
+            const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+            /* A response that ended before its head is broken even when
+             * curl saw a clean close. */
+            if (status == LW_UPSTREAM_OK && !t->head_done) {
+                status = LW_UPSTREAM_BROKEN;
+                detail = "connection closed before the response head";
+            }
+            t->cb.on_done(t->data, status, status == LW_UPSTREAM_OK ? NULL : detail);
+        }
+        transfer_free(t);
+    }
+}
+
+/* Deferred work: removals of transfers cancelled inside libcurl callbacks,
+ * and resumes (curl_easy_pause may call the write callback at once). */
+static void on_reap(LwLoop *loop, void *data)
+{
+    LwUpstream *up = data;
+    LwTransfer *t;
+    while ((t = g_queue_pop_head(&up->pending)) != NULL) {
+        t->queued = FALSE;
+        if (t->cancelled) {
+            transfer_remove(t);
+        } else if (t->want_resume) {
+            t->want_resume = FALSE;
+            t->paused = FALSE;
+            up->in_multi = TRUE;
+            curl_easy_pause(t->easy, CURLPAUSE_CONT);
+            up->in_multi = FALSE;
+        }
+    }
+    check_done(up);
+}
+
+static void queue_pending(LwTransfer *t)
+{
+    LwUpstream *up = t->up;
+    if (!t->queued) {
+        t->queued = TRUE;
+        g_queue_push_tail(&up->pending, t);
+    }
+    if (!lw_timer_is_armed(&up->reap_timer))
+        lw_timer_start(up->loop, &up->reap_timer, 0, on_reap, up);
+}
+
+/* ---- per-transfer callbacks ---- */
+
+static void deliver_head(LwTransfer *t)
+{
+    GPtrArray *lines = t->head_lines;
+    g_autofree LwHttpHeader *headers = g_new0(LwHttpHeader, MAX(lines->len, 1));
+    size_t n = 0;
+    const char *reason = "";
+    for (guint i = 0; i < lines->len; i++) {
+        const char *line = g_ptr_array_index(lines, i);
+        if (i == 0) {
+            /* "HTTP/1.1 200 OK" or "HTTP/2 200" */
+            const char *sp = strchr(line, ' ');
+            if (sp != NULL && (sp = strchr(sp + 1, ' ')) != NULL)
+                reason = sp + 1;
+            continue;
+        }
+        const char *colon = strchr(line, ':');
+        if (colon == NULL || colon == line)
+            continue;
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        headers[n++] = (LwHttpHeader){line, (size_t)(colon - line), v, strlen(v)};
+    }
+    curl_off_t cl = -1;
+    curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    t->head_done = TRUE;
+    t->cb.on_head(t->data, t->status, reason, headers, n, (int64_t)cl);
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    LwTransfer *t = userp;
+    size_t len = size * nitems;
+    if (t->cancelled)
+        return 0;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    if (len == 0) {
+        /* End of a head: 1xx heads are interim, skip them. */
+        if (t->status >= 200 && !t->head_done)
+            deliver_head(t);
+        return size * nitems;
+    }
+    if (g_str_has_prefix(buf, "HTTP/")) {
+        g_ptr_array_set_size(t->head_lines, 0);
+        const char *sp = memchr(buf, ' ', len);
+        t->status = sp != NULL ? (int)g_ascii_strtoull(sp + 1, NULL, 10) : 0;
+    }
+    if (t->head_lines->len < 512)
+        g_ptr_array_add(t->head_lines, g_strndup(buf, len));
+    return size * nitems;
+}
+
+static size_t write_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    LwTransfer *t = userp;
+    size_t len = size * nitems;
+    if (t->cancelled)
+        return 0; /* aborts the transfer */
+    if (!t->head_done)
+        deliver_head(t); /* curl delivers the head first; this is a safety net */
+    if (t->cancelled)
+        return 0;
+    if (len == 0)
+        return 0;
+    if (!t->cb.on_body(t->data, buf, len)) {
+        t->paused = TRUE;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    return t->cancelled ? 0 : len;
+}
+
+/* ---- public ---- */
+
+static gboolean apply_config(LwUpstream *up, const LwConfig *config, GError **error)
+{
+    STACK_OF(X509) *anchors = NULL;
+    if (config->ca_file != NULL) {
+        anchors = load_anchors(config->ca_file, error);
+        if (anchors == NULL)
+            return FALSE;
+    }
+    if (up->extra_anchors != NULL)
+        sk_X509_pop_free(up->extra_anchors, X509_free);
+    up->extra_anchors = anchors;
+    g_free(up->proxy);
+    up->proxy = g_strdup(config->proxy);
+    up->connect_timeout_ms = config->connect_timeout_ms;
+    up->http2 = config->http2;
+    return TRUE;
+}
+
+LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, GError **error)
+{
+    static gsize curl_initialised = 0;
+    if (g_once_init_enter(&curl_initialised)) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        g_once_init_leave(&curl_initialised, 1);
+    }
+    LwUpstream *up = g_new0(LwUpstream, 1);
+    up->loop = loop;
+    lw_timer_init(&up->curl_timer);
+    lw_timer_init(&up->reap_timer);
+    g_queue_init(&up->pending);
+    up->active = g_hash_table_new(NULL, NULL);
+    if (!apply_config(up, config, error)) {
+        g_hash_table_unref(up->active);
+        g_free(up);
+        return NULL;
+    }
+    up->multi = curl_multi_init();
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 256L);
+    return up;
+}
+
+void lw_upstream_free(LwUpstream *up)
+{
+    if (up == NULL)
+        return;
+    GList *transfers = g_hash_table_get_keys(up->active);
+    for (GList *l = transfers; l != NULL; l = l->next) {
+        LwTransfer *t = l->data;
+        curl_multi_remove_handle(up->multi, t->easy);
+        transfer_free(t);
+    }
+    g_list_free(transfers);
+    g_hash_table_unref(up->active);
+    g_queue_clear(&up->pending);
+    lw_timer_stop(up->loop, &up->curl_timer);
+    lw_timer_stop(up->loop, &up->reap_timer);
+    curl_multi_cleanup(up->multi);
+    if (up->extra_anchors != NULL)
+        sk_X509_pop_free(up->extra_anchors, X509_free);
+    g_free(up->proxy);
+    g_free(up);
+}
+
+gboolean lw_upstream_reconfigure(LwUpstream *up, const LwConfig *config, GError **error)
+{
+    return apply_config(up, config, error);
+}
+
+/* Request fields libcurl would add on its own unless told not to. */
+static const char *const curl_defaults[] = {"Accept", "Content-Type", "Expect"};
+
+LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
+                              const LwTransferCallbacks *cb, void *data, GError **error)
+{
+    LwTransfer *t = g_new0(LwTransfer, 1);
+    t->up = up;
+    t->cb = *cb;
+    t->data = data;
+    t->head_lines = g_ptr_array_new_with_free_func(g_free);
+    t->easy = curl_easy_init();
+    CURL *e = t->easy;
+
+    gboolean have_default[G_N_ELEMENTS(curl_defaults)] = {FALSE};
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const LwHttpHeader *h = &req->headers[i];
+        for (guint d = 0; d < G_N_ELEMENTS(curl_defaults); d++) {
+            if (lw_http1_name_is(h->name, h->name_len, curl_defaults[d]))
+                have_default[d] = TRUE;
+        }
+        g_autofree char *line = NULL;
+        if (h->value_len == 0) /* "Name;" sends an empty field; "Name:" would delete it */
+            line = g_strdup_printf("%.*s;", (int)h->name_len, h->name);
+        else
+            line = g_strdup_printf("%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len,
+                                   h->value);
+        t->headers = curl_slist_append(t->headers, line);
+    }
+    for (guint d = 0; d < G_N_ELEMENTS(curl_defaults); d++) {
+        if (!have_default[d]) {
+            g_autofree char *line = g_strdup_printf("%s:", curl_defaults[d]);
+            t->headers = curl_slist_append(t->headers, line);
+        }
+    }
+
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (up->extra_anchors != NULL) {
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, up->extra_anchors);
+    }
+    /* "" disables the proxy environment variables; only config decides. */
+    curl_easy_setopt(e, CURLOPT_PROXY, up->proxy != NULL ? up->proxy : "");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     up->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Bytes go to the client exactly as the provider sent them. */
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+
+    if (req->body != NULL) {
+        gsize body_len = 0;
+        t->body = g_bytes_ref(req->body);
+        const char *body = g_bytes_get_data(t->body, &body_len);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    } else if (strcmp(req->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(req->method, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+
+    CURLMcode mrc = curl_multi_add_handle(up->multi, e);
+    if (mrc != CURLM_OK) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot start upstream request: %s",
+                    curl_multi_strerror(mrc));
+        transfer_free(t);
+        return NULL;
+    }
+    g_hash_table_add(up->active, t);
+    return t;
+}
+
+void lw_transfer_resume(LwTransfer *t)
+{
+    if (t->cancelled || !t->paused)
+        return;
+    t->want_resume = TRUE;
+    queue_pending(t);
+}
+
+void lw_transfer_cancel(LwTransfer *t)
+{
+    if (t->cancelled)
+        return;
+    t->cancelled = TRUE;
+    /* libcurl forbids removing a handle from inside its callbacks. */
+    queue_pending(t);
+}
+
+guint lw_upstream_active(const LwUpstream *up)
+{
+    return g_hash_table_size(up->active);
+}
+
+const char *lw_transfer_http_version(const LwTransfer *t)
+{
+    long v = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &v);
+    switch (v) {
+    case CURL_HTTP_VERSION_1_0:
+        return "HTTP/1.0";
+    case CURL_HTTP_VERSION_1_1:
+        return "HTTP/1.1";
+    case CURL_HTTP_VERSION_2_0:
+        return "HTTP/2";
+    case CURL_HTTP_VERSION_3:
+        return "HTTP/3";
+    default:
+        return "unknown";
+    }
+}

@@ -1,0 +1,20 @@
+/* log.h - log output for the collector and the CLIs.
+ *
+ * Everything logs through GLib structured logging (g_info, g_warning...);
+ * this module installs the writer: one line per message,
+ *   2026-11-21T13:45:01.123Z llm-collector[4242] INFO conn: message
+ * on stderr (or the daemon's log file, which is stderr redirected), with a
+ * level threshold. Messages never contain secrets: modules log paths
+ * without query strings and never log request or response headers.
+ *
+ * Thread-safety: the writer may be called from any thread.
+ */
+#pragma once
+
+#include <glib.h>
+
+/* Installs the writer. `level` is "debug", "info" or "warning". */
+void lw_log_init(const char *program, const char *level);
+
+/* Changes the threshold (SIGHUP). Unknown names keep the current one. */
+void lw_log_set_level(const char *level);

@@ -1,0 +1,106 @@
+/* paths.c - where every file of the system lives. */
+#include "paths.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+LwPaths *lw_paths_new(void)
+{
+    LwPaths *p = g_new0(LwPaths, 1);
+    const char *home = g_getenv("LLMWRAP_HOME");
+    g_autofree char *data_dir = NULL;
+    g_autofree char *state_dir = NULL;
+
+    if (home != NULL && home[0] != '\0') {
+        p->home = g_canonicalize_filename(home, NULL);
+        p->config_file = g_build_filename(p->home, "config.ini", NULL);
+        data_dir = g_strdup(p->home);
+        p->cache_dir = g_build_filename(p->home, "cache", NULL);
+        p->log_dir = g_build_filename(p->home, "log", NULL);
+        p->run_dir = g_build_filename(p->home, "run", NULL);
+    } else {
+        p->config_file = g_build_filename(g_get_user_config_dir(), "llmwrap", "config.ini", NULL);
+        data_dir = g_build_filename(g_get_user_data_dir(), "llmwrap", NULL);
+        p->cache_dir = g_build_filename(g_get_user_cache_dir(), "llmwrap", NULL);
+        state_dir = g_build_filename(g_get_user_state_dir(), "llmwrap", NULL);
+        p->log_dir = g_build_filename(state_dir, "log", NULL);
+        /* g_get_user_runtime_dir() falls back to the cache dir itself when
+         * XDG_RUNTIME_DIR is unset; only use a real runtime dir. */
+        const char *runtime = g_getenv("XDG_RUNTIME_DIR");
+        if (runtime != NULL && g_path_is_absolute(runtime))
+            p->run_dir = g_build_filename(runtime, "llmwrap", NULL);
+        else
+            p->run_dir = g_build_filename(state_dir, "run", NULL);
+    }
+    p->ca_dir = g_build_filename(data_dir, "ca", NULL);
+    p->ledger_file = g_build_filename(data_dir, "ledger.db", NULL);
+    p->ipc_socket = g_build_filename(p->run_dir, "collector.sock", NULL);
+    p->attrib_socket = g_build_filename(p->run_dir, "attrib.sock", NULL);
+    p->pid_file = g_build_filename(p->run_dir, "collector.pid", NULL);
+    p->lock_file = g_build_filename(p->run_dir, "collector.lock", NULL);
+    p->log_file = g_build_filename(p->log_dir, "collector.log", NULL);
+    return p;
+}
+
+void lw_paths_free(LwPaths *p)
+{
+    if (p == NULL)
+        return;
+    g_free(p->home);
+    g_free(p->config_file);
+    g_free(p->ca_dir);
+    g_free(p->ledger_file);
+    g_free(p->cache_dir);
+    g_free(p->run_dir);
+    g_free(p->log_dir);
+    g_free(p->ipc_socket);
+    g_free(p->attrib_socket);
+    g_free(p->pid_file);
+    g_free(p->lock_file);
+    g_free(p->log_file);
+    g_free(p);
+}
+
+static gboolean ensure_dir(const char *dir, GError **error)
+{
+    if (g_mkdir_with_parents(dir, 0700) != 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot create %s: %s", dir,
+                    g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean lw_paths_ensure(const LwPaths *p, GError **error)
+{
+    g_autofree char *config_dir = g_path_get_dirname(p->config_file);
+    g_autofree char *data_dir = g_path_get_dirname(p->ledger_file);
+    const char *dirs[] = {config_dir, data_dir, p->ca_dir, p->cache_dir, p->run_dir, p->log_dir};
+    for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        if (!ensure_dir(dirs[i], error))
+            return FALSE;
+    }
+    /* The run directory holds the sockets: nobody else may even look. */
+    if (g_chmod(p->run_dir, 0700) != 0) {
+        int e = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot chmod %s: %s",
+                    p->run_dir, g_strerror(e));
+        return FALSE;
+    }
+    const char *sockets[] = {p->ipc_socket, p->attrib_socket};
+    for (guint i = 0; i < G_N_ELEMENTS(sockets); i++) {
+        if (strlen(sockets[i]) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+                        "socket path %s is longer than a unix socket allows (%zu bytes); "
+                        "use a shorter LLMWRAP_HOME",
+                        sockets[i], sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}

@@ -1,0 +1,94 @@
+/* core-attrib.c - lw.Attribution in protobuf wire format, by hand.
+ *
+ * The shim links no protobuf runtime; field numbers follow
+ * proto/llmwrap.proto, and tests/preload/test-attrib-encode.c decodes the
+ * output with the generated code so the two cannot drift apart.
+ */
+#include "shim-core.h"
+
+#include <string.h>
+
+enum {
+    WIRE_VARINT = 0,
+    WIRE_LEN = 2,
+};
+
+enum {
+    FIELD_VERSION = 1,
+    FIELD_RUN_ID = 2,
+    FIELD_PID = 3,
+    FIELD_PPID = 4,
+    FIELD_EXE = 5,
+    FIELD_LOCAL_PORT = 6,
+};
+
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    bool overflow;
+} Writer;
+
+static void put_byte(Writer *w, uint8_t b)
+{
+    if (w->len == w->cap) {
+        w->overflow = true;
+        return;
+    }
+    w->buf[w->len++] = b;
+}
+
+static void put_varint(Writer *w, uint64_t v)
+{
+    while (v >= 0x80) {
+        put_byte(w, (uint8_t)(v | 0x80));
+        v >>= 7;
+    }
+    put_byte(w, (uint8_t)v);
+}
+
+static void put_uint(Writer *w, unsigned field, uint64_t v)
+{
+    put_varint(w, ((uint64_t)field << 3) | WIRE_VARINT);
+    put_varint(w, v);
+}
+
+static void put_bytes(Writer *w, unsigned field, const char *p, size_t n)
+{
+    put_varint(w, ((uint64_t)field << 3) | WIRE_LEN);
+    put_varint(w, n);
+    if (w->overflow || w->cap - w->len < n) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+/* Length of the longest prefix of p[0..n) that ends on a UTF-8 character
+ * boundary, after cutting at `max` bytes. */
+static size_t utf8_cut(const char *p, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    size_t cut = max;
+    /* p[cut] is the first byte dropped; continuation bytes belong to the
+     * character that started before the cut. */
+    while (cut > 0 && ((unsigned char)p[cut] & 0xc0) == 0x80)
+        cut--;
+    return cut;
+}
+
+size_t lw_shim_attrib_encode(const LwShimAttrib *a, uint8_t *buf, size_t cap)
+{
+    Writer w = {.buf = buf, .cap = cap};
+    size_t exe_len = a->exe != NULL ? utf8_cut(a->exe, a->exe_len, LW_SHIM_ATTRIB_EXE_MAX) : 0;
+
+    put_uint(&w, FIELD_VERSION, a->version);
+    put_uint(&w, FIELD_RUN_ID, a->run_id);
+    put_uint(&w, FIELD_PID, a->pid);
+    put_uint(&w, FIELD_PPID, a->ppid);
+    put_bytes(&w, FIELD_EXE, a->exe != NULL ? a->exe : "", exe_len);
+    put_uint(&w, FIELD_LOCAL_PORT, a->local_port);
+    return w.overflow ? 0 : w.len;
+}

@@ -1,0 +1,236 @@
+/* test-config.c - config.ini loading: values, defaults and every error
+ * naming file, line and key. */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+
+typedef struct {
+    const char *name;
+    const char *text;
+    const char *error; /* NULL = loads; else a substring the message must contain */
+    int line;          /* expected line in "FILE:LINE:" (0 = don't check) */
+} ErrorCase;
+
+static const ErrorCase error_cases[] = {
+    {"empty", "", NULL, 0},
+    {"comments", "# c\n\n[collector]\n  # more\n", NULL, 0},
+    {"semicolon is not a comment", "[collector]\n; c\n", "is not 'key = value'", 2},
+    {"pinned keys",
+     "[collector]\nlisten = 127.0.0.1:0\n[provider.openai]\nupstream = https://127.0.0.1:18443\n",
+     NULL, 0},
+    {"unknown group", "[collector]\n\n[colector]\nlisten = x\n", "unknown group [colector]", 3},
+    {"unknown key", "[collector]\nlisten = 127.0.0.1:0\nlisen = 1\n", "unknown key 'lisen'", 3},
+    {"key outside group", "listen = 1\n", "outside of any [group]", 1},
+    {"not key value", "[collector]\njust words\n", "is not 'key = value'", 2},
+    {"bad header", "[collector\n", "malformed group header", 1},
+    {"duplicate key", "[collector]\nport = 1\nport = 2\n", "appears twice", 3},
+    {"duplicate group", "[collector]\n[upstream]\n[collector]\n", "appears twice", 3},
+    {"bad port", "[collector]\nport = 70000\n", "bad value '70000' for key 'port'", 2},
+    {"bad port text", "[collector]\n\nport = abc\n", "for key 'port' in [collector]", 3},
+    {"bad net", "[collector]\nsynthetic_net = 0\n", "'synthetic_net'", 2},
+    {"bad listen", "[collector]\nlisten = localhost\n", "'listen'", 2},
+    {"bad listen port", "[collector]\nlisten = 127.0.0.1:99999\n", "'listen'", 2},
+    {"bad size", "[collector]\nmax_body = 12 parsecs\n", "'max_body'", 2},
+    {"bad duration", "[collector]\nidle_timeout = soon\n", "'idle_timeout'", 2},
+    {"bad log level", "[collector]\nlog_level = loud\n", "'log_level'", 2},
+    {"bad bool", "[upstream]\nhttp2 = maybe\n", "'http2'", 2},
+    {"missing ca file", "[upstream]\nca_file = /nonexistent/anchors.pem\n", "'ca_file'", 2},
+    {"bad upstream url", "[provider.openai]\nupstream = ftp://x\n", "not an upstream URL", 2},
+    {"bad format", "[provider.openai]\nformat = xml\n", "'format'", 2},
+    {"new provider needs host", "[provider.acme]\nupstream = https://a.example\n",
+     "needs 'host ='", 1},
+    {"bad host", "[provider.acme]\nhost = not a host\n", "not a valid host name", 2},
+    {"taken host", "[provider.acme]\nhost = api.openai.com\n", "already belongs to provider 'openai'",
+     2},
+    {"bad provider name", "[provider.a b]\nhost = a.example\n", "bad provider name", 1},
+    {"price needs input", "[price.m]\noutput = 1\n", "needs at least 'input'", 1},
+    {"bad price", "[price.m]\ninput = cheap\noutput = 1\n", "'input'", 2},
+    {"negative price", "[price.m]\ninput = -1\noutput = 1\n", "'input'", 2},
+    {"price too precise", "[price.m]\ninput = 0.0000001\noutput = 1\n", "at most 6 decimals", 2},
+};
+
+static char *write_temp(const char *text)
+{
+    GError *error = NULL;
+    char *path = NULL;
+    int fd = g_file_open_tmp("lw-config-XXXXXX.ini", &path, &error);
+    g_assert_no_error(error);
+    g_assert_true(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void test_error_case(gconstpointer data)
+{
+    const ErrorCase *c = data;
+    g_autofree char *path = write_temp(c->text);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(LwConfig) config = lw_config_load(path, &error);
+    g_unlink(path);
+    if (c->error == NULL) {
+        g_assert_no_error(error);
+        g_assert_nonnull(config);
+        return;
+    }
+    g_assert_null(config);
+    g_assert_nonnull(error);
+    g_assert_true(error->domain == LW_CONFIG_ERROR);
+    if (strstr(error->message, c->error) == NULL)
+        g_error("message '%s' lacks '%s'", error->message, c->error);
+    g_assert_true(g_str_has_prefix(error->message, path));
+    if (c->line > 0) {
+        g_autofree char *prefix = g_strdup_printf("%s:%d: ", path, c->line);
+        if (!g_str_has_prefix(error->message, prefix))
+            g_error("message '%s' does not start with '%s'", error->message, prefix);
+    }
+}
+
+static void test_defaults(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(LwConfig) c = lw_config_load("/nonexistent/dir/config.ini", &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(c->listen[0], ==, "127.0.0.1:0");
+    g_assert_cmpuint(c->synthetic_net, ==, 241);
+    g_assert_cmpuint(c->max_head, ==, 64 * 1024);
+    g_assert_cmpuint(c->max_body, ==, 32 * 1024 * 1024);
+    g_assert_true(c->http2);
+    g_assert_cmpuint(lw_provider_table_count(c->providers), ==, LW_BUILTIN_PROVIDER_COUNT);
+    const LwProvider *p = lw_provider_table_by_name(c->providers, "gemini");
+    g_assert_cmpstr(p->host, ==, "generativelanguage.googleapis.com");
+    g_assert_cmpstr(p->upstream, ==, "https://generativelanguage.googleapis.com");
+    g_assert_cmpint(p->format, ==, LW_FORMAT_GEMINI);
+    g_assert_cmpuint(p->slot, ==, 3);
+}
+
+static void test_values(void)
+{
+    g_autofree char *path = write_temp("[collector]\n"
+                                       "listen = 127.0.0.1:0, [::1]:8080\n"
+                                       "synthetic_net = 199\n"
+                                       "port = 18000\n"
+                                       "max_body = 1MiB\n"
+                                       "max_head = 16KiB\n"
+                                       "max_headers = 20\n"
+                                       "idle_timeout = 250ms\n"
+                                       "header_timeout = 2m\n"
+                                       "log_level = debug\n"
+                                       "[upstream]\n"
+                                       "http2 = no\n"
+                                       "connect_timeout = 3\n"
+                                       "[provider.openai]\n"
+                                       "upstream = https://127.0.0.1:18443/\n"
+                                       "[provider.zeta]\n"
+                                       "host = LLM.Example.COM.\n"
+                                       "[provider.acme]\n"
+                                       "host = api.acme.test\n"
+                                       "format = anthropic\n"
+                                       "upstream = http://127.0.0.1:9/prefix\n"
+                                       "[price.gpt-4o-mini]\n"
+                                       "input = 0.15\n"
+                                       "output = 0.60\n"
+                                       "cached_input = 0.075\n"
+                                       "cache_write = 0.1875\n"
+                                       "cache_write_1h = 0.30\n");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(LwConfig) c = lw_config_load(path, &error);
+    g_unlink(path);
+    g_assert_no_error(error);
+    g_assert_cmpuint(g_strv_length(c->listen), ==, 2);
+    g_assert_cmpstr(c->listen[1], ==, "[::1]:8080");
+    g_assert_cmpuint(c->synthetic_net, ==, 199);
+    g_assert_cmpuint(c->port, ==, 18000);
+    g_assert_cmpuint(c->max_body, ==, 1024 * 1024);
+    g_assert_cmpuint(c->max_head, ==, 16 * 1024);
+    g_assert_cmpuint(c->max_headers, ==, 20);
+    g_assert_cmpuint(c->idle_timeout_ms, ==, 250);
+    g_assert_cmpuint(c->header_timeout_ms, ==, 120000);
+    g_assert_cmpuint(c->connect_timeout_ms, ==, 3000);
+    g_assert_false(c->http2);
+    g_assert_cmpstr(c->log_level, ==, "debug");
+
+    const LwProvider *openai = lw_provider_table_by_name(c->providers, "openai");
+    g_assert_cmpstr(openai->upstream, ==, "https://127.0.0.1:18443");
+    g_assert_cmpstr(openai->host, ==, "api.openai.com");
+    /* Added providers follow the built-ins, in name order. */
+    const LwProvider *acme = lw_provider_table_by_slot(c->providers, 12);
+    const LwProvider *zeta = lw_provider_table_by_slot(c->providers, 13);
+    g_assert_cmpstr(acme->name, ==, "acme");
+    g_assert_cmpint(acme->format, ==, LW_FORMAT_ANTHROPIC);
+    g_assert_cmpstr(acme->upstream, ==, "http://127.0.0.1:9/prefix");
+    g_assert_cmpstr(zeta->host, ==, "llm.example.com");
+    g_assert_cmpstr(zeta->upstream, ==, "https://llm.example.com");
+    g_assert_true(lw_provider_table_by_host(c->providers, "LLM.example.com.") == zeta);
+    g_assert_null(lw_provider_table_by_host(c->providers, "llm.example.com.evil"));
+
+    g_autofree char *env = lw_provider_table_env_hosts(c->providers);
+    g_assert_true(g_str_has_prefix(env, "api.openai.com,api.anthropic.com,"));
+    g_assert_true(g_str_has_suffix(env, ",api.perplexity.ai,api.acme.test,llm.example.com"));
+
+    g_assert_cmpuint(c->price_overrides->len, ==, 1);
+    LwPriceOverride *o = g_ptr_array_index(c->price_overrides, 0);
+    g_assert_cmpstr(o->model, ==, "gpt-4o-mini");
+    g_assert_cmpint(o->input, ==, 150000);
+    g_assert_cmpint(o->cached_input, ==, 75000);
+    g_assert_cmpint(o->cache_write, ==, 187500);
+    g_assert_cmpint(o->cache_write_1h, ==, 300000);
+}
+
+static void test_unreadable(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("lw-config-XXXXXX", NULL);
+    g_autoptr(GError) error = NULL;
+    /* A directory where the file should be: exists but cannot be read. */
+    g_autoptr(LwConfig) c = lw_config_load(dir, &error);
+    g_rmdir(dir);
+    g_assert_null(c);
+    g_assert_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_UNREADABLE);
+    g_assert_true(g_str_has_prefix(error->message, dir));
+}
+
+static void test_parsers(void)
+{
+    guint ms;
+    g_assert_true(lw_config_parse_duration_ms("1.5s", &ms) && ms == 1500);
+    g_assert_true(lw_config_parse_duration_ms("1h", &ms) && ms == 3600000);
+    g_assert_false(lw_config_parse_duration_ms("-1s", &ms));
+    g_assert_false(lw_config_parse_duration_ms("", &ms));
+    guint64 b;
+    g_assert_true(lw_config_parse_size("64KiB", &b) && b == 65536);
+    g_assert_true(lw_config_parse_size("2G", &b) && b == 2ull << 30);
+    g_assert_false(lw_config_parse_size("99999999999999999999", &b));
+    g_assert_false(lw_config_parse_size("1TiB", &b));
+    gint64 micro;
+    g_assert_true(lw_config_parse_micro_usd("0.075", &micro) && micro == 75000);
+    g_assert_true(lw_config_parse_micro_usd("2", &micro) && micro == 2000000);
+    g_assert_true(lw_config_parse_micro_usd("0.000001", &micro) && micro == 1);
+    g_assert_false(lw_config_parse_micro_usd("0.0000001", &micro));
+    g_assert_false(lw_config_parse_micro_usd("1e-3", &micro));
+    g_assert_false(lw_config_parse_micro_usd(".5", &micro));
+    g_assert_false(lw_config_parse_micro_usd("-1", &micro));
+    g_assert_false(lw_config_parse_micro_usd("1.", &micro));
+    struct sockaddr_storage ss;
+    unsigned int len;
+    g_assert_true(lw_config_parse_listen("[::1]:0", &ss, &len) && ss.ss_family == AF_INET6);
+    g_assert_true(lw_config_parse_listen("localhost:80", &ss, &len) && ss.ss_family == AF_INET);
+    g_assert_false(lw_config_parse_listen("example.com:80", &ss, &len));
+    g_assert_false(lw_config_parse_listen("[::1]80", &ss, &len));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    for (guint i = 0; i < G_N_ELEMENTS(error_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/config/load/%s", error_cases[i].name);
+        g_test_add_data_func(name, &error_cases[i], test_error_case);
+    }
+    g_test_add_func("/config/defaults", test_defaults);
+    g_test_add_func("/config/values", test_values);
+    g_test_add_func("/config/unreadable", test_unreadable);
+    g_test_add_func("/config/parsers", test_parsers);
+    return g_test_run();
+}

@@ -1,0 +1,261 @@
+"""Harness for llmwrap integration tests.
+
+Starts the simulated provider and a collector in a private LLMWRAP_HOME,
+waits for readiness (never sleeps for a fixed time), and tears everything
+down. Every wait is bounded. Traffic goes only to loopback.
+
+Binaries come from the environment meson sets: LLM_SIM, LLM_COLLECTOR,
+LLMCTL, LLMWRAP, LLMWRAP_PRELOAD_PATH.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+SYNTHETIC_NET = 241
+DEFAULT_TIMEOUT = 20.0
+
+# Slots of the built-in providers (common/providers.c).
+SLOTS = {
+    "openai": 1, "anthropic": 2, "gemini": 3, "xai": 4, "openrouter": 5,
+    "deepseek": 6, "groq": 7, "mistral": 8, "together": 9, "fireworks": 10,
+    "perplexity": 11,
+}
+HOSTS = {
+    "openai": "api.openai.com", "anthropic": "api.anthropic.com",
+    "gemini": "generativelanguage.googleapis.com", "xai": "api.x.ai",
+    "openrouter": "openrouter.ai", "deepseek": "api.deepseek.com",
+    "groq": "api.groq.com", "mistral": "api.mistral.ai",
+    "together": "api.together.xyz", "fireworks": "api.fireworks.ai",
+    "perplexity": "api.perplexity.ai",
+}
+
+
+def binary(name):
+    path = os.environ.get(name)
+    if not path or not os.path.exists(path):
+        raise unittest.SkipTest(f"{name} not set (run through meson test)")
+    return path
+
+
+def wait_for(predicate, timeout=DEFAULT_TIMEOUT, what="condition", interval=0.01):
+    """Polls predicate() until it returns a truthy value or timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 2, 0.1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sim:
+    """The simulated provider on a free loopback port."""
+
+    def __init__(self, workdir, extra_args=()):
+        self.dir = os.path.join(workdir, "sim")
+        os.makedirs(self.dir, exist_ok=True)
+        ready = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "sim.log"), "wb")
+        self.proc = subprocess.Popen(
+            [binary("LLM_SIM"), "--listen", "127.0.0.1:0", "--cert-dir", self.dir,
+             "--ready-file", ready, *extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = int(wait_for(lambda: _read(ready), what="llm-sim ready file"))
+        self.ca_file = os.path.join(self.dir, "sim-ca.pem")
+        self.url = f"https://127.0.0.1:{self.port}"
+
+    def context(self):
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def request(self, method, path, body=None, headers=None, timeout=DEFAULT_TIMEOUT):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context(),
+                                           timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            conn.close()
+
+    def stats(self):
+        status, _, body = self.request("GET", "/_sim/stats")
+        assert status == 200, status
+        return json.loads(body)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return text or None
+    except FileNotFoundError:
+        return None
+
+
+class Collector:
+    """llm-collector in the foreground, with its own LLMWRAP_HOME."""
+
+    def __init__(self, home, extra_args=(), env=None):
+        self.home = home
+        self.extra_args = list(extra_args)
+        self.env = dict(os.environ, LLMWRAP_HOME=home, **(env or {}))
+        self.env.pop("LD_PRELOAD", None)
+        self.proc = None
+        self.log_path = os.path.join(home, "collector-test.log")
+
+    def start(self, port=None):
+        args = [binary("LLM_COLLECTOR"), *self.extra_args]
+        if port is not None:
+            args += ["--port", str(port)]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        pid_file = os.path.join(self.home, "run", "collector.pid")
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"llm-collector exited with {self.proc.returncode}:\n"
+                                     + self.read_log())
+            text = _read(pid_file)
+            if not text or len(text.split()) < 2 or int(text.split()[0]) != self.proc.pid:
+                return None
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(os.path.join(self.home, "run", "collector.sock"))
+            except OSError:
+                return None
+            return int(text.split()[1])
+
+        self.port = wait_for(ready, what="collector ready")
+        return self
+
+    def read_log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def ca_file(self):
+        return os.path.join(self.home, "ca", "root.pem")
+
+    def listen_port(self):
+        """Port of the first [collector] listen address, from the log."""
+        for line in reversed(self.read_log().splitlines()):
+            if " ready: " in line and "listen 127.0.0.1:" in line:
+                return int(line.split("listen 127.0.0.1:")[1].split()[0].rstrip(","))
+        raise AssertionError("no listen address in the collector log")
+
+    def addr(self, provider):
+        return f"127.{SYNTHETIC_NET}.0.{SLOTS[provider]}"
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+
+class HTTPSViaCollector(http.client.HTTPSConnection):
+    """An HTTPS connection that speaks to `host` (SNI and Host) but connects
+    to the collector's synthetic address for that host."""
+
+    def __init__(self, collector, provider, timeout=DEFAULT_TIMEOUT):
+        ctx = ssl.create_default_context(cafile=collector.ca_file)
+        super().__init__(HOSTS[provider], 443, context=ctx, timeout=timeout)
+        self._target = (collector.addr(provider), collector.port)
+
+    def connect(self):
+        sock = socket.create_connection(self._target, self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def write_config(home, text):
+    os.makedirs(home, exist_ok=True)
+    with open(os.path.join(home, "config.ini"), "w") as f:
+        f.write(text)
+
+
+def sim_config(sim, providers=("openai", "anthropic", "gemini"), extra=""):
+    parts = ["[upstream]", f"ca_file = {sim.ca_file}", ""]
+    for p in providers:
+        parts += [f"[provider.{p}]", f"upstream = {sim.url}", ""]
+    return "\n".join(parts) + extra
+
+
+class CollectorTestCase(unittest.TestCase):
+    """Per-test sim + collector in a fresh temporary LLMWRAP_HOME."""
+
+    providers = tuple(SLOTS)
+    config_extra = ""
+    collector_args = ()
+
+    def setUp(self):
+        # Short base path: unix socket paths must fit in 108 bytes.
+        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
+        self.sim = Sim(self.workdir)
+        self.addCleanup(self.sim.stop)
+        self.home = os.path.join(self.workdir, "home")
+        write_config(self.home, sim_config(self.sim, self.providers, self.config_extra))
+        self.collector = Collector(self.home, self.collector_args)
+        self.collector.start()
+        self.addCleanup(self._stop_collector)
+
+    def _stop_collector(self):
+        if self.collector.proc is not None:
+            rc = self.collector.stop()
+            if rc not in (0, None):
+                print(self.collector.read_log())
+
+    def via(self, provider="openai", timeout=DEFAULT_TIMEOUT):
+        return HTTPSViaCollector(self.collector, provider, timeout=timeout)
+
+    def post(self, provider, path, body, headers=None):
+        conn = self.via(provider)
+        try:
+            h = {"content-type": "application/json", "authorization": "Bearer sk-test"}
+            h.update(headers or {})
+            conn.request("POST", path, body=body if isinstance(body, bytes) else
+                         json.dumps(body).encode(), headers=h)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()

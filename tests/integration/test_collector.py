@@ -1,0 +1,464 @@
+"""The collector's forwarding core against the simulated provider.
+
+Real clients (Python's http.client and ssl, curl) talk TLS to the
+collector's synthetic addresses with the collector's CA, exactly as a
+program under llmwrap does after the shim redirected it.
+"""
+
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+import lwtest
+from lwtest import DEFAULT_TIMEOUT, HOSTS, wait_for
+
+CHAT = "/v1/chat/completions"
+CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def raw_tls(collector, provider="openai", server_hostname=None, timeout=DEFAULT_TIMEOUT):
+    ctx = ssl.create_default_context(cafile=collector.ca_file)
+    sock = socket.create_connection((collector.addr(provider), collector.port), timeout)
+    return ctx.wrap_socket(sock, server_hostname=server_hostname or HOSTS[provider])
+
+
+def read_http_response(f):
+    """Reads one response (status, headers, body) from a binary file object,
+    leaving the file open for the next pipelined response."""
+    status_line = f.readline()
+    if not status_line:
+        raise ConnectionError("connection closed before a response")
+    status = int(status_line.split()[1])
+    headers = {}
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = f.read(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            size = int(f.readline().split(b";")[0], 16)
+            if size == 0:
+                f.readline()
+                break
+            body += f.read(size)
+            f.readline()
+    else:
+        body = f.read()
+    return status, headers, body
+
+
+class ForwardingTest(lwtest.CollectorTestCase):
+
+    def direct(self, method, path, body, headers):
+        self.sim.request("POST", "/_sim/reset")
+        return self.sim.request(method, path, body=body, headers=headers)
+
+    def test_json_and_sse_bodies_are_byte_identical(self):
+        cases = [
+            ("openai", CHAT, CHAT_BODY),
+            ("openai", CHAT, dict(CHAT_BODY, stream=True,
+                                  stream_options={"include_usage": True})),
+            ("openai", "/v1/responses", {"model": "gpt-5.4", "input": "hi", "stream": True}),
+            ("anthropic", "/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 64,
+                                           "stream": True,
+                                           "messages": [{"role": "user", "content": "hi"}]}),
+            ("gemini", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+             {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+            ("gemini", "/v1beta/models/gemini-2.5-flash:generateContent",
+             {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        ]
+        headers = {"content-type": "application/json", "authorization": "Bearer sk-test",
+                   "x-api-key": "k", "x-goog-api-key": "k"}
+        for provider, path, body in cases:
+            with self.subTest(provider=provider, path=path):
+                raw = json.dumps(body).encode()
+                d_status, _, d_body = self.direct("POST", path, raw, headers)
+                self.sim.request("POST", "/_sim/reset")
+                c_status, c_headers, c_body = self.post(provider, path, raw, headers)
+                self.assertEqual(d_status, 200)
+                self.assertEqual(c_status, 200)
+                self.assertEqual(c_body, d_body)
+                self.assertNotIn("alt-svc", c_headers)
+
+    def test_chunked_request_body_arrives_whole(self):
+        body = json.dumps(dict(CHAT_BODY, messages=[{"role": "user",
+                                                      "content": "x" * 50000}])).encode()
+        conn = self.via("openai")
+        conn.putrequest("POST", CHAT)
+        conn.putheader("content-type", "application/json")
+        conn.putheader("authorization", "Bearer sk-test")
+        conn.putheader("transfer-encoding", "chunked")
+        conn.endheaders()
+        for i in range(0, len(body), 7000):
+            piece = body[i:i + 7000]
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+        r = conn.getresponse()
+        payload = json.loads(r.read())
+        conn.close()
+        self.assertEqual(r.status, 200)
+        # The simulator counts input tokens as ceil(body bytes / 4).
+        self.assertEqual(payload["usage"]["prompt_tokens"], -(-len(body) // 4))
+
+    def test_keep_alive_and_100_concurrent_connections(self):
+        def client(i):
+            conn = self.via("openai")
+            try:
+                statuses = []
+                for _ in range(3):
+                    conn.request("POST", CHAT, body=json.dumps(CHAT_BODY),
+                                 headers={"authorization": "Bearer sk-test",
+                                          "content-type": "application/json"})
+                    r = conn.getresponse()
+                    r.read()
+                    statuses.append(r.status)
+                return statuses
+            finally:
+                conn.close()
+
+        before = self.sim.stats()["requests"]
+        with concurrent.futures.ThreadPoolExecutor(100) as pool:
+            results = list(pool.map(client, range(100)))
+        self.assertEqual(results, [[200, 200, 200]] * 100)
+        self.assertEqual(self.sim.stats()["requests"] - before, 300)
+
+    def test_pipelined_requests_answered_in_order(self):
+        s = raw_tls(self.collector)
+        req = (b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+               b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+               b"x-sim: words=%d\r\ncontent-length: %d\r\n\r\n%s")
+        body = json.dumps(CHAT_BODY).encode()
+        s.sendall(req % (3, len(body), body) + req % (5, len(body), body))
+        f = s.makefile("rb")
+        first = json.loads(read_http_response(f)[2])
+        second = json.loads(read_http_response(f)[2])
+        s.close()
+        self.assertEqual(first["usage"]["completion_tokens"], 3)
+        self.assertEqual(second["usage"]["completion_tokens"], 5)
+
+    def test_garbage_then_valid_request(self):
+        addr = (self.collector.addr("openai"), self.collector.port)
+        junk = [
+            b"\x00" * 100,
+            b"GET / HTTP/1.1\r\n",            # plain HTTP, never finished
+            b"\x16\x03\x01\x02\x00\x01\x00",  # truncated ClientHello
+            os.urandom(4096),
+        ]
+        for data in junk:
+            with socket.create_connection(addr, DEFAULT_TIMEOUT) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(DEFAULT_TIMEOUT)
+                try:
+                    while s.recv(4096):
+                        pass
+                except OSError:
+                    pass
+        # A hello without SNI, and with the SNI of another provider.
+        ctx = ssl.create_default_context(cafile=self.collector.ca_file)
+        ctx.check_hostname = False
+        for sni in (None, "api.anthropic.com", "example.com"):
+            with self.subTest(sni=sni):
+                sock = socket.create_connection(addr, DEFAULT_TIMEOUT)
+                with self.assertRaises((ssl.SSLError, ConnectionError)):
+                    ctx.wrap_socket(sock, server_hostname=sni)
+                sock.close()
+        status, _, body = self.post("openai", CHAT, CHAT_BODY)
+        self.assertEqual(status, 200)
+        self.assertIn("choices", json.loads(body))
+
+    def test_plain_http_answers_400_for_malformed(self):
+        lp = self.collector.listen_port()
+        cases = [
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked"
+             b"\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\nhost: x\r\n\r\n", 505),
+            (b"GET http://x/ HTTP/1.1\r\nhost: x\r\n\r\n", 400),
+        ]
+        for data, expected in cases:
+            with self.subTest(data=data):
+                with socket.create_connection(("127.0.0.1", lp), DEFAULT_TIMEOUT) as s:
+                    s.sendall(data)
+                    status, headers, body = read_http_response(s.makefile("rb"))
+                self.assertEqual(status, expected)
+                self.assertIn("error", json.loads(body))
+                self.assertEqual(headers.get("connection"), "close")
+
+    def test_head_too_large_is_431(self):
+        for headers in ({"x-big": "a" * 70000},
+                        {f"x-h{i}": "v" for i in range(200)}):
+            with self.subTest(n=len(headers)):
+                status, _, body = self.post("openai", CHAT, CHAT_BODY, headers)
+                self.assertEqual(status, 431)
+                self.assertEqual(json.loads(body)["error"]["type"], "invalid_request_error")
+        # The collector keeps serving.
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
+    def test_upstream_down_gives_shaped_502(self):
+        dead = lwtest.free_port()
+        lwtest.write_config(self.home, lwtest.sim_config(self.sim, ("gemini",)) +
+                            f"\n[provider.openai]\nupstream = https://127.0.0.1:{dead}\n"
+                            f"[provider.anthropic]\nupstream = https://127.0.0.1:{dead}\n")
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log(),
+                 what="reload")
+        status, headers, body = self.post("openai", CHAT, CHAT_BODY)
+        self.assertEqual(status, 502)
+        self.assertEqual(headers["content-type"], "application/json")
+        err = json.loads(body)["error"]
+        self.assertEqual(err["type"], "server_error")
+        self.assertIn("api.openai.com", err["message"])
+        status, _, body = self.post("anthropic", "/v1/messages",
+                                    {"model": "claude-sonnet-4-5", "max_tokens": 5,
+                                     "messages": []})
+        self.assertEqual(status, 502)
+        doc = json.loads(body)
+        self.assertEqual(doc["type"], "error")
+        self.assertEqual(doc["error"]["type"], "api_error")
+        # The provider still configured goes through.
+        status, _, _ = self.post("gemini", "/v1beta/models/gemini-2.5-flash:generateContent",
+                                 {"contents": []}, {"x-goog-api-key": "k"})
+        self.assertEqual(status, 200)
+
+    def test_upstream_broken_mid_stream_is_cut_not_completed(self):
+        body = dict(CHAT_BODY, stream=True)
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=json.dumps(body),
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "fault=drop;drop_after=2"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200)
+        with self.assertRaises(http.client.IncompleteRead):
+            r.read()
+        conn.close()
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
+    def test_provider_errors_pass_through(self):
+        status, headers, body = self.post("openai", CHAT, CHAT_BODY,
+                                          {"x-sim": "fault=429;retry_after=7"})
+        self.assertEqual(status, 429)
+        self.assertEqual(headers.get("retry-after"), "7")
+        self.assertIn("error", json.loads(body))
+
+    def test_base_url_clients_on_listen_address(self):
+        lp = self.collector.listen_port()
+        for path, expect_key in ((CHAT, "choices"), ("/v1/messages", "content"),
+                                 ("/anthropic/v1/messages", "content"),
+                                 ("/openai/v1/chat/completions", "choices")):
+            with self.subTest(path=path):
+                conn = http.client.HTTPConnection("127.0.0.1", lp, timeout=DEFAULT_TIMEOUT)
+                body = CHAT_BODY if "chat" in path else {
+                    "model": "claude-sonnet-4-5", "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "hi"}]}
+                conn.request("POST", path, body=json.dumps(body),
+                             headers={"authorization": "Bearer k", "x-api-key": "k",
+                                      "content-type": "application/json"})
+                r = conn.getresponse()
+                self.assertEqual(r.status, 200)
+                self.assertIn(expect_key, json.loads(r.read()))
+                conn.close()
+
+    def test_curl_through_collector(self):
+        out = subprocess.run(
+            ["curl", "-sS", "--fail-with-body", "--cacert", self.collector.ca_file,
+             "--connect-to", f"api.openai.com:443:{self.collector.addr('openai')}:"
+                             f"{self.collector.port}",
+             "https://api.openai.com" + CHAT, "-H", "authorization: Bearer k",
+             "-H", "content-type: application/json", "-d", json.dumps(CHAT_BODY)],
+            capture_output=True, timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["object"], "chat.completion")
+
+    def test_secrets_never_logged(self):
+        secret = "sk-SECRETVALUE123"
+        self.post("openai", CHAT, CHAT_BODY, {"authorization": f"Bearer {secret}"})
+        self.post("anthropic", "/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 4,
+                                                "messages": []}, {"x-api-key": secret})
+        self.post("gemini", f"/v1beta/models/gemini-2.5-flash:generateContent?key={secret}",
+                  {"contents": []})
+        self.collector.stop()
+        text = self.collector.read_log()
+        self.assertIn("generateContent", text)
+        self.assertNotIn("SECRETVALUE", text)
+        for root, _, files in os.walk(self.home):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    self.assertNotIn(b"SECRETVALUE", f.read(), name)
+
+    def test_sigterm_drains_in_flight_stream(self):
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=json.dumps(dict(CHAT_BODY, stream=True)),
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "words=20;chunk_delay_ms=50"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200)
+        first = r.readline()
+        self.assertTrue(first.startswith(b"data: "))
+        self.collector.proc.send_signal(signal.SIGTERM)
+        rest = r.read()
+        conn.close()
+        self.assertTrue(rest.rstrip().endswith(b"data: [DONE]"))
+        self.assertEqual(self.collector.proc.wait(DEFAULT_TIMEOUT), 0)
+        # Nothing new is accepted after the drain started.
+        with self.assertRaises(OSError):
+            socket.create_connection((self.collector.addr("openai"), self.collector.port), 2)
+
+    def test_ipc_bad_frames_close_only_that_client(self):
+        path = os.path.join(self.home, "run", "collector.sock")
+        for frame in (struct.pack(">I", 5 * 1024 * 1024) + b"x",  # over the cap
+                      struct.pack(">I", 3) + b"\xff\xff\xff",       # not protobuf
+                      struct.pack(">I", 2) + b"\x08\x01"):          # no request body
+            with self.subTest(frame=frame[:8]):
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(DEFAULT_TIMEOUT)
+                    s.connect(path)
+                    s.sendall(frame)
+                    self.assertEqual(s.recv(100), b"")  # closed by the collector
+        # A valid status request still works: Request{id=7, status={}}.
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(DEFAULT_TIMEOUT)
+            s.connect(path)
+            msg = b"\x08\x07\x52\x00"
+            s.sendall(struct.pack(">I", len(msg)) + msg)
+            n = struct.unpack(">I", _recv_exact(s, 4))[0]
+            payload = _recv_exact(s, n)
+        self.assertEqual(payload[:2], b"\x08\x07")  # id echoed
+        self.assertIn(b"\x52", payload)             # status body present
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+
+
+def _recv_exact(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise AssertionError("connection closed early")
+        data += chunk
+    return data
+
+
+class LimitsTest(lwtest.CollectorTestCase):
+    providers = ("openai",)
+    config_extra = ("\n[collector]\nmax_body = 2KiB\nheader_timeout = 300ms\n"
+                    "idle_timeout = 400ms\nmax_headers = 16\n")
+
+    def test_body_cap_is_413(self):
+        big = dict(CHAT_BODY, messages=[{"role": "user", "content": "x" * 4000}])
+        status, _, body = self.post("openai", CHAT, big)
+        self.assertEqual(status, 413)
+        self.assertIn("max_body", json.loads(body)["error"]["message"])
+        # Chunked bodies hit the same cap.
+        conn = self.via("openai")
+        conn.putrequest("POST", CHAT)
+        conn.putheader("transfer-encoding", "chunked")
+        conn.endheaders()
+        try:
+            for _ in range(10):
+                conn.send(b"400\r\n" + b"y" * 1024 + b"\r\n")
+        except OSError:
+            pass  # the collector may close before we finish
+        self.assertEqual(conn.getresponse().status, 413)
+        conn.close()
+
+    def test_header_count_cap_is_431(self):
+        status, _, _ = self.post("openai", CHAT, CHAT_BODY, {f"x-{i}": "v" for i in range(20)})
+        self.assertEqual(status, 431)
+
+    def test_slow_head_is_408(self):
+        s = raw_tls(self.collector)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: api.openai.com\r\n")
+        start = time.monotonic()
+        status, headers, _ = read_http_response(s.makefile("rb"))
+        self.assertEqual(status, 408)
+        self.assertLess(time.monotonic() - start, 5)
+        s.close()
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        s = raw_tls(self.collector)
+        s.settimeout(5)
+        start = time.monotonic()
+        self.assertEqual(s.recv(10), b"")  # EOF from the collector
+        self.assertGreater(time.monotonic() - start, 0.3)
+        s.close()
+
+
+class BackpressureTest(lwtest.CollectorTestCase):
+    providers = ("openai",)
+
+    def rss_kib(self):
+        with open(f"/proc/{self.collector.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def test_slow_client_pauses_upstream(self):
+        # A stream of ~20 MB; a client that reads nothing for a while must not
+        # make the collector buffer it.
+        s = raw_tls(self.collector)
+        body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
+        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+                  b"x-sim: words=100000\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        baseline = self.rss_kib()
+        s.recv(1024)
+        # Give the simulator time to push what it can into the pipe.
+        deadline = time.monotonic() + 3
+        peak = 0
+        while time.monotonic() < deadline:
+            peak = max(peak, self.rss_kib())
+            time.sleep(0.1)
+        self.assertLess(peak - baseline, 8 * 1024, "collector buffered a stalled response")
+        total = 1024
+        while total < 15_000_000:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+        s.close()
+        self.assertGreater(total, 15_000_000)
+
+
+class ConfigErrorTest(unittest.TestCase):
+
+    def test_bad_config_exits_2_naming_file_line_key(self):
+        import tempfile
+        home = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        lwtest.write_config(home, "[collector]\nport = 1\nmax_bodyy = 5\n")
+        out = subprocess.run([lwtest.binary("LLM_COLLECTOR")], capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=home), timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn(os.path.join(home, "config.ini") + ":3:", out.stderr)
+        self.assertIn("max_bodyy", out.stderr)
+
+    def test_second_collector_refuses_to_start(self):
+        import tempfile
+        home = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        first = lwtest.Collector(home).start()
+        try:
+            out = subprocess.run([lwtest.binary("LLM_COLLECTOR")], capture_output=True,
+                                 text=True, env=dict(os.environ, LLMWRAP_HOME=home),
+                                 timeout=DEFAULT_TIMEOUT)
+            self.assertEqual(out.returncode, 3)
+            self.assertIn("already running", out.stderr)
+        finally:
+            self.assertEqual(first.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
