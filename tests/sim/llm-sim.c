@@ -33,7 +33,7 @@
 #define MAX_CONNS       4096
 #define MAX_OUT_BACKLOG (1024 * 1024) /* stop parsing pipelined requests above this */
 #define RING_SIZE       1000
-#define MAX_PATHS       1000          /* distinct by_path keys */
+#define MAX_PATHS       1000 /* distinct by_path keys */
 #define READ_CHUNK      16384
 #define LINGER_MS       2000
 
@@ -660,9 +660,8 @@ static void count_path(const char *path)
 static const char *api_name(SimApi api)
 {
     static const char *const names[] = {
-        "none",     "chat",           "completions",    "responses",
-        "responses_input_tokens",     "embeddings",     "messages",
-        "count_tokens",               "generateContent", "streamGenerateContent",
+        "none",        "chat",     "completions",  "responses",       "responses_input_tokens",
+        "embeddings",  "messages", "count_tokens", "generateContent", "streamGenerateContent",
         "countTokens",
     };
     return (unsigned)api < G_N_ELEMENTS(names) ? names[api] : "none";
@@ -752,8 +751,8 @@ static void stats_reset(void)
 }
 
 /* /healthz and /_sim/...; returns false when the path is not one of them. */
-static bool handle_internal(Conn *c, const char *method, size_t mlen, const char *path,
-                            size_t plen, const char *query, size_t qlen)
+static bool handle_internal(Conn *c, const char *method, size_t mlen, const char *path, size_t plen,
+                            const char *query, size_t qlen)
 {
     bool get = mlen == 3 && memcmp(method, "GET", 3) == 0;
     bool post = mlen == 4 && memcmp(method, "POST", 4) == 0;
@@ -906,8 +905,8 @@ static void dispatch(Conn *c, const LwHttpRequest *h, const char *body, size_t b
     rec->status = resp->status;
     if (stats.log != NULL)
         fprintf(stats.log, "%06" G_GUINT64_FORMAT " %.*s %.*s %d model=%s flavor=%s stream=%d\n",
-                req->seq, (int)h->method_len, h->method, (int)MIN(plen, 200), target,
-                resp->status, req->model, sim_flavor_name(req->flavor), req->stream);
+                req->seq, (int)h->method_len, h->method, (int)MIN(plen, 200), target, resp->status,
+                req->model, sim_flavor_name(req->flavor), req->stream);
 
     if (d->fault == SIM_FAULT_RESET) {
         c->state = C_CLOSING;
@@ -932,10 +931,11 @@ static void reject(Conn *c, int status)
 {
     c->keep_alive = false;
     char body[160];
-    int n = g_snprintf(body, sizeof body,
-                       "{\"error\":{\"message\":\"%s (llm-sim)\",\"type\":\"invalid_request_error\","
-                       "\"param\":null,\"code\":null}}",
-                       lw_http1_reason(status));
+    int n =
+        g_snprintf(body, sizeof body,
+                   "{\"error\":{\"message\":\"%s (llm-sim)\",\"type\":\"invalid_request_error\","
+                   "\"param\":null,\"code\":null}}",
+                   lw_http1_reason(status));
     simple_response(c, status, "application/json", body, (size_t)n);
     c->state = C_CLOSING;
 }
@@ -953,9 +953,9 @@ static void process_input(Conn *c)
         }
         if (n < 0) {
             int status = n == LW_HTTP1_HEAD_TOO_LARGE || n == LW_HTTP1_TOO_MANY_HEADERS ? 431
-                         : n == LW_HTTP1_BAD_VERSION                                   ? 505
-                         : n == LW_HTTP1_NOT_IMPLEMENTED                               ? 501
-                                                                                       : 400;
+                         : n == LW_HTTP1_BAD_VERSION                                    ? 505
+                         : n == LW_HTTP1_NOT_IMPLEMENTED                                ? 501
+                                                                                        : 400;
             reject(c, status);
             return;
         }
@@ -1114,8 +1114,7 @@ static int open_listener(const char *spec, char *ret_display, size_t cap, GError
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host, port, &hints, &ai);
     if (rc != 0) {
-        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: %s", spec,
-                    gai_strerror(rc));
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: %s", spec, gai_strerror(rc));
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

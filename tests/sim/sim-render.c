@@ -13,10 +13,10 @@
 /* Four sentences, 30 words; output is the first N words, cycling. No word
  * needs JSON escaping. */
 static const char *const WORDS[] = {
-    "Hello",  "from",     "the",    "simulated", "provider.", "It",      "answers", "every",
-    "request", "with",    "the",    "same",      "words.",    "Token",   "counts",  "follow",
-    "simple", "rules",    "so",     "tests",     "can",       "predict", "them.",   "Nothing",
-    "here",   "comes",    "from",   "a",         "real",      "model.",
+    "Hello",   "from",  "the",  "simulated", "provider.", "It",      "answers", "every",
+    "request", "with",  "the",  "same",      "words.",    "Token",   "counts",  "follow",
+    "simple",  "rules", "so",   "tests",     "can",       "predict", "them.",   "Nothing",
+    "here",    "comes", "from", "a",         "real",      "model.",
 };
 
 static const char THINKING_TEXT[] = "Thinking about the request.";
@@ -240,8 +240,8 @@ static void openai_usage(GString *s, const SimRequest *r, const SimUsage *u)
         LIT(s, ",\"prompt_cache_miss_tokens\":");
         append_i64(s, prompt - u->cached);
     }
-    bool minimal = f == SIM_FLAVOR_MISTRAL || f == SIM_FLAVOR_TOGETHER ||
-                   f == SIM_FLAVOR_PERPLEXITY;
+    bool minimal =
+        f == SIM_FLAVOR_MISTRAL || f == SIM_FLAVOR_TOGETHER || f == SIM_FLAVOR_PERPLEXITY;
     if (!minimal || u->cached > 0 || cache_write > 0) {
         LIT(s, ",\"prompt_tokens_details\":{\"cached_tokens\":");
         append_i64(s, u->cached);
@@ -410,7 +410,8 @@ static void begin_stream(const SimRequest *r, SimResponse *resp, const char *con
 {
     resp->is_stream = true;
     resp->content_type = content_type;
-    const char *line = r->flavor == SIM_FLAVOR_OPENROUTER ? ": OPENROUTER PROCESSING" : ": keep-alive";
+    const char *line =
+        r->flavor == SIM_FLAVOR_OPENROUTER ? ": OPENROUTER PROCESSING" : ": keep-alive";
     const char *eol = r->flavor == SIM_FLAVOR_GEMINI ? "\r\n" : "\n";
     if (r->api == SIM_API_GEMINI_STREAM && !r->gemini_sse)
         return; /* a JSON array has no comment syntax */
@@ -428,8 +429,9 @@ static const char *openai_finish(const SimRequest *r, const SimUsage *u)
 
 static void perplexity_extras(GString *s)
 {
-    LIT(s, ",\"citations\":[\"https://example.com/sim\"],\"search_results\":[{\"title\":\"Simulated "
-           "source\",\"url\":\"https://example.com/sim\",\"date\":null}]");
+    LIT(s,
+        ",\"citations\":[\"https://example.com/sim\"],\"search_results\":[{\"title\":\"Simulated "
+        "source\",\"url\":\"https://example.com/sim\",\"date\":null}]");
 }
 
 static void chat_json(const SimRequest *r, const SimUsage *u, SimResponse *resp)
@@ -538,8 +540,8 @@ static void chunk_begin(const SimRequest *r, GString *s)
  * (legacy); `finish` is NULL for non-final chunks. */
 typedef void (*DeltaFn)(GString *s, const SimRequest *r, const SimUsage *u, int64_t k);
 
-static void chunk_choices(GString *s, const SimRequest *r, const SimUsage *u, DeltaFn fn,
-                          int64_t k, const char *finish)
+static void chunk_choices(GString *s, const SimRequest *r, const SimUsage *u, DeltaFn fn, int64_t k,
+                          const char *finish)
 {
     if (r->api == SIM_API_COMPLETIONS) {
         LIT(s, ",\"choices\":[{\"text\":");
@@ -901,7 +903,8 @@ static void embeddings_json(const SimRequest *r, const SimUsage *u, SimResponse 
             g_autofree float *v = g_new(float, r->dimensions);
             for (unsigned j = 0; j < r->dimensions; j++)
                 v[j] = (float)embedding_milli(i, j) / 1000.0f;
-            g_autofree char *b64 = g_base64_encode((const guchar *)v, r->dimensions * sizeof(float));
+            g_autofree char *b64 =
+                g_base64_encode((const guchar *)v, r->dimensions * sizeof(float));
             append_cstr_json(s, b64);
         } else {
             g_string_append_c(s, '[');
@@ -1244,8 +1247,8 @@ void sim_render(const SimRequest *r, SimResponse *resp)
         else
             chat_json(r, &u, resp);
         if (r->flavor == SIM_FLAVOR_FIREWORKS && !r->stream)
-            g_string_append_printf(resp->headers, "fireworks-prompt-tokens: %" G_GINT64_FORMAT
-                                   "\r\n", u.input);
+            g_string_append_printf(resp->headers,
+                                   "fireworks-prompt-tokens: %" G_GINT64_FORMAT "\r\n", u.input);
         break;
     case SIM_API_RESPONSES:
         if (r->stream)

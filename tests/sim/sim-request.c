@@ -8,8 +8,8 @@
 /* ---- flavours ---- */
 
 static const char *const FLAVOR_NAMES[SIM_FLAVOR_COUNT] = {
-    "openai",     "deepseek",  "xai",        "openrouter",    "groq",      "mistral",
-    "together",   "fireworks", "perplexity", "gemini-openai", "anthropic", "gemini",
+    "openai",   "deepseek",  "xai",        "openrouter",    "groq",      "mistral",
+    "together", "fireworks", "perplexity", "gemini-openai", "anthropic", "gemini",
 };
 
 const char *sim_flavor_name(SimFlavor f)
@@ -262,15 +262,18 @@ typedef enum {
 
 typedef struct {
     SimRequest *req;
-    int depth;                   /* open containers */
-    Key key[SCAN_DEPTH + 1];     /* current key of the map open at each depth */
+    int depth;               /* open containers */
+    Key key[SCAN_DEPTH + 1]; /* current key of the map open at each depth */
     bool is_map[SCAN_DEPTH + 1];
     bool input_is_tokens;
 } Scan;
 
 static Key classify_key(const unsigned char *k, size_t len)
 {
-#define KEY(lit, key) {lit, sizeof(lit) - 1, key}
+#define KEY(lit, key)                                                                              \
+    {                                                                                              \
+        lit, sizeof(lit) - 1, key                                                                  \
+    }
     static const struct {
         const char *name;
         size_t len;

@@ -145,8 +145,7 @@ static bool generate(const char *dir, GError **error)
     g_autofree char *key_path = g_build_filename(dir, "sim-server.key", NULL);
     /* The CA file goes last: its presence means the set is complete. */
     return write_pem(key_path, 0600, NULL, srv_key, error) &&
-           write_pem(srv_path, 0644, srv, NULL, error) &&
-           write_pem(ca_path, 0644, ca, NULL, error);
+           write_pem(srv_path, 0644, srv, NULL, error) && write_pem(ca_path, 0644, ca, NULL, error);
 }
 
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,

@@ -19,27 +19,27 @@
 #include "http1.h"
 
 /* Caps; every one is exercised by the sim's own tests or documented in README.md. */
-#define SIM_MODEL_MAX      200         /* longer model names are truncated */
+#define SIM_MODEL_MAX      200 /* longer model names are truncated */
 #define SIM_TOOL_NAME_MAX  64
-#define SIM_MAX_WORDS      100000      /* words=/out= above this are clamped */
-#define SIM_MAX_DELAY_MS   600000      /* delay_ms=/chunk_delay_ms= clamp */
-#define SIM_MAX_INPUTS     2048        /* embeddings inputs */
-#define SIM_MAX_DIMENSIONS 4096        /* embeddings dimensions */
-#define SIM_CREATED        1760000000  /* fixed "created" timestamp: output is deterministic */
+#define SIM_MAX_WORDS      100000     /* words=/out= above this are clamped */
+#define SIM_MAX_DELAY_MS   600000     /* delay_ms=/chunk_delay_ms= clamp */
+#define SIM_MAX_INPUTS     2048       /* embeddings inputs */
+#define SIM_MAX_DIMENSIONS 4096       /* embeddings dimensions */
+#define SIM_CREATED        1760000000 /* fixed "created" timestamp: output is deterministic */
 
 /* Which API an endpoint speaks (the shape of request and response). */
 typedef enum {
     SIM_API_NONE = 0,
-    SIM_API_CHAT,              /* .../chat/completions */
-    SIM_API_COMPLETIONS,       /* .../completions (legacy text completions) */
-    SIM_API_RESPONSES,         /* .../responses */
-    SIM_API_RESPONSES_COUNT,   /* .../responses/input_tokens */
-    SIM_API_EMBEDDINGS,        /* .../embeddings */
-    SIM_API_MESSAGES,          /* .../messages (Anthropic) */
-    SIM_API_MESSAGES_COUNT,    /* .../messages/count_tokens */
-    SIM_API_GEMINI_GENERATE,   /* .../models/M:generateContent */
-    SIM_API_GEMINI_STREAM,     /* .../models/M:streamGenerateContent[?alt=sse] */
-    SIM_API_GEMINI_COUNT,      /* .../models/M:countTokens */
+    SIM_API_CHAT,            /* .../chat/completions */
+    SIM_API_COMPLETIONS,     /* .../completions (legacy text completions) */
+    SIM_API_RESPONSES,       /* .../responses */
+    SIM_API_RESPONSES_COUNT, /* .../responses/input_tokens */
+    SIM_API_EMBEDDINGS,      /* .../embeddings */
+    SIM_API_MESSAGES,        /* .../messages (Anthropic) */
+    SIM_API_MESSAGES_COUNT,  /* .../messages/count_tokens */
+    SIM_API_GEMINI_GENERATE, /* .../models/M:generateContent */
+    SIM_API_GEMINI_STREAM,   /* .../models/M:streamGenerateContent[?alt=sse] */
+    SIM_API_GEMINI_COUNT,    /* .../models/M:countTokens */
 } SimApi;
 
 /* Provider quirks for OpenAI-shaped APIs; Anthropic and Gemini endpoints have
@@ -90,23 +90,23 @@ typedef struct {
     char tool_name[SIM_TOOL_NAME_MAX + 1];
     bool stream;
     bool include_usage;
-    bool gemini_sse;       /* streamGenerateContent with alt=sse */
-    bool base64;           /* embeddings encoding_format:"base64" */
-    int64_t max_tokens;    /* smallest max-tokens field, -1 when absent */
+    bool gemini_sse;    /* streamGenerateContent with alt=sse */
+    bool base64;        /* embeddings encoding_format:"base64" */
+    int64_t max_tokens; /* smallest max-tokens field, -1 when absent */
     size_t body_len;
-    unsigned n_inputs;     /* embeddings inputs (>= 1) */
-    unsigned dimensions;   /* embeddings dimensions */
+    unsigned n_inputs;   /* embeddings inputs (>= 1) */
+    unsigned dimensions; /* embeddings dimensions */
     SimDirectives d;
 } SimRequest;
 
 /* Usage numbers resolved from the defaults and directives (see README.md). */
 typedef struct {
-    int64_t input;       /* total input, including cached and cache writes */
-    int64_t cached;      /* cache reads */
-    int64_t cw5m, cw1h;  /* cache writes */
-    int64_t words;       /* visible output words (= deltas) */
+    int64_t input;      /* total input, including cached and cache writes */
+    int64_t cached;     /* cache reads */
+    int64_t cw5m, cw1h; /* cache writes */
+    int64_t words;      /* visible output words (= deltas) */
     int64_t reasoning;
-    bool truncated;      /* output was capped by the request's max-tokens field */
+    bool truncated; /* output was capped by the request's max-tokens field */
 } SimUsage;
 
 /* A rendered response: status, headers and the body as a list of segments
@@ -114,12 +114,12 @@ typedef struct {
 typedef struct {
     int status;
     const char *content_type;
-    GString *headers;      /* extra header lines, each ending in CRLF */
-    GString *body;         /* all segments back to back */
-    GArray *ends;          /* guint32 end offset of each segment in body */
-    guint n_comments;      /* leading segments that are SSE keep-alive comments */
+    GString *headers; /* extra header lines, each ending in CRLF */
+    GString *body;    /* all segments back to back */
+    GArray *ends;     /* guint32 end offset of each segment in body */
+    guint n_comments; /* leading segments that are SSE keep-alive comments */
     bool is_stream;
-    int64_t retry_after;   /* >= 0: send retry-after */
+    int64_t retry_after; /* >= 0: send retry-after */
 } SimResponse;
 
 /* ---- sim-tls.c ---- */

@@ -162,9 +162,12 @@ def chat_body(model="gpt-4o-mini", stream=False, include_usage=None, prompt="hi"
 def raw_exchange(req_bytes, read_timeout=5.0):
     """Sends raw bytes over TLS and reads until EOF; returns (bytes, how) with
     how in 'eof', 'reset', 'timeout'."""
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=read_timeout)
+    # Connecting and the handshake get a generous bound (a loaded machine);
+    # only the reads use read_timeout.
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
     ts = CTX.wrap_socket(s, server_hostname="localhost")
     ts.sendall(req_bytes)
+    ts.settimeout(read_timeout)
     buf = b""
     how = "eof"
     try:
@@ -882,16 +885,17 @@ class Faults(unittest.TestCase):
 
     def test_stall_then_client_leaves(self):
         reset()
-        s = socket.create_connection(("127.0.0.1", PORT), timeout=0.5)
+        s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
         ts = CTX.wrap_socket(s, server_hostname="localhost")
         ts.sendall(post_bytes("/v1/chat/completions",
                               chat_body(stream=True, prompt="[[sim fault=stall]]")))
         buf = b""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
             buf += ts.recv(4096)
         self.assertTrue(buf.startswith(b"HTTP/1.1 200"))
         self.assertTrue(buf.endswith(b"\r\n\r\n"))
+        ts.settimeout(0.5)
         with self.assertRaises(socket.timeout):
             ts.recv(4096)
         self.assertEqual(stats()["active"], 1)
@@ -912,13 +916,13 @@ class Faults(unittest.TestCase):
         t0 = time.monotonic()
         r = conn.getresponse()
         first = r.read1(65536)
-        t_first = time.monotonic() - t0
         rest = r.read()
         total = time.monotonic() - t0
         conn.close()
-        self.assertIn(b"data:", first)
+        # The first event comes with the head, the rest one by one:
         # role + 3 words + finish + [DONE] = 6 events, 5 gaps of 100 ms.
-        self.assertLess(t_first, 0.3)
+        self.assertIn(b"data:", first)
+        self.assertNotIn(b"[DONE]", first)
         self.assertGreaterEqual(total, 0.5)
         self.assertEqual(len(sse(first + rest)), 6)
 
