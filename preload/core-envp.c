@@ -103,8 +103,7 @@ bool lw_shim_preload_has(const char *value, const char *path, size_t path_len)
         const char *start = p;
         while (*p != '\0' && !is_preload_sep(*p))
             p++;
-        if ((size_t)(p - start) == path_len && path_len > 0 &&
-            memcmp(start, path, path_len) == 0)
+        if ((size_t)(p - start) == path_len && path_len > 0 && memcmp(start, path, path_len) == 0)
             return true;
     }
     return false;

@@ -186,8 +186,8 @@ static ssize_t retry_real(int fd, const Op *op, int family, uint16_t port_be, co
         err = errno;
         if (rc >= 0 || err == EINPROGRESS)
             break;
-        if (err != ECONNREFUSED && err != ENETUNREACH && err != EHOSTUNREACH &&
-            err != ETIMEDOUT && err != EADDRNOTAVAIL)
+        if (err != ECONNREFUSED && err != ENETUNREACH && err != EHOSTUNREACH && err != ETIMEDOUT &&
+            err != EADDRNOTAVAIL)
             break;
     }
     freeaddrinfo(res);
@@ -237,12 +237,13 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
     errno = saved;
     ssize_t rc = run_op(fd, op, (struct sockaddr *)&ss, len);
     if (rc >= 0 || errno == EINPROGRESS) {
-        if (rc < 0 && failed_already(fd, (struct sockaddr *)&ss, len)) {
-            rc = -1;
-        } else {
+        int e = errno;
+        if (rc >= 0 || !failed_already(fd, (struct sockaddr *)&ss, len)) {
             send_attribution(fd);
+            errno = e;
             return rc;
         }
+        rc = -1; /* errno: the refusal, reported now */
     }
     if (errno == ECONNREFUSED)
         return collector_refused(fd, op, &orig, slot);

@@ -104,7 +104,26 @@ static void collect_args(const char *arg, va_list *ap, char **argv, size_t argc)
 }
 
 /* execl, execlp and execle: argv is built on the stack, as glibc does. */
-#define EXEC_LIST(first, arg, exec_fn, take_envp)                                            do {                                                                                         va_list ap;                                                                              va_start(ap, arg);                                                                       size_t argc = count_args(&ap);                                                           va_end(ap);                                                                              if (argc == SIZE_MAX) {                                                                      errno = E2BIG;                                                                           return -1;                                                                           }                                                                                        char *argv[argc + 1];                                                                    char *const *envp = environ;                                                             va_start(ap, arg);                                                                       collect_args(arg, &ap, argv, argc);                                                      if (take_envp)                                                                               envp = va_arg(ap, char *const *);                                                    va_end(ap);                                                                              ExecCtx c = {first, argv};                                                               return with_env(envp, exec_fn, &c);                                                  } while (0)
+#define EXEC_LIST(first, arg, exec_fn, take_envp)                                                  \
+    do {                                                                                           \
+        va_list ap;                                                                                \
+        va_start(ap, arg);                                                                         \
+        size_t argc = count_args(&ap);                                                             \
+        va_end(ap);                                                                                \
+        if (argc == SIZE_MAX) {                                                                    \
+            errno = E2BIG;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+        char *argv[argc + 1];                                                                      \
+        char *const *envp = environ;                                                               \
+        va_start(ap, arg);                                                                         \
+        collect_args(arg, &ap, argv, argc);                                                        \
+        if (take_envp)                                                                             \
+            envp = va_arg(ap, char *const *);                                                      \
+        va_end(ap);                                                                                \
+        ExecCtx c = {first, argv};                                                                 \
+        return with_env(envp, exec_fn, &c);                                                        \
+    } while (0)
 
 LW_EXPORT int execl(const char *path, const char *arg, ...)
 {
@@ -133,8 +152,8 @@ typedef struct {
 static int do_spawn(void *p, char *const envp[])
 {
     const SpawnCtx *c = p;
-    int (*fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
-              const posix_spawnattr_t *, char *const[], char *const[]) =
+    int (*fn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+              char *const[], char *const[]) =
         c->search_path ? LW_REAL(posix_spawnp) : LW_REAL(posix_spawn);
     if (fn == NULL)
         return ENOSYS;
@@ -148,8 +167,7 @@ LW_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_a
     return with_env(envp, do_spawn, &c);
 }
 
-LW_EXPORT int posix_spawnp(pid_t *pid, const char *file,
-                           const posix_spawn_file_actions_t *actions,
+LW_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
                            const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
     SpawnCtx c = {true, pid, file, actions, attr, argv};

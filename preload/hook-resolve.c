@@ -123,8 +123,7 @@ LW_EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, 
     unsigned slot = provider_slot(name, AF_INET);
     if (slot == 0)
         return LW_REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
-    return reentrant_result(fill_provider(slot, AF_INET, ret, buf, buflen), ret, result,
-                            h_errnop);
+    return reentrant_result(fill_provider(slot, AF_INET, ret, buf, buflen), ret, result, h_errnop);
 }
 
 LW_EXPORT struct hostent *gethostbyname2(const char *name, int af)
@@ -157,7 +156,8 @@ static unsigned raw_addr_slot(const void *addr, socklen_t len, int type)
     uint32_t v4;
     if (type == AF_INET && len == 4) {
         memcpy(&v4, addr, 4);
-    } else if (type == AF_INET6 && len == 16 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+    } else if (type == AF_INET6 && len == 16 &&
+               IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
         memcpy(&v4, (const uint8_t *)addr + 12, 4);
     } else {
         return 0;
@@ -186,8 +186,8 @@ LW_EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int typ
     return &tls_hostent.he;
 }
 
-LW_EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
-                          socklen_t hostlen, char *serv, socklen_t servlen, int flags)
+LW_EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+                          char *serv, socklen_t servlen, int flags)
 {
     unsigned slot = 0;
     if (lw_active && host != NULL && hostlen > 0 && !(flags & NI_NUMERICHOST))

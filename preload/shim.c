@@ -125,8 +125,8 @@ __attribute__((constructor)) static void lw_shim_init(void)
     }
 
     if (lw_cfg.propagate)
-        lw_shim_env_snapshot(&lw_snap, environ, lw_cfg.preload[0] != '\0' ? lw_cfg.preload
-                                                                           : own_path());
+        lw_shim_env_snapshot(&lw_snap, environ,
+                             lw_cfg.preload[0] != '\0' ? lw_cfg.preload : own_path());
     lw_active = true;
 out:
     errno = saved;

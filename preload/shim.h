@@ -28,8 +28,8 @@ typedef struct {
     struct hostent *(*gethostbyname2)(const char *, int);
     int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t, struct hostent **,
                            int *);
-    int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t,
-                            struct hostent **, int *);
+    int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **,
+                            int *);
     struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
     int (*gethostbyaddr_r)(const void *, socklen_t, int, struct hostent *, char *, size_t,
                            struct hostent **, int *);
@@ -58,9 +58,8 @@ void *lw_shim_next(const char *name, void *self);
 
 /* The real function, resolving it lazily when a hook runs before the
  * constructor did. */
-#define LW_REAL(fn)                                                                     \
-    (lw_real.fn != NULL ? lw_real.fn                                                     \
-                        : (__typeof__(lw_real.fn))lw_shim_next(#fn, (void *)(fn)))
+#define LW_REAL(fn)                                                                                \
+    (lw_real.fn != NULL ? lw_real.fn : (__typeof__(lw_real.fn))lw_shim_next(#fn, (void *)(fn)))
 
 /* Writes "llmwrap: <message>\n" to stderr in one write(2). errno preserved. */
 void lw_shim_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

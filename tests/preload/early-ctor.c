@@ -22,8 +22,8 @@ __attribute__((constructor)) static void early(void)
         return;
     lw_early_ran = 1;
 
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST};
+    struct addrinfo hints = {
+        .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
     struct addrinfo *res = NULL;
     lw_early_gai_rc = getaddrinfo("127.241.0.1", port, &hints, &res);
     if (lw_early_gai_rc != 0)

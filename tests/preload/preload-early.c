@@ -20,7 +20,7 @@ const char *__asan_default_options(void)
 int main(void)
 {
     printf("early_ran=%d\nearly_gai=%d\nearly_connect=%s\n", lw_early_ran, lw_early_gai_rc,
-           lw_early_connect_errno == 0 ? "0"
+           lw_early_connect_errno == 0              ? "0"
            : lw_early_connect_errno == ECONNREFUSED ? "ECONNREFUSED"
                                                     : strerror(lw_early_connect_errno));
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
@@ -31,8 +31,8 @@ int main(void)
         return 1;
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    printf("late_connect=%s\n", connect(fd, res->ai_addr, res->ai_addrlen) == 0 ? "0"
-                                                                             : strerror(errno));
+    printf("late_connect=%s\n",
+           connect(fd, res->ai_addr, res->ai_addrlen) == 0 ? "0" : strerror(errno));
     close(fd);
     freeaddrinfo(res);
     return 0;

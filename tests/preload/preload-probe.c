@@ -10,6 +10,7 @@
  *       execv, execvp, execvpe, execl, execlp, execle, posix_spawn,
  *       posix_spawnp); the child runs "report"
  *   preload-probe report [connect]
+ *   preload-probe threads HOST...       (concurrent lookups, one host each)
  *
  * Names are resolved with getaddrinfo only when they are provider hosts under
  * an active shim or numeric literals, so the probe never queries DNS.
@@ -21,6 +22,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -107,7 +109,8 @@ static const char *socktype_name(int t)
 }
 
 /* key=rc;family/addr/port/socktype,...;canon */
-static void gai(const char *key, const char *node, const char *service, const struct addrinfo *hints)
+static void gai(const char *key, const char *node, const char *service,
+                const struct addrinfo *hints)
 {
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(node, service, hints, &res);
@@ -142,8 +145,9 @@ static void print_hostent(const char *key, const struct hostent *he)
     }
     char addr[INET6_ADDRSTRLEN] = "?";
     inet_ntop(he->h_addrtype, he->h_addr_list[0], addr, sizeof addr);
-    printf("%s=%s;%s;%d;%s;aliases=%d\n", key, he->h_name, he->h_addrtype == AF_INET ? "inet" : "inet6",
-           he->h_length, addr, he->h_aliases[0] != NULL);
+    printf("%s=%s;%s;%d;%s;aliases=%d\n", key, he->h_name,
+           he->h_addrtype == AF_INET ? "inet" : "inet6", he->h_length, addr,
+           he->h_aliases[0] != NULL);
 }
 
 static int cmd_resolve(void)
@@ -157,16 +161,16 @@ static int cmd_resolve(void)
     h.ai_flags = AI_V4MAPPED;
     gai("gai_inet6_v4mapped", "api.openai.com", "8443", &h);
     gai("gai_null_hints", "api.openai.com", NULL, NULL);
-    struct addrinfo canon = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_CANONNAME};
+    struct addrinfo canon = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_CANONNAME};
     gai("gai_canon", "API.OpenAI.com.", "443", &canon);
-    struct addrinfo addrconfig = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                  .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo addrconfig = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     gai("gai_addrconfig", "api.openai.com", "443", &addrconfig);
     struct addrinfo numeric = {.ai_family = AF_UNSPEC, .ai_flags = AI_NUMERICHOST};
     gai("gai_numerichost", "api.openai.com", "443", &numeric);
-    struct addrinfo numserv = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-                               .ai_flags = AI_NUMERICSERV};
+    struct addrinfo numserv = {
+        .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     gai("gai_numericserv_bad", "api.openai.com", "https", &numserv);
     struct addrinfo dgram = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM};
     gai("gai_dgram", "api.openai.com", "443", &dgram);
@@ -188,8 +192,8 @@ static int cmd_resolve(void)
     print_hostent("ghbn2_r", result);
     errno = 0;
     rc = gethostbyname_r("api.x.ai", &he, buf, 8, &result, &herr);
-    printf("ghbn_r_small=%s;errno=%s;herr=%d;result=%s\n", errno_name(rc), errno_name(errno),
-           herr, result == NULL ? "NULL" : "set");
+    printf("ghbn_r_small=%s;errno=%s;herr=%d;result=%s\n", errno_name(rc), errno_name(errno), herr,
+           result == NULL ? "NULL" : "set");
 
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(443)};
     inet_pton(AF_INET, "127.241.0.2", &sin.sin_addr);
@@ -227,7 +231,8 @@ typedef struct {
 static int resolve(const char *host, const char *port, int family, int socktype,
                    struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct addrinfo hints = {.ai_family = family, .ai_socktype = socktype,
+    struct addrinfo hints = {.ai_family = family,
+                             .ai_socktype = socktype,
                              .ai_flags = family == AF_INET6 ? AI_V4MAPPED : 0};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
@@ -269,8 +274,8 @@ static int one_connect(const char *host, const char *port, const ConnectOpts *o)
     errno = EDOM; /* a successful connect leaves errno alone */
     int rc = connect(fd, (struct sockaddr *)&ss, len);
     int e = errno;
-    printf("connect_rc=%d\nerrno=%s\n", rc, rc == 0 ? (e == EDOM ? "kept" : errno_name(e))
-                                                    : errno_name(e));
+    printf("connect_rc=%d\nerrno=%s\n", rc,
+           rc == 0 ? (e == EDOM ? "kept" : errno_name(e)) : errno_name(e));
     if (rc != 0 && e == EINPROGRESS)
         rc = wait_connected(fd) == 0 ? 0 : -1;
     if (o->nonblock)
@@ -385,17 +390,18 @@ static bool shim_loaded(void)
 
 static int cmd_report(int argc, char **argv)
 {
-    static const char *const vars[] = {"LD_PRELOAD", "LLMWRAP_HOSTS", "LLMWRAP_PORT",
-                                       "LLMWRAP_PRELOAD", "SSL_CERT_FILE", "GODEBUG",
-                                       "NODE_EXTRA_CA_CERTS", "FOO"};
+    static const char *const vars[] = {
+        "LD_PRELOAD",    "LLMWRAP_HOSTS", "LLMWRAP_PORT",        "LLMWRAP_PRELOAD",
+        "SSL_CERT_FILE", "GODEBUG",       "NODE_EXTRA_CA_CERTS", "FOO"};
     bool loaded = shim_loaded();
     printf("report_pid=%d\nshim_loaded=%d\n", (int)getpid(), loaded);
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         printf("env_%s=%s\n", vars[i], v != NULL ? v : "<unset>");
     }
-    /* Only ask for a provider name when the shim answers it: no DNS. */
-    if (loaded && getenv("LLMWRAP_HOSTS") != NULL) {
+    /* Only ask for a provider name when an active shim answers it: no DNS. */
+    const char *sentinel = getenv("LLMWRAP_COLLECTOR");
+    if (loaded && getenv("LLMWRAP_HOSTS") != NULL && (sentinel == NULL || strcmp(sentinel, "1"))) {
         struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
         gai("resolved", "api.openai.com", "443", &hints);
         if (argc > 0 && strcmp(argv[0], "connect") == 0) {
@@ -403,6 +409,63 @@ static int cmd_report(int argc, char **argv)
             one_connect("api.openai.com", "443", &o);
         }
     }
+    return 0;
+}
+
+typedef struct {
+    const char *host;
+    char expect[INET6_ADDRSTRLEN];
+    int mismatches;
+} ThreadArg;
+
+/* Resolves one host over and over, with the non-reentrant calls too: each
+ * thread must always see its own answer. */
+static void *lookup_loop(void *p)
+{
+    ThreadArg *a = p;
+    for (int i = 0; i < 2000; i++) {
+        char addr[INET6_ADDRSTRLEN] = "";
+        struct hostent *he = gethostbyname(a->host);
+        if (he != NULL)
+            inet_ntop(AF_INET, he->h_addr_list[0], addr, sizeof addr);
+        if (he == NULL || strcmp(addr, a->expect) != 0 || strcmp(he->h_name, a->host) != 0)
+            a->mismatches++;
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(a->host, "443", &hints, &res) != 0) {
+            a->mismatches++;
+            continue;
+        }
+        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, addr, sizeof addr);
+        if (strcmp(addr, a->expect) != 0)
+            a->mismatches++;
+        freeaddrinfo(res);
+    }
+    return NULL;
+}
+
+static int cmd_threads(int argc, char **argv)
+{
+    if (argc < 1 || argc > 16)
+        return 2;
+    ThreadArg args[16];
+    pthread_t threads[16];
+    for (int i = 0; i < argc; i++) {
+        args[i] = (ThreadArg){.host = argv[i]};
+        struct hostent *he = gethostbyname(argv[i]);
+        if (he == NULL)
+            return 1;
+        inet_ntop(AF_INET, he->h_addr_list[0], args[i].expect, sizeof args[i].expect);
+    }
+    for (int i = 0; i < argc; i++)
+        pthread_create(&threads[i], NULL, lookup_loop, &args[i]);
+    int mismatches = 0;
+    for (int i = 0; i < argc; i++) {
+        pthread_join(threads[i], NULL);
+        mismatches += args[i].mismatches;
+        printf("thread_%d=%s\n", i, args[i].expect);
+    }
+    printf("mismatches=%d\n", mismatches);
     return 0;
 }
 
@@ -484,6 +547,8 @@ int main(int argc, char **argv)
         return cmd_fastopen(argc - 2, argv + 2);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 2, argv + 2);
+    if (strcmp(cmd, "threads") == 0)
+        return cmd_threads(argc - 2, argv + 2);
     if (strcmp(cmd, "exec") == 0)
         return cmd_exec(argc - 2, argv + 2, self);
     fprintf(stderr, "preload-probe: unknown command %s\n", cmd);

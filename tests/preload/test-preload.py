@@ -24,6 +24,8 @@ import unittest
 SHIM = os.path.realpath(os.environ["LW_TEST_SHIM"])
 PROBE = os.path.realpath(os.environ["LW_TEST_PROBE"])
 EARLY = os.path.realpath(os.environ["LW_TEST_EARLY"])
+TLS_MULTI = os.path.realpath(os.environ["LW_TEST_TLS_MULTI"])
+FAKE_SSL_USER = os.path.realpath(os.environ["LW_TEST_FAKE_SSL_USER"])
 ASAN_RUNTIME = os.environ.get("LW_TEST_ASAN_RUNTIME", "")
 NM = os.environ.get("LW_TEST_NM") or shutil.which("nm")
 PYTHON = "/usr/bin/python3"
@@ -178,6 +180,12 @@ class TestResolve(ShimCase):
         self.assertEqual(r["ghba_v6"], "api.anthropic.com;inet6;16;::ffff:%s;aliases=0" % synth(2))
         self.assertEqual(r["ghba_r_rc"], "0")
         self.assertEqual(r["ghba_r"], "api.anthropic.com;inet;4;%s;aliases=0" % synth(2))
+
+    def test_threads(self):
+        r, _ = self.probe("threads", *HOSTS[:8])
+        for i in range(8):
+            self.assertEqual(r["thread_%d" % i], synth(i + 1))
+        self.assertEqual(r["mismatches"], "0")
 
     def test_other_net(self):
         r, _ = self.probe("resolve", env=self.env(LLMWRAP_NET="7"))
@@ -654,6 +662,22 @@ class TestTls(ShimCase):
         env = self.env(LLMWRAP_CA_DER=self.ca_der, LD_PRELOAD=None)
         p = self.run_prog([PYTHON, "-c", PY_CLIENT, self.unrelated, str(self.server.port)], env)
         self.assertTrue(p.stdout.startswith("verify-failed"))
+
+    def test_two_openssls(self):
+        # Each SSL_new goes to the libssl its caller links: the system one
+        # for the program, the private one for the library that bundles it.
+        p = self.run_prog([TLS_MULTI, FAKE_SSL_USER], self.env(LLMWRAP_CA_DER=self.ca_der))
+        r = parse(p.stdout)
+        self.assertEqual(r["real1"], "ok;added=1;errors=0")
+        self.assertEqual(r["real2"], "ok;added=1;errors=0")
+        der_len = len(base64.b64decode(self.ca_der))
+        self.assertEqual(r["fake"], "1,1;calls=2;bad_ctx=0;adds=2;der_len=%d;marks_balanced=1"
+                         % der_len)
+        p = self.run_prog([TLS_MULTI, FAKE_SSL_USER],
+                          self.env(LLMWRAP_CA_DER=self.ca_der, LLMWRAP_TLS_HOOK="0"))
+        r = parse(p.stdout)
+        self.assertEqual(r["real1"], "ok;added=0;errors=0")
+        self.assertEqual(r["fake"], "1,1;calls=2;bad_ctx=0;adds=0;der_len=0;marks_balanced=1")
 
     def curl(self, **env):
         argv = ["curl", "-sS", "--max-time", "10", "--noproxy", "*", "--cacert", self.unrelated,

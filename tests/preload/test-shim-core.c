@@ -9,8 +9,8 @@
 #include <string.h>
 
 #define HOSTS11                                                                                    \
-    "api.openai.com,api.anthropic.com,generativelanguage.googleapis.com,api.x.ai,openrouter.ai,"  \
-    "api.deepseek.com,api.groq.com,api.mistral.ai,api.together.xyz,api.fireworks.ai,"             \
+    "api.openai.com,api.anthropic.com,generativelanguage.googleapis.com,api.x.ai,openrouter.ai,"   \
+    "api.deepseek.com,api.groq.com,api.mistral.ai,api.together.xyz,api.fireworks.ai,"              \
     "api.perplexity.ai"
 
 static LwShimConfig *config_new(char *const *envp, LwShimStatus expect)
@@ -115,10 +115,14 @@ static const ConfigCase config_cases[] = {
     {"port-65536", {"LLMWRAP_PORT=65536"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PORT"},
     {"port-text", {"LLMWRAP_PORT=https"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PORT"},
     {"port-plus", {"LLMWRAP_PORT=+443"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PORT"},
-    {"run-id-overflow", {"LLMWRAP_RUN_ID=18446744073709551616"}, LW_SHIM_INERT_MALFORMED,
+    {"run-id-overflow",
+     {"LLMWRAP_RUN_ID=18446744073709551616"},
+     LW_SHIM_INERT_MALFORMED,
      "LLMWRAP_RUN_ID"},
     {"run-id-text", {"LLMWRAP_RUN_ID=12a"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_RUN_ID"},
-    {"attrib-relative", {"LLMWRAP_ATTRIB_SOCK=run/attrib.sock"}, LW_SHIM_INERT_MALFORMED,
+    {"attrib-relative",
+     {"LLMWRAP_ATTRIB_SOCK=run/attrib.sock"},
+     LW_SHIM_INERT_MALFORMED,
      "LLMWRAP_ATTRIB_SOCK"},
     {"attrib-too-long",
      {"LLMWRAP_ATTRIB_SOCK=/0123456789012345678901234567890123456789012345678901234567890123456789"
@@ -131,13 +135,21 @@ static const ConfigCase config_cases[] = {
     {"tls-hook-yes", {"LLMWRAP_TLS_HOOK=yes"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_TLS_HOOK"},
     {"fail-open-2", {"LLMWRAP_FAIL_OPEN=2"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_FAIL_OPEN"},
     {"propagate-true", {"LLMWRAP_PROPAGATE=true"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PROPAGATE"},
-    {"preload-relative", {"LLMWRAP_PRELOAD=libllmwrap-preload.so"}, LW_SHIM_INERT_MALFORMED,
+    {"preload-relative",
+     {"LLMWRAP_PRELOAD=libllmwrap-preload.so"},
+     LW_SHIM_INERT_MALFORMED,
      "LLMWRAP_PRELOAD"},
-    {"real-addr-no-port", {"LLMWRAP_TEST_REAL_ADDR=127.0.0.1"}, LW_SHIM_INERT_MALFORMED,
+    {"real-addr-no-port",
+     {"LLMWRAP_TEST_REAL_ADDR=127.0.0.1"},
+     LW_SHIM_INERT_MALFORMED,
      "LLMWRAP_TEST_REAL_ADDR"},
-    {"real-addr-name", {"LLMWRAP_TEST_REAL_ADDR=localhost:80"}, LW_SHIM_INERT_MALFORMED,
+    {"real-addr-name",
+     {"LLMWRAP_TEST_REAL_ADDR=localhost:80"},
+     LW_SHIM_INERT_MALFORMED,
      "LLMWRAP_TEST_REAL_ADDR"},
-    {"real-addr-port-0", {"LLMWRAP_TEST_REAL_ADDR=127.0.0.1:0"}, LW_SHIM_INERT_MALFORMED,
+    {"real-addr-port-0",
+     {"LLMWRAP_TEST_REAL_ADDR=127.0.0.1:0"},
+     LW_SHIM_INERT_MALFORMED,
      "LLMWRAP_TEST_REAL_ADDR"},
 };
 
@@ -173,6 +185,7 @@ static void test_config_unset(void)
     g_autofree LwShimConfig *b = config_new(empty, LW_SHIM_INERT_UNSET);
     char *port_only[] = {"LLMWRAP_PORT=1", NULL};
     g_autofree LwShimConfig *c = config_new(port_only, LW_SHIM_INERT_UNSET);
+    g_assert_cmpuint(a->net.count + b->net.count + c->net.count, ==, 0);
 }
 
 static void test_config_missing_port(void)
@@ -197,6 +210,7 @@ static void test_config_host_limits(void)
     g_string_append(hosts, ",h65.example");
     envp[0] = hosts->str;
     g_autofree LwShimConfig *over = config_new(envp, LW_SHIM_INERT_MALFORMED);
+    g_assert_cmpuint(lw_shim_host_slot(over, "h1.example"), ==, 0);
 
     g_autofree char *h253 = g_strnfill(253, 'a');
     g_autofree char *v253 = g_strconcat("LLMWRAP_HOSTS=", h253, NULL);
@@ -206,6 +220,7 @@ static void test_config_host_limits(void)
     g_autofree char *v254 = g_strconcat("LLMWRAP_HOSTS=a", h253, NULL);
     envp[0] = v254;
     g_autofree LwShimConfig *long_host = config_new(envp, LW_SHIM_INERT_MALFORMED);
+    g_assert_cmpuint(long_host->net.count, ==, 0);
     g_string_free(hosts, TRUE);
 }
 
@@ -548,16 +563,25 @@ static void test_propagated_names(void)
         const char *name;
         bool yes;
     } cases[] = {
-        {"LLMWRAP_HOSTS", true},     {"LLMWRAP_X", true},
-        {"LLMWRAP_", false},         {"LLMWRAPX", false},
-        {"SSL_CERT_FILE", true},     {"SSL_CERT_FILEX", false},
-        {"SSL_CERT_DIR", false},     {"REQUESTS_CA_BUNDLE", true},
-        {"CURL_CA_BUNDLE", true},    {"GIT_SSL_CAINFO", true},
-        {"AWS_CA_BUNDLE", true},     {"CARGO_HTTP_CAINFO", true},
+        {"LLMWRAP_HOSTS", true},
+        {"LLMWRAP_X", true},
+        {"LLMWRAP_", false},
+        {"LLMWRAPX", false},
+        {"SSL_CERT_FILE", true},
+        {"SSL_CERT_FILEX", false},
+        {"SSL_CERT_DIR", false},
+        {"REQUESTS_CA_BUNDLE", true},
+        {"CURL_CA_BUNDLE", true},
+        {"GIT_SSL_CAINFO", true},
+        {"AWS_CA_BUNDLE", true},
+        {"CARGO_HTTP_CAINFO", true},
         {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", true},
-        {"NODE_EXTRA_CA_CERTS", true}, {"DENO_CERT", true},
-        {"GRPC_DNS_RESOLVER", true}, {"GODEBUG", true},
-        {"LD_PRELOAD", false},       {"HOME", false},
+        {"NODE_EXTRA_CA_CERTS", true},
+        {"DENO_CERT", true},
+        {"GRPC_DNS_RESOLVER", true},
+        {"GODEBUG", true},
+        {"LD_PRELOAD", false},
+        {"HOME", false},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
         g_assert_true(lw_shim_is_propagated_name(cases[i].name, strlen(cases[i].name)) ==
@@ -584,8 +608,8 @@ typedef struct {
     const char *expect[8]; /* the exec's envp, in order */
 } MergeCase;
 
-#define ADDED                                                                                 \
-    "LLMWRAP_HOSTS=api.openai.com", "LLMWRAP_PORT=4443", "SSL_CERT_FILE=/lw/combined.pem",   \
+#define ADDED                                                                                      \
+    "LLMWRAP_HOSTS=api.openai.com", "LLMWRAP_PORT=4443", "SSL_CERT_FILE=/lw/combined.pem",         \
         "GODEBUG=netdns=go", "NODE_EXTRA_CA_CERTS=/lw/ca.pem"
 
 static const MergeCase merge_cases[] = {
@@ -597,8 +621,8 @@ static const MergeCase merge_cases[] = {
       "LLMWRAP_HOSTS=api.openai.com", "LLMWRAP_PORT=4443", "NODE_EXTRA_CA_CERTS=/lw/ca.pem"}},
     {"keeps-empty-value",
      {"SSL_CERT_FILE=", "LLMWRAP_PORT=1", "LLMWRAP_HOSTS=h", "GODEBUG=", "NODE_EXTRA_CA_CERTS="},
-     {"SSL_CERT_FILE=", "LLMWRAP_PORT=1", "LLMWRAP_HOSTS=h", "GODEBUG=", "NODE_EXTRA_CA_CERTS=",
-      "LD_PRELOAD=" SHIM}},
+     {"SSL_CERT_FILE=", "LLMWRAP_PORT=1", "LLMWRAP_HOSTS=h",
+      "GODEBUG=", "NODE_EXTRA_CA_CERTS=", "LD_PRELOAD=" SHIM}},
     {"prepends-preload",
      {"LD_PRELOAD=/u/a.so", "X=1"},
      {"LD_PRELOAD=" SHIM ":/u/a.so", "X=1", ADDED}},
@@ -607,9 +631,7 @@ static const MergeCase merge_cases[] = {
      {"LD_PRELOAD=" SHIM ":/u/a.so /u/b.so", ADDED}},
     {"preload-empty", {"LD_PRELOAD="}, {"LD_PRELOAD=" SHIM, ADDED}},
     {"preload-present", {"LD_PRELOAD=/u/a.so:" SHIM}, {"LD_PRELOAD=/u/a.so:" SHIM, ADDED}},
-    {"preload-near-miss",
-     {"LD_PRELOAD=" SHIM ".old"},
-     {"LD_PRELOAD=" SHIM ":" SHIM ".old", ADDED}},
+    {"preload-near-miss", {"LD_PRELOAD=" SHIM ".old"}, {"LD_PRELOAD=" SHIM ":" SHIM ".old", ADDED}},
     {"preload-duplicate-entry",
      {"LD_PRELOAD=/u/a.so", "LD_PRELOAD=/u/b.so"},
      {"LD_PRELOAD=" SHIM ":/u/a.so", "LD_PRELOAD=/u/b.so", ADDED}},
