@@ -68,6 +68,9 @@ struct _LwConn {
     gboolean keep_alive;
 
     LwExchange *exchange;
+    LwAttribution attribution;
+    gboolean attribution_checked;
+    gboolean have_attribution;
     gboolean close_after; /* close when the current response is flushed */
     gboolean io_error;    /* the transport failed: never write again */
     gboolean ssl_read_wants_write;
@@ -673,6 +676,16 @@ void lw_conn_abort(LwConn *conn)
     conn->server->counters.requests_active--;
     lw_exchange_free(ex);
     conn_close(conn);
+}
+
+const LwAttribution *lw_conn_attribution(LwConn *conn)
+{
+    if (!conn->attribution_checked && conn->server->attrib != NULL) {
+        conn->attribution_checked = TRUE;
+        conn->have_attribution =
+            lw_attrib_take(conn->server->attrib, conn->peer_port, &conn->attribution);
+    }
+    return conn->have_attribution ? &conn->attribution : NULL;
 }
 
 const LwProvider *lw_conn_provider(const LwConn *conn)

@@ -19,6 +19,7 @@
 #include <glib.h>
 #include <netinet/in.h>
 
+#include "attrib.h"
 #include "providers.h"
 #include "server.h"
 
@@ -52,6 +53,10 @@ void lw_conn_response_done(LwConn *conn, gboolean keep_alive);
  * connection without finishing the framing, so the client sees a truncated
  * response rather than a short one that looks whole. Frees the exchange. */
 void lw_conn_abort(LwConn *conn);
+
+/* Who opened the connection, per the shim's attribution datagram (taken
+ * once, at the first request); NULL when none arrived. */
+const LwAttribution *lw_conn_attribution(LwConn *conn);
 
 /* Facts about the connection, for the exchange and logs. */
 const LwProvider *lw_conn_provider(const LwConn *conn);

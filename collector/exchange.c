@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "account.h"
+#include "buf.h"
 #include "conn.h"
 #include "errors.h"
 #include "upstream.h"
@@ -21,6 +23,7 @@ struct _LwExchange {
     LwTransfer *transfer;
     LwTimer first_byte_timer;
     guint64 started_us;
+    LwAccount *account;
 
     /* Response side. */
     int status;
@@ -29,7 +32,10 @@ struct _LwExchange {
     gboolean chunked_out;     /* we frame the body with chunked encoding */
     gboolean close_delimited; /* HTTP/1.0 client, unknown length: close ends it */
     gboolean client_keep_alive;
-    guint64 body_bytes;
+    guint64 body_bytes;       /* upstream body bytes */
+    gint64 content_length;    /* promised to the client, -1 when not */
+    gint64 emitted;           /* body bytes handed to the client (incl. held) */
+    LwBuf held;               /* bytes that end the answer, sent after the ledger commit */
 };
 
 /* ---- request heads ---- */
@@ -141,6 +147,8 @@ static void answer_error(LwExchange *ex, int status, const char *message)
     ex->head_sent = TRUE;
     if (status == 502 || status == 504)
         ex->server->counters.upstream_errors++;
+    if (ex->account != NULL)
+        lw_account_settle_local(ex->account, status, NULL);
     log_done(ex, message);
     LwConn *conn = ex->conn;
     gboolean keep = ex->client_keep_alive;
@@ -163,6 +171,67 @@ static gboolean is_dropped_response_header(const LwHttpHeader *h)
     return FALSE;
 }
 
+/* Frames body bytes for the client: a chunk, or raw bytes under a
+ * Content-Length or close-delimited framing. */
+static void send_framed(LwExchange *ex, const char *buf, gsize len)
+{
+    if (len == 0)
+        return;
+    if (ex->chunked_out) {
+        char size_line[24];
+        int n = g_snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+        lw_conn_send(ex->conn, size_line, (size_t)n);
+        lw_conn_send(ex->conn, buf, len);
+        lw_conn_send(ex->conn, "\r\n", 2);
+    } else {
+        lw_conn_send(ex->conn, buf, len);
+    }
+}
+
+static void flush_held(LwExchange *ex)
+{
+    if (lw_buf_len(&ex->held) == 0)
+        return;
+    send_framed(ex, lw_buf_head(&ex->held), lw_buf_len(&ex->held));
+    lw_buf_reset(&ex->held);
+}
+
+/* The observer's sink. Terminal bytes (and, under Content-Length, the very
+ * last byte) wait in `held` until the ledger row is committed: a client
+ * that has the whole answer is a client whose request is recorded. */
+static void emit(void *data, const char *buf, gsize len, gboolean terminal)
+{
+    LwExchange *ex = data;
+    if (len == 0)
+        return;
+    ex->emitted += (gint64)len;
+    if (!terminal && ex->content_length >= 0 && ex->emitted >= ex->content_length) {
+        len--;
+        terminal = FALSE;
+        flush_held(ex);
+        send_framed(ex, buf, len);
+        lw_buf_append(&ex->held, buf + len, 1);
+        return;
+    }
+    if (terminal) {
+        lw_buf_append(&ex->held, buf, len);
+        return;
+    }
+    flush_held(ex);
+    send_framed(ex, buf, len);
+}
+
+static const LwObserverSink observer_sink = {emit};
+
+static char *header_value(const LwHttpHeader *headers, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (lw_http1_name_is(headers[i].name, headers[i].name_len, name))
+            return g_strndup(headers[i].value, headers[i].value_len);
+    }
+    return NULL;
+}
+
 static void on_head(void *data, int status, const char *reason, const LwHttpHeader *headers,
                     size_t n_headers, int64_t content_length)
 {
@@ -171,6 +240,13 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     ex->status = status;
     gboolean is_head = ex->head->req.method_len == 4 && memcmp(ex->head->req.method, "HEAD", 4) == 0;
     ex->no_body = is_head || status == 204 || status == 304 || status < 200;
+
+    g_autofree char *content_type = header_value(headers, n_headers, "content-type");
+    g_autofree char *content_encoding = header_value(headers, n_headers, "content-encoding");
+    lw_account_response(ex->account, status, content_type, content_encoding, &observer_sink, ex);
+    /* An answer the observer edits has a length nobody knows in advance. */
+    if (lw_account_rewrites(ex->account))
+        content_length = -1;
 
     g_autoptr(GString) out = g_string_sized_new(1024);
     g_string_append_printf(out, "HTTP/1.1 %d %s\r\n", status,
@@ -188,13 +264,16 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
         g_string_append(out, "\r\n");
     }
     if (!ex->no_body) {
-        if (content_length >= 0)
+        if (content_length >= 0) {
+            ex->content_length = content_length;
             g_string_append_printf(out, "content-length: %" G_GINT64_FORMAT "\r\n",
                                    content_length);
-        else if (ex->head->req.minor_version >= 1)
-            ex->chunked_out = TRUE, g_string_append(out, "transfer-encoding: chunked\r\n");
-        else
+        } else if (ex->head->req.minor_version >= 1) {
+            ex->chunked_out = TRUE;
+            g_string_append(out, "transfer-encoding: chunked\r\n");
+        } else {
             ex->close_delimited = TRUE;
+        }
     }
     if (!ex->client_keep_alive || ex->close_delimited || ex->server->draining)
         g_string_append(out, "connection: close\r\n");
@@ -211,15 +290,7 @@ static gboolean on_body(void *data, const char *buf, size_t len)
     if (lw_conn_pending(ex->conn) > LW_CONN_HIGH_WATER)
         return FALSE; /* backpressure: resumed from lw_exchange_on_drain() */
     ex->body_bytes += len;
-    if (ex->chunked_out) {
-        char size_line[24];
-        int n = g_snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-        lw_conn_send(ex->conn, size_line, (size_t)n);
-        lw_conn_send(ex->conn, buf, len);
-        lw_conn_send(ex->conn, "\r\n", 2);
-    } else {
-        lw_conn_send(ex->conn, buf, len);
-    }
+    lw_account_body(ex->account, buf, len);
     return TRUE;
 }
 
@@ -237,12 +308,18 @@ static void on_done(void *data, LwUpstreamStatus status, const char *detail)
             answer_error(ex, status == LW_UPSTREAM_TIMEOUT ? 504 : 502, msg);
             return;
         }
-        /* The head is out: the only honest signal left is a cut connection. */
+        /* The head is out: record what we saw, then the only honest signal
+         * left is a cut connection. */
+        lw_account_settle(ex->account, ex->status, TRUE);
         ex->server->counters.upstream_errors++;
         log_done(ex, "cut: upstream broke mid-body");
         lw_conn_abort(conn);
         return;
     }
+    /* Settle (the observer may emit its last buffered bytes), commit the
+     * ledger row, and only then let the answer's last bytes go. */
+    lw_account_settle(ex->account, ex->status, FALSE);
+    flush_held(ex);
     if (ex->chunked_out)
         lw_conn_send(conn, "0\r\n\r\n", 5);
     log_done(ex, "");
@@ -277,14 +354,18 @@ LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *pr
     ex->path = g_strndup(head->req.target, head->req.target_len);
     ex->client_keep_alive = head->req.keep_alive;
     ex->started_us = lw_loop_now_us();
+    ex->content_length = -1;
     lw_timer_init(&ex->first_byte_timer);
     return ex;
 }
 
-static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHttpHeader *h)
+static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHttpHeader *h,
+                                            gboolean identity)
 {
     static const char *const dropped[] = {"host", "content-length", "expect",
                                           "proxy-authorization"};
+    if (identity && lw_http1_name_is(h->name, h->name_len, "accept-encoding"))
+        return FALSE;
     if (lw_http1_is_hop_by_hop(req, h->name, h->name_len))
         return FALSE;
     for (guint i = 0; i < G_N_ELEMENTS(dropped); i++) {
@@ -301,11 +382,31 @@ void lw_exchange_start(LwExchange *ex)
     if (ex->provider == NULL)
         ex->provider = route(ex, server->providers);
 
-    g_autofree LwHttpHeader *fwd = g_new(LwHttpHeader, MAX(req->num_headers, 1));
+    LwAccountRequest areq = {
+        .provider = ex->provider,
+        .req = req,
+        .path = ex->path,
+        .body = ex->body,
+        .attribution = lw_conn_attribution(ex->conn),
+    };
+    GBytes *new_body = NULL;
+    gboolean identity = FALSE;
+    ex->account = lw_account_begin(server, &areq, &new_body, &identity);
+    if (new_body != NULL) {
+        g_bytes_unref(ex->body);
+        ex->body = new_body;
+    }
+
+    g_autofree LwHttpHeader *fwd = g_new(LwHttpHeader, req->num_headers + 1);
     size_t n_fwd = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
-        if (is_forwarded_request_header(req, &req->headers[i]))
+        if (is_forwarded_request_header(req, &req->headers[i], identity))
             fwd[n_fwd++] = req->headers[i];
+    }
+    if (identity) {
+        /* The answer will be edited (include_usage): it must come unencoded. */
+        static const char name[] = "accept-encoding", value[] = "identity";
+        fwd[n_fwd++] = (LwHttpHeader){name, sizeof name - 1, value, sizeof value - 1};
     }
     g_autofree char *method = g_strndup(req->method, req->method_len);
     g_autofree char *url = g_strconcat(ex->provider->upstream, ex->path, NULL);
@@ -334,8 +435,12 @@ void lw_exchange_on_drain(LwExchange *ex)
 
 void lw_exchange_client_gone(LwExchange *ex)
 {
-    if (ex->transfer != NULL)
+    if (ex->transfer != NULL) {
+        /* What the provider produced so far is spent: record it. */
+        if (ex->account != NULL)
+            lw_account_settle(ex->account, ex->head_sent ? ex->status : 0, TRUE);
         log_done(ex, "client went away");
+    }
     lw_exchange_free(ex);
 }
 
@@ -346,6 +451,8 @@ void lw_exchange_free(LwExchange *ex)
     if (ex->transfer != NULL)
         lw_transfer_cancel(ex->transfer);
     lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    lw_account_free(ex->account);
+    lw_buf_clear(&ex->held);
     lw_request_head_free(ex->head);
     if (ex->body != NULL)
         g_bytes_unref(ex->body);

@@ -22,9 +22,13 @@
 #include "attrib.h"
 #include "ca.h"
 #include "conn.h"
+#include "ipc-runs.h"
 #include "ipc-server.h"
+#include "ledger.h"
 #include "listeners.h"
 #include "log.h"
+#include "pricing.h"
+#include "runs.h"
 #include "server.h"
 #include "tls-server.h"
 #include "upstream.h"
@@ -106,6 +110,14 @@ static void reload(Collector *c)
     }
     if (!lw_upstream_reconfigure(s->upstream, config, &error)) {
         g_warning("reload: [upstream] not applied: %s", error->message);
+        g_clear_error(&error);
+    }
+    LwPricing *pricing = lw_pricing_load(NULL, config, &error);
+    if (pricing != NULL) {
+        lw_pricing_free(s->pricing);
+        s->pricing = pricing;
+    } else {
+        g_warning("reload: prices not reloaded: %s", error->message);
         g_clear_error(&error);
     }
     lw_log_set_level(config->log_level);
@@ -378,6 +390,13 @@ int main(int argc, char **argv)
     s->upstream = lw_upstream_new(s->loop, config, &error);
     if (s->upstream == NULL)
         goto out;
+    s->pricing = lw_pricing_load(NULL, config, &error);
+    if (s->pricing == NULL)
+        goto out;
+    s->ledger = lw_ledger_open(paths->ledger_file, FALSE, &error);
+    if (s->ledger == NULL)
+        goto out;
+    s->runs = lw_runs_new(s->ledger);
 
     guint16 port = port_opt >= 0 ? (guint16)port_opt : config->port;
     gboolean fallback = port_opt < 0 && config->port == 0;
@@ -392,6 +411,7 @@ int main(int argc, char **argv)
     s->ipc = lw_ipc_server_new(s, paths->ipc_socket, &error);
     if (s->ipc == NULL)
         goto out;
+    lw_ipc_runs_register(s->ipc, s->runs);
 
     write_pid_file(pid_fd, lw_listeners_synthetic_port(s->listeners));
     {
@@ -426,6 +446,9 @@ out:
         lw_loop_run_due(s->loop);
     }
     lw_ipc_server_free(s->ipc);
+    lw_runs_free(s->runs);
+    lw_ledger_close(s->ledger);
+    lw_pricing_free(s->pricing);
     lw_attrib_free(s->attrib);
     lw_listeners_free(s->listeners);
     lw_upstream_free(s->upstream);

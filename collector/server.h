@@ -18,6 +18,9 @@ typedef struct _LwAttrib LwAttrib;
 typedef struct _LwIpcServer LwIpcServer;
 typedef struct _LwListeners LwListeners;
 typedef struct _LwConn LwConn;
+typedef struct _LwLedger LwLedger;
+typedef struct _LwPricing LwPricing;
+typedef struct _LwRuns LwRuns;
 
 /* Counters reported by `llmctl status`. Monotonic unless noted. */
 typedef struct {
@@ -47,6 +50,9 @@ typedef struct {
     LwAttrib *attrib;
     LwIpcServer *ipc;
     LwListeners *listeners;
+    LwLedger *ledger;   /* the spend ledger (one writer: this process) */
+    LwPricing *pricing; /* prices + config overrides; SIGHUP reloads */
+    LwRuns *runs;       /* llmwrap runs */
     LwCounters counters;
     GQueue conns;          /* LwConn*, for draining and shutdown */
     gboolean draining;     /* SIGTERM received: finish in-flight work, accept nothing new */

@@ -1,0 +1,396 @@
+/* sse.c - Server-Sent Events framing (see sse.h).
+ *
+ * Invariants between calls:
+ *   - A unit in progress (some of its bytes consumed, not yet reported) has
+ *     all those bytes in `pend`, unless the framer is in oversize mode, where
+ *     they were already reported.
+ *   - Offsets (line_start, data/event slices) are relative to the first
+ *     byte of the unit in progress, so they survive the move from the
+ *     caller's buffer into `pend`.
+ *   - cr_pending: the last byte consumed was a CR that ended a line; an LF
+ *     arriving next is the second half of that line ending.
+ */
+#include "sse.h"
+
+#include <string.h>
+
+#include "buf.h"
+
+typedef enum {
+    LINE_BLANK,
+    LINE_COMMENT,
+    LINE_FIELD,
+} LineKind;
+
+struct _LwSse {
+    gsize max_event;
+    LwBuf pend;            /* bytes of the unit in progress when it spans feeds */
+    gboolean pend_release; /* pend holds the unit last reported: drop it on the next call */
+
+    gsize line_start;  /* offset of the current, unfinished line */
+    gboolean in_event; /* a field line was seen since the last dispatch */
+    guint n_data;
+    gsize data_off, data_len; /* the first data value */
+    GString *joined;          /* all data values joined, once there are two */
+    gboolean have_event;
+    gsize event_off, event_len;
+    gboolean first_line; /* no line completed yet in the stream (BOM check) */
+
+    gboolean cr_pending;    /* see above */
+    gboolean cr_ended_unit; /* ... and that line ending closed a reported unit */
+
+    gboolean oversize;        /* passing an over-cap unit through */
+    gboolean os_to_line_end;  /* ... which is a single comment line, not an event */
+    gsize os_line_len;        /* bytes of the current line in oversize mode */
+    guint64 n_oversize;
+};
+
+LwSse *lw_sse_new(gsize max_event)
+{
+    LwSse *sse = g_new0(LwSse, 1);
+    sse->max_event = max_event > 0 ? max_event : LW_SSE_MAX_EVENT;
+    sse->joined = g_string_new(NULL);
+    sse->first_line = TRUE;
+    return sse;
+}
+
+void lw_sse_free(LwSse *sse)
+{
+    if (sse == NULL)
+        return;
+    lw_buf_clear(&sse->pend);
+    g_string_free(sse->joined, TRUE);
+    g_free(sse);
+}
+
+guint64 lw_sse_oversize_count(const LwSse *sse)
+{
+    return sse->n_oversize;
+}
+
+/* The first CR or LF in [p, p+n), or NULL. */
+static const char *find_eol(const char *p, gsize n)
+{
+    const char *lf = memchr(p, '\n', n);
+    const char *cr = memchr(p, '\r', lf != NULL ? (gsize)(lf - p) : n);
+    return cr != NULL ? cr : lf;
+}
+
+/* A unit's size for the cap: the LF of a final CRLF does not count, since
+ * it may arrive in the next feed, after the unit was reported. */
+static gsize capped_size(const char *p, gsize n)
+{
+    return n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n' ? n - 1 : n;
+}
+
+static void reset_unit(LwSse *sse)
+{
+    sse->line_start = 0;
+    sse->in_event = FALSE;
+    sse->n_data = 0;
+    sse->have_event = FALSE;
+    if (sse->joined->allocated_len > 64 * 1024) {
+        /* one big multi-line event must not pin its size for the stream's life */
+        g_string_free(sse->joined, TRUE);
+        sse->joined = g_string_new(NULL);
+    }
+}
+
+/* Reads the completed line at [off, off+n) of the unit starting at `unit`. */
+static LineKind take_line(LwSse *sse, const char *unit, gsize off, gsize n)
+{
+    if (sse->first_line) {
+        sse->first_line = FALSE;
+        if (n >= 3 && memcmp(unit + off, "\xEF\xBB\xBF", 3) == 0) {
+            off += 3;
+            n -= 3;
+        }
+    }
+    const char *line = unit + off;
+    if (n == 0)
+        return LINE_BLANK;
+    if (line[0] == ':')
+        return LINE_COMMENT;
+
+    const char *colon = memchr(line, ':', n);
+    gsize name_len = colon != NULL ? (gsize)(colon - line) : n;
+    gsize voff = colon != NULL ? name_len + 1 : n;
+    if (voff < n && line[voff] == ' ')
+        voff++;
+    gsize vlen = n - voff;
+
+    if (name_len == 4 && memcmp(line, "data", 4) == 0) {
+        if (sse->n_data == 0) {
+            sse->data_off = off + voff;
+            sse->data_len = vlen;
+        } else {
+            if (sse->n_data == 1) {
+                g_string_truncate(sse->joined, 0);
+                g_string_append_len(sse->joined, unit + sse->data_off, sse->data_len);
+            }
+            g_string_append_c(sse->joined, '\n');
+            g_string_append_len(sse->joined, line + voff, vlen);
+        }
+        sse->n_data++;
+    } else if (name_len == 5 && memcmp(line, "event", 5) == 0) {
+        sse->have_event = TRUE;
+        sse->event_off = off + voff;
+        sse->event_len = vlen;
+    }
+    return LINE_FIELD;
+}
+
+static void fill_event(LwSse *sse, const char *unit, gsize len, LwSseUnit *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    ret->kind = sse->in_event ? LW_SSE_EVENT : LW_SSE_NOISE;
+    ret->raw = unit;
+    ret->raw_len = len;
+    if (sse->have_event) {
+        ret->event = unit + sse->event_off;
+        ret->event_len = sse->event_len;
+    }
+    if (sse->n_data == 1) {
+        ret->data = unit + sse->data_off;
+        ret->data_len = sse->data_len;
+        ret->data_in_raw = TRUE;
+    } else if (sse->n_data > 1) {
+        ret->data = sse->joined->str;
+        ret->data_len = sse->joined->len;
+    }
+    if (capped_size(unit, len) > sse->max_event) {
+        /* Complete but too big to parse: same fate as one that spans feeds. */
+        sse->n_oversize++;
+        ret->kind = LW_SSE_OVERSIZE;
+        ret->last = TRUE;
+        ret->event = ret->data = NULL;
+        ret->event_len = ret->data_len = 0;
+        ret->data_in_raw = FALSE;
+    }
+    reset_unit(sse);
+}
+
+static void fill_piece(LwSseUnit *ret, const char *p, gsize n, gboolean last)
+{
+    memset(ret, 0, sizeof *ret);
+    ret->kind = LW_SSE_OVERSIZE;
+    ret->raw = p;
+    ret->raw_len = n;
+    ret->last = last;
+}
+
+/* Enters oversize mode for the unit in progress, whose current line starts
+ * at `line` and holds `line_len` bytes so far. */
+static void start_oversize(LwSse *sse, const char *line, gsize line_len)
+{
+    sse->oversize = TRUE;
+    sse->first_line = FALSE; /* a BOM only counts at the very start */
+    /* outside an event, a line starting with ':' is a comment: a unit of its own */
+    sse->os_to_line_end = !sse->in_event && line_len > 0 && line[0] == ':';
+    sse->os_line_len = line_len;
+    sse->n_oversize++;
+    reset_unit(sse);
+}
+
+static void consume(const char **buf, gsize *len, gsize n)
+{
+    *buf += n;
+    *len -= n;
+}
+
+/* Oversize mode: reports the input up to the end of the over-cap unit (or
+ * all of it) as a piece. */
+static LwSseResult next_oversize(LwSse *sse, const char **buf, gsize *len, gsize start,
+                                 LwSseUnit *ret)
+{
+    const char *p = *buf;
+    gsize n = *len, i = start;
+    while (i < n) {
+        const char *eol = find_eol(p + i, n - i);
+        if (eol == NULL) {
+            sse->os_line_len += n - i;
+            break;
+        }
+        gsize e = (gsize)(eol - p);
+        gsize line_len = sse->os_line_len + (e - i);
+        gsize term = 1;
+        gboolean cr_at_end = FALSE;
+        if (p[e] == '\r') {
+            if (e + 1 < n && p[e + 1] == '\n')
+                term = 2;
+            else if (e + 1 == n)
+                cr_at_end = TRUE;
+        }
+        i = e + term;
+        sse->cr_pending = cr_at_end;
+        sse->os_line_len = 0;
+        if (sse->os_to_line_end || line_len == 0) {
+            sse->oversize = FALSE;
+            sse->cr_ended_unit = TRUE;
+            fill_piece(ret, p, i, TRUE);
+            consume(buf, len, i);
+            return LW_SSE_UNIT;
+        }
+        sse->cr_ended_unit = FALSE;
+    }
+    fill_piece(ret, p, n, FALSE);
+    consume(buf, len, n);
+    return LW_SSE_UNIT;
+}
+
+/* A unit in progress lives in pend: append whole lines from the input
+ * until the unit ends or the input does. */
+static LwSseResult next_pending(LwSse *sse, const char **buf, gsize *len, LwSseUnit *ret)
+{
+    const char *p = *buf;
+    gsize n = *len;
+    gsize used = lw_buf_len(&sse->pend);
+    const char *eol = find_eol(p, n);
+    gsize take = eol != NULL ? (gsize)(eol - p) + 1 : n;
+    gboolean cr_at_end = FALSE;
+    if (eol != NULL && *eol == '\r') {
+        if (take < n && p[take] == '\n')
+            take++;
+        else if (take == n)
+            cr_at_end = TRUE;
+    }
+
+    if (used + capped_size(p, take) > sse->max_event) {
+        /* Report what is kept; the input is handled in oversize mode. */
+        start_oversize(sse, lw_buf_head(&sse->pend) + sse->line_start, used - sse->line_start);
+        fill_piece(ret, lw_buf_head(&sse->pend), used, FALSE);
+        sse->pend_release = TRUE;
+        return LW_SSE_UNIT;
+    }
+
+    lw_buf_append(&sse->pend, p, take);
+    consume(buf, len, take);
+    if (eol == NULL)
+        return LW_SSE_NEED_MORE;
+
+    const char *unit = lw_buf_head(&sse->pend);
+    gsize unit_len = lw_buf_len(&sse->pend);
+    gsize term = (*eol == '\r' && !cr_at_end && take >= 2 && p[take - 1] == '\n') ? 2 : 1;
+    gsize line_end = unit_len - term;
+    LineKind kind = take_line(sse, unit, sse->line_start, line_end - sse->line_start);
+    sse->cr_pending = cr_at_end;
+    sse->cr_ended_unit = FALSE;
+    if (kind == LINE_BLANK || (kind == LINE_COMMENT && !sse->in_event)) {
+        sse->cr_ended_unit = cr_at_end;
+        fill_event(sse, unit, unit_len, ret);
+        sse->pend_release = TRUE;
+        return LW_SSE_UNIT;
+    }
+    if (kind == LINE_FIELD)
+        sse->in_event = TRUE;
+    sse->line_start = unit_len;
+    return LW_SSE_NEED_MORE;
+}
+
+LwSseResult lw_sse_next(LwSse *sse, const char **buf, gsize *len, LwSseUnit *ret)
+{
+    g_return_val_if_fail(sse != NULL && buf != NULL && len != NULL && ret != NULL,
+                         LW_SSE_NEED_MORE);
+    if (sse->pend_release) {
+        lw_buf_reset(&sse->pend);
+        sse->pend_release = FALSE;
+    }
+
+    while (*len > 0) {
+        gsize skip_lf = 0;
+        if (sse->cr_pending) {
+            sse->cr_pending = FALSE;
+            if ((*buf)[0] == '\n') {
+                if (sse->cr_ended_unit) {
+                    memset(ret, 0, sizeof *ret);
+                    ret->kind = LW_SSE_TAIL;
+                    ret->raw = *buf;
+                    ret->raw_len = 1;
+                    consume(buf, len, 1);
+                    return LW_SSE_UNIT;
+                }
+                if (!sse->oversize) {
+                    lw_buf_append(&sse->pend, "\n", 1);
+                    sse->line_start = lw_buf_len(&sse->pend);
+                    consume(buf, len, 1);
+                    continue;
+                }
+                skip_lf = 1; /* oversize: the LF goes out with the next piece */
+            }
+        }
+        if (sse->oversize)
+            return next_oversize(sse, buf, len, skip_lf, ret);
+        if (lw_buf_len(&sse->pend) > 0) {
+            if (next_pending(sse, buf, len, ret) == LW_SSE_UNIT)
+                return LW_SSE_UNIT;
+            continue;
+        }
+
+        /* Nothing kept: the unit starts at *buf; report it in place. */
+        const char *p = *buf;
+        gsize n = *len, i = 0;
+        for (;;) {
+            const char *eol = find_eol(p + i, n - i);
+            if (eol == NULL)
+                break;
+            gsize e = (gsize)(eol - p), term = 1;
+            gboolean cr_at_end = FALSE;
+            if (p[e] == '\r') {
+                if (e + 1 < n && p[e + 1] == '\n')
+                    term = 2;
+                else if (e + 1 == n)
+                    cr_at_end = TRUE;
+            }
+            LineKind kind = take_line(sse, p, i, e - i);
+            i = e + term;
+            sse->cr_pending = cr_at_end;
+            sse->cr_ended_unit = FALSE;
+            if (kind == LINE_BLANK || (kind == LINE_COMMENT && !sse->in_event)) {
+                sse->cr_ended_unit = cr_at_end;
+                fill_event(sse, p, i, ret);
+                consume(buf, len, i);
+                return LW_SSE_UNIT;
+            }
+            if (kind == LINE_FIELD)
+                sse->in_event = TRUE;
+            sse->line_start = i;
+            if (i == n)
+                break;
+        }
+        /* The input ends inside a unit. */
+        if (capped_size(p, n) > sse->max_event) {
+            start_oversize(sse, p + sse->line_start, n - sse->line_start);
+            fill_piece(ret, p, n, FALSE);
+            consume(buf, len, n);
+            return LW_SSE_UNIT;
+        }
+        lw_buf_append(&sse->pend, p, n);
+        consume(buf, len, n);
+    }
+    return LW_SSE_NEED_MORE;
+}
+
+gboolean lw_sse_finish(LwSse *sse, LwSseUnit *ret)
+{
+    g_return_val_if_fail(sse != NULL && ret != NULL, FALSE);
+    if (sse->pend_release) {
+        lw_buf_reset(&sse->pend);
+        sse->pend_release = FALSE;
+    }
+    sse->cr_pending = FALSE;
+    if (sse->oversize) {
+        sse->oversize = FALSE;
+        reset_unit(sse);
+        return FALSE;
+    }
+    gsize used = lw_buf_len(&sse->pend);
+    if (used == 0)
+        return FALSE;
+    const char *unit = lw_buf_head(&sse->pend);
+    if (used > sse->line_start &&
+        take_line(sse, unit, sse->line_start, used - sse->line_start) == LINE_FIELD)
+        sse->in_event = TRUE;
+    fill_event(sse, unit, used, ret);
+    sse->pend_release = TRUE;
+    return TRUE;
+}

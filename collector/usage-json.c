@@ -1,0 +1,617 @@
+/* usage-json.c - SAX extraction of response facts (see usage-json.h).
+ *
+ * Path bookkeeping: keys[d] is the member name being read in the object at
+ * depth d, or ARR when the container at depth d is an array (idx[d] is then
+ * the index of the element being read). A value's path is keys[root..depth]
+ * where root is the depth of the document object; container values are
+ * matched before their own depth is pushed, so scalars and containers use
+ * the same patterns.
+ */
+#include "usage-json.h"
+
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#define ARR LW_KEY_COUNT
+#define SLICE (64 * 1024) /* feed yajl in slices so the token cap is checked often */
+#define MAX_TYPE 64
+
+G_STATIC_ASSERT(LW_KEY_COUNT < 255);
+
+struct _LwUsageJson {
+    LwFormat format;
+    LwDocFunc on_doc;
+    void *on_doc_data;
+    yajl_handle yh;
+    LwUsageJsonResult state;
+
+    const char *feed_buf; /* the buffer of the current feed call */
+    gsize feed_len;
+    gsize slice_off; /* where the slice yajl is parsing starts in feed_buf */
+    const char *slice;
+    gsize slice_len;
+    guint64 fed;        /* bytes before the current slice, since the reset */
+    guint64 last_event; /* position just past the last parse event */
+    gsize done_end;
+
+    int depth;
+    int root; /* depth of the open document object; 0 = none */
+    gboolean array_top;
+    guint8 keys[LW_USAGE_JSON_MAX_DEPTH + 2];
+    gint64 idx[LW_USAGE_JSON_MAX_DEPTH + 2];
+    gssize key_start; /* feed_buf offset of the current member name's quote; -1 unknown */
+
+    /* the document being read */
+    LwDocFacts f;
+    char model[LW_USAGE_JSON_MAX_NAME + 1];
+    char id[LW_USAGE_JSON_MAX_NAME + 1];
+    char type[MAX_TYPE + 1];
+    GString *raw;       /* text of the document's last complete usage object */
+    gboolean raw_ok;
+
+    /* the usage object being read */
+    int u_depth; /* its depth; 0 = not in one */
+    LwUsageFields ufields;
+    GString *cap; /* its text so far */
+    gboolean cap_over;
+    gsize cap_from; /* slice offset from which the slice still has to be copied */
+
+    /* Gemini candidate and part being read */
+    gboolean cand_finished;
+    gint64 cand_index;
+    gint64 part_text;
+    gboolean part_thought;
+};
+
+/* ---- paths ---------------------------------------------------------------- */
+
+static gboolean at_path(const LwUsageJson *uj, const guint8 *pat, int n)
+{
+    if (uj->root == 0 || uj->depth - uj->root + 1 != n)
+        return FALSE;
+    return memcmp(&uj->keys[uj->root], pat, (gsize)n) == 0;
+}
+
+#define AT(uj, ...)                                                                                \
+    at_path((uj), (const guint8[]){__VA_ARGS__}, (int)sizeof((const guint8[]){__VA_ARGS__}))
+
+static gboolean in_doc(const LwUsageJson *uj)
+{
+    return uj->root > 0 && uj->depth >= uj->root;
+}
+
+static gboolean is_usage_path(const LwUsageJson *uj)
+{
+    switch (uj->format) {
+    case LW_FORMAT_OPENAI:
+        return AT(uj, LW_KEY_USAGE) || AT(uj, LW_KEY_X_GROQ, LW_KEY_USAGE) ||
+               AT(uj, LW_KEY_RESPONSE, LW_KEY_USAGE);
+    case LW_FORMAT_ANTHROPIC:
+        return AT(uj, LW_KEY_USAGE) || AT(uj, LW_KEY_MESSAGE, LW_KEY_USAGE);
+    case LW_FORMAT_GEMINI:
+        return AT(uj, LW_KEY_USAGE_METADATA);
+    }
+    return FALSE;
+}
+
+static gboolean is_gemini_candidate(const LwUsageJson *uj)
+{
+    return uj->format == LW_FORMAT_GEMINI && AT(uj, LW_KEY_CANDIDATES, ARR);
+}
+
+static gboolean is_gemini_part(const LwUsageJson *uj)
+{
+    return uj->format == LW_FORMAT_GEMINI &&
+           AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_CONTENT, LW_KEY_PARTS, ARR);
+}
+
+/* ---- per-event bookkeeping ------------------------------------------------ */
+
+static guint64 position(const LwUsageJson *uj)
+{
+    return uj->fed + yajl_get_bytes_consumed(uj->yh);
+}
+
+/* Every parse event: notes progress. Input that goes more than the token
+ * cap without a parse event stops the parse; checked here as well as
+ * between slices, so where the feeds were cut does not change the outcome. */
+static gboolean progress(LwUsageJson *uj)
+{
+    guint64 pos = position(uj);
+    if (pos - uj->last_event > LW_USAGE_JSON_MAX_TOKEN) {
+        uj->state = LW_USAGE_JSON_FAILED;
+        return FALSE;
+    }
+    uj->last_event = pos;
+    return TRUE;
+}
+
+/* A value starts: progress, and the element count of an enclosing array. */
+static gboolean value_begin(LwUsageJson *uj)
+{
+    if (!progress(uj))
+        return FALSE;
+    if (uj->depth > 0 && uj->keys[uj->depth] == ARR)
+        uj->idx[uj->depth]++;
+    return TRUE;
+}
+
+static void copy_name(char *dst, gsize cap, const char **ret, const unsigned char *s, gsize len)
+{
+    if (len > cap) {
+        *ret = NULL; /* longer than any real name: not kept rather than cut */
+        return;
+    }
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    *ret = dst;
+}
+
+static void doc_begin(LwUsageJson *uj, int root)
+{
+    uj->root = root;
+    memset(&uj->f, 0, sizeof uj->f);
+    g_string_truncate(uj->raw, 0);
+    uj->raw_ok = FALSE;
+    uj->u_depth = 0;
+}
+
+static void doc_end(LwUsageJson *uj)
+{
+    if (uj->f.have_usage && uj->raw_ok) {
+        uj->f.raw_usage = uj->raw->str;
+        uj->f.raw_usage_len = uj->raw->len;
+    }
+    if (uj->on_doc != NULL)
+        uj->on_doc(&uj->f, uj->on_doc_data);
+    uj->root = 0;
+}
+
+/* ---- usage objects -------------------------------------------------------- */
+
+static void cap_append(LwUsageJson *uj, gsize from, gsize to)
+{
+    if (uj->cap_over || to <= from)
+        return;
+    if (uj->cap->len + (to - from) > LW_USAGE_JSON_MAX_RAW) {
+        uj->cap_over = TRUE;
+        return;
+    }
+    g_string_append_len(uj->cap, uj->slice + from, (gssize)(to - from));
+}
+
+static void usage_begin(LwUsageJson *uj)
+{
+    uj->u_depth = uj->depth;
+    lw_usage_fields_reset(&uj->ufields);
+    g_string_truncate(uj->cap, 0);
+    uj->cap_over = FALSE;
+    uj->cap_from = yajl_get_bytes_consumed(uj->yh) - 1; /* the '{' */
+}
+
+static void usage_end(LwUsageJson *uj)
+{
+    cap_append(uj, uj->cap_from, yajl_get_bytes_consumed(uj->yh));
+    uj->u_depth = 0;
+    uj->f.have_usage = TRUE;
+    uj->f.usage = uj->ufields;
+    /* the last usage object of a document is the one kept */
+    GString *t = uj->raw;
+    uj->raw = uj->cap;
+    uj->cap = t;
+    uj->raw_ok = !uj->cap_over;
+}
+
+/* The member (parent, key) a scalar inside the usage object is, or FALSE
+ * when it is nested deeper than the rules look. */
+static gboolean usage_member(const LwUsageJson *uj, LwKey *ret_parent, LwKey *ret_key)
+{
+    int rel = uj->depth - uj->u_depth;
+    if (rel == 0) {
+        *ret_parent = LW_KEY_OTHER;
+        *ret_key = uj->keys[uj->depth];
+        return TRUE;
+    }
+    if (rel == 1 && uj->keys[uj->depth] != ARR) {
+        *ret_parent = uj->keys[uj->u_depth];
+        *ret_key = uj->keys[uj->depth];
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/* Offsets in feed_buf of a top-level "usage":null member and one adjacent
+ * comma, so that removing them leaves exactly the other members. */
+static void record_usage_null(LwUsageJson *uj)
+{
+    if (uj->key_start < 0)
+        return;
+    const char *b = uj->feed_buf;
+    gsize ks = (gsize)uj->key_start;
+    gsize ne = uj->slice_off + yajl_get_bytes_consumed(uj->yh);
+    gsize p = ks;
+    while (p > 0 && g_ascii_isspace(b[p - 1]))
+        p--;
+    if (p > 0 && b[p - 1] == ',') {
+        uj->f.usage_null_start = p - 1;
+        uj->f.usage_null_end = ne;
+    } else {
+        gsize q = ne;
+        while (q < uj->feed_len && g_ascii_isspace(b[q]))
+            q++;
+        if (q < uj->feed_len && b[q] == ',') {
+            q++;
+            while (q < uj->feed_len && g_ascii_isspace(b[q]))
+                q++;
+            ne = q;
+        }
+        uj->f.usage_null_start = ks;
+        uj->f.usage_null_end = ne;
+    }
+    uj->f.usage_null = TRUE;
+}
+
+/* ---- text ----------------------------------------------------------------- */
+
+static gboolean is_openai_text(const LwUsageJson *uj)
+{
+    int n = uj->depth - uj->root + 1;
+    const guint8 *k = &uj->keys[uj->root];
+    if (n >= 3 && k[0] == LW_KEY_CHOICES && k[1] == ARR) {
+        if (n == 3)
+            return k[2] == LW_KEY_TEXT;
+        if (k[2] != LW_KEY_DELTA && k[2] != LW_KEY_MESSAGE)
+            return FALSE;
+        if (n == 4)
+            return k[3] == LW_KEY_CONTENT || k[3] == LW_KEY_REFUSAL;
+        return n == 7 && k[3] == LW_KEY_TOOL_CALLS && k[4] == ARR && k[5] == LW_KEY_FUNCTION &&
+               k[6] == LW_KEY_ARGUMENTS;
+    }
+    if (n >= 3 && k[0] == LW_KEY_OUTPUT && k[1] == ARR) {
+        if (n == 3)
+            return k[2] == LW_KEY_ARGUMENTS;
+        return n == 5 && k[2] == LW_KEY_CONTENT && k[3] == ARR &&
+               (k[4] == LW_KEY_TEXT || k[4] == LW_KEY_REFUSAL);
+    }
+    return FALSE;
+}
+
+static gboolean is_anthropic_text(const LwUsageJson *uj)
+{
+    return AT(uj, LW_KEY_CONTENT, ARR, LW_KEY_TEXT) || AT(uj, LW_KEY_DELTA, LW_KEY_TEXT) ||
+           AT(uj, LW_KEY_DELTA, LW_KEY_PARTIAL_JSON);
+}
+
+/* ---- yajl callbacks ------------------------------------------------------- */
+
+static int on_null(void *ctx)
+{
+    LwUsageJson *uj = ctx;
+    if (!value_begin(uj))
+        return 0;
+    if (in_doc(uj) && uj->u_depth == 0 && uj->format == LW_FORMAT_OPENAI && AT(uj, LW_KEY_USAGE))
+        record_usage_null(uj);
+    return 1;
+}
+
+static int on_boolean(void *ctx, int value)
+{
+    LwUsageJson *uj = ctx;
+    if (!value_begin(uj))
+        return 0;
+    if (!in_doc(uj))
+        return 1;
+    LwKey parent, key;
+    if (uj->u_depth > 0) {
+        if (usage_member(uj, &parent, &key))
+            lw_usage_fields_set_bool(&uj->ufields, parent, key, value != 0);
+    } else if (AT(uj, LW_KEY_ERROR)) {
+        uj->f.error |= value != 0;
+    } else if (uj->format == LW_FORMAT_GEMINI &&
+               AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_CONTENT, LW_KEY_PARTS, ARR, LW_KEY_THOUGHT)) {
+        uj->part_thought = value != 0;
+    }
+    return 1;
+}
+
+static int on_number(void *ctx, const char *s, size_t len)
+{
+    LwUsageJson *uj = ctx;
+    if (!value_begin(uj))
+        return 0;
+    if (!in_doc(uj))
+        return 1;
+    LwKey parent, key;
+    if (uj->u_depth > 0) {
+        if (usage_member(uj, &parent, &key))
+            lw_usage_fields_set_number(&uj->ufields, parent, key, s, len);
+    } else if (AT(uj, LW_KEY_ERROR)) {
+        gint64 v = 0;
+        uj->f.error |= !lw_usage_fields_decimal(s, len, 0, &v) || v != 0;
+    } else if (uj->format == LW_FORMAT_GEMINI && AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_INDEX)) {
+        gint64 v = -1;
+        if (lw_usage_fields_decimal(s, len, 0, &v) && v >= 0)
+            uj->cand_index = v;
+    }
+    return 1;
+}
+
+static void openai_string(LwUsageJson *uj, const unsigned char *s, gsize len)
+{
+    if (AT(uj, LW_KEY_MODEL) || AT(uj, LW_KEY_RESPONSE, LW_KEY_MODEL))
+        copy_name(uj->model, LW_USAGE_JSON_MAX_NAME, &uj->f.model, s, len);
+    else if (AT(uj, LW_KEY_ID) || AT(uj, LW_KEY_RESPONSE, LW_KEY_ID))
+        copy_name(uj->id, LW_USAGE_JSON_MAX_NAME, &uj->f.id, s, len);
+    else if (AT(uj, LW_KEY_DELTA))
+        uj->f.delta_bytes += (gint64)len;
+    else if (is_openai_text(uj))
+        uj->f.text_bytes += (gint64)len;
+}
+
+static void anthropic_string(LwUsageJson *uj, const unsigned char *s, gsize len)
+{
+    if (AT(uj, LW_KEY_MODEL) || AT(uj, LW_KEY_MESSAGE, LW_KEY_MODEL))
+        copy_name(uj->model, LW_USAGE_JSON_MAX_NAME, &uj->f.model, s, len);
+    else if (AT(uj, LW_KEY_ID) || AT(uj, LW_KEY_MESSAGE, LW_KEY_ID))
+        copy_name(uj->id, LW_USAGE_JSON_MAX_NAME, &uj->f.id, s, len);
+    else if (is_anthropic_text(uj))
+        uj->f.text_bytes += (gint64)len;
+}
+
+static void gemini_string(LwUsageJson *uj, const unsigned char *s, gsize len)
+{
+    if (AT(uj, LW_KEY_MODEL_VERSION))
+        copy_name(uj->model, LW_USAGE_JSON_MAX_NAME, &uj->f.model, s, len);
+    else if (AT(uj, LW_KEY_RESPONSE_ID))
+        copy_name(uj->id, LW_USAGE_JSON_MAX_NAME, &uj->f.id, s, len);
+    else if (AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_CONTENT, LW_KEY_PARTS, ARR, LW_KEY_TEXT))
+        uj->part_text += (gint64)len;
+    else if (AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_FINISH_REASON))
+        uj->cand_finished |= len > 0;
+    else if (AT(uj, LW_KEY_PROMPT_FEEDBACK, LW_KEY_BLOCK_REASON))
+        uj->f.blocked |= len > 0;
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    LwUsageJson *uj = ctx;
+    if (!value_begin(uj))
+        return 0;
+    if (!in_doc(uj) || uj->u_depth > 0)
+        return 1;
+    if (AT(uj, LW_KEY_TYPE)) {
+        copy_name(uj->type, MAX_TYPE, &uj->f.type, s, len);
+        return 1;
+    }
+    if (AT(uj, LW_KEY_ERROR)) {
+        uj->f.error |= len > 0;
+        return 1;
+    }
+    switch (uj->format) {
+    case LW_FORMAT_OPENAI:
+        openai_string(uj, s, len);
+        break;
+    case LW_FORMAT_ANTHROPIC:
+        anthropic_string(uj, s, len);
+        break;
+    case LW_FORMAT_GEMINI:
+        gemini_string(uj, s, len);
+        break;
+    }
+    return 1;
+}
+
+static int on_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+    LwUsageJson *uj = ctx;
+    if (!progress(uj))
+        return 0;
+    uj->keys[uj->depth] = (guint8)lw_usage_key_lookup((const char *)s, len);
+    const char *p = (const char *)s;
+    if (p > uj->feed_buf && p + len <= uj->feed_buf + uj->feed_len)
+        uj->key_start = p - uj->feed_buf - 1;
+    else
+        uj->key_start = -1; /* escaped or split name: yajl's copy */
+    return 1;
+}
+
+static gboolean push(LwUsageJson *uj, guint8 key)
+{
+    if (uj->depth >= LW_USAGE_JSON_MAX_DEPTH)
+        return FALSE;
+    uj->depth++;
+    uj->keys[uj->depth] = key;
+    uj->idx[uj->depth] = -1;
+    return TRUE;
+}
+
+static int on_start_map(void *ctx)
+{
+    LwUsageJson *uj = ctx;
+    if (!value_begin(uj))
+        return 0;
+    gboolean doc = FALSE, usage = FALSE;
+    if (uj->depth == 0 && !uj->array_top) {
+        doc = TRUE;
+    } else if (uj->depth == 1 && uj->array_top) {
+        doc = TRUE;
+    } else if (in_doc(uj)) {
+        if (uj->u_depth == 0 && is_usage_path(uj))
+            usage = TRUE;
+        else if (AT(uj, LW_KEY_ERROR))
+            uj->f.error = TRUE;
+        else if (is_gemini_candidate(uj)) {
+            uj->cand_finished = FALSE;
+            uj->cand_index = -1;
+        } else if (is_gemini_part(uj)) {
+            uj->part_text = 0;
+            uj->part_thought = FALSE;
+        }
+    }
+    if (!push(uj, LW_KEY_OTHER))
+        return 0;
+    if (doc)
+        doc_begin(uj, uj->depth);
+    if (usage)
+        usage_begin(uj);
+    return 1;
+}
+
+static int finish_top(LwUsageJson *uj)
+{
+    if (uj->depth > 0)
+        return 1;
+    uj->done_end = uj->slice_off + yajl_get_bytes_consumed(uj->yh);
+    uj->state = LW_USAGE_JSON_DONE;
+    return 0; /* stop: whatever follows the value is not ours to judge */
+}
+
+static int on_end_map(void *ctx)
+{
+    LwUsageJson *uj = ctx;
+    if (!progress(uj))
+        return 0;
+    if (uj->u_depth > 0 && uj->depth == uj->u_depth)
+        usage_end(uj);
+    gboolean doc_closes = uj->root > 0 && uj->depth == uj->root;
+    uj->depth--;
+    if (doc_closes) {
+        doc_end(uj);
+    } else if (is_gemini_part(uj)) {
+        if (!uj->part_thought)
+            uj->f.text_bytes += uj->part_text;
+    } else if (is_gemini_candidate(uj) && uj->cand_finished) {
+        gint64 i = uj->cand_index >= 0 ? uj->cand_index : uj->idx[uj->depth];
+        uj->f.finished_mask |= G_GUINT64_CONSTANT(1) << MIN(i, 63);
+    }
+    return finish_top(uj);
+}
+
+static int on_start_array(void *ctx)
+{
+    LwUsageJson *uj = ctx;
+    if (!value_begin(uj))
+        return 0;
+    if (uj->depth == 0)
+        uj->array_top = TRUE;
+    else if (in_doc(uj) && uj->u_depth == 0) {
+        if (uj->format == LW_FORMAT_OPENAI && AT(uj, LW_KEY_CHOICES))
+            uj->f.have_choices = TRUE;
+        else if (AT(uj, LW_KEY_ERROR))
+            uj->f.error = TRUE;
+    }
+    return push(uj, ARR) ? 1 : 0;
+}
+
+static int on_end_array(void *ctx)
+{
+    LwUsageJson *uj = ctx;
+    if (!progress(uj))
+        return 0;
+    gint64 n = uj->idx[uj->depth] + 1;
+    uj->depth--;
+    if (in_doc(uj) && uj->u_depth == 0 && uj->format == LW_FORMAT_OPENAI && AT(uj, LW_KEY_CHOICES))
+        uj->f.n_choices = n;
+    return finish_top(uj);
+}
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_boolean,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_map,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end_array,
+};
+
+/* ---- API ------------------------------------------------------------------ */
+
+LwUsageJson *lw_usage_json_new(LwFormat format, LwDocFunc on_doc, void *data)
+{
+    LwUsageJson *uj = g_new0(LwUsageJson, 1);
+    uj->format = format;
+    uj->on_doc = on_doc;
+    uj->on_doc_data = data;
+    uj->raw = g_string_sized_new(256);
+    uj->cap = g_string_sized_new(256);
+    lw_usage_json_reset(uj);
+    return uj;
+}
+
+void lw_usage_json_free(LwUsageJson *uj)
+{
+    if (uj == NULL)
+        return;
+    if (uj->yh != NULL)
+        yajl_free(uj->yh);
+    g_string_free(uj->raw, TRUE);
+    g_string_free(uj->cap, TRUE);
+    g_free(uj);
+}
+
+void lw_usage_json_reset(LwUsageJson *uj)
+{
+    if (uj->yh != NULL)
+        yajl_free(uj->yh);
+    uj->yh = yajl_alloc(&callbacks, NULL, uj);
+    /* Invalid UTF-8 inside a string (a provider cutting a character in two)
+     * must not cost the usage that follows it. */
+    yajl_config(uj->yh, yajl_dont_validate_strings, 1);
+    uj->state = LW_USAGE_JSON_MORE;
+    uj->fed = uj->last_event = 0;
+    uj->depth = 0;
+    uj->root = 0;
+    uj->array_top = FALSE;
+    uj->u_depth = 0;
+    uj->key_start = -1;
+    uj->keys[0] = LW_KEY_OTHER;
+    uj->idx[0] = -1;
+    if (uj->raw->allocated_len > 64 * 1024) {
+        g_string_free(uj->raw, TRUE);
+        uj->raw = g_string_sized_new(256);
+    }
+}
+
+guint64 lw_usage_json_fed(const LwUsageJson *uj)
+{
+    return uj->fed;
+}
+
+LwUsageJsonResult lw_usage_json_feed(LwUsageJson *uj, const char *buf, gsize len, gsize *ret_end)
+{
+    if (uj->state != LW_USAGE_JSON_MORE)
+        return uj->state;
+    uj->feed_buf = buf;
+    uj->feed_len = len;
+    uj->key_start = -1; /* an offset in the previous buffer means nothing here */
+    for (gsize off = 0; off < len && uj->state == LW_USAGE_JSON_MORE;) {
+        gsize n = MIN(len - off, (gsize)SLICE);
+        uj->slice = buf + off;
+        uj->slice_len = n;
+        uj->slice_off = off;
+        yajl_status st = yajl_parse(uj->yh, (const unsigned char *)uj->slice, n);
+        if (uj->state == LW_USAGE_JSON_DONE) {
+            if (ret_end != NULL)
+                *ret_end = uj->done_end;
+            break;
+        }
+        if (st != yajl_status_ok) {
+            uj->state = LW_USAGE_JSON_FAILED;
+            break;
+        }
+        if (uj->u_depth > 0) {
+            cap_append(uj, uj->cap_from, n);
+            uj->cap_from = 0;
+        }
+        uj->fed += n;
+        off += n;
+        if (uj->fed - uj->last_event > LW_USAGE_JSON_MAX_TOKEN)
+            uj->state = LW_USAGE_JSON_FAILED; /* yajl would buffer a token without bound */
+    }
+    uj->feed_buf = NULL;
+    uj->feed_len = 0;
+    return uj->state;
+}

@@ -1,0 +1,48 @@
+/* ledger-private.h - what ledger.c shares with the query helpers next to it
+ * (ledger-query.c, ledger-runs.c). Not for other modules: all SQL stays in
+ * common/ledger*.c.
+ */
+#pragma once
+
+#include <glib.h>
+#include <sqlite3.h>
+
+#include "ledger.h"
+
+/* Rollups are kept per UTC hour. */
+#define LW_LEDGER_HOUR_MS G_GINT64_CONSTANT(3600000)
+
+/* Dimensions of the usage_hourly rollup (SQL literals). */
+#define LW_LEDGER_DIM_MODEL "0" /* k1 provider, k2 model */
+#define LW_LEDGER_DIM_TAGS "1"  /* k1 the tags text */
+#define LW_LEDGER_DIM_RUN "2"   /* k1 the run id */
+
+/* The model a row is counted under: the one the provider served, else the
+ * one the client asked for. The rollups store exactly this value. */
+#define LW_LEDGER_MODEL_SQL "COALESCE(model_served, model_requested, '')"
+
+/* The one translation of SQLite result codes into GErrors:
+ * LW_LEDGER_ERROR_SQLITE with "what: SQLite's message". Returns FALSE so
+ * callers can `return lw_ledger_sqlite_error(...)`. */
+gboolean lw_ledger_sqlite_error(GError **error, sqlite3 *db, const char *what);
+
+/* Prepares `sql` on the ledger's connection; NULL with error set. */
+sqlite3_stmt *lw_ledger_prepare(LwLedger *ledger, const char *sql, GError **error);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK with the cached statements. Rollback
+ * never fails in a way a caller could act on, so it reports nothing. */
+gboolean lw_ledger_begin(LwLedger *ledger, GError **error);
+gboolean lw_ledger_commit(LwLedger *ledger, GError **error);
+void lw_ledger_rollback(LwLedger *ledger);
+
+/* Recomputes the rollups for every hour from `from_hour` (hours since
+ * the epoch) on, from the request rows. Call inside a transaction after
+ * changing request rows in place (reprice). */
+gboolean lw_ledger_rebuild_rollups(LwLedger *ledger, gint64 from_hour, GError **error);
+
+/* Floor division for times before 1970 as well. */
+static inline gint64 lw_ledger_floor_div(gint64 a, gint64 b)
+{
+    gint64 q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}

@@ -1,0 +1,798 @@
+/* ledger.c - the spend ledger: schema, migrations, the request insert and
+ * run bookkeeping.
+ *
+ * Durability: WAL with synchronous=NORMAL. A commit appends the
+ * transaction's pages to the WAL with write(2) before COMMIT returns, so
+ * the row survives the process being killed (kill -9, a crash) at any
+ * later instant: the kernel holds the data. Only checkpoints fsync. FULL
+ * would add an fsync of the WAL to every commit — milliseconds on real
+ * disks against a 50 us budget per request — and buys durability only
+ * against power loss or a kernel crash, where losing the last requests of
+ * a metering ledger is acceptable.
+ *
+ * Rollups: `usage_hourly` holds per-hour sums by (provider, model), by
+ * tag set and by run, the three dimensions `llmctl usage` groups by; each
+ * dimension is keyed separately because a combined key multiplies (models
+ * x tag sets x runs per hour) and stops compressing. A plain
+ * GROUP BY over a million request rows takes seconds (measured: ~2.5 s by
+ * model, ~0.45 s for a bare scan), far above the 200 ms target. The
+ * rollups are updated in the same transaction as the insert, so they are
+ * never out of step with the rows; reprice rebuilds the hours it touched.
+ * bench/bench-ledger.c measures both sides.
+ *
+ * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
+ * crosses the threshold and fsyncs there — milliseconds on the
+ * collector's loop thread, stalling every stream in flight. A writer
+ * instead hands checkpoints to a helper thread with its own connection
+ * (started on first need), which runs PASSIVE checkpoints: they never
+ * block the writer or readers. Should the helper fall behind (the WAL
+ * restarts only once a checkpoint has caught up with the writer), the
+ * writer checkpoints inline above a cap. Readers are never blocked, so one
+ * holding an old snapshot lets the WAL grow until it lets go (SQLite
+ * cannot restart a WAL a reader still uses); journal_size_limit then cuts
+ * the file back.
+ * The LwLedger itself is still used by one thread at a time.
+ *
+ * Salt: the credential-hash salt is a meta row of the database itself, so
+ * it has the database's permissions (0600) and travels with it; a cache
+ * keyed by credential hash is then never valid for a different ledger.
+ */
+#include "ledger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "ledger-private.h"
+
+G_DEFINE_QUARK(lw-ledger-error-quark, lw_ledger_error)
+
+#define SALT_LEN 32
+#define HASH_HEX_LEN 16
+/* Long enough for a reprice or a checkpoint by another process to finish,
+ * short enough that a stuck peer is reported rather than waited on. */
+#define BUSY_TIMEOUT_MS 5000
+/* WAL frames between background checkpoints (SQLite's own default), and
+ * the size at which the writer stops waiting for the helper (~16 MiB with
+ * 4 KiB pages; an inline checkpoint of that size takes tens of ms). */
+#define CHECKPOINT_FRAMES 1000
+#define INLINE_CHECKPOINT_FRAMES 4000
+/* A reader holding an old snapshot keeps any checkpoint from finishing, so
+ * the WAL can grow past the cap meanwhile; when it next restarts it is cut
+ * back to this (about the cap, in bytes) rather than keep its peak size. */
+#define WAL_SIZE_LIMIT 16777216
+
+/* Schema steps, in order: step i takes user_version i to i + 1. Later
+ * versions append steps; a step never changes once released. */
+static const char *const schema_steps[] = {
+    /* 1 */
+    "CREATE TABLE meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO meta(key, value) VALUES ('created', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));"
+
+    "CREATE TABLE runs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* run ids travel in environments: never reused */
+    "  parent_id INTEGER,"                    /* NULL = top level */
+    "  started_ms INTEGER NOT NULL,"
+    "  ended_ms INTEGER,"                     /* NULL while running */
+    "  exit_status INTEGER,"
+    "  argv TEXT NOT NULL,"                   /* JSON array of strings */
+    "  cwd TEXT,"
+    "  pid INTEGER,"
+    "  tags TEXT,"                            /* JSON object, NULL = none */
+    "  budget_pusd INTEGER"                   /* NULL = none */
+    ");"
+    "CREATE INDEX runs_parent ON runs(parent_id) WHERE parent_id IS NOT NULL;"
+
+    "CREATE TABLE requests ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  run_id INTEGER,"                       /* NULL = not under llmwrap */
+    "  pid INTEGER,"
+    "  exe TEXT,"
+    "  tags TEXT,"
+    "  provider TEXT,"
+    "  host TEXT,"
+    "  endpoint TEXT,"
+    "  model_requested TEXT,"
+    "  model_served TEXT,"
+    "  stream INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  input_tokens INTEGER NOT NULL,"
+    "  cached_input_tokens INTEGER NOT NULL,"
+    "  cache_write_tokens INTEGER NOT NULL,"
+    "  cache_write_1h_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  reasoning_tokens INTEGER NOT NULL,"
+    "  cost_pusd INTEGER,"                    /* NULL = unknown */
+    "  cost_source TEXT,"
+    "  latency_ms INTEGER,"
+    "  ttft_ms INTEGER,"                      /* NULL = unknown */
+    "  bytes_in INTEGER,"
+    "  bytes_out INTEGER,"
+    "  cache_hit INTEGER NOT NULL,"
+    "  partial INTEGER NOT NULL,"
+    "  upstream_request_id TEXT,"
+    "  credential TEXT,"
+    "  raw_usage TEXT,"
+    "  refused_by TEXT,"
+    "  warning TEXT"
+    ");"
+    /* Time: listings (newest first, --since/--until) and the rollups'
+     * partial hours. Run: run summaries and budgets. Provider and model
+     * filters ride on the time order; an index each would cost every
+     * insert for a rarely selective filter. */
+    "CREATE INDEX requests_time ON requests(time_ms);"
+    "CREATE INDEX requests_run ON requests(run_id, cost_pusd) WHERE run_id IS NOT NULL;"
+
+    /* The rollups of every dimension share one table, keyed hour first:
+     * the rows one insert updates then sit together, usually on one page
+     * (one WAL frame per commit instead of one per dimension). */
+    "CREATE TABLE usage_hourly ("
+    "  hour INTEGER NOT NULL,"                /* UTC hours since the epoch */
+    "  dim INTEGER NOT NULL,"                 /* LW_LEDGER_DIM_* */
+    "  k1 NOT NULL,"                          /* provider ('' none) | tags ('' none) | run (0 none) */
+    "  k2 NOT NULL,"                          /* model, served else requested ('' none) | '' */
+    "  requests INTEGER NOT NULL,"
+    "  input_tokens INTEGER NOT NULL,"
+    "  output_tokens INTEGER NOT NULL,"
+    "  cached_input_tokens INTEGER NOT NULL,"
+    "  cache_write_tokens INTEGER NOT NULL,"
+    "  cache_write_1h_tokens INTEGER NOT NULL,"
+    "  reasoning_tokens INTEGER NOT NULL,"
+    "  cost_pusd INTEGER NOT NULL,"           /* sum of known costs */
+    "  unpriced INTEGER NOT NULL,"            /* rows with unknown cost */
+    "  partial INTEGER NOT NULL,"
+    "  PRIMARY KEY (hour, dim, k1, k2)"
+    ") WITHOUT ROWID;",
+};
+
+#define SUM_COLUMNS                                                                               \
+    "requests, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, "            \
+    "cache_write_1h_tokens, reasoning_tokens, cost_pusd, unpriced, partial"
+#define SUM_UPDATES                                                                               \
+    "requests = requests + excluded.requests, "                                                   \
+    "input_tokens = input_tokens + excluded.input_tokens, "                                       \
+    "output_tokens = output_tokens + excluded.output_tokens, "                                    \
+    "cached_input_tokens = cached_input_tokens + excluded.cached_input_tokens, "                  \
+    "cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens, "                     \
+    "cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens, "            \
+    "reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, "                           \
+    "cost_pusd = cost_pusd + excluded.cost_pusd, "                                                \
+    "unpriced = unpriced + excluded.unpriced, "                                                   \
+    "partial = partial + excluded.partial"
+/* The same sums over request rows, for rebuilding. */
+#define SUM_OF_ROWS                                                                               \
+    "COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens), "                 \
+    "SUM(cache_write_tokens), SUM(cache_write_1h_tokens), SUM(reasoning_tokens), "                \
+    "COALESCE(SUM(cost_pusd), 0), SUM(cost_pusd IS NULL), SUM(partial)"
+#define HOUR_OF_ROW "(time_ms / 3600000 - (time_ms % 3600000 < 0))"
+
+static const char insert_sql[] =
+    "INSERT INTO requests (time_ms, run_id, pid, exe, tags, provider, host, endpoint, "
+    "model_requested, model_served, stream, status, input_tokens, cached_input_tokens, "
+    "cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_pusd, "
+    "cost_source, latency_ms, ttft_ms, bytes_in, bytes_out, cache_hit, partial, "
+    "upstream_request_id, credential, raw_usage, refused_by, warning) VALUES "
+    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+
+/* One statement updates every dimension: ?1 hour, ?2 provider, ?3 model,
+ * ?4 tags, ?5 run, ?6.. the row's sums. The keys must match the rebuild
+ * below: the model is LW_LEDGER_MODEL_SQL, a missing text key '', a
+ * missing run 0. */
+#define ROW_SUM_VALUES "1, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
+static const char rollup_sql[] =
+    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") VALUES "
+    "(?1, " LW_LEDGER_DIM_MODEL ", ?2, ?3, " ROW_SUM_VALUES "), "
+    "(?1, " LW_LEDGER_DIM_TAGS ", ?4, '', " ROW_SUM_VALUES "), "
+    "(?1, " LW_LEDGER_DIM_RUN ", ?5, '', " ROW_SUM_VALUES ") "
+    "ON CONFLICT (hour, dim, k1, k2) DO UPDATE SET " SUM_UPDATES;
+
+static const char *const rebuild_sql[] = {
+    "DELETE FROM usage_hourly WHERE hour >= ?1",
+    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") "
+    "SELECT " HOUR_OF_ROW ", " LW_LEDGER_DIM_MODEL ", COALESCE(provider, ''), "
+    LW_LEDGER_MODEL_SQL ", " SUM_OF_ROWS " FROM requests WHERE time_ms >= ?1 * 3600000 "
+    "GROUP BY 1, 3, 4",
+    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") "
+    "SELECT " HOUR_OF_ROW ", " LW_LEDGER_DIM_TAGS ", COALESCE(tags, ''), '', " SUM_OF_ROWS
+    " FROM requests WHERE time_ms >= ?1 * 3600000 GROUP BY 1, 3",
+    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") "
+    "SELECT " HOUR_OF_ROW ", " LW_LEDGER_DIM_RUN ", COALESCE(run_id, 0), '', " SUM_OF_ROWS
+    " FROM requests WHERE time_ms >= ?1 * 3600000 GROUP BY 1, 3",
+};
+
+typedef struct {
+    GThread *thread;
+    GMutex mutex;
+    GCond cond;
+    gboolean requested, stopping;
+    char *path;
+} Checkpointer;
+
+struct _LwLedger {
+    sqlite3 *db;
+    gboolean readonly;
+    char *path;
+    Checkpointer *checkpointer; /* NULL until the first checkpoint is due */
+    gboolean checkpointer_failed;
+    int wal_mark;               /* WAL frames when the last checkpoint was asked for */
+    gboolean have_salt;
+    guint8 salt[SALT_LEN];
+    /* Cached statements, prepared on first use. */
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *insert, *rollup;
+    sqlite3_stmt *run_start, *run_end;
+};
+
+gboolean lw_ledger_sqlite_error(GError **error, sqlite3 *db, const char *what)
+{
+    g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_SQLITE, "%s: %s", what,
+                db != NULL ? sqlite3_errmsg(db) : "out of memory");
+    return FALSE;
+}
+
+sqlite3_stmt *lw_ledger_prepare(LwLedger *ledger, const char *sql, GError **error)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(ledger->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        lw_ledger_sqlite_error(error, ledger->db, "ledger query");
+        return NULL;
+    }
+    return st;
+}
+
+/* Returns the cached statement for `sql`, preparing it the first time. */
+static sqlite3_stmt *cached(LwLedger *ledger, sqlite3_stmt **slot, const char *sql,
+                            GError **error)
+{
+    if (*slot == NULL &&
+        sqlite3_prepare_v3(ledger->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
+            SQLITE_OK) {
+        lw_ledger_sqlite_error(error, ledger->db, "ledger statement");
+        *slot = NULL;
+        return NULL;
+    }
+    return *slot;
+}
+
+/* Runs a statement that returns no rows to completion and resets it. */
+static gboolean step_done(LwLedger *ledger, sqlite3_stmt *st, const char *what, GError **error)
+{
+    int rc = sqlite3_step(st);
+    gboolean ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    if (!ok)
+        lw_ledger_sqlite_error(error, ledger->db, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ok;
+}
+
+static gboolean exec(LwLedger *ledger, const char *sql, const char *what, GError **error)
+{
+    if (sqlite3_exec(ledger->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return lw_ledger_sqlite_error(error, ledger->db, what);
+    return TRUE;
+}
+
+gboolean lw_ledger_begin(LwLedger *ledger, GError **error)
+{
+    /* IMMEDIATE takes the write lock up front, so the busy timeout applies
+     * instead of a deadlock error when a reader would upgrade. */
+    sqlite3_stmt *st = cached(ledger, &ledger->begin, "BEGIN IMMEDIATE", error);
+    return st != NULL && step_done(ledger, st, "begin", error);
+}
+
+gboolean lw_ledger_commit(LwLedger *ledger, GError **error)
+{
+    sqlite3_stmt *st = cached(ledger, &ledger->commit, "COMMIT", error);
+    return st != NULL && step_done(ledger, st, "commit", error);
+}
+
+void lw_ledger_rollback(LwLedger *ledger)
+{
+    if (sqlite3_get_autocommit(ledger->db))
+        return;
+    sqlite3_stmt *st = cached(ledger, &ledger->rollback, "ROLLBACK", NULL);
+    if (st != NULL)
+        step_done(ledger, st, "rollback", NULL);
+}
+
+static gboolean query_int(LwLedger *ledger, const char *sql, gint64 *ret, GError **error)
+{
+    sqlite3_stmt *st = lw_ledger_prepare(ledger, sql, error);
+    if (st == NULL)
+        return FALSE;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *ret = sqlite3_column_int64(st, 0);
+    else
+        lw_ledger_sqlite_error(error, ledger->db, "ledger query");
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW;
+}
+
+int lw_ledger_schema_version(void)
+{
+    return (int)G_N_ELEMENTS(schema_steps);
+}
+
+static gboolean check_version(gint64 version, const char *path, GError **error)
+{
+    if (version > lw_ledger_schema_version()) {
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_TOO_NEW,
+                    "%s has schema version %" G_GINT64_FORMAT
+                    " but this llmwrap knows only up to %d; use a newer llmwrap",
+                    path, version, lw_ledger_schema_version());
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean migrate(LwLedger *ledger, const char *path, GError **error)
+{
+    gint64 version = 0;
+    if (!query_int(ledger, "PRAGMA user_version", &version, error) ||
+        !check_version(version, path, error))
+        return FALSE;
+    if (version == lw_ledger_schema_version())
+        return TRUE;
+    if (!lw_ledger_begin(ledger, error))
+        return FALSE;
+    /* Another process may have migrated while we waited for the lock. */
+    if (!query_int(ledger, "PRAGMA user_version", &version, error) ||
+        !check_version(version, path, error)) {
+        lw_ledger_rollback(ledger);
+        return FALSE;
+    }
+    for (gint64 v = version; v < lw_ledger_schema_version(); v++) {
+        if (!exec(ledger, schema_steps[v], "schema migration", error)) {
+            lw_ledger_rollback(ledger);
+            return FALSE;
+        }
+    }
+    g_autofree char *set =
+        g_strdup_printf("PRAGMA user_version = %d", lw_ledger_schema_version());
+    if (!exec(ledger, set, "schema migration", error) || !lw_ledger_commit(ledger, error)) {
+        lw_ledger_rollback(ledger);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean read_salt(LwLedger *ledger, GError **error)
+{
+    sqlite3_stmt *st =
+        lw_ledger_prepare(ledger, "SELECT value FROM meta WHERE key = 'salt'", error);
+    if (st == NULL)
+        return FALSE;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *hex = (const char *)sqlite3_column_text(st, 0);
+        if (hex != NULL && strlen(hex) == 2 * SALT_LEN) {
+            gboolean ok = TRUE;
+            for (int i = 0; i < SALT_LEN && ok; i++) {
+                int hi = g_ascii_xdigit_value(hex[2 * i]);
+                int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
+                ok = hi >= 0 && lo >= 0;
+                ledger->salt[i] = (guint8)(hi << 4 | lo);
+            }
+            ledger->have_salt = ok;
+        }
+    } else if (rc != SQLITE_DONE) {
+        lw_ledger_sqlite_error(error, ledger->db, "reading the salt");
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+static gboolean ensure_salt(LwLedger *ledger, GError **error)
+{
+    if (!read_salt(ledger, error))
+        return FALSE;
+    if (ledger->have_salt)
+        return TRUE;
+    guint8 salt[SALT_LEN];
+    if (RAND_bytes(salt, sizeof salt) != 1) {
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_SQLITE,
+                    "no random bytes for the credential salt");
+        return FALSE;
+    }
+    char hex[2 * SALT_LEN + 1];
+    for (int i = 0; i < SALT_LEN; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", salt[i]);
+    /* OR IGNORE: a concurrent opener may have won; everyone then reads the
+     * winner's salt back. */
+    sqlite3_stmt *st = lw_ledger_prepare(
+        ledger, "INSERT OR IGNORE INTO meta(key, value) VALUES ('salt', ?1)", error);
+    if (st == NULL)
+        return FALSE;
+    sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    OPENSSL_cleanse(salt, sizeof salt);
+    if (rc != SQLITE_DONE)
+        return lw_ledger_sqlite_error(error, ledger->db, "storing the salt");
+    if (!read_salt(ledger, error))
+        return FALSE;
+    if (!ledger->have_salt) {
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_SQLITE, "the ledger's salt is malformed");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gpointer checkpointer_main(gpointer data)
+{
+    Checkpointer *c = data;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        /* The writer's inline cap still bounds the WAL. */
+        sqlite3_close(db);
+        return NULL;
+    }
+    g_mutex_lock(&c->mutex);
+    for (;;) {
+        while (!c->requested && !c->stopping)
+            g_cond_wait(&c->cond, &c->mutex);
+        if (c->stopping)
+            break;
+        c->requested = FALSE;
+        g_mutex_unlock(&c->mutex);
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        g_mutex_lock(&c->mutex);
+    }
+    g_mutex_unlock(&c->mutex);
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void checkpointer_stop(Checkpointer *c)
+{
+    if (c == NULL)
+        return;
+    g_mutex_lock(&c->mutex);
+    c->stopping = TRUE;
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->mutex);
+    g_thread_join(c->thread);
+    g_mutex_clear(&c->mutex);
+    g_cond_clear(&c->cond);
+    g_free(c->path);
+    g_free(c);
+}
+
+/* FALSE when no helper thread can run (the caller checkpoints inline). */
+static gboolean checkpointer_request(LwLedger *ledger)
+{
+    if (ledger->checkpointer == NULL && !ledger->checkpointer_failed) {
+        Checkpointer *c = g_new0(Checkpointer, 1);
+        g_mutex_init(&c->mutex);
+        g_cond_init(&c->cond);
+        c->path = g_strdup(ledger->path);
+        c->thread = g_thread_try_new("lw-checkpoint", checkpointer_main, c, NULL);
+        if (c->thread == NULL) {
+            g_mutex_clear(&c->mutex);
+            g_cond_clear(&c->cond);
+            g_free(c->path);
+            g_free(c);
+            ledger->checkpointer_failed = TRUE;
+        } else {
+            ledger->checkpointer = c;
+        }
+    }
+    Checkpointer *c = ledger->checkpointer;
+    if (c == NULL)
+        return FALSE;
+    g_mutex_lock(&c->mutex);
+    c->requested = TRUE;
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->mutex);
+    return TRUE;
+}
+
+/* Runs in the writer after each commit, with the WAL's size in frames. */
+static int on_wal_commit(void *data, sqlite3 *db, const char *schema, int frames)
+{
+    LwLedger *ledger = data;
+    if (frames < ledger->wal_mark)
+        ledger->wal_mark = 0; /* the WAL was restarted from its beginning */
+    if (frames < INLINE_CHECKPOINT_FRAMES) {
+        if (frames - ledger->wal_mark < CHECKPOINT_FRAMES)
+            return SQLITE_OK;
+        if (checkpointer_request(ledger)) {
+            ledger->wal_mark = frames;
+            return SQLITE_OK;
+        }
+    }
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    ledger->wal_mark = 0;
+    return SQLITE_OK;
+}
+
+/* Creates the file 0600 before SQLite sees it: SQLite would create it with
+ * its default mode, and gives the -wal and -shm files the mode of the
+ * database file. */
+static gboolean create_private(const char *path, GError **error)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_SQLITE, "cannot create %s: %s", path,
+                    g_strerror(e));
+        return FALSE;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0 && st.st_uid == geteuid())
+        (void)fchmod(fd, 0600);
+    close(fd);
+    return TRUE;
+}
+
+LwLedger *lw_ledger_open(const char *path, gboolean readonly, GError **error)
+{
+    g_return_val_if_fail(path != NULL, NULL);
+    if (readonly) {
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            int e = errno;
+            g_set_error(error, LW_LEDGER_ERROR,
+                        e == ENOENT ? LW_LEDGER_ERROR_NOT_FOUND : LW_LEDGER_ERROR_SQLITE,
+                        "cannot open %s: %s", path, g_strerror(e));
+            return NULL;
+        }
+    } else if (!create_private(path, error)) {
+        return NULL;
+    }
+
+    g_autoptr(LwLedger) ledger = g_new0(LwLedger, 1);
+    ledger->readonly = readonly;
+    int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &ledger->db, flags, NULL) != SQLITE_OK) {
+        g_autofree char *what = g_strdup_printf("cannot open %s", path);
+        lw_ledger_sqlite_error(error, ledger->db, what);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(ledger->db, 1);
+    sqlite3_busy_timeout(ledger->db, BUSY_TIMEOUT_MS);
+
+    /* Before anything writes (even the journal mode): a newer ledger is
+     * refused untouched. */
+    gint64 version = 0;
+    if (!query_int(ledger, "PRAGMA user_version", &version, error) ||
+        !check_version(version, path, error))
+        return NULL;
+    if (readonly) {
+        if (version == 0) {
+            /* Created but never initialised: no data, same as no file. */
+            g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND,
+                        "%s is not initialised yet", path);
+            return NULL;
+        }
+        if (version < lw_ledger_schema_version()) {
+            g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_SQLITE,
+                        "%s has the older schema version %" G_GINT64_FORMAT
+                        "; it is upgraded when the collector next opens it",
+                        path, version);
+            return NULL;
+        }
+        if (!read_salt(ledger, error))
+            return NULL;
+        return g_steal_pointer(&ledger);
+    }
+
+    if (!exec(ledger, "PRAGMA journal_mode = WAL", "setting WAL mode", error) ||
+        !exec(ledger, "PRAGMA synchronous = NORMAL", "setting synchronous", error) ||
+        !exec(ledger, "PRAGMA journal_size_limit = " G_STRINGIFY(WAL_SIZE_LIMIT),
+              "setting the WAL size limit", error) ||
+        !migrate(ledger, path, error) || !ensure_salt(ledger, error))
+        return NULL;
+    /* Replaces SQLite's automatic checkpoint (see the top of this file). */
+    ledger->path = g_strdup(path);
+    sqlite3_wal_hook(ledger->db, on_wal_commit, ledger);
+    return g_steal_pointer(&ledger);
+}
+
+void lw_ledger_close(LwLedger *ledger)
+{
+    if (ledger == NULL)
+        return;
+    /* Before the writer closes: the last connection to close checkpoints
+     * the whole WAL and removes it. */
+    checkpointer_stop(ledger->checkpointer);
+    sqlite3_stmt *stmts[] = {ledger->begin,  ledger->commit, ledger->rollback, ledger->insert,
+                             ledger->rollup, ledger->run_start, ledger->run_end};
+    for (guint i = 0; i < G_N_ELEMENTS(stmts); i++)
+        sqlite3_finalize(stmts[i]);
+    sqlite3_close_v2(ledger->db);
+    OPENSSL_cleanse(ledger->salt, sizeof ledger->salt);
+    g_free(ledger->path);
+    g_free(ledger);
+}
+
+struct sqlite3 *lw_ledger_db(LwLedger *ledger)
+{
+    return ledger->db;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s != NULL)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Binds one row's keys and sums as the rollup parameters (see rollup_sql). */
+static void bind_rollup(sqlite3_stmt *st, const LwLedgerRequest *r)
+{
+    /* Must match LW_LEDGER_MODEL_SQL. */
+    const char *model = r->model_served != NULL      ? r->model_served
+                        : r->model_requested != NULL ? r->model_requested
+                                                     : "";
+    sqlite3_bind_int64(st, 1, lw_ledger_floor_div(r->time_ms, LW_LEDGER_HOUR_MS));
+    sqlite3_bind_text(st, 2, r->provider != NULL ? r->provider : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->tags_json != NULL ? r->tags_json : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)r->run_id);
+    sqlite3_bind_int64(st, 6, r->input_tokens);
+    sqlite3_bind_int64(st, 7, r->output_tokens);
+    sqlite3_bind_int64(st, 8, r->cached_input_tokens);
+    sqlite3_bind_int64(st, 9, r->cache_write_tokens);
+    sqlite3_bind_int64(st, 10, r->cache_write_1h_tokens);
+    sqlite3_bind_int64(st, 11, r->reasoning_tokens);
+    sqlite3_bind_int64(st, 12, r->cost.known ? r->cost.pusd : 0);
+    sqlite3_bind_int64(st, 13, r->cost.known ? 0 : 1);
+    sqlite3_bind_int64(st, 14, r->partial ? 1 : 0);
+}
+
+gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *r, GError **error)
+{
+    g_return_val_if_fail(ledger != NULL && r != NULL, 0);
+    sqlite3_stmt *ins = cached(ledger, &ledger->insert, insert_sql, error);
+    sqlite3_stmt *roll = ins != NULL ? cached(ledger, &ledger->rollup, rollup_sql, error) : NULL;
+    if (roll == NULL || !lw_ledger_begin(ledger, error))
+        return 0;
+
+    sqlite3_bind_int64(ins, 1, r->time_ms);
+    if (r->run_id != 0)
+        sqlite3_bind_int64(ins, 2, (sqlite3_int64)r->run_id);
+    sqlite3_bind_int64(ins, 3, r->pid);
+    bind_text(ins, 4, r->exe);
+    bind_text(ins, 5, r->tags_json);
+    bind_text(ins, 6, r->provider);
+    bind_text(ins, 7, r->host);
+    bind_text(ins, 8, r->endpoint);
+    bind_text(ins, 9, r->model_requested);
+    bind_text(ins, 10, r->model_served);
+    sqlite3_bind_int(ins, 11, r->stream ? 1 : 0);
+    sqlite3_bind_int(ins, 12, r->status);
+    sqlite3_bind_int64(ins, 13, r->input_tokens);
+    sqlite3_bind_int64(ins, 14, r->cached_input_tokens);
+    sqlite3_bind_int64(ins, 15, r->cache_write_tokens);
+    sqlite3_bind_int64(ins, 16, r->cache_write_1h_tokens);
+    sqlite3_bind_int64(ins, 17, r->output_tokens);
+    sqlite3_bind_int64(ins, 18, r->reasoning_tokens);
+    if (r->cost.known)
+        sqlite3_bind_int64(ins, 19, r->cost.pusd);
+    bind_text(ins, 20, r->cost_source);
+    sqlite3_bind_int64(ins, 21, r->latency_ms);
+    if (r->ttft_ms >= 0)
+        sqlite3_bind_int64(ins, 22, r->ttft_ms);
+    sqlite3_bind_int64(ins, 23, r->bytes_in);
+    sqlite3_bind_int64(ins, 24, r->bytes_out);
+    sqlite3_bind_int(ins, 25, r->cache_hit ? 1 : 0);
+    sqlite3_bind_int(ins, 26, r->partial ? 1 : 0);
+    bind_text(ins, 27, r->upstream_request_id);
+    bind_text(ins, 28, r->credential);
+    bind_text(ins, 29, r->raw_usage);
+    bind_text(ins, 30, r->refused_by);
+    bind_text(ins, 31, r->warning);
+    if (!step_done(ledger, ins, "inserting a request", error)) {
+        lw_ledger_rollback(ledger);
+        return 0;
+    }
+    gint64 id = sqlite3_last_insert_rowid(ledger->db);
+
+    bind_rollup(roll, r);
+    if (!step_done(ledger, roll, "updating the hourly usage", error) ||
+        !lw_ledger_commit(ledger, error)) {
+        lw_ledger_rollback(ledger);
+        return 0;
+    }
+    return id;
+}
+
+gboolean lw_ledger_rebuild_rollups(LwLedger *ledger, gint64 from_hour, GError **error)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(rebuild_sql); i++) {
+        sqlite3_stmt *st = lw_ledger_prepare(ledger, rebuild_sql[i], error);
+        if (st == NULL)
+            return FALSE;
+        sqlite3_bind_int64(st, 1, from_hour);
+        int rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return lw_ledger_sqlite_error(error, ledger->db, "rebuilding the hourly usage");
+    }
+    return TRUE;
+}
+
+guint64 lw_ledger_run_start(LwLedger *ledger, const LwLedgerRun *run, GError **error)
+{
+    g_return_val_if_fail(ledger != NULL && run != NULL, 0);
+    sqlite3_stmt *st = cached(ledger, &ledger->run_start,
+                              "INSERT INTO runs (parent_id, started_ms, argv, cwd, pid, tags, "
+                              "budget_pusd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                              error);
+    if (st == NULL)
+        return 0;
+    g_autoptr(GString) argv = g_string_new("[");
+    for (char **a = run->argv; a != NULL && *a != NULL; a++) {
+        if (a != run->argv)
+            g_string_append_c(argv, ',');
+        lw_json_append_string(argv, *a, -1);
+    }
+    g_string_append_c(argv, ']');
+    if (run->parent_id != 0)
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)run->parent_id);
+    sqlite3_bind_int64(st, 2, run->started_ms);
+    sqlite3_bind_text(st, 3, argv->str, (int)argv->len, SQLITE_STATIC);
+    bind_text(st, 4, run->cwd);
+    sqlite3_bind_int64(st, 5, run->pid);
+    bind_text(st, 6, run->tags_json);
+    if (run->budget_pusd >= 0)
+        sqlite3_bind_int64(st, 7, run->budget_pusd);
+    if (!step_done(ledger, st, "recording a run", error))
+        return 0;
+    return (guint64)sqlite3_last_insert_rowid(ledger->db);
+}
+
+gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, int exit_status,
+                           GError **error)
+{
+    g_return_val_if_fail(ledger != NULL, FALSE);
+    sqlite3_stmt *st = cached(ledger, &ledger->run_end,
+                              "UPDATE runs SET ended_ms = ?2, exit_status = ?3 WHERE id = ?1",
+                              error);
+    if (st == NULL)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)run_id);
+    sqlite3_bind_int64(st, 2, ended_ms);
+    sqlite3_bind_int(st, 3, exit_status);
+    if (!step_done(ledger, st, "ending a run", error))
+        return FALSE;
+    if (sqlite3_changes(ledger->db) == 0) {
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND,
+                    "no run %" G_GUINT64_FORMAT, run_id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+char *lw_ledger_credential_hash(LwLedger *ledger, const char *secret, gsize len)
+{
+    g_return_val_if_fail(ledger != NULL && secret != NULL, NULL);
+    g_return_val_if_fail(ledger->have_salt, NULL);
+    guint8 md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (HMAC(EVP_sha256(), ledger->salt, SALT_LEN, (const guint8 *)secret, len, md, &md_len) ==
+            NULL ||
+        md_len < HASH_HEX_LEN / 2)
+        return NULL;
+    char *hex = g_malloc(HASH_HEX_LEN + 1);
+    for (int i = 0; i < HASH_HEX_LEN / 2; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    OPENSSL_cleanse(md, sizeof md);
+    return hex;
+}

@@ -1,0 +1,127 @@
+/* ctl.c - helpers shared by llmctl's subcommands. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+
+#include "ledger-query.h"
+#include "output.h"
+#include "timespec.h"
+
+GOptionContext *lw_ctl_options_new(const char *name, const char *parameters,
+                                   const GOptionEntry *entries, const char *description)
+{
+    g_autofree char *usage = g_strdup_printf("%s%s%s", name, parameters != NULL ? " " : "",
+                                             parameters != NULL ? parameters : "");
+    GOptionContext *ctx = g_option_context_new(usage);
+    if (entries != NULL)
+        g_option_context_add_main_entries(ctx, entries, NULL);
+    if (description != NULL)
+        g_option_context_set_description(ctx, description);
+    return ctx;
+}
+
+gboolean lw_ctl_options_parse(GOptionContext *ctx, const char *name, int *argc, char ***argv)
+{
+    g_autoptr(GError) error = NULL;
+    /* GOption prints "Usage: PRGNAME [OPTION…] PARAMETERS". */
+    g_set_prgname("llmctl");
+    if (!g_option_context_parse(ctx, argc, argv, &error)) {
+        lw_ctl_usage_error(name, "%s", error->message);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+int lw_ctl_usage_error(const char *name, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    g_autofree char *msg = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    fflush(stdout);
+    if (name != NULL)
+        fprintf(stderr, "llmctl %s: %s\nTry 'llmctl %s --help'.\n", name, msg, name);
+    else
+        fprintf(stderr, "llmctl: %s\nTry 'llmctl help'.\n", msg);
+    return LW_CTL_EXIT_USAGE;
+}
+
+int lw_ctl_error(const char *name, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    g_autofree char *msg = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "llmctl %s: %s\n", name, msg);
+    return LW_CTL_EXIT_ERROR;
+}
+
+LwLedger *lw_ctl_open_ledger(LwCtl *ctl, gboolean readonly, GError **error)
+{
+    /* A read-write open would create it: a command that writes (reprice)
+     * has nothing to do without one either. */
+    if (!readonly && !g_file_test(ctl->paths->ledger_file, G_FILE_TEST_EXISTS))
+        return NULL;
+    g_autoptr(GError) local = NULL;
+    LwLedger *ledger = lw_ledger_open(ctl->paths->ledger_file, readonly, &local);
+    if (ledger == NULL && !g_error_matches(local, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND))
+        g_propagate_error(error, g_steal_pointer(&local));
+    return ledger;
+}
+
+char *lw_ctl_state_dir(const LwCtl *ctl)
+{
+    if (ctl->paths->home != NULL)
+        return g_strdup(ctl->paths->home);
+    return g_path_get_dirname(ctl->paths->ledger_file);
+}
+
+gboolean lw_ctl_flush(const char *name)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "llmctl %s: cannot write the output: %s\n", name, g_strerror(errno));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean lw_ctl_parse_range(const char *name, const char *since, const char *until,
+                            gint64 *ret_since_ms, gint64 *ret_until_ms)
+{
+    g_autoptr(GError) error = NULL;
+    gint64 now = 0, s = LW_LEDGER_NO_SINCE, u = LW_LEDGER_NO_UNTIL;
+    if ((since != NULL || until != NULL) && !lw_timespec_now_ms(&now, &error)) {
+        lw_ctl_usage_error(name, "%s", error->message);
+        return FALSE;
+    }
+    if (since != NULL && !lw_timespec_parse(since, now, &s, &error)) {
+        lw_ctl_usage_error(name, "--since: %s", error->message);
+        return FALSE;
+    }
+    if (until != NULL && !lw_timespec_parse(until, now, &u, &error)) {
+        lw_ctl_usage_error(name, "--until: %s", error->message);
+        return FALSE;
+    }
+    *ret_since_ms = s;
+    *ret_until_ms = u;
+    return TRUE;
+}
+
+void lw_ctl_print_unpriced(gint64 n, const GPtrArray *models)
+{
+    if (n <= 0)
+        return;
+    g_autoptr(GString) names = g_string_new(NULL);
+    for (guint i = 0; models != NULL && i < models->len; i++) {
+        const char *m = g_ptr_array_index(models, i);
+        if (i > 0)
+            g_string_append(names, ", ");
+        g_autofree char *shown = lw_output_printable(m != NULL && m[0] != '\0' ? m : "(none)");
+        g_string_append(names, shown);
+    }
+    g_autofree char *count = lw_output_count(n);
+    printf("\n%s request%s %s no price (unknown model: %s) — see llmctl pricing\n", count,
+           n == 1 ? "" : "s", n == 1 ? "has" : "have", names->str);
+}

@@ -1,0 +1,84 @@
+/* ctl.h - what llmctl's subcommands share: the command table entry, exit
+ * statuses, and helpers for options, errors and opening the ledger.
+ *
+ * A subcommand is one file (cmd-NAME.c) with one entry point, listed in
+ * the table in main.c. It parses its own options (GOption), prints to
+ * stdout, reports problems on stderr, and returns an exit status.
+ *
+ * Thread: llmctl is single-threaded.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdio.h>
+
+#include "ledger.h"
+#include "paths.h"
+
+typedef enum {
+    LW_CTL_EXIT_OK = 0,
+    LW_CTL_EXIT_ERROR = 1,       /* a runtime failure */
+    LW_CTL_EXIT_USAGE = 2,       /* unknown command or option, bad value */
+    LW_CTL_EXIT_NOT_RUNNING = 3, /* `status`: no collector */
+} LwCtlExit;
+
+typedef struct {
+    LwPaths *paths; /* after --home */
+} LwCtl;
+
+/* argv[0] is the command's name; returns the exit status. */
+typedef int (*LwCtlCommandFunc)(LwCtl *ctl, int argc, char **argv);
+
+typedef struct {
+    const char *name;
+    const char *summary; /* one line for `llmctl help` */
+    LwCtlCommandFunc run;
+} LwCtlCommand;
+
+int lw_cmd_status(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_usage(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_requests(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_runs(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_tail(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_pricing(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv);
+
+/* An option context for `llmctl NAME`, with `parameters` after the
+ * options in the usage line and `description` below them. Transfer full. */
+GOptionContext *lw_ctl_options_new(const char *name, const char *parameters,
+                                   const GOptionEntry *entries, const char *description);
+
+/* Parses argv (a command's, argv[0] its name) and leaves the positional
+ * arguments in it. On failure prints the message and returns FALSE: the
+ * command then exits with LW_CTL_EXIT_USAGE. */
+gboolean lw_ctl_options_parse(GOptionContext *ctx, const char *name, int *argc, char ***argv);
+
+/* Prints "llmctl NAME: MESSAGE" and a pointer to --help on stderr;
+ * returns LW_CTL_EXIT_USAGE. */
+int lw_ctl_usage_error(const char *name, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* Prints "llmctl NAME: MESSAGE" on stderr; returns LW_CTL_EXIT_ERROR. */
+int lw_ctl_error(const char *name, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+/* Opens the ledger. A ledger that does not exist yet is not an error:
+ * returns NULL with *error unset (the caller shows "no data"). */
+LwLedger *lw_ctl_open_ledger(LwCtl *ctl, gboolean readonly, GError **error);
+
+/* The directory that holds llmwrap's state (LLMWRAP_HOME, else the data
+ * directory with the ledger). Transfer full. */
+char *lw_ctl_state_dir(const LwCtl *ctl);
+
+/* Flushes stdout; FALSE (with a message) when output could not be
+ * written, so the command exits 1 rather than pretend. */
+gboolean lw_ctl_flush(const char *name);
+
+/* Turns --since/--until values (NULL: not given) into a range for the
+ * ledger queries (LW_LEDGER_NO_SINCE/NO_UNTIL when not given). Prints a
+ * usage error naming the bad value and returns FALSE on failure. */
+gboolean lw_ctl_parse_range(const char *name, const char *since, const char *until,
+                            gint64 *ret_since_ms, gint64 *ret_until_ms);
+
+/* The footer under tables with unknown costs: "N requests have no price
+ * (unknown model: X, Y) — see llmctl pricing". Nothing when n is 0.
+ * `models` holds char* ("" for none). */
+void lw_ctl_print_unpriced(gint64 n, const GPtrArray *models);
