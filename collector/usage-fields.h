@@ -16,6 +16,8 @@
  *   - input_tokens otherwise   OpenAI Responses: cached is a subset
  * Provider cost: xAI cost_in_usd_ticks, else Perplexity cost.total_cost, else
  * OpenRouter cost (plus cost_details.upstream_inference_cost with BYOK).
+ * Counts are clamped so no "of which" part exceeds its total and nothing is
+ * negative, whatever a provider sends.
  *
  * Thread-safety: pure; any thread.
  */
