@@ -31,11 +31,23 @@ struct _LwAccount {
     int upstream_status;
 };
 
-/* Providers whose OpenAI-compatible API is known to reject or ignore
- * stream_options, and which send usage on their own: never inject. */
-static gboolean accepts_include_usage(const LwProvider *p)
+/* Stream usage has to be asked for (stream_options.include_usage) from
+ * these built-in providers; an added provider is assumed to behave like
+ * OpenAI. The others send it on their own: OpenRouter and Together always,
+ * Groq in x_groq, Mistral and Perplexity on the last chunk (and may reject
+ * the option). Injecting only where it is needed is also what lets the
+ * strip remove every usage member the answer then carries. */
+static gboolean needs_include_usage(const LwProvider *p)
 {
-    return strcmp(p->name, "mistral") != 0 && strcmp(p->name, "perplexity") != 0;
+    static const char *const sends_usage[] = {"openrouter", "together", "groq", "mistral",
+                                              "perplexity"};
+    if (!p->is_builtin)
+        return TRUE;
+    for (guint i = 0; i < G_N_ELEMENTS(sends_usage); i++) {
+        if (strcmp(p->name, sends_usage[i]) == 0)
+            return FALSE;
+    }
+    return TRUE;
 }
 
 static const char *find_header(const LwHttpRequest *req, const char *name, size_t *ret_len)
@@ -100,11 +112,12 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
 
     *ret_body = NULL;
     *ret_identity_encoding = FALSE;
-    gboolean wants_injection = r->provider->format == LW_FORMAT_OPENAI && a->info.stream &&
-                               !a->info.include_usage &&
+    /* OpenAI-format streams (whatever the provider's native format: Gemini
+     * has an OpenAI-compatible endpoint) carry no usage unless asked. */
+    gboolean wants_injection = a->info.stream && !a->info.include_usage &&
                                (a->info.endpoint == LW_ENDPOINT_CHAT ||
                                 a->info.endpoint == LW_ENDPOINT_COMPLETIONS) &&
-                               accepts_include_usage(r->provider);
+                               needs_include_usage(r->provider);
     if (wants_injection && body != NULL) {
         GBytes *rewritten = lw_rewrite_include_usage(body, body_len);
         if (rewritten != NULL) {

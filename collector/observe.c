@@ -23,11 +23,10 @@
  *   - a top-level "usage":null member is cut out of every other chunk, with
  *     one adjacent comma, so the rest is byte for byte what the provider
  *     sends without the option;
- *   - a chunk with choices that also carries usage (Mistral, Together,
- *     Gemini's OpenAI endpoint, xAI's second-to-last chunk) is left whole:
- *     whether the client would have seen that usage without the option
- *     cannot be told from the stream, and removing data a client expects is
- *     worse than passing an extra member most clients ignore;
+ *   - a top-level "usage":{...} member on a chunk with choices (Gemini's
+ *     OpenAI endpoint, xAI's second-to-last chunk) is cut out the same way:
+ *     the collector injects the option only for providers that send no
+ *     usage unless asked (account.c), so any usage there is the option's;
  *   - an event with several data lines is left whole (an edit in the joined
  *     payload has no single place in the raw bytes); providers send one.
  */
@@ -66,6 +65,8 @@ typedef struct {
     gint64 n_choices;
     gboolean usage_null;
     gsize usage_null_start, usage_null_end;
+    gboolean usage_obj;
+    gsize usage_obj_start, usage_obj_end;
     char type[80];
     gboolean have_type;
 } EventFacts;
@@ -226,6 +227,9 @@ static void on_doc(const LwDocFacts *f, void *data)
     ev->usage_null = f->usage_null;
     ev->usage_null_start = f->usage_null_start;
     ev->usage_null_end = f->usage_null_end;
+    ev->usage_obj = f->usage_obj;
+    ev->usage_obj_start = f->usage_obj_start;
+    ev->usage_obj_end = f->usage_obj_end;
     ev->have_type = f->type != NULL && g_strlcpy(ev->type, f->type, sizeof ev->type) < sizeof ev->type;
 }
 
@@ -320,6 +324,13 @@ static Fate openai_event(LwObserver *obs, const LwSseUnit *u, const char *data, 
         if (ev->usage_null && u->data_in_raw) {
             *ret_cut_start = (gsize)(data - u->raw) + ev->usage_null_start;
             *ret_cut_end = (gsize)(data - u->raw) + ev->usage_null_end;
+            return FATE_CUT;
+        }
+        /* usage packed into a content chunk (Gemini's OpenAI endpoint, xAI's
+         * second-to-last chunk): only there because it was asked for */
+        if (ev->have_usage && ev->usage_obj && !ev->usage_always_sent && u->data_in_raw) {
+            *ret_cut_start = (gsize)(data - u->raw) + ev->usage_obj_start;
+            *ret_cut_end = (gsize)(data - u->raw) + ev->usage_obj_end;
             return FATE_CUT;
         }
     }

@@ -40,6 +40,7 @@ struct _LwUsageJson {
     guint8 keys[LW_USAGE_JSON_MAX_DEPTH + 2];
     gint64 idx[LW_USAGE_JSON_MAX_DEPTH + 2];
     gssize key_start; /* feed_buf offset of the current member name's quote; -1 unknown */
+    gssize usage_key_start; /* key_start of the open top-level "usage" object; -1 none */
 
     /* the document being read */
     LwDocFacts f;
@@ -220,35 +221,43 @@ static gboolean usage_member(const LwUsageJson *uj, LwKey *ret_parent, LwKey *re
     return FALSE;
 }
 
-/* Offsets in feed_buf of a top-level "usage":null member and one adjacent
- * comma, so that removing them leaves exactly the other members. */
-static void record_usage_null(LwUsageJson *uj)
+/* Offsets in feed_buf of the member whose key starts at `key_start` and
+ * whose value ends where the parser is now, plus one adjacent comma, so
+ * that removing [start, end) leaves exactly the other members. */
+static gboolean member_span(const LwUsageJson *uj, gssize key_start, gsize *ret_start,
+                            gsize *ret_end)
 {
-    if (uj->key_start < 0)
-        return;
+    if (key_start < 0)
+        return FALSE;
     const char *b = uj->feed_buf;
-    gsize ks = (gsize)uj->key_start;
+    gsize ks = (gsize)key_start;
     gsize ne = uj->slice_off + yajl_get_bytes_consumed(uj->yh);
     gsize p = ks;
     while (p > 0 && g_ascii_isspace(b[p - 1]))
         p--;
     if (p > 0 && b[p - 1] == ',') {
-        uj->f.usage_null_start = p - 1;
-        uj->f.usage_null_end = ne;
-    } else {
-        gsize q = ne;
+        *ret_start = p - 1;
+        *ret_end = ne;
+        return TRUE;
+    }
+    gsize q = ne;
+    while (q < uj->feed_len && g_ascii_isspace(b[q]))
+        q++;
+    if (q < uj->feed_len && b[q] == ',') {
+        q++;
         while (q < uj->feed_len && g_ascii_isspace(b[q]))
             q++;
-        if (q < uj->feed_len && b[q] == ',') {
-            q++;
-            while (q < uj->feed_len && g_ascii_isspace(b[q]))
-                q++;
-            ne = q;
-        }
-        uj->f.usage_null_start = ks;
-        uj->f.usage_null_end = ne;
+        ne = q;
     }
-    uj->f.usage_null = TRUE;
+    *ret_start = ks;
+    *ret_end = ne;
+    return TRUE;
+}
+
+static void record_usage_null(LwUsageJson *uj)
+{
+    if (member_span(uj, uj->key_start, &uj->f.usage_null_start, &uj->f.usage_null_end))
+        uj->f.usage_null = TRUE;
 }
 
 /* ---- text ----------------------------------------------------------------- */
@@ -436,8 +445,11 @@ static int on_start_map(void *ctx)
     } else if (uj->depth == 1 && uj->array_top) {
         doc = TRUE;
     } else if (in_doc(uj)) {
-        if (uj->u_depth == 0 && is_usage_path(uj))
+        if (uj->u_depth == 0 && is_usage_path(uj)) {
             usage = TRUE;
+            uj->usage_key_start =
+                uj->format == LW_FORMAT_OPENAI && AT(uj, LW_KEY_USAGE) ? uj->key_start : -1;
+        }
         else if (AT(uj, LW_KEY_ERROR))
             uj->f.error = TRUE;
         else if (is_gemini_candidate(uj)) {
@@ -471,8 +483,13 @@ static int on_end_map(void *ctx)
     LwUsageJson *uj = ctx;
     if (!progress(uj))
         return 0;
-    if (uj->u_depth > 0 && uj->depth == uj->u_depth)
+    if (uj->u_depth > 0 && uj->depth == uj->u_depth) {
+        if (uj->usage_key_start >= 0 &&
+            member_span(uj, uj->usage_key_start, &uj->f.usage_obj_start, &uj->f.usage_obj_end))
+            uj->f.usage_obj = TRUE;
+        uj->usage_key_start = -1;
         usage_end(uj);
+    }
     gboolean doc_closes = uj->root > 0 && uj->depth == uj->root;
     uj->depth--;
     if (doc_closes) {
@@ -567,6 +584,7 @@ void lw_usage_json_reset(LwUsageJson *uj)
     uj->array_top = FALSE;
     uj->u_depth = 0;
     uj->key_start = -1;
+    uj->usage_key_start = -1;
     uj->keys[0] = LW_KEY_OTHER;
     uj->idx[0] = -1;
     if (uj->raw->allocated_len > 64 * 1024) {
@@ -587,6 +605,7 @@ LwUsageJsonResult lw_usage_json_feed(LwUsageJson *uj, const char *buf, gsize len
     uj->feed_buf = buf;
     uj->feed_len = len;
     uj->key_start = -1; /* an offset in the previous buffer means nothing here */
+    uj->usage_key_start = -1;
     for (gsize off = 0; off < len && uj->state == LW_USAGE_JSON_MORE;) {
         gsize n = MIN(len - off, (gsize)SLICE);
         uj->slice = buf + off;

@@ -55,6 +55,9 @@ typedef struct {
      * member (always so for a document fed in one call). */
     gboolean usage_null;
     gsize usage_null_start, usage_null_end;
+    /* a top-level "usage":{...} member: where it is, with one adjacent comma */
+    gboolean usage_obj;
+    gsize usage_obj_start, usage_obj_end;
     guint64 finished_mask; /* Gemini: bit i for candidate i with a finishReason (63: any i >= 63) */
     gboolean blocked;   /* Gemini promptFeedback.blockReason */
 } LwDocFacts;

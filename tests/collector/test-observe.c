@@ -43,7 +43,8 @@ typedef struct {
     "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\":[]}"
 #define NOSTREAM "{\"model\":\"m\",\"messages\":[]}"
 
-/* LwTokens: input, cached, cache_write (5m), cache_write_1h, output, reasoning */
+/* LwTokens: input, cached, cache_write (all TTLs), cache_write_1h (of which), output,
+ * reasoning */
 static const Golden goldens[] = {
     /* input = prompt 12; output = max(completion 2, total 14 - prompt 12) = 2;
      * text: "" + "Hello" (5) + " caf\u00e9\n" (1 + 3 + 2 + 1 = 7) = 12 */
@@ -110,7 +111,7 @@ static const Golden goldens[] = {
      * 2000 (1h) by cache_creation; output 420 from message_delta (message_start's 1 is a
      * placeholder); text "Hello" + " there." = 5 + 7 */
     {"anthropic-stream-cache-5m-1h", "anthropic-stream-cache-5m-1h.sse", LW_FORMAT_ANTHROPIC,
-     "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {15014, 12000, 1000, 2000, 420, 0}, FALSE,
+     "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {15014, 12000, 3000, 2000, 420, 0}, FALSE,
      0, "claude-sonnet-4-5-20250929", "msg_01X", TRUE, FALSE, 12, "{\"output_tokens\":420}",
      "event: message_stop"},
     /* the last message_delta wins field by field (never summed): input 80 + 0 + 200 = 280,
@@ -122,7 +123,7 @@ static const Golden goldens[] = {
      "event: message_stop"},
     /* message_start's usage stands (output 1 is all that was reported); error event */
     {"anthropic-stream-overloaded", "anthropic-stream-overloaded.sse", LW_FORMAT_ANTHROPIC,
-     "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {15014, 12000, 1000, 2000, 1, 0}, FALSE, 0,
+     "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {15014, 12000, 3000, 2000, 1, 0}, FALSE, 0,
      "claude-sonnet-4-5-20250929", "msg_01X", FALSE, TRUE, 5, "\"cache_read_input_tokens\":12000",
      NULL},
     /* input 420 + 1800 + 0 = 2220 of which cached 1800; text "Let me check the weather." */
@@ -158,9 +159,10 @@ static const Golden goldens[] = {
      "/v1beta/openai/chat/completions", CHAT_STREAM_IU, 200, SSE, NULL, TRUE, {8, 0, 0, 0, 129, 120},
      FALSE, 0, "gemini-2.5-flash", "AdVRaMm", TRUE, FALSE, 17, "\"total_tokens\":137",
      "data: [DONE]"},
-    /* a content chunk that carries usage is left untouched in strip mode */
+    /* strip mode: the usage member of the content chunk is cut, the chunk stays */
     {"gemini-openai-compat-strip", "gemini-openai-compat-stream.sse", LW_FORMAT_GEMINI,
-     "/v1beta/openai/chat/completions", CHAT_STREAM, 200, SSE, "gemini-openai-compat-stream.sse",
+     "/v1beta/openai/chat/completions", CHAT_STREAM, 200, SSE,
+     "gemini-openai-compat-stream.stripped.sse",
      TRUE, {8, 0, 0, 0, 129, 120}, FALSE, 0, "gemini-2.5-flash", "AdVRaMm", TRUE, FALSE, 17,
      "\"total_tokens\":137", "data: [DONE]"},
     /* keep-alive comments and leading blank lines; cache hits from prompt_cache_hit_tokens
@@ -179,7 +181,7 @@ static const Golden goldens[] = {
     {"xai-stream-reasoning-ticks", "xai-stream-reasoning-ticks.sse", LW_FORMAT_OPENAI, CHAT,
      CHAT_STREAM_IU, 200, SSE, NULL, TRUE, {2000, 1500, 0, 0, 1000, 700}, TRUE, 3425000000LL,
      "grok-4.3", "3d1a-9f", TRUE, FALSE, 6, "\"cost_in_usd_ticks\":34250000", "data: [DONE]"},
-    /* the empty-choices usage chunk goes, the content chunk with usage stays */
+    /* the empty-choices usage chunk goes, and the usage member of the content chunk */
     {"xai-stream-strip", "xai-stream-reasoning-ticks.sse", LW_FORMAT_OPENAI, CHAT, CHAT_STREAM, 200,
      SSE, "xai-stream-reasoning-ticks.stripped.sse", TRUE, {2000, 1500, 0, 0, 1000, 700}, TRUE,
      3425000000LL, "grok-4.3", "3d1a-9f", TRUE, FALSE, 6, "\"cost_in_usd_ticks\":34250000",
@@ -499,10 +501,16 @@ static const StripCase strip_cases[] = {
     {"data: {\"a\":{\"usage\":null},\"b\":1}\n\n", "data: {\"a\":{\"usage\":null},\"b\":1}\n\n"},
     {"data: {\"x\":\"\\\"usage\\\":null}\"}\n\n", "data: {\"x\":\"\\\"usage\\\":null}\"}\n\n"},
     {"data: {\"x\":[{\"usage\":null}]}\n\n", "data: {\"x\":[{\"usage\":null}]}\n\n"},
-    /* the usage-only chunk goes; a chunk with choices and usage stays whole */
+    /* the usage-only chunk goes; on a chunk with choices (Gemini's OpenAI
+     * endpoint, xAI) the usage member is cut and the rest stays */
     {"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n", NULL},
     {"data: {\"choices\":[{\"index\":0}],\"usage\":{\"prompt_tokens\":1}}\n\n",
-     "data: {\"choices\":[{\"index\":0}],\"usage\":{\"prompt_tokens\":1}}\n\n"},
+     "data: {\"choices\":[{\"index\":0}]}\n\n"},
+    {"data: {\"usage\":{\"prompt_tokens\":1,\"x\":{\"y\":2}}, \"choices\":[{\"index\":0}]}\n\n",
+     "data: {\"choices\":[{\"index\":0}]}\n\n"},
+    /* OpenRouter's usage arrives unasked: kept */
+    {"data: {\"choices\":[{\"index\":0}],\"usage\":{\"prompt_tokens\":1,\"cost\":0.1,\"is_byok\":false}}\n\n",
+     "data: {\"choices\":[{\"index\":0}],\"usage\":{\"prompt_tokens\":1,\"cost\":0.1,\"is_byok\":false}}\n\n"},
     {"data: {\"choices\":[],\"usage\":null}\n\n", "data: {\"choices\":[]}\n\n"},
     /* several data lines: the edit would not map onto raw bytes; left alone */
     {"data: {\"a\":1,\ndata: \"usage\":null}\n\n", "data: {\"a\":1,\ndata: \"usage\":null}\n\n"},

@@ -1,0 +1,295 @@
+"""Exact usage and cost, end to end: a request through the collector to the
+simulated provider, then the ledger row as `llmctl requests --json` shows it.
+
+Every expected cost is computed by hand from data/prices.json (USD per 1M
+tokens) and the simulator's usage formulas (tests/sim/README.md); costs are
+compared exactly, as decimals (well inside the 1e-9 USD the issue asks).
+Rates below are written in pico-USD per token, which is the per-1M price
+times 1e6.
+"""
+
+import decimal
+import json
+import os
+import socket
+import subprocess
+import unittest
+
+import lwtest
+from lwtest import DEFAULT_TIMEOUT
+
+D = decimal.Decimal
+M = 1_000_000  # USD per 1M tokens -> pico-USD per token
+
+
+def usd(pusd):
+    return D(pusd) / D(10**12)
+
+
+def chat(model, **kw):
+    return dict({"model": model, "messages": [{"role": "user", "content": "hi"}]}, **kw)
+
+
+GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+# (name, provider, path, body, x-sim directives, extra headers, expected)
+# expected: tokens (input, cached, cache_write, cache_write_1h, output,
+# reasoning), cost in pico-USD (or None = unknown), cost_source.
+CASES = [
+    ("openai chat json cached", "openai", "/v1/chat/completions", chat("gpt-4.1"),
+     "in=2006;cached=1920;out=300", {},
+     # gpt-4.1: 2.00 in, 0.50 cached, 8.00 out
+     ((2006, 1920, 0, 0, 300, 0), (2006 - 1920) * 2 * M + 1920 * M // 2 + 300 * 8 * M, "price")),
+    ("openai chat stream reasoning (client asked usage)", "openai", "/v1/chat/completions",
+     chat("o4-mini", stream=True, stream_options={"include_usage": True}),
+     "in=1000;out=50;reasoning=200", {},
+     # o4-mini: 1.10 in, 4.40 out; completion_tokens = 50 + 200
+     ((1000, 0, 0, 0, 250, 200), 1000 * 1_100_000 + 250 * 4_400_000, "price")),
+    ("openai chat stream, usage injected", "openai", "/v1/chat/completions",
+     chat("gpt-4o-mini", stream=True), "in=100;out=10", {},
+     # gpt-4o-mini: 0.15 in, 0.60 out
+     ((100, 0, 0, 0, 10, 0), 100 * 150_000 + 10 * 600_000, "price")),
+    ("openai responses stream", "openai", "/v1/responses",
+     {"model": "gpt-5.4", "input": "hi", "stream": True},
+     "in=5210;cached=4096;out=128;reasoning=512", {},
+     # gpt-5.4: 2.50 in, 0.25 cached, 15.00 out; output 128 + 512
+     ((5210, 4096, 0, 0, 640, 512),
+      (5210 - 4096) * 2_500_000 + 4096 * 250_000 + 640 * 15 * M, "price")),
+    ("openai embeddings", "openai", "/v1/embeddings",
+     {"model": "text-embedding-3-small", "input": "hi"}, "in=8", {},
+     ((8, 0, 0, 0, 0, 0), 8 * 20_000, "price")),
+    ("openai legacy completions stream", "openai", "/v1/completions",
+     {"model": "gpt-3.5-turbo-instruct", "prompt": "hi", "stream": True}, "in=10;out=5", {},
+     # gpt-3.5-turbo-instruct: 1.50 in, 2.00 out
+     ((10, 0, 0, 0, 5, 0), 10 * 1_500_000 + 5 * 2 * M, "price")),
+    ("anthropic stream, 5m and 1h cache writes, thinking", "anthropic", "/v1/messages",
+     {"model": "claude-sonnet-4-5", "max_tokens": 1000, "stream": True,
+      "messages": [{"role": "user", "content": "hi"}]},
+     "in=15014;cached=12000;cache_write=1000;cache_write_1h=2000;out=400;reasoning=100", {},
+     # claude-sonnet-4-5: 3.00 in, 0.30 read, 3.75 write 5m, 6.00 write 1h, 15.00 out;
+     # uncached = 15014 - 12000 - 3000 = 14; thinking is inside output_tokens (400 + 100),
+     # and a stream's message_delta carries no thinking breakdown, so reasoning reads 0
+     ((15014, 12000, 3000, 2000, 500, 0),
+      14 * 3 * M + 12000 * 300_000 + 1000 * 3_750_000 + 2000 * 6 * M + 500 * 15 * M, "price")),
+    ("anthropic json tool use", "anthropic", "/v1/messages",
+     {"model": "claude-haiku-4-5", "max_tokens": 100,
+      "messages": [{"role": "user", "content": "hi"}],
+      "tools": [{"name": "lookup", "input_schema": {"type": "object"}}]},
+     "in=500;out=20;tools=1", {},
+     # claude-haiku-4-5: 1.00 in, 5.00 out
+     ((500, 0, 0, 0, 20, 0), 500 * M + 20 * 5 * M, "price")),
+    ("gemini sse crlf, thoughts", "gemini",
+     "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", GEMINI_BODY,
+     "in=5210;cached=4096;out=44;reasoning=186", {},
+     # gemini-2.5-flash: 0.30 in, 0.03 cached, 2.50 out (thoughts are output)
+     ((5210, 4096, 0, 0, 230, 186),
+      (5210 - 4096) * 300_000 + 4096 * 30_000 + 230 * 2_500_000, "price")),
+    ("gemini json array stream", "gemini",
+     "/v1beta/models/gemini-2.5-pro:streamGenerateContent", GEMINI_BODY, "in=1000;out=10", {},
+     # gemini-2.5-pro: 1.25 in, 10.00 out
+     ((1000, 0, 0, 0, 10, 0), 1000 * 1_250_000 + 10 * 10 * M, "price")),
+    ("gemini generateContent json", "gemini",
+     "/v1beta/models/gemini-2.0-flash:generateContent", GEMINI_BODY, "in=100;out=8", {},
+     # gemini-2.0-flash: 0.10 in, 0.40 out
+     ((100, 0, 0, 0, 8, 0), 100 * 100_000 + 8 * 400_000, "price")),
+    ("gemini openai-compatible stream", "gemini", "/v1beta/openai/chat/completions",
+     chat("gemini-2.5-flash", stream=True), "in=100;out=10", {},
+     ((100, 0, 0, 0, 10, 0), 100 * 300_000 + 10 * 2_500_000, "price")),
+    ("deepseek stream, keep-alives", "deepseek", "/chat/completions",
+     chat("deepseek-chat", stream=True), "in=1200;cached=1024;out=300;keepalive=3", {},
+     # deepseek-chat: 0.28 miss, 0.028 hit, 0.42 out
+     ((1200, 1024, 0, 0, 300, 0), 176 * 280_000 + 1024 * 28_000 + 300 * 420_000, "price")),
+    ("deepseek json, leading whitespace", "deepseek", "/chat/completions",
+     chat("deepseek-chat"), "in=1200;cached=1024;out=300;lead_ws=3", {},
+     ((1200, 1024, 0, 0, 300, 0), 176 * 280_000 + 1024 * 28_000 + 300 * 420_000, "price")),
+    ("xai stream, additive reasoning, ticks", "xai", "/v1/chat/completions",
+     chat("grok-4.3", stream=True), "in=2000;cached=1500;out=300;reasoning=700;ticks=34250000",
+     {},
+     # 1 tick = 100 pico-USD; the provider's cost wins
+     ((2000, 1500, 0, 0, 1000, 700), 34250000 * 100, "provider")),
+    ("openrouter stream, comments, cost", "openrouter", "/api/v1/chat/completions",
+     chat("anthropic/claude-sonnet-4.5", stream=True),
+     "in=1200;cached=1024;out=80;cost=0.000574;keepalive=2", {},
+     ((1200, 1024, 0, 0, 80, 0), 574 * M, "provider")),
+    ("groq stream, x_groq usage", "groq", "/openai/v1/chat/completions",
+     chat("llama-3.3-70b-versatile", stream=True), "in=40;out=10", {},
+     # llama-3.3-70b-versatile: 0.59 in, 0.79 out
+     ((40, 0, 0, 0, 10, 0), 40 * 590_000 + 10 * 790_000, "price")),
+    ("mistral stream, usage on the last chunk", "mistral", "/v1/chat/completions",
+     chat("mistral-large-latest", stream=True), "in=100;out=10", {},
+     ((100, 0, 0, 0, 10, 0), 100 * 500_000 + 10 * 1_500_000, "price")),
+    ("together stream", "together", "/v1/chat/completions",
+     chat("meta-llama/Llama-3.3-70B-Instruct-Turbo", stream=True), "in=100;out=10", {},
+     ((100, 0, 0, 0, 10, 0), 100 * 880_000 + 10 * 880_000, "price")),
+    ("fireworks stream, usage injected", "fireworks", "/inference/v1/chat/completions",
+     chat("accounts/fireworks/models/gpt-oss-120b", stream=True), "in=100;out=10", {},
+     ((100, 0, 0, 0, 10, 0), 100 * 150_000 + 10 * 600_000, "price")),
+    ("perplexity json, provider cost", "perplexity", "/chat/completions", chat("sonar"),
+     "in=9;out=120;cost=0.005129", {},
+     ((9, 0, 0, 0, 120, 0), 5_129_000_000, "provider")),
+    ("gzip json", "openai", "/v1/chat/completions", chat("gpt-4o-mini"), "in=100;out=10;gzip=1",
+     {"accept-encoding": "gzip"},
+     ((100, 0, 0, 0, 10, 0), 100 * 150_000 + 10 * 600_000, "price")),
+    ("gzip stream with usage", "openai", "/v1/chat/completions",
+     chat("gpt-4o-mini", stream=True, stream_options={"include_usage": True}),
+     "in=100;out=10;gzip=1", {"accept-encoding": "gzip"},
+     ((100, 0, 0, 0, 10, 0), 100 * 150_000 + 10 * 600_000, "price")),
+    ("unknown model: cost unknown, never guessed", "openai", "/v1/chat/completions",
+     chat("mystery-model-9"), "in=100;out=10", {},
+     ((100, 0, 0, 0, 10, 0), None, None)),
+]
+
+
+class AccountingTest(lwtest.CollectorTestCase):
+
+    def llmctl(self, *args):
+        out = subprocess.run([lwtest.binary("LLMCTL"), *args], capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
+    def rows(self):
+        return json.loads(self.llmctl("requests", "--json"))
+
+    def test_golden_cases(self):
+        for name, provider, path, body, sim, headers, expected in CASES:
+            with self.subTest(name):
+                before = len(self.rows())
+                h = {"x-sim": sim, "x-api-key": "k", "x-goog-api-key": "k"}
+                h.update(headers)
+                status, _, _ = self.post(provider, path, body, h)
+                self.assertEqual(status, 200)
+                rows = self.rows()
+                self.assertEqual(len(rows), before + 1)
+                row = rows[0]
+                tokens, pusd, source = expected
+                got = (row["input_tokens"], row["cached_input_tokens"],
+                       row["cache_write_tokens"], row["cache_write_1h_tokens"],
+                       row["output_tokens"], row["reasoning_tokens"])
+                self.assertEqual(got, tokens)
+                self.assertEqual(row["provider"], provider)
+                self.assertEqual(row["status"], 200)
+                self.assertFalse(row["partial"])
+                self.assertEqual(row["stream"], bool(body.get("stream") or "stream" in path))
+                if pusd is None:
+                    self.assertIsNone(row["cost_usd"])
+                    self.assertIn("no price", row["warning"])
+                else:
+                    self.assertEqual(D(str(row["cost_usd"])), usd(pusd))
+                    self.assertEqual(row["cost_source"], source)
+
+    def test_usage_totals_by_model(self):
+        for model, sim in (("gpt-4o-mini", "in=100;out=10"), ("gpt-4o-mini", "in=300;out=30"),
+                           ("gpt-4.1", "in=1000;out=100")):
+            self.post("openai", "/v1/chat/completions", chat(model), {"x-sim": sim})
+        by_model = {r["key"]: r for r in json.loads(self.llmctl("usage", "--by", "model",
+                                                                 "--json"))}
+        self.assertEqual(by_model["gpt-4o-mini"]["requests"], 2)
+        self.assertEqual(by_model["gpt-4o-mini"]["input_tokens"], 400)
+        self.assertEqual(by_model["gpt-4o-mini"]["output_tokens"], 40)
+        self.assertEqual(D(str(by_model["gpt-4o-mini"]["cost_usd"])),
+                         usd(400 * 150_000 + 40 * 600_000))
+        self.assertEqual(D(str(by_model["gpt-4.1"]["cost_usd"])),
+                         usd(1000 * 2 * M + 100 * 8 * M))
+
+
+class IncludeUsageTest(lwtest.CollectorTestCase):
+    providers = ("openai", "xai", "deepseek", "gemini", "groq")
+
+    def test_injected_usage_is_invisible_to_the_client(self):
+        """The client that did not ask for usage gets exactly the bytes the
+        provider sends without it, and the ledger still has the usage."""
+        for provider, model, path in (
+                ("openai", "gpt-4o-mini", "/v1/chat/completions"),
+                ("xai", "grok-4.3", "/v1/chat/completions"),
+                ("deepseek", "deepseek-chat", "/chat/completions"),
+                # usage would arrive on the content chunk: the member is cut
+                ("gemini", "gemini-2.5-flash", "/v1beta/openai/chat/completions")):
+            with self.subTest(provider=provider):
+                raw = json.dumps(chat(model, stream=True)).encode()
+                headers = {"content-type": "application/json", "authorization": "Bearer k",
+                           "x-sim": "in=50;out=6"}
+                self.sim.request("POST", "/_sim/reset")
+                d_status, _, direct = self.sim.request("POST", path, body=raw, headers=headers)
+                self.sim.request("POST", "/_sim/reset")
+                c_status, _, proxied = self.post(provider, path, raw, headers)
+                self.assertEqual((d_status, c_status), (200, 200))
+                self.assertEqual(proxied, direct)
+                self.assertNotIn(b'"usage":null', proxied)
+                # ... and the simulator did see the injected option.
+                seen = json.loads(self.sim.request("GET", "/_sim/requests?limit=1")[2])[0]
+                self.assertTrue(seen["include_usage"])
+                rows = json.loads(subprocess.run(
+                    [lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
+                    capture_output=True, text=True, env=dict(os.environ, LLMWRAP_HOME=self.home),
+                    timeout=DEFAULT_TIMEOUT).stdout)
+                self.assertEqual((rows[0]["input_tokens"], rows[0]["output_tokens"]), (50, 6))
+                self.assertFalse(rows[0]["partial"])
+
+    def test_no_injection_where_usage_comes_anyway(self):
+        """Groq reports usage in x_groq unasked: the request goes unchanged."""
+        raw = json.dumps(chat("llama-3.3-70b-versatile", stream=True)).encode()
+        status, _, _ = self.post("groq", "/openai/v1/chat/completions", raw,
+                                 {"x-sim": "in=50;out=6"})
+        self.assertEqual(status, 200)
+        seen = json.loads(self.sim.request("GET", "/_sim/requests?limit=1")[2])[0]
+        self.assertFalse(seen["include_usage"])
+
+
+class PartialTest(lwtest.CollectorTestCase):
+    providers = ("openai", "anthropic")
+
+    def last_row(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        rows = json.loads(out.stdout)
+        return rows[0] if rows else None
+
+    def test_upstream_dropped_stream_is_partial(self):
+        conn = self.via("openai")
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(chat("gpt-4o-mini",
+                                                                           stream=True)),
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "in=400;words=20;fault=drop;drop_after=6"})
+        r = conn.getresponse()
+        try:
+            r.read()
+        except Exception:
+            pass
+        conn.close()
+        row = lwtest.wait_for(self.last_row, what="ledger row")
+        self.assertTrue(row["partial"])
+        # No usage arrived: input estimated from the body, output from the
+        # text streamed before the drop (never zero).
+        self.assertGreater(row["input_tokens"], 0)
+        self.assertGreater(row["output_tokens"], 0)
+        self.assertIsNotNone(row["cost_usd"])
+
+    def test_client_gone_mid_stream_is_partial_with_known_input(self):
+        s = socket.create_connection((self.collector.addr("anthropic"), self.collector.port),
+                                     DEFAULT_TIMEOUT)
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.collector.ca_file)
+        s = ctx.wrap_socket(s, server_hostname="api.anthropic.com")
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 500, "stream": True,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+        s.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: api.anthropic.com\r\nx-api-key: k\r\n"
+                  b"content-type: application/json\r\nx-sim: in=3000;words=200;chunk_delay_ms=20"
+                  b"\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        got = b""
+        while b"content_block_delta" not in got:
+            got += s.recv(4096)
+        s.close()
+        row = lwtest.wait_for(self.last_row, what="ledger row")
+        self.assertTrue(row["partial"])
+        # message_start reported the input: it is exact, not estimated.
+        self.assertEqual(row["input_tokens"], 3000)
+        self.assertGreaterEqual(row["output_tokens"], 1)
+        self.assertLess(row["output_tokens"], 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
