@@ -149,7 +149,8 @@ static gboolean is_text_delta_type(const char *t, gsize n)
 {
 #define T(lit) (n == sizeof(lit) - 1 && memcmp(t, lit, n) == 0)
     return T("response.output_text.delta") || T("response.refusal.delta") ||
-           T("response.function_call_arguments.delta");
+           T("response.function_call_arguments.delta") || T("response.reasoning_text.delta") ||
+           T("response.reasoning_summary_text.delta");
 #undef T
 }
 
@@ -300,7 +301,8 @@ static Fate openai_event(LwObserver *obs, const LwSseUnit *u, const char *data, 
                 obs->usage.output_text_bytes += pk.text[LW_PEEK_DELTA];
         } else {
             obs->usage.output_text_bytes += pk.text[LW_PEEK_CONTENT] + pk.text[LW_PEEK_REFUSAL] +
-                                            pk.text[LW_PEEK_ARGUMENTS] + pk.text[LW_PEEK_TEXT];
+                                            pk.text[LW_PEEK_ARGUMENTS] + pk.text[LW_PEEK_TEXT] +
+                                            pk.text[LW_PEEK_REASONING];
         }
         return cut_fast ? FATE_CUT : FATE_PASS;
     }
@@ -351,7 +353,8 @@ static Fate anthropic_event(LwObserver *obs, const LwSseUnit *u, const char *dat
     if (slice_is(type, type_len, "error") && obs->ok_status)
         obs->usage.mid_stream_error = TRUE;
     if (slice_is(type, type_len, "content_block_delta") && pk.usage_value == 0 && !pk.error) {
-        obs->usage.output_text_bytes += pk.text[LW_PEEK_TEXT] + pk.text[LW_PEEK_PARTIAL_JSON];
+        obs->usage.output_text_bytes += pk.text[LW_PEEK_TEXT] + pk.text[LW_PEEK_PARTIAL_JSON] +
+                                        pk.text[LW_PEEK_REASONING];
         return FATE_PASS;
     }
     if (slice_is(type, type_len, "message_start") || slice_is(type, type_len, "message_delta") ||

@@ -42,7 +42,9 @@ typedef struct {
     gint64 provider_cost_pusd; /* OpenRouter usage.cost, xAI cost_in_usd_ticks, Perplexity total_cost */
     char *raw_usage;          /* the last usage object as received (JSON text), NULL if none */
     char *response_id;        /* the body's id (chatcmpl-..., msg_..., responseId) */
-    gint64 output_text_bytes; /* visible output text seen so far (for estimates) */
+    gint64 output_text_bytes; /* output text seen so far, answer and streamed reasoning
+                               * alike: a bound on output tokens (no tokeniser makes more
+                               * tokens than bytes) for estimates and budget metering */
 } LwUsage;
 
 typedef struct {

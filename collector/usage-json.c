@@ -61,7 +61,6 @@ struct _LwUsageJson {
     gboolean cand_finished;
     gint64 cand_index;
     gint64 part_text;
-    gboolean part_thought;
 };
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -272,7 +271,8 @@ static gboolean is_openai_text(const LwUsageJson *uj)
         if (k[2] != LW_KEY_DELTA && k[2] != LW_KEY_MESSAGE)
             return FALSE;
         if (n == 4)
-            return k[3] == LW_KEY_CONTENT || k[3] == LW_KEY_REFUSAL;
+            return k[3] == LW_KEY_CONTENT || k[3] == LW_KEY_REFUSAL ||
+                   k[3] == LW_KEY_REASONING || k[3] == LW_KEY_REASONING_CONTENT;
         return n == 7 && k[3] == LW_KEY_TOOL_CALLS && k[4] == ARR && k[5] == LW_KEY_FUNCTION &&
                k[6] == LW_KEY_ARGUMENTS;
     }
@@ -288,7 +288,8 @@ static gboolean is_openai_text(const LwUsageJson *uj)
 static gboolean is_anthropic_text(const LwUsageJson *uj)
 {
     return AT(uj, LW_KEY_CONTENT, ARR, LW_KEY_TEXT) || AT(uj, LW_KEY_DELTA, LW_KEY_TEXT) ||
-           AT(uj, LW_KEY_DELTA, LW_KEY_PARTIAL_JSON);
+           AT(uj, LW_KEY_DELTA, LW_KEY_PARTIAL_JSON) || AT(uj, LW_KEY_DELTA, LW_KEY_THINKING) ||
+           AT(uj, LW_KEY_CONTENT, ARR, LW_KEY_THINKING);
 }
 
 /* ---- yajl callbacks ------------------------------------------------------- */
@@ -316,9 +317,6 @@ static int on_boolean(void *ctx, int value)
             lw_usage_fields_set_bool(&uj->ufields, parent, key, value != 0);
     } else if (AT(uj, LW_KEY_ERROR)) {
         uj->f.error |= value != 0;
-    } else if (uj->format == LW_FORMAT_GEMINI &&
-               AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_CONTENT, LW_KEY_PARTS, ARR, LW_KEY_THOUGHT)) {
-        uj->part_thought = value != 0;
     }
     return 1;
 }
@@ -457,7 +455,6 @@ static int on_start_map(void *ctx)
             uj->cand_index = -1;
         } else if (is_gemini_part(uj)) {
             uj->part_text = 0;
-            uj->part_thought = FALSE;
         }
     }
     if (!push(uj, LW_KEY_OTHER))
@@ -495,8 +492,8 @@ static int on_end_map(void *ctx)
     if (doc_closes) {
         doc_end(uj);
     } else if (is_gemini_part(uj)) {
-        if (!uj->part_thought)
-            uj->f.text_bytes += uj->part_text;
+        /* thought parts are billed output too */
+        uj->f.text_bytes += uj->part_text;
     } else if (is_gemini_candidate(uj) && uj->cand_finished) {
         gint64 i = uj->cand_index >= 0 ? uj->cand_index : uj->idx[uj->depth];
         uj->f.finished_mask |= G_GUINT64_CONSTANT(1) << MIN(i, 63);

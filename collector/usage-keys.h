@@ -33,6 +33,9 @@ typedef enum {
     LW_KEY_TEXT,
     LW_KEY_OUTPUT,
     LW_KEY_PARTIAL_JSON,
+    LW_KEY_REASONING,         /* OpenRouter delta.reasoning */
+    LW_KEY_REASONING_CONTENT, /* DeepSeek delta.reasoning_content */
+    LW_KEY_THINKING,          /* Anthropic thinking_delta.thinking */
     LW_KEY_CANDIDATES,
     LW_KEY_PARTS,
     LW_KEY_THOUGHT,

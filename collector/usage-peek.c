@@ -42,6 +42,12 @@ static int classify(const char *s, gsize len, LwPeekText *ret_text)
         return NAME_OTHER;
     case 6:
         return IS("x_groq") ? NAME_X_GROQ : NAME_OTHER;
+    case 8:
+        if (IS("thinking")) {
+            *ret_text = LW_PEEK_REASONING;
+            return NAME_TEXT;
+        }
+        return NAME_OTHER;
     case 7:
         if (IS("content")) {
             *ret_text = LW_PEEK_CONTENT;
@@ -57,6 +63,10 @@ static int classify(const char *s, gsize len, LwPeekText *ret_text)
             *ret_text = LW_PEEK_ARGUMENTS;
             return NAME_TEXT;
         }
+        if (IS("reasoning")) {
+            *ret_text = LW_PEEK_REASONING;
+            return NAME_TEXT;
+        }
         return NAME_OTHER;
     case 12:
         if (IS("partial_json")) {
@@ -66,6 +76,12 @@ static int classify(const char *s, gsize len, LwPeekText *ret_text)
         return NAME_OTHER;
     case 13:
         return IS("usageMetadata") ? NAME_USAGE_METADATA : NAME_OTHER;
+    case 17:
+        if (IS("reasoning_content")) {
+            *ret_text = LW_PEEK_REASONING;
+            return NAME_TEXT;
+        }
+        return NAME_OTHER;
     default:
         return NAME_OTHER;
     }

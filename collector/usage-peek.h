@@ -25,6 +25,7 @@ typedef enum {
     LW_PEEK_ARGUMENTS,    /* "arguments": "..." */
     LW_PEEK_DELTA,        /* "delta": "..." (Responses text deltas) */
     LW_PEEK_PARTIAL_JSON, /* "partial_json": "..." (Anthropic tool input) */
+    LW_PEEK_REASONING,    /* "reasoning", "reasoning_content", "thinking": "..." */
     LW_PEEK_TEXT_COUNT,
 } LwPeekText;
 

@@ -116,10 +116,11 @@ static const Golden goldens[] = {
      "event: message_stop"},
     /* the last message_delta wins field by field (never summed): input 80 + 0 + 200 = 280,
      * the 200 written at the 5-minute rate (no breakdown); output 420 (not 300 + 420) of which
-     * thinking 300; text "The answer is 4." (thinking is not visible text) */
+     * thinking 300; text "Two plus two is four." (21, streamed thinking is billed output) +
+     * "The answer is 4." (16) = 37 */
     {"anthropic-stream-thinking", "anthropic-stream-thinking.sse", LW_FORMAT_ANTHROPIC,
      "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {280, 0, 200, 0, 420, 300}, FALSE, 0,
-     "claude-opus-4-7", "msg_02T", TRUE, FALSE, 16, "\"thinking_tokens\":300",
+     "claude-opus-4-7", "msg_02T", TRUE, FALSE, 37, "\"thinking_tokens\":300",
      "event: message_stop"},
     /* message_start's usage stands (output 1 is all that was reported); error event */
     {"anthropic-stream-overloaded", "anthropic-stream-overloaded.sse", LW_FORMAT_ANTHROPIC,
@@ -132,15 +133,16 @@ static const Golden goldens[] = {
      "claude-haiku-4-5-20251001", "msg_01T", TRUE, FALSE, 25, "\"output_tokens\":95", "}"},
     /* CRLF events; the last usageMetadata wins and the chunk without one resets nothing:
      * input 8; output candidates 9 + thoughts 120 = 129 of which reasoning 120;
-     * text "Sure, here" + " it" + " is." = 10 + 3 + 4 (the thought part is not counted) */
+     * text "Sure, here" + " it" + " is." = 10 + 3 + 4, plus the thought part
+     * "**Weighing it** briefly" (23, billed output) = 40 */
     {"gemini-sse-crlf-thoughts", "gemini-sse-crlf-thoughts.sse", LW_FORMAT_GEMINI,
      "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=SECRET", "{\"contents\":[]}",
      200, SSE, NULL, TRUE, {8, 0, 0, 0, 129, 120}, FALSE, 0, "gemini-2.5-flash", "Xy7aBc", TRUE,
-     FALSE, 17, "\"candidatesTokenCount\":9", "data: "},
+     FALSE, 40, "\"candidatesTokenCount\":9", "data: "},
     /* usage of the first chunk: output 4 + 120; then an error chunk */
     {"gemini-sse-error", "gemini-sse-error.sse", LW_FORMAT_GEMINI,
      "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "{\"contents\":[]}", 200, SSE,
-     NULL, TRUE, {8, 0, 0, 0, 124, 120}, FALSE, 0, "gemini-2.5-flash", "Xy7aBc", FALSE, TRUE, 10,
+     NULL, TRUE, {8, 0, 0, 0, 124, 120}, FALSE, 0, "gemini-2.5-flash", "Xy7aBc", FALSE, TRUE, 33,
      "\"candidatesTokenCount\":4", NULL},
     /* JSON array stream: input prompt 5210 + tool-use prompt 10 = 5220 of which cached 4096;
      * output 44 + 186 = 230 of which reasoning 186; text "Hi" + "!" */
@@ -151,7 +153,7 @@ static const Golden goldens[] = {
     /* input 5210 of which cached 4096; output 44 + 186 = 230; text "Hi!" (not the thought) */
     {"gemini-generate", "gemini-generate.json", LW_FORMAT_GEMINI,
      "/v1beta/models/gemini-2.5-flash:generateContent", "{\"contents\":[]}", 200, JSON, NULL, TRUE,
-     {5210, 4096, 0, 0, 230, 186}, FALSE, 0, "gemini-2.5-flash", "AdVRaMm", TRUE, FALSE, 3,
+     {5210, 4096, 0, 0, 230, 186}, FALSE, 0, "gemini-2.5-flash", "AdVRaMm", TRUE, FALSE, 27,
      "\"thoughtsTokenCount\":186", "}"},
     /* OpenAI shape on Gemini's host; usage on the content chunk; completion_tokens leaves the
      * thinking out: output max(9, 137 - 8) = 129, of which 129 - 9 = 120 reasoning */
@@ -167,10 +169,10 @@ static const Golden goldens[] = {
      "\"total_tokens\":137", "data: [DONE]"},
     /* keep-alive comments and leading blank lines; cache hits from prompt_cache_hit_tokens
      * (1024), not the OpenAI-style cached_tokens (1000); output max(300, 1500 - 1200) of
-     * which reasoning 120; text "Hello" (reasoning_content is not visible text) */
+     * which reasoning 120; text "Think" (reasoning_content, billed output) + "Hello" = 10 */
     {"deepseek-stream", "deepseek-stream-keepalive-leading-ws.sse", LW_FORMAT_OPENAI, CHAT,
      CHAT_STREAM_IU, 200, SSE, NULL, TRUE, {1200, 1024, 0, 0, 300, 120}, FALSE, 0,
-     "deepseek-reasoner", "5f0c2d8e", TRUE, FALSE, 5, "\"prompt_cache_hit_tokens\":1024",
+     "deepseek-reasoner", "5f0c2d8e", TRUE, FALSE, 10, "\"prompt_cache_hit_tokens\":1024",
      "data: [DONE]"},
     {"deepseek-json-leading-ws", "deepseek-json-leading-ws.json", LW_FORMAT_OPENAI, CHAT, NOSTREAM,
      200, JSON, NULL, TRUE, {1200, 1024, 0, 0, 300, 120}, FALSE, 0, "deepseek-chat", "930c60df",
