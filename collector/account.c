@@ -6,8 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget.h"
+#include "clock.h"
+#include "guard.h"
 #include "ipc-server.h"
 #include "json.h"
+#include "refusal.h"
 #include "ledger.h"
 #include "loop.h"
 #include "pricing.h"
@@ -29,6 +33,11 @@ struct _LwAccount {
     gint64 bytes_in;
     gint64 bytes_out;
     int upstream_status;
+    LwReservation *reservation;
+    gboolean metered;
+    char *downgraded_to;
+    char *ended_by;        /* budget that ended a metered stream */
+    gboolean discard_tail; /* the stream was cut by us: drop a partial event */
 };
 
 /* Stream usage has to be asked for (stream_options.include_usage) from
@@ -97,7 +106,7 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     LwAccount *a = g_new0(LwAccount, 1);
     a->server = server;
     a->provider = r->provider;
-    a->time_ms = g_get_real_time() / 1000;
+    a->time_ms = lw_clock_now_ms(); /* the clock budget windows use */
     a->start_us = lw_loop_now_us();
     if (r->attribution != NULL) {
         a->attribution = *r->attribution;
@@ -134,6 +143,10 @@ void lw_account_free(LwAccount *a)
 {
     if (a == NULL)
         return;
+    if (a->reservation != NULL) /* never settled (cannot happen): release it */
+        lw_budgets_settle(a->server->budgets, a->reservation, FALSE, 0);
+    g_free(a->downgraded_to);
+    g_free(a->ended_by);
     lw_observer_free(a->observer);
     lw_request_info_clear(&a->info);
     g_free(a->credential);
@@ -143,6 +156,52 @@ void lw_account_free(LwAccount *a)
 const LwRequestInfo *lw_account_info(const LwAccount *a)
 {
     return &a->info;
+}
+
+const LwProvider *lw_account_provider(const LwAccount *a)
+{
+    return a->provider;
+}
+
+guint64 lw_account_run_id(const LwAccount *a)
+{
+    return a->have_attribution ? a->attribution.run_id : 0;
+}
+
+void lw_account_set_reservation(LwAccount *a, LwReservation *res, gboolean metered,
+                                const char *downgraded_to)
+{
+    a->reservation = res;
+    a->metered = metered && res != NULL;
+    g_free(a->downgraded_to);
+    a->downgraded_to = g_strdup(downgraded_to);
+}
+
+gboolean lw_account_over_budget(LwAccount *a)
+{
+    if (!a->metered || a->observer == NULL || a->ended_by != NULL)
+        return FALSE;
+    const LwUsage *u = lw_observer_usage(a->observer);
+    /* No tokeniser makes more tokens than bytes of text: a bound. */
+    gint64 out = MAX(u->output_text_bytes, u->have_usage ? u->tokens.output_tokens : 0);
+    gint64 rate = lw_reservation_output_rate(a->reservation);
+    gint64 running = lw_reservation_base_pusd(a->reservation);
+    running = out > 0 && rate > G_MAXINT64 / out ? G_MAXINT64 : running + out * rate;
+    const char *over = lw_budget_meter(a->server->budgets, a->reservation, running);
+    if (over == NULL)
+        return FALSE;
+    a->ended_by = g_strdup(over);
+    return TRUE;
+}
+
+GString *lw_account_end_stream(LwAccount *a)
+{
+    a->discard_tail = TRUE;
+    g_autofree char *msg = g_strdup_printf(
+        "llmwrap budget '%s' reached: the stream was ended before it could exceed the limit",
+        a->ended_by != NULL ? a->ended_by : "?");
+    g_warning("%s", msg);
+    return lw_refusal_stream_event(a->provider->format, a->info.endpoint, msg);
 }
 
 void lw_account_response(LwAccount *a, int status, const char *content_type,
@@ -223,6 +282,12 @@ static void commit(LwAccount *a, LwLedgerRequest *row)
     }
     if (run != NULL && row->cost.known)
         lw_runs_add_spend(s->runs, row->run_id, row->cost.pusd);
+    if (a->reservation != NULL) {
+        lw_budgets_settle(s->budgets, a->reservation, row->cost.known, row->cost.pusd);
+        a->reservation = NULL;
+    }
+    if (s->guards != NULL && row->cost.known)
+        lw_guards_spent(s->guards, row->run_id, lw_clock_now_ms(), row->cost.pusd);
     publish(a, row);
 }
 
@@ -252,7 +317,7 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     if (a->settled)
         return;
     a->settled = TRUE;
-    if (a->observer != NULL)
+    if (a->observer != NULL && !a->discard_tail)
         lw_observer_finish(a->observer);
     const LwUsage *u = a->observer != NULL ? lw_observer_usage(a->observer) : NULL;
 
@@ -283,7 +348,9 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
             gint64 out_estimate = ceil_div4(u != NULL ? u->output_text_bytes : 0);
             t.output_tokens = MAX(t.output_tokens, out_estimate);
         }
-        const char *model = row.model_served != NULL ? row.model_served : row.model_requested;
+        const char *model = row.model_served != NULL     ? row.model_served
+                            : a->downgraded_to != NULL ? a->downgraded_to
+                                                       : row.model_requested;
         if (u != NULL && u->have_provider_cost && complete) {
             row.cost = (LwCost){TRUE, u->provider_cost_pusd};
             row.cost_source = "provider";
@@ -310,6 +377,13 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     row.cache_write_1h_tokens = t.cache_write_1h_tokens;
     row.output_tokens = t.output_tokens;
     row.reasoning_tokens = t.reasoning_tokens;
+    g_autofree char *refused_by = NULL;
+    if (a->ended_by != NULL) {
+        /* Charged for what it used, and marked as stopped by the budget. */
+        refused_by = g_strdup_printf("budget %s", a->ended_by);
+        row.refused_by = refused_by;
+        row.partial = TRUE;
+    }
     row.warning = warning;
     commit(a, &row);
 }

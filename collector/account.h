@@ -44,6 +44,20 @@ void lw_account_free(LwAccount *account);
 
 /* What the request asks for. Borrowed. */
 const LwRequestInfo *lw_account_info(const LwAccount *account);
+const LwProvider *lw_account_provider(const LwAccount *account);
+guint64 lw_account_run_id(const LwAccount *account);
+
+/* Hands the budget reservation to the account (settled with the actual
+ * cost). `metered`: the stream has no output bound and must be checked as
+ * it runs (lw_account_over_budget). `downgraded_to`: the model the budget
+ * rewrote the request to (priced when the answer does not name one). */
+struct _LwReservation;
+void lw_account_set_reservation(LwAccount *account, struct _LwReservation *res,
+                                gboolean metered, const char *downgraded_to);
+
+/* For a metered stream: has what it produced so far reached a budget? Then
+ * the exchange ends it (lw_account_end_stream). */
+gboolean lw_account_over_budget(LwAccount *account);
 
 /* The response head arrived. Creates the observer; bytes then flow through
  * `sink`. */
@@ -61,6 +75,11 @@ void lw_account_body(LwAccount *account, const char *buf, gsize len);
  * did not end normally (upstream broke, client left); `client_status` is the
  * HTTP status the client received (0 if none). Idempotent. */
 void lw_account_settle(LwAccount *account, int client_status, gboolean cut);
+
+/* The exchange ends a metered stream: returns the provider-shaped error
+ * event to send in place of the rest, drops the observer's partial event,
+ * and marks the request as ended by `budget`. Transfer full. */
+GString *lw_account_end_stream(LwAccount *account);
 
 /* Records a request the collector answered itself (error, refusal) without
  * an upstream answer. */

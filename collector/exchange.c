@@ -9,6 +9,8 @@
 #include "buf.h"
 #include "conn.h"
 #include "errors.h"
+#include "policy.h"
+#include "refusal.h"
 #include "upstream.h"
 
 
@@ -24,6 +26,7 @@ struct _LwExchange {
     LwTimer first_byte_timer;
     guint64 started_us;
     LwAccount *account;
+    char *warning; /* x-llmwrap-warning value (budget or guard warned) */
 
     /* Response side. */
     int status;
@@ -156,6 +159,26 @@ static void answer_error(LwExchange *ex, int status, const char *message)
     lw_conn_response_done(conn, keep); /* frees ex */
 }
 
+/* Refuses the request in the provider's own shape (budget, guard, kill). */
+static void answer_refusal(LwExchange *ex, const char *refused_by, const char *message)
+{
+    LwFormat format = ex->provider->format;
+    static guint64 refusal_seq;
+    g_autofree char *request_id =
+        g_strdup_printf("req_llmwrap_%" G_GUINT64_FORMAT, ++refusal_seq);
+    g_autoptr(GString) out =
+        lw_refusal_response(format, message, request_id, ex->client_keep_alive);
+    ex->status = lw_refusal_status(format);
+    ex->head_sent = TRUE;
+    ex->server->counters.refused++;
+    lw_account_settle_local(ex->account, ex->status, refused_by);
+    log_done(ex, refused_by);
+    LwConn *conn = ex->conn;
+    gboolean keep = ex->client_keep_alive;
+    lw_conn_send(conn, out->str, out->len);
+    lw_conn_response_done(conn, keep); /* frees ex */
+}
+
 /* ---- upstream callbacks ---- */
 
 static gboolean is_dropped_response_header(const LwHttpHeader *h)
@@ -277,6 +300,13 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     }
     if (!ex->client_keep_alive || ex->close_delimited || ex->server->draining)
         g_string_append(out, "connection: close\r\n");
+    if (ex->warning != NULL) {
+        /* Our own text, but a header value must stay printable ASCII. */
+        g_string_append(out, "x-llmwrap-warning: ");
+        for (const char *p = ex->warning; *p != '\0'; p++)
+            g_string_append_c(out, (*p >= 0x20 && *p < 0x7f) ? *p : '?');
+        g_string_append(out, "\r\n");
+    }
     g_string_append(out, "\r\n");
     ex->head_sent = TRUE;
     lw_conn_send(ex->conn, out->str, out->len);
@@ -291,6 +321,22 @@ static gboolean on_body(void *data, const char *buf, size_t len)
         return FALSE; /* backpressure: resumed from lw_exchange_on_drain() */
     ex->body_bytes += len;
     lw_account_body(ex->account, buf, len);
+    if (lw_account_over_budget(ex->account)) {
+        /* A metered stream reached its budget: end it with the provider's
+         * own error event, charge what it used, stop the upstream. */
+        g_autoptr(GString) ev = lw_account_end_stream(ex->account);
+        lw_transfer_cancel(ex->transfer);
+        ex->transfer = NULL;
+        flush_held(ex);
+        send_framed(ex, ev->str, ev->len);
+        lw_account_settle(ex->account, ex->status, TRUE);
+        if (ex->chunked_out)
+            lw_conn_send(ex->conn, "0\r\n\r\n", 5);
+        log_done(ex, "ended by a budget");
+        LwConn *conn = ex->conn;
+        gboolean keep = ex->client_keep_alive && !ex->close_delimited && ex->chunked_out;
+        lw_conn_response_done(conn, keep); /* frees ex */
+    }
     return TRUE;
 }
 
@@ -397,6 +443,21 @@ void lw_exchange_start(LwExchange *ex)
         ex->body = new_body;
     }
 
+    LwPolicyDecision pd;
+    lw_policy_admit(server, ex->account, ex->path, ex->body, &pd);
+    if (pd.refuse) {
+        answer_refusal(ex, pd.refused_by, pd.message);
+        lw_policy_decision_clear(&pd);
+        return;
+    }
+    if (pd.body != NULL) {
+        if (ex->body != NULL)
+            g_bytes_unref(ex->body);
+        ex->body = g_steal_pointer(&pd.body);
+    }
+    ex->warning = g_steal_pointer(&pd.warning);
+    lw_policy_decision_clear(&pd);
+
     g_autofree LwHttpHeader *fwd = g_new(LwHttpHeader, req->num_headers + 1);
     size_t n_fwd = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
@@ -452,6 +513,7 @@ void lw_exchange_free(LwExchange *ex)
         lw_transfer_cancel(ex->transfer);
     lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
     lw_account_free(ex->account);
+    g_free(ex->warning);
     lw_buf_clear(&ex->held);
     lw_request_head_free(ex->head);
     if (ex->body != NULL)

@@ -22,6 +22,9 @@
 #include "attrib.h"
 #include "ca.h"
 #include "conn.h"
+#include "budget.h"
+#include "guard.h"
+#include "ipc-budgets.h"
 #include "ipc-runs.h"
 #include "ipc-server.h"
 #include "ledger.h"
@@ -125,6 +128,10 @@ static void reload(Collector *c)
      * into the old one across loop iterations. */
     lw_config_free(s->config);
     s->config = config;
+    if (s->guards != NULL && !lw_guards_reload(s->guards, &error)) {
+        g_warning("reload: guards not reloaded: %s", error->message);
+        g_clear_error(&error);
+    }
     g_info("configuration reloaded from %s", config->path);
 }
 
@@ -397,6 +404,8 @@ int main(int argc, char **argv)
     if (s->ledger == NULL)
         goto out;
     s->runs = lw_runs_new(s->ledger);
+    s->budgets = lw_budgets_new(s);
+    s->guards = lw_guards_new(s);
 
     guint16 port = port_opt >= 0 ? (guint16)port_opt : config->port;
     gboolean fallback = port_opt < 0 && config->port == 0;
@@ -412,6 +421,7 @@ int main(int argc, char **argv)
     if (s->ipc == NULL)
         goto out;
     lw_ipc_runs_register(s->ipc, s->runs);
+    lw_ipc_budgets_register(s->ipc);
 
     write_pid_file(pid_fd, lw_listeners_synthetic_port(s->listeners));
     {
@@ -446,6 +456,8 @@ out:
         lw_loop_run_due(s->loop);
     }
     lw_ipc_server_free(s->ipc);
+    lw_guards_free(s->guards);
+    lw_budgets_free(s->budgets);
     lw_runs_free(s->runs);
     lw_ledger_close(s->ledger);
     lw_pricing_free(s->pricing);

@@ -21,6 +21,8 @@ typedef struct _LwConn LwConn;
 typedef struct _LwLedger LwLedger;
 typedef struct _LwPricing LwPricing;
 typedef struct _LwRuns LwRuns;
+typedef struct _LwBudgets LwBudgets;
+typedef struct _LwGuards LwGuards;
 
 /* Counters reported by `llmctl status`. Monotonic unless noted. */
 typedef struct {
@@ -53,6 +55,8 @@ typedef struct {
     LwLedger *ledger;   /* the spend ledger (one writer: this process) */
     LwPricing *pricing; /* prices + config overrides; SIGHUP reloads */
     LwRuns *runs;       /* llmwrap runs */
+    LwBudgets *budgets; /* spend limits: reserve, then settle */
+    LwGuards *guards;   /* runaway-program guards */
     LwCounters counters;
     GQueue conns;          /* LwConn*, for draining and shutdown */
     gboolean draining;     /* SIGTERM received: finish in-flight work, accept nothing new */

@@ -141,14 +141,16 @@ static void output_from_total(const LwUsageFields *f, LwUsageField out_field, gi
     }
 }
 
-static void cache_writes(const LwUsageFields *f, gint64 otherwise, LwTokens *t)
+/* cache_write_tokens is every write; cache_write_1h_tokens the part with
+ * the 1-hour TTL (ledger.h). Without a TTL breakdown, all writes are
+ * 5-minute ones, as Anthropic bills them. */
+static void cache_writes(const LwUsageFields *f, gint64 total, LwTokens *t)
 {
     if (has(f, LW_UF_EPHEMERAL_5M) || has(f, LW_UF_EPHEMERAL_1H)) {
-        t->cache_write_tokens = get(f, LW_UF_EPHEMERAL_5M);
+        t->cache_write_tokens = get(f, LW_UF_EPHEMERAL_5M) + get(f, LW_UF_EPHEMERAL_1H);
         t->cache_write_1h_tokens = get(f, LW_UF_EPHEMERAL_1H);
     } else {
-        /* no breakdown: everything at the 5-minute rate */
-        t->cache_write_tokens = otherwise;
+        t->cache_write_tokens = total;
         t->cache_write_1h_tokens = 0;
     }
 }
@@ -204,8 +206,7 @@ gboolean lw_usage_fields_normalise(const LwUsageFields *f, LwFormat format, LwTo
     t.input_tokens = MAX(t.input_tokens, 0);
     t.cached_input_tokens = CLAMP(t.cached_input_tokens, 0, t.input_tokens);
     t.cache_write_tokens = CLAMP(t.cache_write_tokens, 0, t.input_tokens - t.cached_input_tokens);
-    t.cache_write_1h_tokens = CLAMP(t.cache_write_1h_tokens, 0,
-                                    t.input_tokens - t.cached_input_tokens - t.cache_write_tokens);
+    t.cache_write_1h_tokens = CLAMP(t.cache_write_1h_tokens, 0, t.cache_write_tokens);
     t.output_tokens = MAX(t.output_tokens, 0);
     t.reasoning_tokens = CLAMP(t.reasoning_tokens, 0, t.output_tokens);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "budget-def.h"
 #include "paths.h"
 
 G_DEFINE_QUARK(lw-config-error-quark, lw_config_error)
@@ -28,7 +29,9 @@ static const char *const collector_keys[] = {
 static const char *const upstream_keys[] = {
     "ca_file", "proxy", "connect_timeout", "first_byte_timeout", "http2", NULL,
 };
+static const char *const budget_keys[] = {"clamp_floor", NULL};
 static const char *const provider_keys[] = {"host", "upstream", "format", NULL};
+static const char *const guard_keys[] = {"type", "threshold", "window", "action", NULL};
 static const char *const price_keys[] = {
     "input", "output", "cached_input", "cache_write", "cache_write_1h", NULL,
 };
@@ -42,8 +45,10 @@ typedef struct {
 static const GroupSchema schema[] = {
     {"collector", FALSE, collector_keys},
     {"upstream", FALSE, upstream_keys},
+    {"budget", FALSE, budget_keys},
     {"provider.", TRUE, provider_keys},
     {"price.", TRUE, price_keys},
+    {"guard.", TRUE, guard_keys},
 };
 
 static const GroupSchema *schema_for_group(const char *group)
@@ -122,8 +127,8 @@ static gboolean scan_text(const char *path, const char *text, LineIndex *idx, GE
             gs = schema_for_group(group);
             if (gs == NULL)
                 return scan_error(error, LW_CONFIG_ERROR_UNKNOWN_GROUP, path, lineno,
-                                  "unknown group [%s] (known: [collector], [upstream], "
-                                  "[provider.NAME], [price.MODEL])",
+                                  "unknown group [%s] (known: [collector], [upstream], [budget], "
+                                  "[provider.NAME], [price.MODEL], [guard.NAME])",
                                   group);
             g_autofree char *k = line_key(group, NULL);
             if (g_hash_table_contains(idx->lines, k))
@@ -424,11 +429,13 @@ LwConfig *lw_config_new_default(void)
     c->header_timeout_ms = 15 * 1000;
     c->drain_timeout_ms = 30 * 1000;
     c->log_level = g_strdup("info");
+    c->clamp_floor = 64;
     c->connect_timeout_ms = 10 * 1000;
     c->first_byte_timeout_ms = 600 * 1000;
     c->http2 = TRUE;
     c->providers = lw_provider_table_new();
     c->price_overrides = g_ptr_array_new_with_free_func(price_override_free);
+    c->guards = g_ptr_array_new_with_free_func((GDestroyNotify)lw_guard_def_free);
     return c;
 }
 
@@ -444,6 +451,8 @@ void lw_config_free(LwConfig *c)
     lw_provider_table_free(c->providers);
     if (c->price_overrides != NULL)
         g_ptr_array_unref(c->price_overrides);
+    if (c->guards != NULL)
+        g_ptr_array_unref(c->guards);
     g_free(c);
 }
 
@@ -542,6 +551,18 @@ static gboolean load_upstream(Loader *l, LwConfig *c, GError **error)
     return TRUE;
 }
 
+static gboolean load_budget(Loader *l, LwConfig *c, GError **error)
+{
+    const char *g = "budget";
+    if (!g_key_file_has_group(l->kf, g))
+        return TRUE;
+    guint64 v = c->clamp_floor;
+    if (!get_uint(l, g, "clamp_floor", 1, 1000000, &v, error))
+        return FALSE;
+    c->clamp_floor = (guint)v;
+    return TRUE;
+}
+
 static gboolean valid_provider_name(const char *name)
 {
     if (name[0] == '\0' || strlen(name) > 64)
@@ -603,6 +624,68 @@ static gboolean load_price(Loader *l, LwConfig *c, const char *group, GError **e
     return TRUE;
 }
 
+/* Parses a guard threshold in the unit of its kind (budget-def.h). */
+static gboolean parse_guard_threshold(LwGuardKind kind, const char *v, gint64 *ret)
+{
+    switch (kind) {
+    case LW_GUARD_SPEND_RATE:
+        return lw_usd_parse(v, ret) && *ret > 0;
+    case LW_GUARD_GROWTH: {
+        /* A factor with up to 3 decimals, kept x1000. */
+        gint64 micro;
+        if (!lw_config_parse_micro_usd(v, &micro) || micro % 1000 != 0 || micro <= 1000000)
+            return FALSE;
+        *ret = micro / 1000;
+        return TRUE;
+    }
+    default: {
+        char *end = NULL;
+        guint64 n = g_ascii_strtoull(v, &end, 10);
+        if (!g_ascii_isdigit(v[0]) || *end != '\0' || n == 0 || n > G_MAXINT32)
+            return FALSE;
+        *ret = (gint64)n;
+        return TRUE;
+    }
+    }
+}
+
+static gboolean load_guard(Loader *l, LwConfig *c, const char *group, GError **error)
+{
+    const char *name = group + strlen("guard.");
+    if (!lw_budget_name_is_valid(name)) {
+        g_set_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE,
+                    "%s:%u: bad guard name in [%s]: use letters, digits, '.', '-' and '_'",
+                    l->path, line_of(l->idx, group, NULL), group);
+        return FALSE;
+    }
+    g_autofree char *type = NULL, *threshold = NULL, *action = NULL;
+    if (!get_string(l, group, "type", &type, error) ||
+        !get_string(l, group, "threshold", &threshold, error) ||
+        !get_string(l, group, "action", &action, error))
+        return FALSE;
+    LwGuardDef *g = g_new0(LwGuardDef, 1);
+    g->name = g_strdup(name);
+    g->from_config = TRUE;
+    g->window_ms = 60000;
+    g_ptr_array_add(c->guards, g);
+    if (type == NULL || !lw_guard_kind_parse(type, &g->kind))
+        return bad_value(l, group, "type", type != NULL ? type : "(missing)",
+                         "loop, rate, spend-rate, size or growth", error);
+    if (threshold == NULL || !parse_guard_threshold(g->kind, threshold, &g->threshold))
+        return bad_value(l, group, "threshold", threshold != NULL ? threshold : "(missing)",
+                         "a positive count (loop, rate), USD (spend-rate), tokens (size) or a "
+                         "factor above 1 (growth)",
+                         error);
+    if (!get_duration(l, group, "window", &g->window_ms, error))
+        return FALSE;
+    if (g->window_ms == 0)
+        return bad_value(l, group, "window", "0", "a duration above zero", error);
+    if (action != NULL && strcmp(action, "warn") != 0 && strcmp(action, "block") != 0)
+        return bad_value(l, group, "action", action, "warn or block", error);
+    g->block = action == NULL || strcmp(action, "block") == 0;
+    return TRUE;
+}
+
 LwConfig *lw_config_load(const char *path, GError **error)
 {
     g_autoptr(LwPaths) paths = NULL;
@@ -640,7 +723,8 @@ LwConfig *lw_config_load(const char *path, GError **error)
         ok = FALSE;
     }
     if (ok)
-        ok = load_collector(&l, c, error) && load_upstream(&l, c, error);
+        ok = load_collector(&l, c, error) && load_upstream(&l, c, error) &&
+             load_budget(&l, c, error);
     if (ok) {
         g_auto(GStrv) groups = g_key_file_get_groups(l.kf, NULL);
         for (guint i = 0; ok && groups[i] != NULL; i++) {
@@ -648,6 +732,8 @@ LwConfig *lw_config_load(const char *path, GError **error)
                 ok = load_provider(&l, c, groups[i], error);
             else if (g_str_has_prefix(groups[i], "price."))
                 ok = load_price(&l, c, groups[i], error);
+            else if (g_str_has_prefix(groups[i], "guard."))
+                ok = load_guard(&l, c, groups[i], error);
         }
     }
     g_key_file_free(l.kf);

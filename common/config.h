@@ -49,6 +49,9 @@ typedef struct {
     guint drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests (default 30 s) */
     char *log_level;        /* "debug" | "info" | "warning" (default "info") */
 
+    /* [budget] */
+    guint clamp_floor;      /* clamp refuses below this many output tokens (default 64) */
+
     /* [upstream] */
     char *ca_file;          /* extra trust anchors (PEM), NULL if none */
     char *proxy;            /* explicit upstream proxy URL, NULL = none (environment proxies are ignored) */
@@ -61,6 +64,10 @@ typedef struct {
 
     /* [price.MODEL] overrides, in file order. Element type LwPriceOverride*. */
     GPtrArray *price_overrides;
+
+    /* [guard.NAME] runaway guards, in file order. Element type LwGuardDef*
+     * (budget-def.h), from_config set. */
+    GPtrArray *guards;
 } LwConfig;
 
 /* Loads `path` (NULL: the default path from lw_paths). A missing file gives

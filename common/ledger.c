@@ -153,6 +153,45 @@ static const char *const schema_steps[] = {
     "  partial INTEGER NOT NULL,"
     "  PRIMARY KEY (hour, dim, k1, k2)"
     ") WITHOUT ROWID;",
+
+    /* 2: budgets and guards defined with llmctl (ledger-budgets.c). Text
+     * columns hold the syntax of budget-def.h. Spend is not stored: it is
+     * always summed from the request rows. */
+    "CREATE TABLE budgets ("
+    "  name TEXT PRIMARY KEY,"
+    "  limit_pusd INTEGER NOT NULL,"
+    "  period TEXT NOT NULL,"                 /* hour | day | month | run | request */
+    "  scope TEXT NOT NULL,"                  /* global | provider | model | tag */
+    "  scope_key TEXT,"                       /* provider, model or tag key */
+    "  scope_value TEXT,"                     /* tag value */
+    "  action TEXT NOT NULL,"                 /* block | warn | downgrade | clamp */
+    "  action_model TEXT,"                    /* downgrade target */
+    "  alerts TEXT NOT NULL DEFAULT '',"      /* percents: '50,80,95' */
+    "  alert_command TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  reset_ms INTEGER NOT NULL DEFAULT 0"   /* spend before this does not count */
+    ") WITHOUT ROWID;"
+    "CREATE TABLE guards ("
+    "  name TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"                   /* loop | rate | spend-rate | size | growth */
+    "  threshold INTEGER NOT NULL,"
+    "  window_ms INTEGER NOT NULL DEFAULT 0,"
+    "  block INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* An alert fires once per budget, window (the run id for run budgets)
+     * and threshold, across collector restarts. */
+    "CREATE TABLE budget_alerts ("
+    "  budget TEXT NOT NULL,"
+    "  window_start_ms INTEGER NOT NULL,"
+    "  threshold INTEGER NOT NULL,"
+    "  fired_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (budget, window_start_ms, threshold)"
+    ") WITHOUT ROWID;"
+    /* Budget spend takes whole hours from usage_hourly, which counts
+     * refused rows too; this finds those (few) rows to take them out again
+     * without a scan. Only refused rows enter it, so inserts of forwarded
+     * requests do not pay for it. */
+    "CREATE INDEX requests_refused ON requests(time_ms) WHERE refused_by IS NOT NULL;",
 };
 
 #define SUM_COLUMNS                                                                               \

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 
+#include "ipc.h"
 #include "ledger-query.h"
 #include "output.h"
 #include "timespec.h"
@@ -124,4 +125,58 @@ void lw_ctl_print_unpriced(gint64 n, const GPtrArray *models)
     g_autofree char *count = lw_output_count(n);
     printf("\n%s request%s %s no price (unknown model: %s) — see llmctl pricing\n", count,
            n == 1 ? "" : "s", n == 1 ? "has" : "have", names->str);
+}
+
+LwLedger *lw_ctl_open_ledger_for_definitions(LwCtl *ctl, GError **error)
+{
+    g_autofree char *dir = g_path_get_dirname(ctl->paths->ledger_file);
+    if (g_mkdir_with_parents(dir, 0700) != 0) {
+        int e = errno;
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot create %s: %s",
+                    dir, g_strerror(e));
+        return NULL;
+    }
+    return lw_ledger_open(ctl->paths->ledger_file, FALSE, error);
+}
+
+LwLedger *lw_ctl_open_ledger_any(LwCtl *ctl, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    LwLedger *ledger = lw_ctl_open_ledger(ctl, TRUE, &local);
+    if (ledger != NULL || local == NULL)
+        return ledger;
+    /* A read-only open refuses an older schema rather than migrate it; a
+     * newer one is refused either way. */
+    if (g_error_matches(local, LW_LEDGER_ERROR, LW_LEDGER_ERROR_TOO_NEW)) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    return lw_ctl_open_ledger(ctl, FALSE, error);
+}
+
+#define RELOAD_TIMEOUT_MS 5000
+
+gboolean lw_ctl_reload_collector(LwCtl *ctl, const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(LwIpcClient) client = lw_ipc_client_connect(ctl->paths->ipc_socket, &error);
+    if (client == NULL) {
+        printf("No collector is running: it applies the change when it starts.\n");
+        return TRUE;
+    }
+    Lw__ReloadRequest reload = LW__RELOAD_REQUEST__INIT;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_RELOAD;
+    req.reload = &reload;
+    Lw__Response *resp = lw_ipc_client_call(client, &req, RELOAD_TIMEOUT_MS, &error);
+    if (resp == NULL) {
+        lw_ctl_error(name,
+                     "saved, but the running collector did not reload: %s. It applies the "
+                     "change when it restarts",
+                     error->message);
+        return FALSE;
+    }
+    lw__response__free_unpacked(resp, NULL);
+    printf("The running collector applied it.\n");
+    return TRUE;
 }

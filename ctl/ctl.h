@@ -19,7 +19,7 @@ typedef enum {
     LW_CTL_EXIT_OK = 0,
     LW_CTL_EXIT_ERROR = 1,       /* a runtime failure */
     LW_CTL_EXIT_USAGE = 2,       /* unknown command or option, bad value */
-    LW_CTL_EXIT_NOT_RUNNING = 3, /* `status`: no collector */
+    LW_CTL_EXIT_NOT_RUNNING = 3, /* `status`, `kill`: no collector */
 } LwCtlExit;
 
 typedef struct {
@@ -42,6 +42,10 @@ int lw_cmd_runs(LwCtl *ctl, int argc, char **argv);
 int lw_cmd_tail(LwCtl *ctl, int argc, char **argv);
 int lw_cmd_pricing(LwCtl *ctl, int argc, char **argv);
 int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_budget(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_guard(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_kill(LwCtl *ctl, int argc, char **argv);
+int lw_cmd_ca(LwCtl *ctl, int argc, char **argv);
 
 /* An option context for `llmctl NAME`, with `parameters` after the
  * options in the usage line and `description` below them. Transfer full. */
@@ -63,6 +67,23 @@ int lw_ctl_error(const char *name, const char *format, ...) G_GNUC_PRINTF(2, 3);
 /* Opens the ledger. A ledger that does not exist yet is not an error:
  * returns NULL with *error unset (the caller shows "no data"). */
 LwLedger *lw_ctl_open_ledger(LwCtl *ctl, gboolean readonly, GError **error);
+
+/* Opens the ledger to change budget or guard definitions, creating it
+ * (and its directory, 0700) when there is none yet: the collector reads
+ * definitions from it when it starts. An older ledger is migrated. */
+LwLedger *lw_ctl_open_ledger_for_definitions(LwCtl *ctl, GError **error);
+
+/* Opens the ledger to read definitions: read-only, except that an older
+ * ledger (which a read-only open refuses) is opened for writing so it is
+ * migrated. NULL with *error unset when there is no ledger yet. */
+LwLedger *lw_ctl_open_ledger_any(LwCtl *ctl, GError **error);
+
+/* After a change to budgets or guards in the ledger: tells a running
+ * collector to re-read them (ReloadRequest) and prints on stdout whether
+ * the change took effect now or applies when the collector starts.
+ * Returns FALSE, with a message on stderr, when a collector runs but did
+ * not reload (the change is saved either way). */
+gboolean lw_ctl_reload_collector(LwCtl *ctl, const char *name);
 
 /* The directory that holds llmwrap's state (LLMWRAP_HOME, else the data
  * directory with the ledger). Transfer full. */

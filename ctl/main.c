@@ -20,6 +20,10 @@ static const LwCtlCommand commands[] = {
     {"tail", "print requests as they finish (needs the collector)", lw_cmd_tail},
     {"pricing", "the price table: `pricing list`, `pricing show MODEL`", lw_cmd_pricing},
     {"reprice", "recompute stored costs with the current prices", lw_cmd_reprice},
+    {"budget", "spend limits: `budget set|list|rm|reset`", lw_cmd_budget},
+    {"guard", "runaway-program guards: `guard set|list|rm`", lw_cmd_guard},
+    {"kill", "refuse every further request of a run (needs the collector)", lw_cmd_kill},
+    {"ca", "the local CA: `ca show`, `ca rotate`", lw_cmd_ca},
     {"help", "this overview, or `help COMMAND` for a command's options", cmd_help},
 };
 
@@ -44,9 +48,10 @@ static void print_overview(FILE *out)
             "\nTimes (--since, --until) are durations back from now (30m, 2h, 7d, 4w) or\n"
             "dates (2026-11-21, 2026-11-21T13:00, 2026-11-21T13:00:00+01:00),\n"
             "UTC unless an offset is given.\n"
-            "\nExit status: 0 ok, 1 error, 2 bad usage, 3 collector not running (status).\n"
+            "\nExit status: 0 ok, 1 error, 2 bad usage, 3 collector not running (status, kill).\n"
             "Environment: LLMWRAP_HOME (state directory), LLMWRAP_NOW (Unix seconds to use\n"
-            "as \"now\"; a hook for tests and for replaying reports).\n");
+            "as \"now\"; a hook for tests and for replaying reports; LLMWRAP_NOW_FILE reads\n"
+            "them from a file).\n");
 }
 
 static int cmd_help(LwCtl *ctl, int argc, char **argv)

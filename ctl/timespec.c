@@ -4,23 +4,37 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "clock.h"
+
 #define FORMS "a duration (30m, 2h, 7d, 4w) or a date (2026-11-21, 2026-11-21T13:00, " \
               "2026-11-21T13:00:00Z)"
 
+/* Whether `s` is a value lw_clock_now_ms() accepts for LLMWRAP_NOW (the
+ * same rule as common/clock.c): a number of seconds, 0..1e11, blanks after
+ * it allowed. */
+static gboolean is_clock_value(const char *s)
+{
+    char *end = NULL;
+    double v = g_ascii_strtod(s, &end);
+    if (end == s || !(v >= 0 && v <= 1e11))
+        return FALSE;
+    while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
+        end++;
+    return *end == '\0';
+}
+
 gboolean lw_timespec_now_ms(gint64 *ret_ms, GError **error)
 {
+    /* The clock hook itself falls back to the real clock on a malformed
+     * LLMWRAP_NOW; a command line tool says so instead of quietly
+     * reporting on the wrong "now". */
     const char *env = g_getenv("LLMWRAP_NOW");
-    if (env == NULL || env[0] == '\0') {
-        *ret_ms = g_get_real_time() / 1000;
-        return TRUE;
-    }
-    guint64 s = 0;
-    if (!g_ascii_string_to_unsigned(env, 10, 0, G_MAXINT64 / 1000, &s, NULL)) {
+    if (env != NULL && env[0] != '\0' && !is_clock_value(env)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "LLMWRAP_NOW='%s' is not a number of seconds since 1970", env);
         return FALSE;
     }
-    *ret_ms = (gint64)s * 1000;
+    *ret_ms = lw_clock_now_ms();
     return TRUE;
 }
 

@@ -7,8 +7,9 @@
  *   2026-11-21T13:00:05.250Z  seconds and fraction optional, Z = UTC
  *   2026-11-21T13:00+01:00    an explicit offset (also +0100, +01)
  *
- * "Now" is the clock, or LLMWRAP_NOW (Unix seconds) when set: a hook for
- * tests and for re-running a report as of a fixed time.
+ * "Now" is lw_clock_now_ms() (clock.h): the clock, or LLMWRAP_NOW (Unix
+ * seconds) / LLMWRAP_NOW_FILE when set, a hook for tests and for
+ * re-running a report as of a fixed time.
  *
  * Thread: any.
  */

@@ -50,6 +50,12 @@ static const ErrorCase error_cases[] = {
     {"price needs input", "[price.m]\noutput = 1\n", "needs at least 'input'", 1},
     {"bad price", "[price.m]\ninput = cheap\noutput = 1\n", "'input'", 2},
     {"negative price", "[price.m]\ninput = -1\noutput = 1\n", "'input'", 2},
+    {"guard", "[guard.loop]\ntype = loop\nthreshold = 5\nwindow = 30s\naction = warn\n", NULL, 0},
+    {"guard bad type", "[guard.g]\ntype = lop\nthreshold = 5\n", "'type'", 2},
+    {"guard missing threshold", "[guard.g]\ntype = rate\n", "'threshold'", 1},
+    {"guard bad growth", "[guard.g]\ntype = growth\nthreshold = 1\n", "'threshold'", 3},
+    {"guard bad action", "[guard.g]\ntype = size\nthreshold = 100\naction = kill\n", "'action'", 4},
+    {"budget floor", "[budget]\nclamp_floor = 0\n", "'clamp_floor'", 2},
     {"price too precise", "[price.m]\ninput = 0.0000001\noutput = 1\n", "at most 6 decimals", 2},
 };
 

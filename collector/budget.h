@@ -1,0 +1,97 @@
+/* budget.h - budgets that hold under concurrency: reserve, then settle.
+ *
+ * Admission computes the request's worst-case cost (worst-case.h) and
+ * checks every budget in scope: the run budgets of the request's run and
+ * its ancestors (llmwrap --budget), and the budgets defined with `llmctl
+ * budget set` (ledger-budgets.h). A budget is over when
+ *     spent + reserved + worst case > limit
+ * where spent is the settled cost of recorded requests in the budget's
+ * window and scope (rebuilt from the ledger at start and at each new
+ * window) and reserved is the sum of the worst cases of requests in
+ * flight. Admission reserves the worst case in every budget it passed;
+ * settlement replaces the reservation with the actual cost (partial usage
+ * of a cut request included). Everything runs on the loop thread, so check
+ * and reserve are one step and concurrency cannot slip a request past a
+ * limit.
+ *
+ * Over a limit the budget's action applies: block (refuse), warn (forward,
+ * with a header), downgrade (rewrite the model, then check again), clamp
+ * (lower the max-tokens field to what remains; refuse below the floor).
+ * A request whose cost has no bound (no price for its model; unbounded
+ * input or output) is refused by a blocking budget, except a stream whose
+ * only unbounded part is its output: that one is admitted and metered
+ * (lw_budget_meter), and ended with the provider's own error event when its
+ * running cost reaches the limit.
+ *
+ * Thread: the loop thread only.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "inspect.h"
+#include "pricing.h"
+#include "runs.h"
+#include "server.h"
+
+typedef struct _LwBudgets LwBudgets;
+typedef struct _LwReservation LwReservation;
+
+typedef struct {
+    gboolean refuse;
+    char *refused_by;       /* budget name ("run:N" for a run budget) */
+    char *message;          /* for the error body: names the budget, spent and limit */
+    char *warning;          /* warn budgets over their limit: header value; NULL if none */
+    char *downgrade_model;  /* rewrite the request's model to this; NULL if not */
+    gint64 clamp_max_output; /* set the max-tokens field to this; -1 if not */
+    gboolean metered;       /* stream admitted without an output bound: meter it */
+} LwBudgetDecision;
+
+typedef struct {
+    const LwProvider *provider;
+    const LwRequestInfo *info;
+    const char *body;
+    gsize body_len;
+    guint64 run_id; /* 0 = not under llmwrap */
+    gint64 now_ms;  /* lw_clock_now_ms() */
+} LwBudgetRequest;
+
+/* Loads the budget definitions from the server's ledger. */
+LwBudgets *lw_budgets_new(LwServer *server);
+void lw_budgets_free(LwBudgets *budgets);
+
+/* Re-reads the definitions (llmctl changed them). Windows whose budget is
+ * unchanged keep their state; reservations in flight keep their amounts. */
+gboolean lw_budgets_reload(LwBudgets *budgets, GError **error);
+
+/* Admission. Fills `ret` (free with lw_budget_decision_clear) and returns
+ * the reservation to settle later, or NULL when nothing was reserved
+ * (refused, or no budget in scope). */
+LwReservation *lw_budgets_admit(LwBudgets *budgets, const LwBudgetRequest *req,
+                                LwBudgetDecision *ret);
+void lw_budget_decision_clear(LwBudgetDecision *d);
+
+/* A metered stream produced output: `running_pusd` is the most the request
+ * can have cost so far. Returns NULL while it fits, else the name of the
+ * budget it would exceed (borrowed until the next budget call): end the
+ * stream now. */
+const char *lw_budget_meter(LwBudgets *budgets, LwReservation *res, gint64 running_pusd);
+
+/* Cost of what a metered request consumed before any output (its bounded
+ * input); the exchange adds output as it streams. */
+gint64 lw_reservation_base_pusd(const LwReservation *res);
+gint64 lw_reservation_output_rate(const LwReservation *res);
+
+/* Settles: the reservation becomes `cost_pusd` (unknown cost: released, the
+ * budget cannot count what it cannot price). Frees `res`; NULL is ignored. */
+void lw_budgets_settle(LwBudgets *budgets, LwReservation *res, gboolean cost_known,
+                       gint64 cost_pusd);
+
+/* The live state of every tracked budget window, for `llmctl budget list`.
+ * Calls func once per state. */
+typedef void (*LwBudgetStateFunc)(const char *name, gint64 limit_pusd, gint64 spent_pusd,
+                                  gint64 reserved_pusd, gint64 window_start_ms,
+                                  gint64 window_end_ms, guint64 run_id, guint64 refused,
+                                  void *data);
+void lw_budgets_foreach_state(LwBudgets *budgets, gint64 now_ms, LwBudgetStateFunc func,
+                              void *data);

@@ -1,0 +1,240 @@
+/* guard.c - guards against runaway programs. See guard.h. */
+#define G_LOG_DOMAIN "guard"
+
+#include "guard.h"
+
+#include <string.h>
+
+#include "budget-def.h"
+#include "ledger-budgets.h"
+
+typedef struct {
+    gint64 time_ms;
+    guint64 hash;   /* provider + path + body */
+    gint64 cost_pusd; /* settled spend entries: cost; request entries: -1 */
+} Event;
+
+/* One run's recent history: a ring of requests and one of settled costs. */
+typedef struct {
+    Event requests[LW_GUARD_HISTORY];
+    guint n_requests, next_request;
+    Event spends[LW_GUARD_HISTORY];
+    guint n_spends, next_spend;
+    gint64 first_input; /* estimated input tokens of the run's first request, -1 none */
+} Bucket;
+
+struct _LwGuards {
+    LwServer *server;
+    GPtrArray *defs;     /* LwGuardDef* (config first, then ledger) */
+    GHashTable *buckets; /* run id -> Bucket* */
+};
+
+static guint64 fnv1a(guint64 h, const void *data, gsize len)
+{
+    const guchar *p = data;
+    for (gsize i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= G_GUINT64_CONSTANT(0x100000001b3);
+    }
+    return h;
+}
+
+static LwGuardDef *copy_def(const LwGuardDef *d)
+{
+    LwGuardDef *c = g_new(LwGuardDef, 1);
+    *c = *d;
+    c->name = g_strdup(d->name);
+    return c;
+}
+
+gboolean lw_guards_reload(LwGuards *g, GError **error)
+{
+    GPtrArray *defs = g_ptr_array_new_with_free_func((GDestroyNotify)lw_guard_def_free);
+    GPtrArray *config_guards = g->server->config->guards;
+    for (guint i = 0; config_guards != NULL && i < config_guards->len; i++)
+        g_ptr_array_add(defs, copy_def(g_ptr_array_index(config_guards, i)));
+    if (g->server->ledger != NULL) {
+        GPtrArray *stored = lw_ledger_guard_list(g->server->ledger, error);
+        if (stored == NULL) {
+            g_ptr_array_unref(defs);
+            return FALSE;
+        }
+        for (guint i = 0; i < stored->len; i++)
+            g_ptr_array_add(defs, copy_def(g_ptr_array_index(stored, i)));
+        g_ptr_array_unref(stored);
+    }
+    if (g->defs != NULL)
+        g_ptr_array_unref(g->defs);
+    g->defs = defs;
+    return TRUE;
+}
+
+LwGuards *lw_guards_new(LwServer *server)
+{
+    LwGuards *g = g_new0(LwGuards, 1);
+    g->server = server;
+    g->buckets = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    g_autoptr(GError) error = NULL;
+    if (!lw_guards_reload(g, &error))
+        g_warning("guards not loaded: %s", error->message);
+    return g;
+}
+
+void lw_guards_free(LwGuards *g)
+{
+    if (g == NULL)
+        return;
+    if (g->defs != NULL)
+        g_ptr_array_unref(g->defs);
+    g_hash_table_unref(g->buckets);
+    g_free(g);
+}
+
+static Bucket *bucket_for(LwGuards *g, guint64 run_id)
+{
+    Bucket *b = g_hash_table_lookup(g->buckets, &run_id);
+    if (b == NULL) {
+        b = g_new0(Bucket, 1);
+        b->first_input = -1;
+        guint64 *key = g_new(guint64, 1);
+        *key = run_id;
+        g_hash_table_insert(g->buckets, key, b);
+    }
+    return b;
+}
+
+void lw_guards_forget(LwGuards *g, guint64 run_id)
+{
+    if (run_id != 0)
+        g_hash_table_remove(g->buckets, &run_id);
+}
+
+void lw_guard_verdict_clear(LwGuardVerdict *v)
+{
+    g_clear_pointer(&v->guard, g_free);
+    g_clear_pointer(&v->message, g_free);
+}
+
+/* Requests in the ring since `since_ms`, and how many of them had `hash`. */
+static void count_since(const Bucket *b, gint64 since_ms, guint64 hash, guint *ret_all,
+                        guint *ret_same)
+{
+    guint all = 0, same = 0;
+    for (guint i = 0; i < b->n_requests; i++) {
+        const Event *e = &b->requests[i];
+        if (e->time_ms < since_ms)
+            continue;
+        all++;
+        if (e->hash == hash)
+            same++;
+    }
+    *ret_all = all;
+    *ret_same = same;
+}
+
+static gint64 spent_since(const Bucket *b, gint64 since_ms)
+{
+    gint64 sum = 0;
+    for (guint i = 0; i < b->n_spends; i++) {
+        if (b->spends[i].time_ms >= since_ms)
+            sum += b->spends[i].cost_pusd;
+    }
+    return sum;
+}
+
+static void trip(LwGuardVerdict *v, const LwGuardDef *d, char *message)
+{
+    /* Keep the first blocking guard; a warning does not hide a block. */
+    if (v->guard != NULL && (v->block || !d->block)) {
+        g_free(message);
+        return;
+    }
+    lw_guard_verdict_clear(v);
+    v->block = d->block;
+    v->guard = g_strdup(d->name);
+    v->message = message;
+}
+
+gboolean lw_guards_check(LwGuards *g, guint64 run_id, const char *provider, const char *path,
+                         const char *body, gsize body_len, const LwRequestInfo *info,
+                         gint64 now_ms, LwGuardVerdict *v)
+{
+    memset(v, 0, sizeof *v);
+    if (g->defs == NULL || g->defs->len == 0)
+        return FALSE;
+    Bucket *b = bucket_for(g, run_id);
+    guint64 hash = G_GUINT64_CONSTANT(0xcbf29ce484222325);
+    hash = fnv1a(hash, provider, strlen(provider) + 1);
+    hash = fnv1a(hash, path, strlen(path) + 1);
+    if (body != NULL)
+        hash = fnv1a(hash, body, body_len);
+    gint64 input = (info->body_bytes + 3) / 4;
+
+    for (guint i = 0; g->defs != NULL && i < g->defs->len; i++) {
+        const LwGuardDef *d = g_ptr_array_index(g->defs, i);
+        guint all = 0, same = 0;
+        switch (d->kind) {
+        case LW_GUARD_LOOP:
+            count_since(b, now_ms - d->window_ms, hash, &all, &same);
+            if ((gint64)same + 1 >= d->threshold)
+                trip(v, d,
+                     g_strdup_printf("llmwrap guard '%s': the same request %u times within "
+                                     "%u ms (limit %" G_GINT64_FORMAT ")",
+                                     d->name, same + 1, d->window_ms, d->threshold));
+            break;
+        case LW_GUARD_RATE:
+            count_since(b, now_ms - d->window_ms, hash, &all, &same);
+            if ((gint64)all + 1 > d->threshold)
+                trip(v, d,
+                     g_strdup_printf("llmwrap guard '%s': %u requests within %u ms (limit %" G_GINT64_FORMAT
+                                     ")",
+                                     d->name, all + 1, d->window_ms, d->threshold));
+            break;
+        case LW_GUARD_SPEND_RATE: {
+            gint64 spent = spent_since(b, now_ms - d->window_ms);
+            if (spent >= d->threshold) {
+                g_autofree char *s = lw_usd_format(spent);
+                g_autofree char *t = lw_usd_format(d->threshold);
+                trip(v, d,
+                     g_strdup_printf("llmwrap guard '%s': $%s spent within %u ms (limit $%s)",
+                                     d->name, s, d->window_ms, t));
+            }
+            break;
+        }
+        case LW_GUARD_SIZE:
+            if (input > d->threshold)
+                trip(v, d,
+                     g_strdup_printf("llmwrap guard '%s': about %" G_GINT64_FORMAT
+                                     " input tokens (limit %" G_GINT64_FORMAT ")",
+                                     d->name, input, d->threshold));
+            break;
+        case LW_GUARD_GROWTH:
+            /* input >= factor x first, with the factor kept x1000 */
+            if (b->first_input > 0 && input * 1000 >= b->first_input * d->threshold)
+                trip(v, d,
+                     g_strdup_printf("llmwrap guard '%s': input grew from about %" G_GINT64_FORMAT
+                                     " to %" G_GINT64_FORMAT " tokens within the run",
+                                     d->name, b->first_input, input));
+            break;
+        }
+    }
+
+    if (b->first_input < 0 && input > 0)
+        b->first_input = input;
+    if (!v->block) {
+        b->requests[b->next_request] = (Event){now_ms, hash, -1};
+        b->next_request = (b->next_request + 1) % LW_GUARD_HISTORY;
+        b->n_requests = MIN(b->n_requests + 1, LW_GUARD_HISTORY);
+    }
+    return v->guard != NULL;
+}
+
+void lw_guards_spent(LwGuards *g, guint64 run_id, gint64 now_ms, gint64 cost_pusd)
+{
+    if (cost_pusd <= 0 || g->defs == NULL || g->defs->len == 0)
+        return;
+    Bucket *b = bucket_for(g, run_id);
+    b->spends[b->next_spend] = (Event){now_ms, 0, cost_pusd};
+    b->next_spend = (b->next_spend + 1) % LW_GUARD_HISTORY;
+    b->n_spends = MIN(b->n_spends + 1, LW_GUARD_HISTORY);
+}

@@ -1,0 +1,131 @@
+/* policy.c - admission: kill, guards, budgets. See policy.h. */
+#define G_LOG_DOMAIN "policy"
+
+#include "policy.h"
+
+#include "budget.h"
+#include "clock.h"
+#include "guard.h"
+#include "inspect.h"
+#include "runs.h"
+
+void lw_policy_decision_clear(LwPolicyDecision *d)
+{
+    g_clear_pointer(&d->refused_by, g_free);
+    g_clear_pointer(&d->message, g_free);
+    g_clear_pointer(&d->warning, g_free);
+    g_clear_pointer(&d->body, g_bytes_unref);
+}
+
+static void add_warning(LwPolicyDecision *d, const char *text)
+{
+    char *w = d->warning == NULL ? g_strdup(text) : g_strdup_printf("%s; %s", d->warning, text);
+    g_free(d->warning);
+    d->warning = w;
+}
+
+/* Is the run, or a run it is nested in, stopped by `llmctl kill`? */
+static gboolean run_killed(LwRuns *runs, guint64 run_id)
+{
+    const LwRun *r = run_id != 0 && runs != NULL ? lw_runs_get(runs, run_id) : NULL;
+    for (int depth = 0; r != NULL && depth < 32; depth++) {
+        if (r->killed)
+            return TRUE;
+        r = r->parent_id != 0 ? lw_runs_get(runs, r->parent_id) : NULL;
+    }
+    return FALSE;
+}
+
+void lw_policy_admit(LwServer *server, LwAccount *account, const char *path, GBytes *body,
+                     LwPolicyDecision *d)
+{
+    memset(d, 0, sizeof *d);
+    const LwRequestInfo *info = lw_account_info(account);
+    const LwProvider *provider = lw_account_provider(account);
+    guint64 run_id = lw_account_run_id(account);
+    gsize body_len = 0;
+    const char *body_data = body != NULL ? g_bytes_get_data(body, &body_len) : NULL;
+    gint64 now_ms = lw_clock_now_ms();
+
+    if (run_killed(server->runs, run_id)) {
+        d->refuse = TRUE;
+        d->refused_by = g_strdup("kill");
+        d->message = g_strdup_printf("llmwrap run %" G_GUINT64_FORMAT
+                                     " was stopped with `llmctl kill`: every further request "
+                                     "is refused",
+                                     run_id);
+        return;
+    }
+
+    if (server->guards != NULL) {
+        LwGuardVerdict v;
+        if (lw_guards_check(server->guards, run_id, provider->name, path, body_data, body_len,
+                            info, now_ms, &v)) {
+            if (v.block) {
+                d->refuse = TRUE;
+                d->refused_by = g_strdup_printf("guard %s", v.guard);
+                d->message = g_steal_pointer(&v.message);
+                g_warning("%s: refused", d->message);
+                lw_guard_verdict_clear(&v);
+                return;
+            }
+            g_warning("%s: forwarding (action warn)", v.message);
+            add_warning(d, v.message);
+            lw_guard_verdict_clear(&v);
+        }
+    }
+
+    if (server->budgets == NULL || info->endpoint == LW_ENDPOINT_OTHER ||
+        info->endpoint == LW_ENDPOINT_COUNT_TOKENS)
+        return;
+    LwBudgetRequest breq = {
+        .provider = provider,
+        .info = info,
+        .body = body_data,
+        .body_len = body_len,
+        .run_id = run_id,
+        .now_ms = now_ms,
+    };
+    LwBudgetDecision bd;
+    LwReservation *res = lw_budgets_admit(server->budgets, &breq, &bd);
+    if (bd.refuse) {
+        d->refuse = TRUE;
+        d->refused_by = g_strdup_printf("budget %s", bd.refused_by);
+        d->message = g_steal_pointer(&bd.message);
+        g_warning("%s: refused", d->message);
+        lw_budget_decision_clear(&bd);
+        return;
+    }
+    if (bd.warning != NULL)
+        add_warning(d, bd.warning);
+
+    /* Edits the budgets asked for, on top of the body as it would be sent. */
+    GBytes *current = body != NULL ? g_bytes_ref(body) : NULL;
+    if (bd.downgrade_model != NULL && current != NULL) {
+        gsize len;
+        const char *data = g_bytes_get_data(current, &len);
+        GBytes *b = lw_rewrite_model(data, len, bd.downgrade_model);
+        if (b != NULL) {
+            g_bytes_unref(current);
+            current = b;
+            g_info("downgraded %s to %s for a budget", info->model, bd.downgrade_model);
+        }
+    }
+    if (bd.clamp_max_output >= 0 && current != NULL) {
+        gsize len;
+        const char *data = g_bytes_get_data(current, &len);
+        GBytes *b = lw_rewrite_max_output(data, len, provider->format, info, bd.clamp_max_output);
+        if (b != NULL) {
+            g_bytes_unref(current);
+            current = b;
+            g_info("clamped the max tokens of a %s request to %" G_GINT64_FORMAT " for a budget",
+                   info->model != NULL ? info->model : "?", bd.clamp_max_output);
+        }
+    }
+    if (current != body)
+        d->body = current;
+    else if (current != NULL)
+        g_bytes_unref(current);
+    lw_account_set_reservation(account, res, bd.metered, bd.downgrade_model);
+    lw_budget_decision_clear(&bd);
+}

@@ -1,0 +1,116 @@
+/* worst-case.c - the most a request can cost. See worst-case.h. */
+#include "worst-case.h"
+
+#include <string.h>
+
+/* JSON members through which a request can make the provider read input
+ * the body does not contain. */
+static const char *const external_input_markers[] = {
+    "\"image_url\"", "\"file_id\"", "\"file_uri\"", "\"fileUri\"", "\"file_url\"",
+    "\"input_file\"", "\"document\"", "\"url\":",
+};
+
+static gboolean references_external_input(const char *body, gsize len)
+{
+    if (body == NULL)
+        return FALSE;
+    for (guint i = 0; i < G_N_ELEMENTS(external_input_markers); i++) {
+        const char *m = external_input_markers[i];
+        if (memmem(body, len, m, strlen(m)) != NULL)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static gint64 max4(gint64 a, gint64 b, gint64 c, gint64 d)
+{
+    return MAX(MAX(a, b), MAX(c, d));
+}
+
+/* Rates of the tier `input_tokens` reaches (the highest threshold strictly
+ * below it), falling back to the base rate for anything the tier omits. */
+static LwRates tier_rates(const LwPrice *price, gint64 input_tokens)
+{
+    LwRates r = price->rates;
+    for (guint i = 0; i < price->n_tiers; i++) {
+        const LwPriceTier *t = &price->tiers[i];
+        if (input_tokens <= t->above_input_tokens)
+            break;
+        if (t->rates.input >= 0)
+            r.input = t->rates.input;
+        if (t->rates.output >= 0)
+            r.output = t->rates.output;
+        if (t->rates.cached_input >= 0)
+            r.cached_input = t->rates.cached_input;
+        if (t->rates.cache_write >= 0)
+            r.cache_write = t->rates.cache_write;
+        if (t->rates.cache_write_1h >= 0)
+            r.cache_write_1h = t->rates.cache_write_1h;
+    }
+    return r;
+}
+
+static gint64 sat_mul(gint64 a, gint64 b)
+{
+    if (a <= 0 || b <= 0)
+        return 0;
+    if (a > G_MAXINT64 / b)
+        return G_MAXINT64;
+    return a * b;
+}
+
+static gint64 sat_add(gint64 a, gint64 b)
+{
+    return a > G_MAXINT64 - b ? G_MAXINT64 : a + b;
+}
+
+void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *body,
+                   gsize body_len, gint64 max_output, LwWorstCase *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    gint64 window = price->max_input_tokens;
+
+    if (info->server_state || references_external_input(body, body_len)) {
+        ret->input_bounded = window > 0;
+        ret->input_tokens = window;
+    } else {
+        ret->input_bounded = TRUE;
+        ret->input_tokens = info->body_bytes;
+        if (window > 0)
+            ret->input_tokens = MIN(ret->input_tokens, window);
+    }
+
+    gint64 per_choice = max_output >= 0 ? max_output : info->max_output;
+    if (per_choice < 0)
+        per_choice = price->max_output_tokens;
+    if (per_choice >= 0) {
+        ret->output_bounded = TRUE;
+        ret->output_tokens = sat_mul(per_choice, MAX(info->choices, 1));
+        if (per_choice == 0)
+            ret->output_tokens = 0;
+    }
+
+    LwRates r = tier_rates(price, ret->input_bounded ? ret->input_tokens : G_MAXINT64);
+    ret->input_rate = max4(r.input, r.cached_input, r.cache_write, r.cache_write_1h);
+    ret->output_rate = MAX(r.output, 0);
+    gint64 cost = 0;
+    if (ret->input_bounded)
+        cost = sat_mul(ret->input_tokens, ret->input_rate);
+    if (ret->output_bounded)
+        cost = sat_add(cost, sat_mul(ret->output_tokens, ret->output_rate));
+    ret->pusd = cost;
+}
+
+gint64 lw_worst_case_max_output(const LwWorstCase *w, const LwRequestInfo *info,
+                                gint64 remaining_pusd)
+{
+    if (!w->input_bounded)
+        return -1;
+    gint64 input_cost = sat_mul(w->input_tokens, w->input_rate);
+    if (remaining_pusd <= input_cost)
+        return 0;
+    if (w->output_rate <= 0)
+        return G_MAXINT32;
+    gint64 per_token = sat_mul(w->output_rate, MAX(info->choices, 1));
+    return (remaining_pusd - input_cost) / per_token;
+}

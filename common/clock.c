@@ -1,0 +1,33 @@
+/* clock.c - wall-clock time with a test hook. */
+#include "clock.h"
+
+#include <stdlib.h>
+
+static gboolean parse_seconds(const char *s, gint64 *ret_ms)
+{
+    char *end = NULL;
+    double v = g_ascii_strtod(s, &end);
+    if (end == s || v < 0 || v > 1e11)
+        return FALSE;
+    while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
+        end++;
+    if (*end != '\0')
+        return FALSE;
+    *ret_ms = (gint64)(v * 1000.0);
+    return TRUE;
+}
+
+gint64 lw_clock_now_ms(void)
+{
+    gint64 ms;
+    const char *fixed = g_getenv("LLMWRAP_NOW");
+    if (fixed != NULL && parse_seconds(fixed, &ms))
+        return ms;
+    const char *file = g_getenv("LLMWRAP_NOW_FILE");
+    if (file != NULL) {
+        g_autofree char *text = NULL;
+        if (g_file_get_contents(file, &text, NULL, NULL) && parse_seconds(text, &ms))
+            return ms;
+    }
+    return g_get_real_time() / 1000;
+}

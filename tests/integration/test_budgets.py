@@ -1,0 +1,284 @@
+"""Budgets and guards in the real collector, driven through llmctl.
+
+Worst cases here follow collector/worst-case.c: input bound = request body
+bytes, output bound = the max-tokens field (or the model's limit); priced at
+the model's highest input-side rate and its output rate.
+"""
+
+import concurrent.futures
+import decimal
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import lwtest
+from lwtest import DEFAULT_TIMEOUT, wait_for
+
+D = decimal.Decimal
+CHAT = "/v1/chat/completions"
+
+
+def chat(model="gpt-4o-mini", **kw):
+    return dict({"model": model, "messages": [{"role": "user", "content": "hi"}]}, **kw)
+
+
+class BudgetTestCase(lwtest.CollectorTestCase):
+    providers = ("openai", "anthropic", "gemini")
+
+    def setUp(self):
+        # The collector's clock comes from a file the test moves.
+        self.clock_file = None
+        super().setUp()
+
+    def llmctl(self, *args, check=True):
+        env = dict(os.environ, LLMWRAP_HOME=self.home)
+        if self.clock_file:
+            env["LLMWRAP_NOW_FILE"] = self.clock_file
+        out = subprocess.run([lwtest.binary("LLMCTL"), *args], capture_output=True, text=True,
+                             env=env, timeout=DEFAULT_TIMEOUT)
+        if check:
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        return out
+
+    def rows(self):
+        return json.loads(self.llmctl("requests", "--json").stdout)
+
+    def spent(self):
+        return sum(D(str(r["cost_usd"])) for r in self.rows() if r["cost_usd"] is not None)
+
+    def budget(self, name):
+        for b in json.loads(self.llmctl("budget", "list", "--json").stdout):
+            if b["name"] == name:
+                return b
+        raise AssertionError(f"no budget {name}")
+
+    def send(self, body, sim="in=100;out=10", provider="openai", path=CHAT, headers=None):
+        h = {"x-sim": sim}
+        h.update(headers or {})
+        return self.post(provider, path, body, h)
+
+
+class ConcurrencyTest(BudgetTestCase):
+
+    def test_hard_budget_holds_under_40_concurrent_requests(self):
+        body = json.dumps(chat(max_tokens=100)).encode()
+        # gpt-4o-mini: worst = len(body) x 0.15 + 100 x 0.60 (USD/1M); allow 10.5 of them.
+        worst = D(len(body)) * D("0.15") / 10**6 + 100 * D("0.60") / 10**6
+        limit = worst * D("10.5")
+        self.llmctl("budget", "set", "ci", "--limit", str(limit), "--per", "day")
+        with concurrent.futures.ThreadPoolExecutor(40) as pool:
+            results = list(pool.map(lambda _: self.send(body, "in=100;out=100;delay_ms=200"),
+                                    range(40)))
+        ok = [r for r in results if r[0] == 200]
+        refused = [r for r in results if r[0] != 200]
+        self.assertGreaterEqual(len(ok), 10)
+        self.assertGreater(len(refused), 0)
+        for status, headers, body_bytes in refused:
+            self.assertEqual(status, 429)
+            self.assertEqual(headers["x-should-retry"], "false")
+            self.assertNotIn("retry-after", headers)
+            err = json.loads(body_bytes)["error"]
+            self.assertEqual(err["code"], "insufficient_quota")
+            self.assertIn("'ci'", err["message"])
+        self.assertLessEqual(self.spent(), limit)
+        b = self.budget("ci")
+        self.assertEqual(D(str(b["reserved_usd"])), 0)
+        self.assertLessEqual(D(str(b["spent_usd"])), limit)
+        # Refusals were answered by the collector: the provider saw only the admitted.
+        self.assertEqual(self.sim.stats()["requests"], len(ok))
+
+    def test_anthropic_refusal_shape(self):
+        self.llmctl("budget", "set", "tiny", "--limit", "0.000001", "--per", "month")
+        status, headers, body = self.send(
+            {"model": "claude-haiku-4-5", "max_tokens": 100,
+             "messages": [{"role": "user", "content": "hi"}]},
+            provider="anthropic", path="/v1/messages", headers={"x-api-key": "k"})
+        self.assertEqual(status, 402)
+        self.assertEqual(headers["x-should-retry"], "false")
+        self.assertTrue(headers["request-id"].startswith("req_llmwrap_"))
+        doc = json.loads(body)
+        self.assertEqual((doc["type"], doc["error"]["type"]), ("error", "billing_error"))
+
+    def test_gemini_refusal_shape(self):
+        self.llmctl("budget", "set", "tiny", "--limit", "0.000001", "--per", "month")
+        status, headers, body = self.send(
+            {"contents": [], "generationConfig": {"maxOutputTokens": 50}},
+            provider="gemini", path="/v1beta/models/gemini-2.5-flash:generateContent",
+            headers={"x-goog-api-key": "k"})
+        self.assertEqual(status, 429)
+        err = json.loads(body)["error"]
+        self.assertEqual((err["code"], err["status"]), (429, "RESOURCE_EXHAUSTED"))
+
+
+class WindowTest(BudgetTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.clock_file = os.path.join(self.workdir, "now")
+        self.set_clock("2026-11-21T10:59:58Z")
+        # Restart the collector with the file clock.
+        self.collector.stop()
+        self.collector.env["LLMWRAP_NOW_FILE"] = self.clock_file
+        self.collector.start()
+
+    def set_clock(self, iso):
+        import datetime
+        t = datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        with open(self.clock_file + ".tmp", "w") as f:
+            f.write(str(t))
+        os.replace(self.clock_file + ".tmp", self.clock_file)
+
+    def test_hourly_window_rolls_over_at_the_hour(self):
+        body = json.dumps(chat(max_tokens=10)).encode()
+        worst = D(len(body)) * D("0.15") / 10**6 + 10 * D("0.60") / 10**6
+        self.llmctl("budget", "set", "hourly", "--limit", str(worst * 3), "--per", "hour")
+        statuses = [self.send(body, "in=%d;out=10" % len(body))[0] for _ in range(6)]
+        # Actual cost = worst case here (in = body bytes, out = max_tokens): 3 fit.
+        self.assertEqual(statuses, [200, 200, 200, 429, 429, 429])
+        b = self.budget("hourly")
+        self.assertEqual(b["window_start"], "2026-11-21T10:00:00.000Z")
+        self.set_clock("2026-11-21T11:00:01Z")
+        self.assertEqual(self.send(body, "in=%d;out=10" % len(body))[0], 200)
+        b = self.budget("hourly")
+        self.assertEqual(b["window_start"], "2026-11-21T11:00:00.000Z")
+        self.assertEqual(D(str(b["spent_usd"])), worst)
+
+    def test_state_survives_a_restart(self):
+        body = json.dumps(chat(max_tokens=10)).encode()
+        self.llmctl("budget", "set", "daily", "--limit", "1", "--per", "day")
+        for _ in range(3):
+            self.assertEqual(self.send(body, "in=100;out=10")[0], 200)
+        before = self.budget("daily")
+        self.assertEqual(self.collector.stop(), 0)
+        self.collector.start()
+        after = self.budget("daily")
+        self.assertEqual(after["spent_usd"], before["spent_usd"])
+        self.assertEqual(D(str(after["reserved_usd"])), 0)
+        self.assertEqual(D(str(after["spent_usd"])), 3 * (100 * D("0.15") + 10 * D("0.60")) / 10**6)
+
+
+class ActionsTest(BudgetTestCase):
+    config_extra = "\n[budget]\nclamp_floor = 5\n[price.sim-open]\ninput = 1\noutput = 10\n"
+
+    def test_downgrade_is_recorded_as_requested_vs_served(self):
+        body = json.dumps(chat("gpt-4.1", max_tokens=100)).encode()
+        # gpt-4.1 worst: len(body) x 2 + 100 x 8; mini: len(body) x 0.15 + 100 x 0.6 (USD/1M)
+        limit = (D(len(body)) * D("0.15") + 100 * D("0.60")) / 10**6 * 2
+        self.llmctl("budget", "set", "cheap", "--limit", str(limit), "--per", "day",
+                    "--action", "downgrade:gpt-4o-mini")
+        status, _, resp = self.send(body, "in=50;out=5")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(resp)["model"], "gpt-4o-mini")
+        row = self.rows()[0]
+        self.assertEqual(row["model_requested"], "gpt-4.1")
+        self.assertEqual(row["model"], "gpt-4o-mini")
+        self.assertEqual(D(str(row["cost_usd"])), (50 * D("0.15") + 5 * D("0.60")) / 10**6)
+
+    def test_clamp_lowers_max_tokens_to_what_remains(self):
+        body = json.dumps(chat(max_tokens=100000)).encode()
+        # Room for the input bound plus 20 output tokens (after the clamp
+        # rewrite the body grows by at most the digits it loses).
+        limit = (D(len(body)) * D("0.15") + 20 * D("0.60")) / 10**6
+        self.llmctl("budget", "set", "clampy", "--limit", str(limit), "--per", "day",
+                    "--action", "clamp")
+        status, _, resp = self.send(body, "in=30;words=500")
+        self.assertEqual(status, 200)
+        out = json.loads(resp)["usage"]["completion_tokens"]
+        self.assertGreaterEqual(out, 5)
+        self.assertLessEqual(out, 20)
+        self.assertEqual(json.loads(resp)["choices"][0]["finish_reason"], "length")
+        self.assertLessEqual(self.spent(), limit)
+        # Below the floor: refused.
+        self.llmctl("budget", "set", "clampy", "--limit", str(D(len(body)) * D("0.15") / 10**6),
+                    "--per", "day", "--action", "clamp")
+        self.assertEqual(self.send(body, "in=30;words=500")[0], 429)
+
+    def test_unbounded_stream_is_ended_at_the_cap(self):
+        # sim-open has a price but no output limit and the request no
+        # max-tokens field: the stream is admitted and metered.
+        body = json.dumps(chat("sim-open", stream=True)).encode()
+        limit = D("0.0005")
+        self.llmctl("budget", "set", "meter", "--limit", str(limit), "--per", "day")
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=body,
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "in=100;words=5000"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200)
+        text = r.read().decode()
+        conn.close()
+        events = [e for e in text.split("\n\n") if e.strip()]
+        last = json.loads(events[-1][len("data: "):])
+        self.assertEqual(last["error"]["code"], "insufficient_quota")
+        self.assertNotIn("[DONE]", text)
+        self.assertLess(len(events), 5000)
+        row = self.rows()[0]
+        self.assertTrue(row["partial"])
+        self.assertLessEqual(self.spent(), limit)
+        # The budget is now (nearly) used up: the next one is refused or cut short.
+        self.assertLessEqual(D(str(self.budget("meter")["spent_usd"])), limit)
+
+    def test_warn_forwards_with_a_header(self):
+        self.llmctl("budget", "set", "soft", "--limit", "0.000001", "--per", "day",
+                    "--action", "warn")
+        status, headers, _ = self.send(chat(max_tokens=10))
+        self.assertEqual(status, 200)
+        self.assertIn("soft", headers["x-llmwrap-warning"])
+
+    def test_unknown_price_cannot_pass_a_hard_budget(self):
+        self.llmctl("budget", "set", "hard", "--limit", "1", "--per", "day")
+        status, _, body = self.send(chat("mystery-model", max_tokens=10))
+        self.assertEqual(status, 429)
+        self.assertIn("no price", json.loads(body)["error"]["message"])
+
+    def test_alerts_fire_once_per_threshold(self):
+        marker = os.path.join(self.workdir, "alerts")
+        body = json.dumps(chat(max_tokens=10)).encode()
+        unit = (100 * D("0.15") + 10 * D("0.60")) / 10**6  # actual cost of one request
+        self.llmctl("budget", "set", "watch", "--limit", str(unit * 10), "--per", "day",
+                    "--action", "warn", "--alert", "50,80",
+                    "--alert-command", f"echo \"$LLMWRAP_BUDGET $LLMWRAP_BUDGET_THRESHOLD\" "
+                                       f">> {marker}")
+        for _ in range(12):
+            self.assertEqual(self.send(body, "in=100;out=10")[0], 200)
+
+        def lines():
+            try:
+                with open(marker) as f:
+                    got = f.read().split("\n")
+                return got if len([x for x in got if x]) >= 2 else None
+            except FileNotFoundError:
+                return None
+
+        got = [x for x in wait_for(lines, what="two alerts") if x]
+        self.assertEqual(sorted(got), ["watch 50", "watch 80"])
+        # More spend (still the same window) fires nothing again, also after a restart.
+        self.collector.stop()
+        self.collector.start()
+        for _ in range(2):
+            self.send(body, "in=100;out=10")
+        time.sleep(0.5)  # give a (wrong) extra alert the time to show up
+        with open(marker) as f:
+            self.assertEqual(len([x for x in f.read().split("\n") if x]), 2)
+
+
+class GuardTest(BudgetTestCase):
+    config_extra = "\n[guard.loop]\ntype = loop\nthreshold = 3\nwindow = 60s\naction = block\n"
+
+    def test_loop_guard_blocks_the_third_identical_request(self):
+        body = chat(max_tokens=10)
+        statuses = [self.send(body)[0] for _ in range(3)]
+        self.assertEqual(statuses, [200, 200, 429])
+        status, _, resp = self.send(body)
+        self.assertIn("guard 'loop'", json.loads(resp)["error"]["message"])
+        # A different request still goes through.
+        self.assertEqual(self.send(chat(max_tokens=11))[0], 200)
+        refused = [r for r in self.rows() if r.get("refused_by")]
+        self.assertEqual(len(refused), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
