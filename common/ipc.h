@@ -16,6 +16,7 @@
 #include <glib.h>
 
 #include "llmwrap.pb-c.h"
+#include "run-summary.h"
 
 #define LW_IPC_MAX_FRAME (1024 * 1024)
 #define LW_IPC_HEADER_LEN 4
@@ -64,6 +65,11 @@ Lw__Response *lw_ipc_client_call(LwIpcClient *client, Lw__Request *req, int time
 /* Waits up to timeout_ms (-1: forever) for the next message (for tail
  * subscriptions). Returns NULL with LW_IPC_ERROR_TIMEOUT on timeout. */
 Lw__Response *lw_ipc_client_next(LwIpcClient *client, int timeout_ms, GError **error);
+
+/* What run `run_id` (with its nested runs) spent, from the collector's
+ * ledger. Free *ret with lw_run_summary_clear(). */
+gboolean lw_ipc_client_run_summary(LwIpcClient *client, guint64 run_id, int timeout_ms,
+                                   LwRunSummary *ret, GError **error);
 
 /* The socket, for poll() (readable + EOF means the collector went away). */
 int lw_ipc_client_fd(const LwIpcClient *client);

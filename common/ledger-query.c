@@ -1,7 +1,6 @@
 /* ledger-query.c - usage sums, listings and repricing over the ledger. */
 #include "ledger-query.h"
 
-#include <gio/gio.h>
 #include <string.h>
 
 #include "ledger-private.h"
@@ -36,7 +35,7 @@ static gint64 clamp_time(gint64 t)
 static char *tag_path(const char *key, GError **error)
 {
     if (key == NULL || key[0] == '\0' || strchr(key, '"') != NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_INVALID,
                     "bad tag name '%s' (it must be non-empty, without '\"')",
                     key != NULL ? key : "");
         return NULL;

@@ -64,7 +64,7 @@ typedef struct {
 } LwUsageReport;
 
 /* Sums usage over the range, grouped by `query->by`. An unknown or
- * malformed `tag_key` is G_IO_ERROR_INVALID_ARGUMENT. Transfer full. */
+ * malformed `tag_key` is LW_LEDGER_ERROR_INVALID. Transfer full. */
 LwUsageReport *lw_ledger_usage(LwLedger *ledger, const LwUsageQuery *query, GError **error);
 void lw_usage_report_free(LwUsageReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwUsageReport, lw_usage_report_free)

@@ -60,21 +60,6 @@ void lw_ledger_run_info_clear(LwLedgerRunInfo *info)
     g_clear_pointer(&info->tags_json, g_free);
 }
 
-static void model_spend_free(gpointer p)
-{
-    LwRunModelSpend *m = p;
-    g_free(m->provider);
-    g_free(m->model);
-    g_free(m);
-}
-
-void lw_run_summary_clear(LwRunSummary *s)
-{
-    g_clear_pointer(&s->models, g_ptr_array_unref);
-    g_clear_pointer(&s->refused_by, g_ptr_array_unref);
-    g_clear_pointer(&s->warnings, g_ptr_array_unref);
-}
-
 /* Collects the distinct non-NULL values of `column` over the run's rows. */
 static gboolean distinct_values(sqlite3 *db, guint64 run_id, const char *column,
                                 GPtrArray *out, GError **error)
@@ -98,7 +83,7 @@ gboolean lw_ledger_run_summary(LwLedger *ledger, guint64 run_id, LwRunSummary *r
 {
     sqlite3 *db = lw_ledger_db(ledger);
     LwRunSummary s = {
-        .models = g_ptr_array_new_with_free_func(model_spend_free),
+        .models = g_ptr_array_new_with_free_func(lw_run_model_spend_free),
         .refused_by = g_ptr_array_new_with_free_func(g_free),
         .warnings = g_ptr_array_new_with_free_func(g_free),
     };

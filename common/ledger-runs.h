@@ -11,6 +11,7 @@
 #include <glib.h>
 
 #include "ledger.h"
+#include "run-summary.h"
 
 typedef struct {
     guint64 id;
@@ -26,34 +27,10 @@ gboolean lw_ledger_run_get(LwLedger *ledger, guint64 run_id, LwLedgerRunInfo *re
                            GError **error);
 void lw_ledger_run_info_clear(LwLedgerRunInfo *info);
 
-typedef struct {
-    char *provider;
-    char *model; /* served, else requested */
-    gint64 requests;
-    gint64 input_tokens;
-    gint64 cached_input_tokens;
-    gint64 output_tokens;
-    gint64 reasoning_tokens;
-    gint64 cost_pusd; /* sum of known costs */
-    gint64 unpriced;  /* requests whose cost is unknown */
-} LwRunModelSpend;
-
-typedef struct {
-    GPtrArray *models;    /* LwRunModelSpend*, by cost descending */
-    gint64 requests;
-    gint64 cost_pusd;
-    gint64 unpriced;
-    gint64 partial;
-    gint64 refused;
-    GPtrArray *refused_by; /* char*: distinct budget/guard names that refused */
-    GPtrArray *warnings;   /* char*: distinct warnings (unknown prices) */
-} LwRunSummary;
-
 /* Spend of a run and its descendants, grouped by provider and model.
  * Free with lw_run_summary_clear(). */
 gboolean lw_ledger_run_summary(LwLedger *ledger, guint64 run_id, LwRunSummary *ret,
                                GError **error);
-void lw_run_summary_clear(LwRunSummary *summary);
 
 /* Known spend (pico-USD) of a run and its descendants. -1 on error. */
 gint64 lw_ledger_run_spent(LwLedger *ledger, guint64 run_id, GError **error);

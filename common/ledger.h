@@ -37,6 +37,7 @@ typedef enum {
     LW_LEDGER_ERROR_SQLITE,    /* SQLite failed; the message has its text */
     LW_LEDGER_ERROR_TOO_NEW,   /* written by a newer schema version */
     LW_LEDGER_ERROR_NOT_FOUND, /* no such run / budget */
+    LW_LEDGER_ERROR_INVALID,   /* a malformed query argument */
 } LwLedgerError;
 
 /* A cost that may be unknown (unknown model, no price): known == FALSE. */

@@ -2,7 +2,6 @@
 #include "paths.h"
 
 #include <errno.h>
-#include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,7 +68,7 @@ static gboolean ensure_dir(const char *dir, GError **error)
 {
     if (g_mkdir_with_parents(dir, 0700) != 0) {
         int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot create %s: %s", dir,
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot create %s: %s", dir,
                     g_strerror(e));
         return FALSE;
     }
@@ -88,14 +87,14 @@ gboolean lw_paths_ensure(const LwPaths *p, GError **error)
     /* The run directory holds the sockets: nobody else may even look. */
     if (g_chmod(p->run_dir, 0700) != 0) {
         int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot chmod %s: %s",
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot chmod %s: %s",
                     p->run_dir, g_strerror(e));
         return FALSE;
     }
     const char *sockets[] = {p->ipc_socket, p->attrib_socket};
     for (guint i = 0; i < G_N_ELEMENTS(sockets); i++) {
         if (strlen(sockets[i]) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FILENAME_TOO_LONG,
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NAMETOOLONG,
                         "socket path %s is longer than a unix socket allows (%zu bytes); "
                         "use a shorter LLMWRAP_HOME",
                         sockets[i], sizeof(((struct sockaddr_un *)0)->sun_path) - 1);

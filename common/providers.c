@@ -2,8 +2,9 @@
 #include "providers.h"
 
 #include <arpa/inet.h>
-#include <gio/gio.h>
 #include <string.h>
+
+G_DEFINE_QUARK(lw-provider-error-quark, lw_provider_error)
 
 /* Slot order is part of the wire contract with the shim (127.X.0.slot):
  * append new built-ins at the end, never reorder. */
@@ -141,7 +142,7 @@ gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const c
     if (host != NULL) {
         norm_host = normalize_host(host);
         if (norm_host == NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+            g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
                         "'%s' is not a valid host name", host);
             return FALSE;
         }
@@ -149,7 +150,7 @@ gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const c
     if (upstream != NULL) {
         norm_upstream = normalize_upstream(upstream);
         if (norm_upstream == NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+            g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
                         "'%s' is not an upstream URL (expected https://host[:port][/prefix])",
                         upstream);
             return FALSE;
@@ -158,7 +159,7 @@ gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const c
 
     LwProvider *p = find_by_name(table, name);
     if (p == NULL && norm_host == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
                     "provider '%s' is not built in, so it needs 'host ='", name);
         return FALSE;
     }
@@ -166,7 +167,7 @@ gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const c
         for (guint i = 0; i < table->providers->len; i++) {
             LwProvider *other = g_ptr_array_index(table->providers, i);
             if (other != p && strcmp(other->host, norm_host) == 0) {
-                g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
                             "host '%s' already belongs to provider '%s'", norm_host, other->name);
                 return FALSE;
             }
@@ -174,7 +175,7 @@ gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const c
     }
     if (p == NULL) {
         if (table->providers->len >= LW_MAX_PROVIDERS) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+            g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
                         "too many providers (at most %d)", LW_MAX_PROVIDERS);
             return FALSE;
         }

@@ -26,6 +26,13 @@ typedef enum {
 #define LW_MAX_PROVIDERS 64 /* slots 1..64: the shim's static table has this capacity */
 #define LW_MAX_HOST_LEN 253
 
+#define LW_PROVIDER_ERROR (lw_provider_error_quark())
+GQuark lw_provider_error_quark(void);
+
+typedef enum {
+    LW_PROVIDER_ERROR_INVALID, /* a bad name, host or URL, or a host used twice */
+} LwProviderError;
+
 typedef struct {
     const char *name;     /* "openai" */
     const char *host;     /* "api.openai.com" */
@@ -59,7 +66,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwProviderTable, lw_provider_table_free)
 /* Overrides or adds a provider. `host`, `upstream` and `format` may be NULL
  * to keep a built-in's value; a new (non-built-in) provider needs `host`.
  * Slots are (re)assigned by lw_provider_table_seal(). Returns FALSE with
- * G_IO_ERROR_INVALID_ARGUMENT for a bad host or URL, or a host already used
+ * LW_PROVIDER_ERROR_INVALID for a bad host or URL, or a host already used
  * by another provider. */
 gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const char *host,
                                const char *upstream, const LwFormat *format, GError **error);

@@ -259,3 +259,115 @@ class CollectorTestCase(unittest.TestCase):
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
             conn.close()
+
+
+# ---- IPC status, for tests that check the collector's counters ----
+#
+# A minimal protobuf reader: just enough of proto/llmwrap.proto to send a
+# StatusRequest and read StatusReply's scalars and counters (no protobuf
+# module in Debian's python3 by default).
+
+COUNTER_FIELDS = {
+    1: "connections_accepted", 2: "connections_active", 3: "connections_rejected",
+    4: "requests_total", 5: "requests_active", 6: "requests_bad", 7: "upstream_errors",
+    8: "bytes_in", 9: "bytes_out", 10: "ipc_bad_frames", 11: "refused",
+}
+
+
+def _read_varint(buf, pos):
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+def pb_decode(buf):
+    """Protobuf wire format -> {field number: [int or bytes, ...]}."""
+    fields = {}
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _read_varint(buf, pos)
+        elif wire == 2:
+            length, pos = _read_varint(buf, pos)
+            value = bytes(buf[pos:pos + length])
+            pos += length
+        elif wire == 1:
+            value = int.from_bytes(buf[pos:pos + 8], "little")
+            pos += 8
+        elif wire == 5:
+            value = int.from_bytes(buf[pos:pos + 4], "little")
+            pos += 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def ipc_status(home, timeout=DEFAULT_TIMEOUT):
+    """The collector's StatusReply as a dict: pid, synthetic_port,
+    synthetic_net, hosts, ca_file and counters (a dict by name)."""
+    request = b"\x08\x01\x52\x00"  # Request{id=1, status={}}
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(os.path.join(home, "run", "collector.sock"))
+        s.sendall(len(request).to_bytes(4, "big") + request)
+        data = b""
+        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("the collector closed the IPC connection")
+            data += chunk
+    resp = pb_decode(data[4:4 + int.from_bytes(data[:4], "big")])
+    if 2 in resp:
+        raise AssertionError(f"IPC error: {pb_decode(resp[2][0])}")
+    st = pb_decode(resp[10][0])
+    counters = pb_decode(st.get(7, [b""])[0])
+    return {
+        "pid": st.get(1, [0])[0],
+        "synthetic_port": st.get(4, [0])[0],
+        "synthetic_net": st.get(5, [0])[0],
+        "hosts": st.get(8, [b""])[0].decode(),
+        "ca_file": st.get(9, [b""])[0].decode(),
+        "counters": {name: counters.get(n, [0])[0] for n, name in COUNTER_FIELDS.items()},
+    }
+
+
+def pid_alive(pid):
+    """Whether pid runs (a zombie does not count: a daemon's parent may never
+    reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def collector_pid(home):
+    """The pid in run/collector.pid, or None."""
+    text = _read(os.path.join(home, "run", "collector.pid"))
+    return int(text.split()[0]) if text else None
+
+
+def stop_daemon(home, timeout=10):
+    """Stops the collector an llmwrap started for `home` (SIGTERM, then
+    SIGKILL after `timeout`), waiting until it is gone."""
+    pid = collector_pid(home)
+    if not pid or not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(pid), timeout=timeout, what="collector exit")
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), timeout=5, what="collector exit after SIGKILL")
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,905 @@
+"""llmwrap end to end: real clients under llmwrap against the simulated provider.
+
+Each test has its own LLMWRAP_HOME whose config.ini points every provider at
+llm-sim (with the sim's CA as [upstream] ca_file); llmwrap starts the
+collector itself. The clients use the real provider URLs
+(https://api.openai.com/...) with no CA option and no resolve override:
+name resolution, redirection and trust all come from llmwrap. Traffic
+stays on loopback (127.0.0.1 and the synthetic 127.241.0.i).
+"""
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import ssl
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import hashlib
+
+import lwtest
+from lwtest import DEFAULT_TIMEOUT, wait_for
+
+PYTHON = "/usr/bin/python3"
+RUN_TIMEOUT = 120  # seconds, for every wrapped command
+CHAT_URL = "https://api.openai.com/v1/chat/completions"
+CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+SHIM_VARS = ("LLMWRAP_HOSTS", "LLMWRAP_NET", "LLMWRAP_PORT", "LLMWRAP_RUN_ID",
+             "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER", "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",
+             "LLMWRAP_COLLECTOR")
+ASAN_RUNTIME = os.environ.get("LW_TEST_ASAN_RUNTIME", "")
+
+# One chat request with a stdlib client that reads SSL_CERT_FILE; prints the
+# HTTP status and the usage the provider reported. argv: [model].
+CHAT_PY = r"""
+import http.client, json, sys
+model = sys.argv[1] if len(sys.argv) > 1 else "gpt-4o-mini"
+body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+c.request("POST", "/v1/chat/completions", body,
+          {"content-type": "application/json", "authorization": "Bearer sk-test"})
+r = c.getresponse()
+data = r.read()
+usage = json.loads(data).get("usage", {}) if r.status == 200 else {}
+print(json.dumps({"status": r.status, "usage": usage}))
+sys.exit(0 if r.status == 200 else 1)
+"""
+
+
+def curl_chat(*extra):
+    return ["curl", "-sS", "--fail", "--max-time", "30", CHAT_URL,
+            "-H", "content-type: application/json", "-H", "authorization: Bearer sk-test",
+            "-d", json.dumps(CHAT_BODY), *extra]
+
+
+def collector_processes(home):
+    """Pids of llm-collector processes serving `home`."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv0 = f.read().split(b"\0")[0]
+            if os.path.basename(argv0) != b"llm-collector":
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"LLMWRAP_HOME=" + home.encode() in env and lwtest.pid_alive(int(entry)):
+            pids.append(int(entry))
+    return pids
+
+
+class WrapCase(unittest.TestCase):
+    """A sim and a fresh LLMWRAP_HOME; llmwrap starts the collector."""
+
+    providers = ("openai", "anthropic", "gemini")
+    config_extra = ""
+
+    def setUp(self):
+        self.llmwrap = lwtest.binary("LLMWRAP")
+        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
+        self.sim = lwtest.Sim(self.workdir)
+        self.addCleanup(self.sim.stop)
+        self.home = os.path.join(self.workdir, "home")
+        lwtest.write_config(self.home, lwtest.sim_config(self.sim, self.providers,
+                                                         self.config_extra))
+        self.addCleanup(lwtest.stop_daemon, self.home)
+        self.script("chat.py", CHAT_PY)
+
+    def script(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def env(self, **extra):
+        env = dict(os.environ, LLMWRAP_HOME=self.home)
+        for k in SHIM_VARS:
+            env.pop(k, None)
+        env.pop("LD_PRELOAD", None)
+        if ASAN_RUNTIME:
+            # Programs that are not sanitized need the runtime loaded first.
+            env["LD_PRELOAD"] = ASAN_RUNTIME
+            env["ASAN_OPTIONS"] = "detect_leaks=0:verify_asan_link_order=0"
+        for k, v in extra.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        return env
+
+    def wrap(self, *args, env=None, timeout=RUN_TIMEOUT, **kw):
+        return subprocess.run([self.llmwrap, *args], env=env or self.env(),
+                              capture_output=True, timeout=timeout, **kw)
+
+    def assertRan(self, p, status=0):
+        self.assertEqual(p.returncode, status,
+                         f"stdout:\n{p.stdout.decode(errors='replace')}\n"
+                         f"stderr:\n{p.stderr.decode(errors='replace')}")
+
+    def status(self):
+        return lwtest.ipc_status(self.home)
+
+    def counters(self):
+        return self.status()["counters"]
+
+    def skip_under_asan_for_curl(self):
+        if ASAN_RUNTIME:
+            self.skipTest("curl does not run with the sanitizer runtime preloaded")
+
+
+class TestClients(WrapCase):
+    """Real clients, each talking to the provider's real URL."""
+
+    def test_curl_without_ca_or_resolve_options(self):
+        self.skip_under_asan_for_curl()
+        p = self.wrap("--", *curl_chat())
+        self.assertRan(p)
+        answer = json.loads(p.stdout)
+        self.assertEqual(answer["model"], "gpt-4o-mini")
+        self.assertEqual(answer["id"], "chatcmpl-sim-000001")
+        self.assertEqual(self.sim.stats()["requests"], 1)
+        c = self.counters()
+        self.assertEqual(c["requests_total"], 1)
+        self.assertEqual(c["connections_accepted"], 1)
+
+    def test_python_urllib_http_client_requests_httpx(self):
+        path = self.script("clients.py", r"""
+import http.client, json, sys, urllib.request
+import httpx, requests
+URL = "https://api.openai.com/v1/chat/completions"
+BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+H = {"content-type": "application/json", "authorization": "Bearer sk-test"}
+out = {}
+r = urllib.request.urlopen(urllib.request.Request(URL, data=BODY.encode(), headers=H), timeout=30)
+out["urllib"] = (r.status, json.loads(r.read())["object"])
+c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+c.request("POST", "/v1/chat/completions", BODY, H)
+r = c.getresponse()
+out["http.client"] = (r.status, json.loads(r.read())["object"])
+r = requests.post(URL, data=BODY, headers=H, timeout=30)
+out["requests"] = (r.status_code, r.json()["object"])
+r = httpx.post(URL, content=BODY, headers=H, timeout=30)
+out["httpx"] = (r.status_code, r.json()["object"])
+print(json.dumps(out))
+""")
+        p = self.wrap(PYTHON, path)
+        self.assertRan(p)
+        out = json.loads(p.stdout)
+        for client in ("urllib", "http.client", "requests", "httpx"):
+            self.assertEqual(out[client], [200, "chat.completion"], client)
+        self.assertEqual(self.counters()["requests_total"], 4)
+        self.assertEqual(self.sim.stats()["requests"], 4)
+
+    def test_sh_then_python_chain(self):
+        p = self.wrap("sh", "-c", f'exec "$0" "$1"', PYTHON, os.path.join(self.workdir, "chat.py"))
+        self.assertRan(p)
+        self.assertEqual(json.loads(p.stdout)["status"], 200)
+        self.assertEqual(self.counters()["requests_total"], 1)
+
+    def test_child_started_with_env_i(self):
+        # env -i drops every variable; the shim's exec hooks restore its own
+        # and the trust variables in the child.
+        if ASAN_RUNTIME:
+            self.skipTest("env -i also drops the sanitizer runtime, which the shim does not "
+                          "restore")
+        p = self.wrap("sh", "-c", f'env -i {PYTHON} "$0"', os.path.join(self.workdir, "chat.py"))
+        self.assertRan(p)
+        self.assertEqual(json.loads(p.stdout)["status"], 200)
+        self.assertEqual(self.counters()["requests_total"], 1)
+
+    def test_fork_then_connect(self):
+        path = self.script("fork.py", r"""
+import http.client, os, sys
+pids = []
+for i in range(3):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+            c.request("POST", "/v1/chat/completions",
+                      '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+                      {"content-type": "application/json", "authorization": "Bearer sk-test"})
+            os._exit(0 if c.getresponse().status == 200 else 1)
+        except Exception as e:
+            print(e, file=sys.stderr)
+            os._exit(2)
+    pids.append(pid)
+codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+print(codes)
+sys.exit(max(codes))
+""")
+        p = self.wrap(PYTHON, path)
+        self.assertRan(p)
+        self.assertEqual(self.counters()["requests_total"], 3)
+
+    def test_nonblocking_connect_with_epoll(self):
+        path = self.script("epoll.py", r"""
+import errno, select, socket, ssl, sys
+family, type_, proto, _, addr = socket.getaddrinfo("api.openai.com", 443, socket.AF_INET,
+                                                   socket.SOCK_STREAM)[0]
+s = socket.socket(family, type_, proto)
+s.setblocking(False)
+rc = s.connect_ex(addr)
+assert rc in (0, errno.EINPROGRESS), rc
+ep = select.epoll()
+ep.register(s.fileno(), select.EPOLLOUT)
+assert ep.poll(30), "connect did not complete"
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+s.setblocking(True)
+s.settimeout(30)
+t = ssl.create_default_context().wrap_socket(s, server_hostname="api.openai.com")
+body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+t.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+          b"Authorization: Bearer sk-test\r\nContent-Type: application/json\r\n"
+          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+data = b""
+while True:
+    chunk = t.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(addr[0], data.split(b"\r\n")[0].decode())
+""")
+        p = self.wrap(PYTHON, path)
+        self.assertRan(p)
+        self.assertEqual(p.stdout.decode().split(), ["127.241.0.1", "HTTP/1.1", "200", "OK"])
+        self.assertEqual(self.counters()["requests_total"], 1)
+
+    def test_af_inet6_only_hints(self):
+        path = self.script("v6.py", r"""
+import socket, ssl
+family, type_, proto, _, addr = socket.getaddrinfo("api.anthropic.com", 443, socket.AF_INET6,
+                                                   socket.SOCK_STREAM)[0]
+s = socket.socket(family, type_, proto)
+s.settimeout(30)
+s.connect(addr)
+t = ssl.create_default_context().wrap_socket(s, server_hostname="api.anthropic.com")
+body = (b'{"model":"claude-sonnet-4-5","max_tokens":16,'
+        b'"messages":[{"role":"user","content":"hi"}]}')
+t.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nx-api-key: k\r\n"
+          b"anthropic-version: 2023-06-01\r\nContent-Type: application/json\r\n"
+          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+data = b""
+while True:
+    chunk = t.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(family == socket.AF_INET6, addr[0], data.split(b"\r\n")[0].decode())
+""")
+        p = self.wrap(PYTHON, path)
+        self.assertRan(p)
+        self.assertEqual(p.stdout.decode().split(),
+                         ["True", "::ffff:127.241.0.2", "HTTP/1.1", "200", "OK"])
+        self.assertEqual(self.counters()["requests_total"], 1)
+
+
+class _Echo:
+    """A loopback server (plain TCP, or TLS with the sim's certificate) that
+    reads exactly `expect` bytes, answers with `answer` and records what it
+    read."""
+
+    def __init__(self, answer, expect, tls_dir=None):
+        self.answer, self.expect = answer, expect
+        self.received = b""
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(DEFAULT_TIMEOUT)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = None
+        if tls_dir:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(os.path.join(tls_dir, "sim-server.pem"),
+                                     os.path.join(tls_dir, "sim-server.key"))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+            conn.settimeout(DEFAULT_TIMEOUT)
+            if self.ctx:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            while len(self.received) < self.expect:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                self.received += chunk
+            conn.sendall(self.answer)
+            conn.close()
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+
+class TestOtherTrafficUntouched(WrapCase):
+
+    def test_plain_http_and_own_ca_https_pass_byte_for_byte(self):
+        send = os.urandom(100_000)
+        answer = os.urandom(150_000)
+        plain = _Echo(answer, len(send))
+        tls = _Echo(answer, len(send), tls_dir=self.sim.dir)
+        with open(os.path.join(self.workdir, "send.bin"), "wb") as f:
+            f.write(send)
+        path = self.script("other.py", r"""
+import hashlib, socket, ssl, sys
+send = open(sys.argv[1], "rb").read()
+plain_port, tls_port, ca = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def exchange(sock):
+    sock.sendall(send)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+a = exchange(socket.create_connection(("127.0.0.1", plain_port), 30))
+ctx = ssl.create_default_context(cafile=ca)
+b = exchange(ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), 30),
+                             server_hostname="127.0.0.1"))
+print(hashlib.sha256(a).hexdigest(), hashlib.sha256(b).hexdigest())
+""")
+        p = self.wrap(PYTHON, path, os.path.join(self.workdir, "send.bin"), str(plain.port),
+                      str(tls.port), self.sim.ca_file)
+        self.assertRan(p)
+        plain.thread.join(DEFAULT_TIMEOUT)
+        tls.thread.join(DEFAULT_TIMEOUT)
+        digest = hashlib.sha256(answer).hexdigest()
+        self.assertEqual(p.stdout.decode().split(), [digest, digest])
+        self.assertEqual(plain.received, send)
+        self.assertEqual(tls.received, send)
+        c = self.counters()
+        self.assertEqual(c["connections_accepted"], 0)
+        self.assertEqual(c["requests_total"], 0)
+
+    def test_direct_https_to_a_loopback_provider_is_not_recorded(self):
+        # The sim is an HTTPS server with its own CA on 127.0.0.1: a client
+        # using it by address is not provider traffic for llmwrap.
+        path = self.script("direct.py", r"""
+import http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ctx, timeout=30)
+c.request("POST", "/v1/chat/completions",
+          '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+          {"content-type": "application/json", "authorization": "Bearer sk-test"})
+print(c.getresponse().status)
+""")
+        p = self.wrap(PYTHON, path, str(self.sim.port), self.sim.ca_file)
+        self.assertRan(p)
+        self.assertEqual(p.stdout.strip(), b"200")
+        self.assertEqual(self.sim.stats()["requests"], 1)
+        c = self.counters()
+        self.assertEqual(c["connections_accepted"], 0)
+        self.assertEqual(c["requests_total"], 0)
+
+
+class TestExitAndSignals(WrapCase):
+
+    def test_exit_statuses(self):
+        notexec = self.script("notexec.sh", "#!/bin/sh\nexit 0\n")
+        os.chmod(notexec, 0o644)
+        cases = [
+            (["true"], 0, None),
+            (["sh", "-c", "exit 3"], 3, None),
+            (["sh", "-c", "kill -TERM $$"], 128 + signal.SIGTERM, None),
+            (["sh", "-c", "kill -KILL $$"], 128 + signal.SIGKILL, None),
+            (["no-such-command-lw"], 127, b"llmwrap: no-such-command-lw: command not found"),
+            ([notexec], 126, b"Permission denied"),
+            ([self.workdir], 126, b"Is a directory"),
+        ]
+        for argv, status, message in cases:
+            with self.subTest(argv=argv):
+                p = self.wrap("--quiet", "--", *argv)
+                self.assertRan(p, status)
+                if message:
+                    self.assertIn(message, p.stderr)
+
+    def _start_with_handlers(self):
+        marker = os.path.join(self.workdir, "marker")
+        ready = os.path.join(self.workdir, "ready")
+        path = self.script("handlers.py", r"""
+import os, signal, sys, time
+marker, ready = sys.argv[1], sys.argv[2]
+def note(text):
+    with open(marker, "a") as f:
+        f.write(text + "\n")
+def on_usr1(signo, frame):
+    note("USR1")
+def on_term(signo, frame):
+    note("TERM")
+    sys.exit(7)
+signal.signal(signal.SIGUSR1, on_usr1)
+signal.signal(signal.SIGTERM, on_term)
+open(ready, "w").close()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    signal.pause() if hasattr(signal, "pause") else time.sleep(0.1)
+sys.exit(3)
+""")
+        proc = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, path, marker, ready],
+                                env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: os.path.exists(ready), what="wrapped program ready")
+        return proc, marker
+
+    def test_sigusr1_and_sigterm_reach_the_child(self):
+        proc, marker = self._start_with_handlers()
+        proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: lwtest._read(marker) == "USR1", what="USR1 marker")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(proc.returncode, 7, err)
+        self.assertEqual(lwtest._read(marker).split(), ["USR1", "TERM"])
+
+    def test_terminal_ctrl_c_is_not_delivered_twice(self):
+        # Under a terminal, Ctrl-C signals the whole foreground process
+        # group: the program gets it from the kernel, and llmwrap must not
+        # forward its own copy. SIGUSR1 from a process (forwarded) then
+        # makes the program report how many SIGINTs it saw: a forwarded
+        # duplicate would be pending before it (signals are delivered
+        # lowest number first).
+        counts = os.path.join(self.workdir, "counts")
+        ready = os.path.join(self.workdir, "ready")
+        path = self.script("ctrlc.py", r"""
+import os, signal, sys, time
+counts, ready = sys.argv[1], sys.argv[2]
+n = 0
+def on_int(signo, frame):
+    global n
+    n += 1
+    with open(counts, "w") as f:
+        f.write(str(n))
+def on_usr1(signo, frame):
+    with open(counts + ".final", "w") as f:
+        f.write(str(n))
+    sys.exit(0)
+signal.signal(signal.SIGINT, on_int)
+signal.signal(signal.SIGUSR1, on_usr1)
+open(ready, "w").close()
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    signal.pause()
+sys.exit(3)
+""")
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+
+        def make_controlling_tty():
+            import fcntl
+            import termios
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        proc = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, path, counts, ready],
+                                env=self.env(), stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True, preexec_fn=make_controlling_tty)
+        os.close(slave)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: os.path.exists(ready), what="wrapped program ready")
+        os.write(master, b"\x03")
+        wait_for(lambda: lwtest._read(counts) == "1", what="the first SIGINT")
+        proc.send_signal(signal.SIGUSR1)
+        # Drain the terminal so the program never blocks writing to it.
+        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 4096)
+                except OSError:
+                    break
+        proc.wait(DEFAULT_TIMEOUT)
+        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(lwtest._read(counts + ".final"), "1")
+
+
+class TestCollectorLifecycle(WrapCase):
+
+    def test_concurrent_llmwraps_share_one_collector(self):
+        n = 8
+        procs = [subprocess.Popen([self.llmwrap, PYTHON, os.path.join(self.workdir, "chat.py")],
+                                  env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(n)]
+        results = [(p, *p.communicate(timeout=RUN_TIMEOUT)) for p in procs]
+        run_ids = set()
+        for p, out, err in results:
+            self.assertEqual(p.returncode, 0, err.decode(errors="replace"))
+            self.assertEqual(json.loads(out)["status"], 200)
+            line = [l for l in err.decode().splitlines() if l.startswith("llmwrap: run ")][0]
+            run_ids.add(int(line.split()[2].rstrip(":")))
+        self.assertEqual(len(run_ids), n)
+        self.assertEqual(len(collector_processes(self.home)), 1)
+        self.assertEqual(self.counters()["requests_total"], n)
+        self.assertEqual(self.sim.stats()["requests"], n)
+
+    def test_collector_killed_mid_run_is_restarted_on_the_same_port(self):
+        first = os.path.join(self.workdir, "first")
+        go = os.path.join(self.workdir, "go")
+        path = self.script("twice.py", r"""
+import http.client, json, os, sys, time
+first, go = sys.argv[1], sys.argv[2]
+def chat():
+    c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+    c.request("POST", "/v1/chat/completions",
+              '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+              {"content-type": "application/json", "authorization": "Bearer sk-test"})
+    return c.getresponse().status
+s1 = chat()
+open(first, "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(s1, chat())
+""")
+        proc = subprocess.Popen([self.llmwrap, PYTHON, path, first, go], env=self.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: os.path.exists(first), what="first request done")
+        before = self.status()
+        old_pid = before["pid"]
+        t0 = time.monotonic()
+        os.kill(old_pid, signal.SIGKILL)
+
+        def restarted():
+            try:
+                st = lwtest.ipc_status(self.home, timeout=1)
+            except OSError:
+                return None
+            return st if st["pid"] != old_pid else None
+
+        after = wait_for(restarted, timeout=10, what="a restarted collector", interval=0.002)
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.0, "the collector was restarted only after %.3fs" % elapsed)
+        self.assertEqual(after["synthetic_port"], before["synthetic_port"])
+        open(go, "w").close()
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        self.assertEqual(out.split(), [b"200", b"200"])
+        self.assertIn(b"restarting it on port %d" % before["synthetic_port"], err)
+        self.assertEqual(self.counters()["requests_total"], 1)  # the new collector's count
+        self.assertEqual(collector_processes(self.home), [after["pid"]])
+
+    def test_collector_never_preloads_the_shim(self):
+        shim = os.environ.get("LLMWRAP_PRELOAD_PATH")
+        if not shim:
+            self.skipTest("LLMWRAP_PRELOAD_PATH not set")
+        preload = (ASAN_RUNTIME + ":" if ASAN_RUNTIME else "") + shim
+        p = self.wrap("--quiet", "true", env=self.env(LD_PRELOAD=preload))
+        self.assertRan(p)
+        pid = lwtest.collector_pid(self.home)
+        with open(f"/proc/{pid}/maps") as f:
+            self.assertNotIn("libllmwrap-preload", f.read())
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        self.assertNotIn(b"libllmwrap-preload", env.get(b"LD_PRELOAD", b""))
+        self.assertNotIn(b"LLMWRAP_HOSTS", env)
+
+    def test_unreachable_collector_fails_closed_unless_fail_open(self):
+        env = self.env(LLMWRAP_COLLECTOR_BIN="/bin/false")
+        p = self.wrap("sh", "-c", "echo ran", env=env)
+        self.assertRan(p, 125)
+        self.assertNotIn(b"ran", p.stdout)
+        self.assertIn(b"/bin/false exited with status 1", p.stderr)
+        p = self.wrap("--fail-open", "sh", "-c", "echo ran; exit 4", env=env)
+        self.assertRan(p, 4)
+        self.assertEqual(p.stdout, b"ran\n")
+        self.assertIn(b"unmetered", p.stderr)
+
+    def test_fail_open_is_passed_only_when_asked(self):
+        show = ["sh", "-c", 'echo "${LLMWRAP_FAIL_OPEN-unset}"']
+        self.assertEqual(self.wrap("-q", *show).stdout, b"unset\n")
+        self.assertEqual(self.wrap("-q", "--fail-open", *show).stdout, b"1\n")
+        # An outer run's fail-open does not leak into a budgeted inner one.
+        p = self.wrap("-q", "--budget", "1", *show, env=self.env(LLMWRAP_FAIL_OPEN="1"))
+        self.assertEqual(p.stdout, b"unset\n")
+        p = self.wrap("--budget", "1", "--fail-open", "true")
+        self.assertRan(p, 2)
+
+
+class TestSanitized(WrapCase):
+
+    def test_llmwrap_itself_is_leak_free(self):
+        # Meaningful in the sanitizer build: the other tests turn leak
+        # detection off for the wrapped programs (Python, Node), which
+        # inherit llmwrap's ASAN_OPTIONS; `true` leaks nothing.
+        self.assertRan(self.wrap("--quiet", "true"))  # the collector runs from here on
+        env = self.env()
+        if ASAN_RUNTIME:
+            env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=1:verify_asan_link_order=0"
+        summary = os.path.join(self.workdir, "s.json")
+        for argv in (["--json-summary", summary, "--tag", "a=b", "true"],
+                     ["--doctor", PYTHON], ["--doctor", "true"], ["--bogus"],
+                     ["no-such-command-lw"]):
+            with self.subTest(argv=argv):
+                p = self.wrap(*argv, env=env)
+                self.assertNotIn(b"LeakSanitizer", p.stderr)
+                self.assertNotIn(b"AddressSanitizer", p.stderr)
+                self.assertIn(p.returncode, (0, 1, 2, 127), p.stderr)
+
+
+class TestEnvironment(WrapCase):
+
+    def test_contract_variables(self):
+        p = self.wrap("-q", "env", env=self.env(GODEBUG="http2client=0",
+                                                SSL_CERT_FILE=None))
+        self.assertRan(p)
+        env = dict(l.split("=", 1) for l in p.stdout.decode().splitlines() if "=" in l)
+        st = self.status()
+        self.assertEqual(env["LLMWRAP_HOSTS"], st["hosts"])
+        self.assertEqual(env["LLMWRAP_NET"], str(st["synthetic_net"]))
+        self.assertEqual(env["LLMWRAP_PORT"], str(st["synthetic_port"]))
+        self.assertEqual(env["LLMWRAP_ATTRIB_SOCK"], os.path.join(self.home, "run", "attrib.sock"))
+        self.assertEqual(env["LLMWRAP_HOME"], self.home)
+        self.assertGreater(int(env["LLMWRAP_RUN_ID"]), 0)
+        self.assertTrue(env["LD_PRELOAD"].split(":")[-1].endswith("libllmwrap-preload.so"))
+        self.assertEqual(env["LLMWRAP_PRELOAD"], env["LD_PRELOAD"].split(":")[-1])
+        self.assertEqual(env["GODEBUG"], "http2client=0,netdns=go")
+        self.assertEqual(env["GRPC_DNS_RESOLVER"], "native")
+        trust = os.path.join(self.home, "run", "trust")
+        for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
+                    "AWS_CA_BUNDLE", "CARGO_HTTP_CAINFO", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):
+            self.assertEqual(env[var], os.path.join(trust, "combined.pem"), var)
+        for var in ("NODE_EXTRA_CA_CERTS", "DENO_CERT"):
+            self.assertEqual(env[var], os.path.join(trust, "ca.pem"), var)
+        # LLMWRAP_CA_DER is the root certificate the collector serves under.
+        with open(st["ca_file"]) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        import base64
+        self.assertEqual(base64.b64decode(env["LLMWRAP_CA_DER"]), der)
+
+    def test_user_preloads_are_kept_after_the_shim(self):
+        zlib = "/lib/x86_64-linux-gnu/libz.so.1"
+        if not os.path.exists(zlib):
+            self.skipTest("no libz.so.1 at the Debian path")
+        base = (ASAN_RUNTIME + ":" if ASAN_RUNTIME else "") + zlib
+        p = self.wrap("-q", "sh", "-c", 'echo "$LD_PRELOAD"', env=self.env(LD_PRELOAD=base))
+        self.assertRan(p)
+        parts = p.stdout.decode().strip().split(":")
+        shim_at = [i for i, e in enumerate(parts) if e.endswith("libllmwrap-preload.so")]
+        self.assertEqual(len(shim_at), 1)
+        self.assertEqual(parts[shim_at[0] + 1:], [zlib])
+
+    def test_trust_files(self):
+        p = self.wrap("-q", "true", env=self.env(SSL_CERT_FILE=None))
+        self.assertRan(p)
+        trust = os.path.join(self.home, "run", "trust")
+        self.assertEqual(stat.S_IMODE(os.stat(trust).st_mode), 0o700)
+        combined = os.path.join(trust, "combined.pem")
+        ca = os.path.join(trust, "ca.pem")
+        for f in (combined, ca):
+            self.assertEqual(stat.S_IMODE(os.stat(f).st_mode), 0o644)
+        with open(self.status()["ca_file"]) as f:
+            root_der = ssl.PEM_cert_to_DER_cert(f.read())
+        with open(ca) as f:
+            ca_text = f.read()
+        self.assertEqual(ca_text.count("BEGIN CERTIFICATE"), 1)
+        self.assertEqual(ssl.PEM_cert_to_DER_cert(ca_text), root_der)
+        with open(combined) as f:
+            combined_text = f.read()
+        self.assertTrue(combined_text.endswith(ca_text))
+        # The system bundle comes first, whole.
+        system = ssl.get_default_verify_paths().openssl_cafile
+        with open(system) as f:
+            system_text = f.read()
+        self.assertTrue(combined_text.startswith(system_text))
+        # A second run rewrites nothing (same inodes: no rename happened).
+        inodes = (os.stat(combined).st_ino, os.stat(ca).st_ino)
+        self.assertRan(self.wrap("-q", "true", env=self.env(SSL_CERT_FILE=None)))
+        self.assertEqual((os.stat(combined).st_ino, os.stat(ca).st_ino), inodes)
+        # The user's own bundle replaces the system's, in a file of its own.
+        own = os.path.join(self.workdir, "own.pem")
+        with open(own, "w") as f:
+            f.write(ca_text + "\n# user bundle\n")
+        p = self.wrap("-q", "sh", "-c", 'cat "$SSL_CERT_FILE"', env=self.env(SSL_CERT_FILE=own))
+        self.assertRan(p)
+        self.assertTrue(p.stdout.decode().startswith(ca_text + "\n# user bundle\n"))
+        self.assertTrue(p.stdout.decode().endswith(ca_text))
+
+
+class TestNesting(WrapCase):
+
+    def test_nested_llmwrap_joins_the_outer_run(self):
+        outer_json = os.path.join(self.workdir, "outer.json")
+        inner_json = os.path.join(self.workdir, "inner.json")
+        p = self.wrap("--json-summary", outer_json, "sh", "-c",
+                      '"$0" --json-summary "$1" -- "$2" "$3"; echo "outer=$LLMWRAP_RUN_ID"',
+                      self.llmwrap, inner_json, PYTHON, os.path.join(self.workdir, "chat.py"))
+        self.assertRan(p)
+        with open(outer_json) as f:
+            outer = json.load(f)
+        with open(inner_json) as f:
+            inner = json.load(f)
+        self.assertIn(b"outer=%d" % outer["run_id"], p.stdout)
+        self.assertNotEqual(inner["run_id"], outer["run_id"])
+        self.assertEqual(len(collector_processes(self.home)), 1)
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        parent = db.execute("SELECT parent_id FROM runs WHERE id = ?",
+                            (inner["run_id"],)).fetchone()
+        self.assertEqual(parent, (outer["run_id"],))
+        # The outer run's spend includes its nested run's request.
+        self.assertEqual(inner["requests"], 1)
+        self.assertEqual(outer["requests"], 1)
+
+
+class TestSummary(WrapCase):
+    # Prices for made-up models, so the expected cost comes from this file.
+    config_extra = """
+[price.lw-test-model]
+input = 1.5
+output = 2.25
+"""
+
+    def test_json_summary_is_exact(self):
+        out = os.path.join(self.workdir, "summary.json")
+        chat = os.path.join(self.workdir, "chat.py")
+        p = self.wrap("--json-summary", out, "--tag", "team=core", "sh", "-c",
+                      f'{PYTHON} "$0" lw-test-model && {PYTHON} "$0" lw-test-model && '
+                      f'{PYTHON} "$0" lw-unpriced-model', chat)
+        self.assertRan(p)
+        usages = [json.loads(l)["usage"] for l in p.stdout.decode().splitlines()]
+        with open(out) as f:
+            s = json.load(f)
+        self.assertEqual(s["exit_status"], 0)
+        self.assertEqual(s["requests"], 3)
+        priced = [u for u in usages[:2]]
+        pusd = sum(u["prompt_tokens"] * 1_500_000 + u["completion_tokens"] * 2_250_000
+                   for u in priced)
+        expected = "%d.%012d" % divmod(pusd, 10**12)
+        with open(out) as f:
+            raw = f.read()
+        self.assertIn('"cost_usd": %s,' % expected.rstrip("0").rstrip("."), raw)
+        models = {m["model"]: m for m in s["models"]}
+        m = models["lw-test-model"]
+        self.assertEqual(m["provider"], "openai")
+        self.assertEqual(m["requests"], 2)
+        self.assertEqual(m["input_tokens"], sum(u["prompt_tokens"] for u in priced))
+        self.assertEqual(m["output_tokens"], sum(u["completion_tokens"] for u in priced))
+        self.assertEqual(m["unpriced"], 0)
+        self.assertEqual(models["lw-unpriced-model"]["unpriced"], 1)
+        self.assertTrue(any("lw-unpriced-model" in w for w in s["warnings"]), s["warnings"])
+        # The stderr summary says the same.
+        self.assertIn(b"3 requests, $%s + 1 unpriced" % expected.rstrip("0").rstrip(".").encode(),
+                      p.stderr)
+
+    def test_quiet_prints_no_summary(self):
+        p = self.wrap("--quiet", "true")
+        self.assertRan(p)
+        self.assertEqual(p.stderr, b"")
+        p = self.wrap("true")
+        self.assertIn(b"no LLM requests", p.stderr)
+
+
+class TestOptions(WrapCase):
+
+    def test_usage_errors(self):
+        cases = [
+            ["--bogus", "true"],
+            [],
+            ["--tag", "novalue", "true"],
+            ["--tag", "=x", "true"],
+            ["--tag", "k=v", "--tag", "k=w", "true"],
+            ["--tag", "bad key=v", "true"],
+            ["--budget", "1.0000000000001", "true"],
+            ["--budget", "-1", "true"],
+            ["--budget", "abc", "true"],
+            ["--json-summary"],
+            ["--doctor"],
+        ]
+        for argv in cases:
+            with self.subTest(argv=argv):
+                p = self.wrap(*argv)
+                self.assertRan(p, 2)
+                self.assertTrue(p.stderr.startswith(b"llmwrap: "), p.stderr)
+
+    def test_options_end_at_the_first_non_option(self):
+        p = self.wrap("-q", "sh", "-c", 'echo "$@"', "x", "--tag", "--bogus")
+        self.assertRan(p)
+        self.assertEqual(p.stdout, b"--tag --bogus\n")
+        p = self.wrap("-q", "--", "sh", "-c", "echo ok")
+        self.assertEqual(p.stdout, b"ok\n")
+
+    def test_version_and_help(self):
+        p = self.wrap("--version")
+        self.assertRan(p)
+        self.assertTrue(p.stdout.startswith(b"llmwrap "))
+        p = self.wrap("--help")
+        self.assertRan(p)
+        self.assertIn(b"--doctor", p.stdout)
+
+
+class TestDoctor(WrapCase):
+
+    def doctor(self, cmd, env=None):
+        return self.wrap("--doctor", cmd, env=env)
+
+    def test_curl_python_node_are_intercepted_and_trusted(self):
+        for cmd in ("curl", PYTHON, "node"):
+            if shutil.which(cmd) is None:
+                continue
+            with self.subTest(cmd=cmd):
+                p = self.doctor(cmd)
+                self.assertRan(p, 0)
+                self.assertIn(b"will be intercepted and trusted", p.stdout.splitlines()[0])
+        self.assertIn(b"NODE_EXTRA_CA_CERTS", self.doctor("node").stdout)
+        self.assertIn(b"SSL_CERT_FILE", self.doctor(PYTHON).stdout)
+        self.assertIn(b"CURL_CA_BUNDLE", self.doctor("curl").stdout)
+
+    def _static_binary(self):
+        src = self.script("static.c", "int main(void) { return 0; }\n")
+        exe = os.path.join(self.workdir, "static-prog")
+        r = subprocess.run(["gcc", "-static", "-o", exe, src], capture_output=True)
+        if r.returncode != 0:
+            self.skipTest("gcc -static failed: " + r.stderr.decode(errors="replace"))
+        return exe
+
+    def test_static_binary_is_not_intercepted_and_warned_about(self):
+        exe = self._static_binary()
+        p = self.doctor(exe)
+        self.assertRan(p, 1)
+        self.assertIn(b"will NOT be intercepted", p.stdout)
+        self.assertIn(b"statically linked", p.stdout)
+        # Running it warns at start and in the summary, and still runs it.
+        p = self.wrap(exe)
+        self.assertRan(p, 0)
+        # Once before the program runs, once again in the exit summary.
+        self.assertEqual(p.stderr.count(b"warning: " + exe.encode() + b": statically linked"), 2,
+                         p.stderr)
+
+    def test_go_binary_is_not_intercepted(self):
+        # A Go build-ID note is what identifies Go programs (no Go toolchain
+        # is needed to make one).
+        src = self.script("go.c", r"""
+struct note { unsigned namesz, descsz, type; char name[4]; char desc[8]; };
+__attribute__((section(".note.go.buildid"), used, aligned(4)))
+static const struct note go_note = {3, 8, 4, "Go", "abcdefgh"};
+int main(void) { return 0; }
+""")
+        exe = os.path.join(self.workdir, "go-prog")
+        subprocess.run(["gcc", "-o", exe, src], check=True, capture_output=True)
+        p = self.doctor(exe)
+        self.assertRan(p, 1)
+        self.assertIn(b"a Go program", p.stdout)
+
+    def test_setuid_binary_is_not_intercepted(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a setuid copy owned by another user")
+        exe = os.path.join(self.workdir, "suid-true")
+        shutil.copy("/bin/true", exe)
+        os.chown(exe, 65534, 65534)
+        os.chmod(exe, 0o4755)
+        p = self.doctor(exe)
+        self.assertRan(p, 1)
+        self.assertIn(b"secure-execution mode", p.stdout)
+
+    def test_script_interpreters_are_followed(self):
+        script = self.script("tool", "#!/usr/bin/env python3\nprint(1)\n")
+        os.chmod(script, 0o755)
+        env = self.env(PATH="/usr/bin:/bin")
+        p = self.doctor(script, env=env)
+        self.assertRan(p, 0)
+        self.assertIn(b"a script run by /usr/bin/python3", p.stdout)
+        self.assertIn(b"(Python)", p.stdout)
+
+    def test_not_found_and_usage(self):
+        p = self.doctor("no-such-command-lw")
+        self.assertRan(p, 1)
+        self.assertIn(b"not found", p.stdout)
+        self.assertRan(self.wrap("--doctor", "a", "b"), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,422 @@
+/* test-wrap.c - llmwrap's pure parts: option values, the child's and the
+ * collector's environments, the root certificate, PATH lookup. */
+#include <errno.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "childenv.h"
+#include "options.h"
+#include "program.h"
+#include "trust.h"
+
+/* ---- --budget ---- */
+
+typedef struct {
+    const char *in;
+    gboolean ok;
+    gint64 pusd;
+} UsdCase;
+
+static const UsdCase usd_cases[] = {
+    {"5", TRUE, G_GINT64_CONSTANT(5000000000000)},
+    {"0", TRUE, 0},
+    {"0.25", TRUE, G_GINT64_CONSTANT(250000000000)},
+    {"12.5", TRUE, G_GINT64_CONSTANT(12500000000000)},
+    {"0.000000000001", TRUE, 1},
+    {"1.000000000001", TRUE, G_GINT64_CONSTANT(1000000000001)},
+    {"007", TRUE, G_GINT64_CONSTANT(7000000000000)},
+    {"9223372.036854775807", TRUE, G_MAXINT64},
+    {"9223372.036854775808", FALSE, 0},
+    {"9223373", FALSE, 0},
+    {"99999999999999999999", FALSE, 0},
+    {"1.0000000000001", FALSE, 0}, /* a 13th decimal would be rounded: refused */
+    {"", FALSE, 0},
+    {".5", FALSE, 0},
+    {"5.", FALSE, 0},
+    {"-1", FALSE, 0},
+    {"+1", FALSE, 0},
+    {"1e3", FALSE, 0},
+    {" 1", FALSE, 0},
+    {"1 ", FALSE, 0},
+    {"1,5", FALSE, 0},
+    {"$5", FALSE, 0},
+};
+
+static void test_parse_usd(gconstpointer data)
+{
+    const UsdCase *c = data;
+    gint64 v = -42;
+    g_assert_cmpint(lw_options_parse_usd(c->in, &v), ==, c->ok);
+    g_assert_cmpint(v, ==, c->ok ? c->pusd : -42);
+}
+
+typedef struct {
+    gint64 pusd;
+    const char *out;
+} FormatCase;
+
+static const FormatCase format_cases[] = {
+    {0, "0"},
+    {1, "0.000000000001"},
+    {G_GINT64_CONSTANT(1234000000), "0.001234"},
+    {G_GINT64_CONSTANT(5000000000000), "5"},
+    {G_GINT64_CONSTANT(12345678901234), "12.345678901234"},
+    {G_GINT64_CONSTANT(-500000000000), "-0.5"},
+    {G_MAXINT64, "9223372.036854775807"},
+    {G_MININT64, "-9223372.036854775808"},
+};
+
+static void test_format_usd(gconstpointer data)
+{
+    const FormatCase *c = data;
+    g_autofree char *s = lw_options_format_usd(c->pusd);
+    g_assert_cmpstr(s, ==, c->out);
+    if (c->pusd >= 0) {
+        gint64 back = -1;
+        g_assert_true(lw_options_parse_usd(s, &back));
+        g_assert_cmpint(back, ==, c->pusd);
+    }
+}
+
+/* ---- --tag ---- */
+
+typedef struct {
+    const char *in;
+    const char *key, *value; /* NULL: refused */
+} TagCase;
+
+static const TagCase tag_cases[] = {
+    {"team=core", "team", "core"},
+    {"a=b=c", "a", "b=c"},
+    {"ticket.id=LW-1", "ticket.id", "LW-1"},
+    {"9x=é ü", "9x", "é ü"},
+    {"k=v w", "k", "v w"},
+    {"novalue", NULL, NULL},
+    {"=v", NULL, NULL},
+    {"k=", NULL, NULL},
+    {"-k=v", NULL, NULL},
+    {"bad key=v", NULL, NULL},
+    {"k\x01=v", NULL, NULL},
+    {"k=a\nb", NULL, NULL},
+    {"k=\xff\xfe", NULL, NULL},
+};
+
+static void test_parse_tag(gconstpointer data)
+{
+    const TagCase *c = data;
+    g_autofree char *k = NULL, *v = NULL;
+    g_autoptr(GError) error = NULL;
+    gboolean ok = lw_options_parse_tag(c->in, &k, &v, &error);
+    if (c->key == NULL) {
+        g_assert_false(ok);
+        g_assert_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE);
+        g_assert_null(k);
+        return;
+    }
+    g_assert_no_error(error);
+    g_assert_cmpstr(k, ==, c->key);
+    g_assert_cmpstr(v, ==, c->value);
+}
+
+static void test_tag_limits(void)
+{
+    g_autofree char *k = NULL, *v = NULL;
+    g_autofree char *long_key = g_strnfill(LW_TAG_KEY_MAX_LEN, 'k');
+    g_autofree char *ok = g_strconcat(long_key, "=v", NULL);
+    g_assert_true(lw_options_parse_tag(ok, &k, &v, NULL));
+    g_autofree char *bad = g_strconcat(long_key, "k=v", NULL);
+    g_assert_false(lw_options_parse_tag(bad, &k, &v, NULL));
+    g_autofree char *long_value = g_strnfill(LW_TAG_VALUE_MAX_LEN + 1, 'v');
+    g_autofree char *bad2 = g_strconcat("k=", long_value, NULL);
+    g_assert_false(lw_options_parse_tag(bad2, &k, &v, NULL));
+}
+
+/* ---- environments ---- */
+
+#define SHIM "/opt/lw/libllmwrap-preload.so"
+
+typedef struct {
+    const char *user;
+    const char *want;
+} PreloadCase;
+
+static const PreloadCase preload_cases[] = {
+    {NULL, SHIM},
+    {"", SHIM},
+    {"/usr/lib/libjemalloc.so.2", SHIM ":/usr/lib/libjemalloc.so.2"},
+    {"a.so b.so:c.so", SHIM ":a.so:b.so:c.so"},
+    {"::a.so::", SHIM ":a.so"},
+    /* ours from an outer run, or another build's: never two shims */
+    {SHIM, SHIM},
+    {"/old/libllmwrap-preload.so:/x/a.so", SHIM ":/x/a.so"},
+    {"/x/not-libllmwrap-preload.so", SHIM ":/x/not-libllmwrap-preload.so"},
+    /* a sanitizer runtime must stay the first object */
+    {"/usr/lib/libasan.so.8:/x/a.so", "/usr/lib/libasan.so.8:" SHIM ":/x/a.so"},
+    {"/x/a.so:/usr/lib/libasan.so.8", SHIM ":/x/a.so:/usr/lib/libasan.so.8"},
+};
+
+static void test_preload_value(gconstpointer data)
+{
+    const PreloadCase *c = data;
+    g_autofree char *v = lw_childenv_preload_value(c->user, SHIM);
+    g_assert_cmpstr(v, ==, c->want);
+}
+
+static void test_preload_without_shim(void)
+{
+    g_assert_null(lw_childenv_preload_without_shim(NULL));
+    g_assert_null(lw_childenv_preload_without_shim(SHIM));
+    g_autofree char *v = lw_childenv_preload_without_shim(SHIM " /x/a.so");
+    g_assert_cmpstr(v, ==, "/x/a.so");
+}
+
+typedef struct {
+    const char *user, *want;
+} GodebugCase;
+
+static const GodebugCase godebug_cases[] = {
+    {NULL, "netdns=go"},
+    {"", "netdns=go"},
+    {"http2client=0", "http2client=0,netdns=go"},
+    {"netdns=cgo", "netdns=cgo,netdns=go"},
+    {"netdns=go", "netdns=go"},
+    {"netdns=go,x=1", "netdns=go,x=1"},
+    {"netdns=go,netdns=cgo", "netdns=go,netdns=cgo,netdns=go"},
+};
+
+static void test_godebug(gconstpointer data)
+{
+    const GodebugCase *c = data;
+    g_autofree char *v = lw_childenv_godebug_value(c->user);
+    g_assert_cmpstr(v, ==, c->want);
+}
+
+static const LwChildEnv child = {
+    .preload = SHIM,
+    .hosts = "api.openai.com,api.anthropic.com",
+    .net = 241,
+    .port = 40123,
+    .run_id = 77,
+    .attrib_sock = "/h/run/attrib.sock",
+    .home = "/h",
+    .ca_der_b64 = "MIIB",
+    .combined_pem = "/h/run/trust/combined.pem",
+    .ca_pem = "/h/run/trust/ca.pem",
+    .fail_open = FALSE,
+};
+
+static void test_child_env(void)
+{
+    char *base[] = {"PATH=/usr/bin",
+                    "LD_PRELOAD=/x/a.so",
+                    "SSL_CERT_FILE=/mine.pem",
+                    "LLMWRAP_FAIL_OPEN=1",
+                    "LLMWRAP_COLLECTOR=1",
+                    "LLMWRAP_RUN_ID=5",
+                    "GODEBUG=x=1",
+                    NULL};
+    g_auto(GStrv) env = lw_childenv_build(base, &child);
+    g_assert_cmpstr(g_environ_getenv(env, "PATH"), ==, "/usr/bin");
+    g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, SHIM ":/x/a.so");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_PRELOAD"), ==, SHIM);
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOSTS"), ==, child.hosts);
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_NET"), ==, "241");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_PORT"), ==, "40123");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_RUN_ID"), ==, "77");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_ATTRIB_SOCK"), ==, "/h/run/attrib.sock");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOME"), ==, "/h");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_CA_DER"), ==, "MIIB");
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_FAIL_OPEN"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_COLLECTOR"));
+    for (guint i = 0; lw_childenv_combined_vars[i] != NULL; i++)
+        g_assert_cmpstr(g_environ_getenv(env, lw_childenv_combined_vars[i]), ==,
+                        child.combined_pem);
+    for (guint i = 0; lw_childenv_ca_only_vars[i] != NULL; i++)
+        g_assert_cmpstr(g_environ_getenv(env, lw_childenv_ca_only_vars[i]), ==, child.ca_pem);
+    g_assert_cmpstr(g_environ_getenv(env, "GODEBUG"), ==, "x=1,netdns=go");
+    g_assert_cmpstr(g_environ_getenv(env, "GRPC_DNS_RESOLVER"), ==, "native");
+
+    LwChildEnv open = child;
+    open.fail_open = TRUE;
+    g_auto(GStrv) env2 = lw_childenv_build(base, &open);
+    g_assert_cmpstr(g_environ_getenv(env2, "LLMWRAP_FAIL_OPEN"), ==, "1");
+}
+
+static void test_collector_env(void)
+{
+    char *base[] = {"PATH=/usr/bin",
+                    "LD_PRELOAD=" SHIM ":/x/a.so",
+                    "LLMWRAP_HOSTS=api.openai.com",
+                    "LLMWRAP_PORT=1",
+                    "LLMWRAP_RUN_ID=5",
+                    "LLMWRAP_CA_DER=MIIB",
+                    "SSL_CERT_FILE=/h/run/trust/combined.pem",
+                    "NODE_EXTRA_CA_CERTS=/h/run/trust/ca.pem",
+                    "CURL_CA_BUNDLE=/etc/mine.pem",
+                    "REQUESTS_CA_BUNDLE=/h/run/trustee.pem",
+                    NULL};
+    g_auto(GStrv) env = lw_childenv_for_collector(base, "/h/run/trust", "/h");
+    g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, "/x/a.so");
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_HOSTS"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_PORT"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_RUN_ID"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_CA_DER"));
+    g_assert_null(g_environ_getenv(env, "SSL_CERT_FILE"));
+    g_assert_null(g_environ_getenv(env, "NODE_EXTRA_CA_CERTS"));
+    g_assert_cmpstr(g_environ_getenv(env, "CURL_CA_BUNDLE"), ==, "/etc/mine.pem");
+    g_assert_cmpstr(g_environ_getenv(env, "REQUESTS_CA_BUNDLE"), ==, "/h/run/trustee.pem");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOME"), ==, "/h");
+    g_assert_cmpstr(g_environ_getenv(env, "PATH"), ==, "/usr/bin");
+
+    char *only_shim[] = {"LD_PRELOAD=" SHIM, NULL};
+    g_auto(GStrv) env2 = lw_childenv_for_collector(only_shim, NULL, NULL);
+    g_assert_null(g_environ_getenv(env2, "LD_PRELOAD"));
+}
+
+/* ---- the root certificate ---- */
+
+/* DER-shaped bytes (a SEQUENCE with a long-form length), base64: the parser
+ * checks the shape, not the certificate. */
+#define ROOT_B64                                                                                   \
+    "MIIBdDCCARmgAwIBAgIUQ5Vx6r9TwmlQ6p5m0G5n0bVdcDkwCgYIKoZIzj0EAwIwDzENMAsGA1UEAwwEcm9v"         \
+    "dDAeFw0yNTAxMDEwMDAwMDBaFw0zNTAxMDEwMDAwMDBaMA8xDTALBgNVBAMMBHJvb3QwWTATBgcqhkjOPQIB"         \
+    "BggqhkjOPQMBBwNCAAQY7S4Xw1x9d0n4yV3b7m5l0t8u1V0r4k2s9z3c8v7q6w5e4r3t2y1u0i9o8p7a6s5d"         \
+    "4f3g2h1j0k9l8z7x6c5vo1MwUTAdBgNVHQ4EFgQUAAECAwQFBgcICQoLDA0ODxAREhMwHwYDVR0jBBgwFoAU"         \
+    "AAECAwQFBgcICQoLDA0ODxAREhMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEA"
+
+static void test_parse_root(void)
+{
+    GString *pem = g_string_new("# a comment before\n-----BEGIN CERTIFICATE-----\n");
+    const char *b64 = ROOT_B64;
+    for (size_t i = 0; i < strlen(b64); i += 60) {
+        g_string_append_len(pem, b64 + i, (gssize)MIN(60, strlen(b64) - i));
+        g_string_append(pem, "\r\n");
+    }
+    g_string_append(pem, "-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAAAA\n");
+    g_autofree char *der = NULL, *block = NULL;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(lw_trust_parse_root(pem->str, pem->len, &der, &block, &error));
+    g_assert_no_error(error);
+    g_assert_cmpstr(der, ==, ROOT_B64);
+    g_assert_true(g_str_has_prefix(block, "-----BEGIN CERTIFICATE-----\n"));
+    g_assert_true(g_str_has_suffix(block, "\n-----END CERTIFICATE-----\n"));
+    g_assert_null(strchr(der, '\n'));
+    g_string_free(pem, TRUE);
+
+    const char *bad[] = {
+        "",
+        "no pem here",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n", /* no end */
+        "-----BEGIN CERTIFICATE-----\nnot*base64\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nAAAAAAAAAAAAAAAAAAAAAAAA\n-----END CERTIFICATE-----\n",
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *d = NULL, *b = NULL;
+        g_autoptr(GError) e = NULL;
+        g_assert_false(lw_trust_parse_root(bad[i], strlen(bad[i]), &d, &b, &e));
+        g_assert_nonnull(e);
+        g_assert_null(d);
+    }
+}
+
+/* ---- PATH lookup ---- */
+
+static char *make_file(const char *dir, const char *name, int mode)
+{
+    char *path = g_build_filename(dir, name, NULL);
+    g_assert_true(g_file_set_contents(path, "#!/bin/sh\n", -1, NULL));
+    g_assert_cmpint(g_chmod(path, mode), ==, 0);
+    return path;
+}
+
+static void test_lookup(void)
+{
+    g_autofree char *tmp = g_dir_make_tmp("lw-wrap-XXXXXX", NULL);
+    g_autofree char *a = g_build_filename(tmp, "a", NULL);
+    g_autofree char *b = g_build_filename(tmp, "b", NULL);
+    g_assert_cmpint(g_mkdir(a, 0700), ==, 0);
+    g_assert_cmpint(g_mkdir(b, 0700), ==, 0);
+    g_autofree char *denied = make_file(a, "tool", 0644);
+    g_autofree char *runnable = make_file(b, "tool", 0755);
+    g_autofree char *only_denied = make_file(a, "other", 0644);
+    g_autofree char *path_env = g_strdup_printf("%s:%s", a, b);
+    char *found = NULL;
+    int err = 0;
+
+    /* As execvp: a non-executable match is skipped for a later one. */
+    g_assert_cmpint(lw_program_lookup("tool", path_env, &found, &err), ==, LW_LOOKUP_FOUND);
+    g_assert_cmpstr(found, ==, runnable);
+    g_clear_pointer(&found, g_free);
+    g_assert_cmpint(lw_program_lookup("other", path_env, &found, &err), ==,
+                    LW_LOOKUP_NOT_EXECUTABLE);
+    g_assert_cmpint(err, ==, EACCES);
+    g_assert_cmpint(lw_program_lookup("missing", path_env, &found, &err), ==, LW_LOOKUP_NOT_FOUND);
+    g_assert_cmpint(err, ==, ENOENT);
+    g_assert_cmpint(lw_program_lookup("", path_env, &found, &err), ==, LW_LOOKUP_NOT_FOUND);
+    /* A name with a slash is not searched. */
+    g_assert_cmpint(lw_program_lookup(runnable, "/nonexistent", &found, &err), ==, LW_LOOKUP_FOUND);
+    g_clear_pointer(&found, g_free);
+    g_assert_cmpint(lw_program_lookup(denied, NULL, &found, &err), ==, LW_LOOKUP_NOT_EXECUTABLE);
+    g_assert_cmpint(lw_program_lookup(a, NULL, &found, &err), ==, LW_LOOKUP_NOT_EXECUTABLE);
+    g_assert_cmpint(err, ==, EISDIR);
+    g_autofree char *nothere = g_build_filename(tmp, "nothere", NULL);
+    g_assert_cmpint(lw_program_lookup(nothere, NULL, &found, &err), ==, LW_LOOKUP_NOT_FOUND);
+    g_assert_null(found);
+
+    g_unlink(denied);
+    g_unlink(runnable);
+    g_unlink(only_denied);
+    g_rmdir(a);
+    g_rmdir(b);
+    g_rmdir(tmp);
+}
+
+static void test_shebang(void)
+{
+    g_autofree char *tmp = g_dir_make_tmp("lw-wrap-XXXXXX", NULL);
+    g_autofree char *script = g_build_filename(tmp, "s", NULL);
+    g_assert_true(g_file_set_contents(script, "#!/usr/bin/env -S -i A=1 sh -e\necho\n", -1, NULL));
+    g_autoptr(LwProgram) p = lw_program_inspect(script, "/usr/bin:/bin");
+    g_assert_true(p->is_script);
+    g_assert_false(p->is_elf);
+    g_assert_cmpstr(p->interpreter_cmd, ==, "sh");
+    g_assert_nonnull(p->interpreter);
+    g_assert_true(lw_program_final(p)->is_elf);
+    g_unlink(script);
+    g_rmdir(tmp);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    for (guint i = 0; i < G_N_ELEMENTS(usd_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/options/usd/%u", i);
+        g_test_add_data_func(name, &usd_cases[i], test_parse_usd);
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(format_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/options/format-usd/%u", i);
+        g_test_add_data_func(name, &format_cases[i], test_format_usd);
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(tag_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/options/tag/%u", i);
+        g_test_add_data_func(name, &tag_cases[i], test_parse_tag);
+    }
+    g_test_add_func("/options/tag-limits", test_tag_limits);
+    for (guint i = 0; i < G_N_ELEMENTS(preload_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/childenv/preload/%u", i);
+        g_test_add_data_func(name, &preload_cases[i], test_preload_value);
+    }
+    g_test_add_func("/childenv/preload-without-shim", test_preload_without_shim);
+    for (guint i = 0; i < G_N_ELEMENTS(godebug_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/childenv/godebug/%u", i);
+        g_test_add_data_func(name, &godebug_cases[i], test_godebug);
+    }
+    g_test_add_func("/childenv/child", test_child_env);
+    g_test_add_func("/childenv/collector", test_collector_env);
+    g_test_add_func("/trust/parse-root", test_parse_root);
+    g_test_add_func("/program/lookup", test_lookup);
+    g_test_add_func("/program/shebang", test_shebang);
+    return g_test_run();
+}

@@ -1,0 +1,51 @@
+/* child.h - running the wrapped program: fork + exec, signal forwarding,
+ * and its exit status in shell form.
+ *
+ * Signals. llmwrap and the program share a process group (and so the
+ * terminal's foreground group): a key the terminal turns into a signal
+ * (Ctrl-C, Ctrl-\, a window resize) reaches the program directly, from
+ * the kernel. llmwrap blocks the forwarded signals and reads them from a
+ * signalfd; it forwards one only when a process sent it (si_code SI_USER,
+ * SI_QUEUE or SI_TKILL: kill(1), a supervisor, systemd), so the program
+ * never gets a terminal signal twice. A process that signals the whole
+ * process group (kill -TERM -PGID, a shell's `kill %1`) reaches the
+ * program directly and through llmwrap: it gets that signal twice. A
+ * signal the program sends to llmwrap itself is not sent back to it.
+ *
+ * The program starts with the signal mask and dispositions llmwrap
+ * inherited (an ignored SIGHUP under nohup stays ignored), as from a shell.
+ *
+ * Thread-safety: one thread; call from the main thread of a
+ * single-threaded process.
+ */
+#pragma once
+
+#include <glib.h>
+#include <signal.h>
+
+/* A descriptor watched while the program runs (the collector's IPC
+ * connection: readable with EOF means the collector died). on_ready returns
+ * the descriptor to watch from then on (the same, a new one after a
+ * restart, or -1 to stop watching). */
+typedef struct {
+    int fd;
+    int (*on_ready)(int fd, void *data);
+    void *data;
+} LwChildWatch;
+
+/* Blocks the forwarded signals and SIGCHLD, remembering the mask and the
+ * SIGPIPE disposition to give the program; sets SIGPIPE to ignored for
+ * llmwrap. Call once, early, before any other thread could exist. */
+void lw_child_prepare_signals(void);
+
+/* The signal mask llmwrap started with (for other processes it spawns). */
+const sigset_t *lw_child_original_mask(void);
+
+/* Runs argv (argv[0] resolved through PATH as execvp does, a file the
+ * kernel cannot run is run by /bin/sh) with environment envp, forwarding
+ * signals and calling `watch` (may be NULL) until the program exits.
+ * Returns its status as a shell reports it: the exit code, 128+N when killed
+ * by signal N, 127 when the command is not found and 126 when it cannot be
+ * executed (with the shell's message on stderr). -1 with error set if it
+ * could not be started for another reason. */
+int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, GError **error);

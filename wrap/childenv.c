@@ -1,0 +1,186 @@
+/* childenv.c - the environments of the wrapped program and the collector. */
+#include "childenv.h"
+
+#include <string.h>
+
+const char *const lw_childenv_combined_vars[] = {
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "CARGO_HTTP_CAINFO",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    NULL,
+};
+
+const char *const lw_childenv_ca_only_vars[] = {"NODE_EXTRA_CA_CERTS", "DENO_CERT", NULL};
+
+/* The shim's own variables: a collector must not see them, and a nested
+ * llmwrap replaces them all. */
+static const char *const shim_vars[] = {
+    "LLMWRAP_HOSTS",   "LLMWRAP_NET",         "LLMWRAP_PORT",
+    "LLMWRAP_RUN_ID",  "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER",
+    "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",   NULL,
+};
+
+static gboolean is_shim_entry(const char *entry, size_t len)
+{
+    size_t base_len = strlen(LW_PRELOAD_BASENAME);
+    if (len < base_len || memcmp(entry + len - base_len, LW_PRELOAD_BASENAME, base_len) != 0)
+        return FALSE;
+    return len == base_len || entry[len - base_len - 1] == '/';
+}
+
+/* Appends the user's entries (ld.so separates them with ':' or spaces),
+ * minus any shim, to `out` joined with ':'. */
+static void append_user_preloads(GString *out, const char *user)
+{
+    if (user == NULL)
+        return;
+    const char *p = user;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ": \t");
+        if (len > 0 && !is_shim_entry(p, len)) {
+            if (out->len > 0)
+                g_string_append_c(out, ':');
+            g_string_append_len(out, p, (gssize)len);
+        }
+        p += len;
+        if (*p != '\0')
+            p++;
+    }
+}
+
+/* A sanitizer runtime refuses to start unless it is the first object
+ * loaded: it keeps its place in front of the shim. */
+static gboolean must_be_first(const char *entry, size_t len)
+{
+    const char *slash = g_strrstr_len(entry, (gssize)len, "/");
+    const char *base = slash != NULL ? slash + 1 : entry;
+    size_t base_len = len - (size_t)(base - entry);
+    return (base_len >= 9 && memcmp(base, "libasan.so", 9) == 0) ||
+           (base_len >= 16 && memcmp(base, "libclang_rt.asan", 16) == 0);
+}
+
+char *lw_childenv_preload_value(const char *user, const char *shim)
+{
+    GString *out = g_string_new(NULL);
+    const char *rest = user;
+    if (user != NULL) {
+        size_t skip = strspn(user, ": \t");
+        size_t len = strcspn(user + skip, ": \t");
+        if (len > 0 && must_be_first(user + skip, len)) {
+            g_string_append_len(out, user + skip, (gssize)len);
+            rest = user + skip + len;
+        }
+    }
+    if (out->len > 0)
+        g_string_append_c(out, ':');
+    g_string_append(out, shim);
+    append_user_preloads(out, rest);
+    return g_string_free(out, FALSE);
+}
+
+char *lw_childenv_preload_without_shim(const char *user)
+{
+    GString *out = g_string_new(NULL);
+    append_user_preloads(out, user);
+    if (out->len == 0) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
+char *lw_childenv_godebug_value(const char *user)
+{
+    if (user == NULL || *user == '\0')
+        return g_strdup("netdns=go");
+    const char *last_netdns = NULL;
+    g_auto(GStrv) parts = g_strsplit(user, ",", -1);
+    for (guint i = 0; parts[i] != NULL; i++) {
+        if (g_str_has_prefix(parts[i], "netdns="))
+            last_netdns = parts[i] + strlen("netdns=");
+    }
+    if (g_strcmp0(last_netdns, "go") == 0)
+        return g_strdup(user);
+    return g_strconcat(user, ",netdns=go", NULL);
+}
+
+char **lw_childenv_build(char **base, const LwChildEnv *e)
+{
+    g_return_val_if_fail(e != NULL && e->preload != NULL, NULL);
+    char **env = g_strdupv(base);
+
+    g_autofree char *preload =
+        lw_childenv_preload_value(g_environ_getenv(env, "LD_PRELOAD"), e->preload);
+    env = g_environ_setenv(env, "LD_PRELOAD", preload, TRUE);
+    env = g_environ_setenv(env, "LLMWRAP_PRELOAD", e->preload, TRUE);
+    env = g_environ_setenv(env, "LLMWRAP_HOSTS", e->hosts, TRUE);
+    g_autofree char *net = g_strdup_printf("%u", e->net);
+    env = g_environ_setenv(env, "LLMWRAP_NET", net, TRUE);
+    g_autofree char *port = g_strdup_printf("%u", e->port);
+    env = g_environ_setenv(env, "LLMWRAP_PORT", port, TRUE);
+    g_autofree char *run = g_strdup_printf("%" G_GUINT64_FORMAT, e->run_id);
+    env = g_environ_setenv(env, "LLMWRAP_RUN_ID", run, TRUE);
+    env = g_environ_setenv(env, "LLMWRAP_ATTRIB_SOCK", e->attrib_sock, TRUE);
+    if (e->home != NULL)
+        env = g_environ_setenv(env, "LLMWRAP_HOME", e->home, TRUE);
+    if (e->ca_der_b64 != NULL)
+        env = g_environ_setenv(env, "LLMWRAP_CA_DER", e->ca_der_b64, TRUE);
+    else
+        env = g_environ_unsetenv(env, "LLMWRAP_CA_DER");
+    if (e->fail_open)
+        env = g_environ_setenv(env, "LLMWRAP_FAIL_OPEN", "1", TRUE);
+    else
+        env = g_environ_unsetenv(env, "LLMWRAP_FAIL_OPEN");
+    /* A sentinel leaked from a collector's environment would make the shim
+     * inert in the program: it is never the program's to have. */
+    env = g_environ_unsetenv(env, "LLMWRAP_COLLECTOR");
+
+    if (e->combined_pem != NULL) {
+        for (guint i = 0; lw_childenv_combined_vars[i] != NULL; i++)
+            env = g_environ_setenv(env, lw_childenv_combined_vars[i], e->combined_pem, TRUE);
+    }
+    if (e->ca_pem != NULL) {
+        for (guint i = 0; lw_childenv_ca_only_vars[i] != NULL; i++)
+            env = g_environ_setenv(env, lw_childenv_ca_only_vars[i], e->ca_pem, TRUE);
+    }
+    g_autofree char *godebug = lw_childenv_godebug_value(g_environ_getenv(env, "GODEBUG"));
+    env = g_environ_setenv(env, "GODEBUG", godebug, TRUE);
+    env = g_environ_setenv(env, "GRPC_DNS_RESOLVER", "native", TRUE);
+    return env;
+}
+
+static gboolean is_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+char **lw_childenv_for_collector(char **base, const char *trust_dir, const char *home)
+{
+    char **env = g_strdupv(base);
+    g_autofree char *preload =
+        lw_childenv_preload_without_shim(g_environ_getenv(env, "LD_PRELOAD"));
+    if (preload != NULL)
+        env = g_environ_setenv(env, "LD_PRELOAD", preload, TRUE);
+    else
+        env = g_environ_unsetenv(env, "LD_PRELOAD");
+    for (guint i = 0; shim_vars[i] != NULL; i++)
+        env = g_environ_unsetenv(env, shim_vars[i]);
+    if (trust_dir != NULL) {
+        const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars};
+        for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+            for (guint i = 0; lists[l][i] != NULL; i++) {
+                const char *v = g_environ_getenv(env, lists[l][i]);
+                if (v != NULL && is_under(v, trust_dir))
+                    env = g_environ_unsetenv(env, lists[l][i]);
+            }
+        }
+    }
+    if (home != NULL)
+        env = g_environ_setenv(env, "LLMWRAP_HOME", home, TRUE);
+    return env;
+}

@@ -1,0 +1,71 @@
+/* childenv.h - the environments llmwrap gives the wrapped program and the
+ * collector it starts.
+ *
+ * The wrapped program gets the preload shim's contract (preload/shim-core.h):
+ * LD_PRELOAD with the shim first, LLMWRAP_HOSTS/NET/PORT/RUN_ID/ATTRIB_SOCK/
+ * CA_DER/PRELOAD, LLMWRAP_FAIL_OPEN only when asked, and the trust variables
+ * (DESIGN §1): a combined bundle for the variables that replace the trust
+ * store, our root alone for the additive ones (Node, Deno).
+ *
+ * The collector gets the user's environment minus the shim: it must never
+ * intercept itself, nor trust our own CA upstream.
+ *
+ * Pure functions over NULL-terminated "NAME=value" arrays (GStrv); no I/O.
+ * Thread-safety: reentrant.
+ */
+#pragma once
+
+#include <glib.h>
+
+#define LW_PRELOAD_BASENAME "libllmwrap-preload.so"
+
+/* Variables that llmwrap points at the combined bundle (system or user
+ * bundle + our root): these replace a program's trust store. */
+extern const char *const lw_childenv_combined_vars[];
+/* Variables that llmwrap points at our root alone: these add to the
+ * program's built-in store, and Node/Bun want a single certificate. */
+extern const char *const lw_childenv_ca_only_vars[];
+
+typedef struct {
+    const char *preload; /* absolute path of the shim */
+    const char *hosts;   /* StatusReply.hosts */
+    guint net;           /* StatusReply.synthetic_net */
+    guint port;          /* StatusReply.synthetic_port */
+    guint64 run_id;
+    const char *attrib_sock; /* absolute */
+    const char *home;        /* canonical LLMWRAP_HOME, NULL when unset */
+    const char *ca_der_b64;  /* base64 of the root's DER, no newlines */
+    const char *combined_pem;
+    const char *ca_pem;
+    gboolean fail_open;
+} LwChildEnv;
+
+/* The wrapped program's environment: `base` with the contract applied.
+ * Transfer full. */
+char **lw_childenv_build(char **base, const LwChildEnv *e);
+
+/* LD_PRELOAD for the program: our shim first, then the user's other
+ * preloads in order (a sanitizer runtime the user put first stays first:
+ * it refuses to run otherwise). Any entry named libllmwrap-preload.so (ours, or
+ * another build's) is dropped so no process loads two shims. `user` may be
+ * NULL. Transfer full. */
+char *lw_childenv_preload_value(const char *user, const char *shim);
+
+/* The user's LD_PRELOAD without any libllmwrap-preload.so entry; NULL when
+ * nothing is left. Transfer full. */
+char *lw_childenv_preload_without_shim(const char *user);
+
+/* GODEBUG with netdns=go last, so Go programs resolve provider hosts
+ * themselves rather than through the shim's synthetic answers (they would
+ * then connect to a synthetic address with raw syscalls, unredirected, and
+ * fail). Go reads GODEBUG right to left, so appending wins over an earlier
+ * netdns the user set; a value whose last netdns already is "go" is kept
+ * as it is. `user` may be NULL. Transfer full. */
+char *lw_childenv_godebug_value(const char *user);
+
+/* The environment for llm-collector: `base` without our shim in
+ * LD_PRELOAD, without the shim's variables (LLMWRAP_HOSTS, _NET, _PORT,
+ * _RUN_ID, _ATTRIB_SOCK, _CA_DER, _PRELOAD, _FAIL_OPEN) and without any
+ * trust variable that points into `trust_dir` (a nested llmwrap's
+ * environment). LLMWRAP_HOME is set to `home` when not NULL. Transfer full. */
+char **lw_childenv_for_collector(char **base, const char *trust_dir, const char *home);

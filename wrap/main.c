@@ -1,0 +1,533 @@
+/* main.c - llmwrap: run a command with its LLM API traffic metered.
+ *
+ *   llmwrap [options] [--] CMD [ARGS...]
+ *   llmwrap --doctor CMD
+ *
+ * Starts (or joins) the collector of this state directory, opens a run,
+ * writes the trust files, runs CMD with the preload shim and the trust
+ * variables, forwards signals, restarts the collector on the same port if
+ * it dies mid-run, closes the run with CMD's status and prints what the run
+ * spent.
+ *
+ * Exit status: CMD's (128+N when it died of signal N; 127 command not
+ * found; 126 not executable); 2 on a usage error; 125 when llmwrap could
+ * not start the run (collector unreachable, binaries missing) and
+ * --fail-open was not given. --doctor: 0 intercepted and trusted, 1 not,
+ * 2 usage.
+ */
+#define G_LOG_DOMAIN "llmwrap"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "childenv.h"
+#include "doctor.h"
+#include "ipc.h"
+#include "launch.h"
+#include "options.h"
+#include "paths.h"
+#include "program.h"
+#include "summary.h"
+#include "trust.h"
+
+#define EXIT_USAGE      2
+#define EXIT_CANNOT_RUN 125
+
+/* Bounds of every wait on the collector. */
+#define START_TIMEOUT_MS   10000
+#define RESTART_TIMEOUT_MS 5000
+#define IPC_TIMEOUT_MS     5000
+
+typedef struct {
+    GPtrArray *tag_keys;   /* char* */
+    GPtrArray *tag_values; /* char* */
+    char *json_summary;
+    gboolean quiet;
+    gboolean fail_open;
+    gboolean has_budget;
+    gint64 budget_pusd;
+    gboolean doctor;
+    char **cmd; /* borrowed from argv */
+} Options;
+
+typedef struct {
+    const Options *opt;
+    LwPaths *paths;
+    LwLaunch *launch;
+    LwIpcClient *client;
+    guint64 run_id;
+    guint16 port;
+} App;
+
+static void usage(FILE *out)
+{
+    fputs("Usage: llmwrap [OPTIONS] [--] CMD [ARGS...]\n"
+          "       llmwrap --doctor CMD\n"
+          "\n"
+          "Runs CMD with its LLM API traffic (OpenAI, Anthropic, Gemini, ...) sent through\n"
+          "the local llmwrap collector, which records requests, tokens and cost.\n"
+          "\n"
+          "Options (they end at the first non-option or at --):\n"
+          "  --tag KEY=VALUE       label the run (repeatable)\n"
+          "  --budget USD          the run may spend at most USD (implies fail-closed)\n"
+          "  --fail-open           if the collector is unreachable, let provider connections\n"
+          "                        go to the providers directly, unmetered\n"
+          "  --json-summary FILE   write the run's spend as JSON to FILE\n"
+          "  --quiet               no summary on stderr\n"
+          "  --doctor CMD          tell whether CMD's traffic can be intercepted, and why\n"
+          "  --version             print the version\n"
+          "  --help                print this help\n"
+          "\n"
+          "Environment: LLMWRAP_HOME (state directory), LLMWRAP_COLLECTOR_BIN,\n"
+          "LLMWRAP_PRELOAD_PATH.\n",
+          out);
+}
+
+static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "llmwrap: %s\nTry 'llmwrap --help'.\n", msg);
+    return EXIT_USAGE;
+}
+
+/* Returns -1 to continue, or an exit status. */
+static int parse_options(int argc, char **argv, Options *opt)
+{
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0')
+            break;
+        /* --name=value or --name value */
+        g_autofree char *name = NULL;
+        const char *value = NULL;
+        const char *eq = strchr(a, '=');
+        if (g_str_has_prefix(a, "--") && eq != NULL) {
+            name = g_strndup(a, (gsize)(eq - a));
+            value = eq + 1;
+        } else {
+            name = g_strdup(a);
+        }
+        gboolean takes_value = strcmp(name, "--tag") == 0 || strcmp(name, "--json-summary") == 0 ||
+                               strcmp(name, "--budget") == 0;
+        if (takes_value && value == NULL) {
+            if (i + 1 >= argc)
+                return usage_error("%s needs a value", name);
+            value = argv[++i];
+        } else if (!takes_value && value != NULL) {
+            return usage_error("%s takes no value", name);
+        }
+
+        if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(name, "--version") == 0) {
+            printf("llmwrap %s\n", LW_VERSION);
+            return 0;
+        } else if (strcmp(name, "--quiet") == 0 || strcmp(name, "-q") == 0) {
+            opt->quiet = TRUE;
+        } else if (strcmp(name, "--fail-open") == 0) {
+            opt->fail_open = TRUE;
+        } else if (strcmp(name, "--doctor") == 0) {
+            opt->doctor = TRUE;
+            i++;
+            break;
+        } else if (strcmp(name, "--json-summary") == 0) {
+            if (*value == '\0')
+                return usage_error("--json-summary needs a file name");
+            g_free(opt->json_summary);
+            opt->json_summary = g_strdup(value);
+        } else if (strcmp(name, "--budget") == 0) {
+            if (!lw_options_parse_usd(value, &opt->budget_pusd))
+                return usage_error("--budget %s: expected an amount in USD such as 5 or 0.25 "
+                                   "(at most 12 decimals)",
+                                   value);
+            opt->has_budget = TRUE;
+        } else if (strcmp(name, "--tag") == 0) {
+            g_autoptr(GError) error = NULL;
+            char *key = NULL, *val = NULL;
+            if (!lw_options_parse_tag(value, &key, &val, &error))
+                return usage_error("%s", error->message);
+            for (guint k = 0; k < opt->tag_keys->len; k++) {
+                if (strcmp(opt->tag_keys->pdata[k], key) == 0) {
+                    int rc = usage_error("--tag %s given twice", key);
+                    g_free(key);
+                    g_free(val);
+                    return rc;
+                }
+            }
+            if (opt->tag_keys->len >= LW_TAG_MAX_COUNT) {
+                g_free(key);
+                g_free(val);
+                return usage_error("at most %d --tag options", LW_TAG_MAX_COUNT);
+            }
+            g_ptr_array_add(opt->tag_keys, key);
+            g_ptr_array_add(opt->tag_values, val);
+        } else {
+            return usage_error("unknown option %s", name);
+        }
+    }
+    if (i >= argc)
+        return usage_error(opt->doctor ? "--doctor needs a command" : "no command given");
+    if (opt->doctor && i + 1 < argc)
+        return usage_error("--doctor takes one command");
+    if (opt->fail_open && opt->has_budget)
+        return usage_error("--budget fails closed: it cannot be combined with --fail-open");
+    opt->cmd = argv + i;
+    return -1;
+}
+
+/* ---- IPC ---- */
+
+static Lw__Response *call(LwIpcClient *client, Lw__Request *req, GError **error)
+{
+    return lw_ipc_client_call(client, req, IPC_TIMEOUT_MS, error);
+}
+
+static Lw__Response *open_run(LwIpcClient *client, const Options *opt, guint64 parent,
+                              GError **error)
+{
+    Lw__OpenRunRequest o = LW__OPEN_RUN_REQUEST__INIT;
+    o.n_argv = g_strv_length(opt->cmd);
+    o.argv = opt->cmd;
+    g_autofree char *cwd = g_get_current_dir();
+    o.cwd = cwd;
+    o.has_pid = TRUE;
+    o.pid = (uint32_t)getpid();
+    g_autofree Lw__Tag *tags = g_new0(Lw__Tag, opt->tag_keys->len + 1);
+    g_autofree Lw__Tag **tag_ptrs = g_new0(Lw__Tag *, opt->tag_keys->len + 1);
+    for (guint i = 0; i < opt->tag_keys->len; i++) {
+        lw__tag__init(&tags[i]);
+        tags[i].key = opt->tag_keys->pdata[i];
+        tags[i].value = opt->tag_values->pdata[i];
+        tag_ptrs[i] = &tags[i];
+    }
+    o.n_tags = opt->tag_keys->len;
+    o.tags = tag_ptrs;
+    if (parent != 0) {
+        o.has_parent_run_id = TRUE;
+        o.parent_run_id = parent;
+    }
+    if (opt->has_budget) {
+        o.has_budget_pusd = TRUE;
+        o.budget_pusd = opt->budget_pusd;
+    }
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_OPEN_RUN;
+    req.open_run = &o;
+    Lw__Response *resp = call(client, &req, error);
+    if (resp != NULL &&
+        (resp->body_case != LW__RESPONSE__BODY_OPEN_RUN || !resp->open_run->has_run_id ||
+         resp->open_run->status == NULL || resp->open_run->status->hosts == NULL ||
+         resp->open_run->status->ca_file == NULL || !resp->open_run->status->has_synthetic_port)) {
+        lw__response__free_unpacked(resp, NULL);
+        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_PROTOCOL,
+                    "the collector's answer to opening a run is incomplete");
+        return NULL;
+    }
+    return resp;
+}
+
+static gboolean close_run(LwIpcClient *client, guint64 run_id, int status, GError **error)
+{
+    Lw__CloseRunRequest c = LW__CLOSE_RUN_REQUEST__INIT;
+    c.has_run_id = TRUE;
+    c.run_id = run_id;
+    c.has_exit_status = TRUE;
+    c.exit_status = status;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_CLOSE_RUN;
+    req.close_run = &c;
+    Lw__Response *resp = call(client, &req, error);
+    if (resp == NULL)
+        return FALSE;
+    lw__response__free_unpacked(resp, NULL);
+    return TRUE;
+}
+
+static Lw__Response *status_call(LwIpcClient *client, GError **error)
+{
+    Lw__StatusRequest s = LW__STATUS_REQUEST__INIT;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_STATUS;
+    req.status = &s;
+    Lw__Response *resp = call(client, &req, error);
+    if (resp != NULL && resp->body_case != LW__RESPONSE__BODY_STATUS) {
+        lw__response__free_unpacked(resp, NULL);
+        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_PROTOCOL, "unexpected status answer");
+        return NULL;
+    }
+    return resp;
+}
+
+/* ---- the collector dying mid-run ---- */
+
+static int on_collector_event(int fd, void *data)
+{
+    App *app = data;
+    g_autoptr(GError) error = NULL;
+    Lw__Response *pushed = lw_ipc_client_next(app->client, 100, &error);
+    if (pushed != NULL) {
+        /* Nothing is pushed to llmwrap today; tolerate it. */
+        lw__response__free_unpacked(pushed, NULL);
+        return fd;
+    }
+    if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_TIMEOUT))
+        return fd;
+    g_clear_pointer(&app->client, lw_ipc_client_free);
+
+    fprintf(stderr, "llmwrap: the collector stopped; restarting it on port %u\n", app->port);
+    gint64 t0 = g_get_monotonic_time();
+    gboolean started = FALSE;
+    g_clear_error(&error);
+    app->client = lw_launch_connect(app->launch, app->port, RESTART_TIMEOUT_MS, &started, &error);
+    if (app->client == NULL) {
+        fprintf(stderr,
+                "llmwrap: cannot restart the collector: %s; connections to LLM providers fail "
+                "until one runs\n",
+                error->message);
+        return -1;
+    }
+    g_clear_error(&error);
+    Lw__Response *st = status_call(app->client, &error);
+    guint port = st != NULL && st->status->has_synthetic_port ? st->status->synthetic_port : 0;
+    guint pid = st != NULL ? st->status->pid : 0;
+    if (st != NULL)
+        lw__response__free_unpacked(st, NULL);
+    if (port != app->port)
+        fprintf(stderr,
+                "llmwrap: the collector now listens on port %u instead of %u: this program's "
+                "connections to LLM providers will fail\n",
+                port, app->port);
+    else
+        fprintf(stderr, "llmwrap: collector %s (pid %u, port %u) after %" G_GINT64_FORMAT " ms\n",
+                started ? "restarted" : "back", pid, port, (g_get_monotonic_time() - t0) / 1000);
+    return lw_ipc_client_fd(app->client);
+}
+
+/* ---- the pieces of a run ---- */
+
+/* The run this one nests in: the outer llmwrap's, when the environment
+ * says we run under one that uses the same state directory. */
+static guint64 outer_run(const LwPaths *paths)
+{
+    const char *id = g_getenv("LLMWRAP_RUN_ID");
+    const char *sock = g_getenv("LLMWRAP_ATTRIB_SOCK");
+    guint64 run = 0;
+    if (id == NULL || sock == NULL || strcmp(sock, paths->attrib_socket) != 0 ||
+        !g_ascii_string_to_unsigned(id, 10, 1, G_MAXUINT64, &run, NULL))
+        return 0;
+    return run;
+}
+
+/* Warns about what cannot be intercepted; returns the warnings for the
+ * summary. */
+static GPtrArray *check_program(const char *cmd, const char *path)
+{
+    GPtrArray *warnings = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(LwProgram) p = lw_program_inspect(path, g_getenv("PATH"));
+    g_autoptr(LwVerdict) v = lw_doctor_assess(p, cmd, FALSE);
+    if (v->warning != NULL) {
+        fprintf(stderr, "llmwrap: warning: %s (see llmwrap --doctor %s)\n", v->warning, cmd);
+        g_ptr_array_add(warnings, g_strdup(v->warning));
+    }
+    return warnings;
+}
+
+/* Runs CMD outside any run: --fail-open with no collector. */
+static int run_unmetered(const Options *opt, const LwPaths *paths, const char *why)
+{
+    fprintf(stderr, "llmwrap: warning: %s; running %s unmetered (--fail-open)\n", why, opt->cmd[0]);
+    g_autofree char *trust_dir = lw_trust_dir(paths->run_dir);
+    g_auto(GStrv) base = g_get_environ();
+    g_auto(GStrv) env = lw_childenv_for_collector(base, trust_dir, NULL);
+    g_autoptr(GError) error = NULL;
+    int status = lw_child_run(opt->cmd, env, NULL, &error);
+    if (status < 0) {
+        fprintf(stderr, "llmwrap: cannot run %s: %s\n", opt->cmd[0], error->message);
+        return EXIT_CANNOT_RUN;
+    }
+    return status;
+}
+
+static int cannot_run(const Options *opt, const LwPaths *paths, const char *what)
+{
+    if (opt->fail_open)
+        return run_unmetered(opt, paths, what);
+    fprintf(stderr, "llmwrap: %s\n", what);
+    return EXIT_CANNOT_RUN;
+}
+
+static void report(const App *app, int status, GPtrArray *warnings)
+{
+    const Options *opt = app->opt;
+    if (opt->quiet && opt->json_summary == NULL)
+        return;
+    LwRunSummary spend = {0};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(LwIpcClient) fresh = NULL;
+    LwIpcClient *client = app->client;
+    if (client == NULL)
+        client = fresh = lw_ipc_client_connect(app->paths->ipc_socket, &error);
+    gboolean have = client != NULL && lw_summary_load(client, app->run_id, &spend, &error);
+    const char *why = have ? NULL : error->message;
+    if (!opt->quiet) {
+        g_autofree char *text = lw_summary_text(app->run_id, have ? &spend : NULL, why, warnings);
+        fputs(text, stderr);
+    }
+    if (opt->json_summary != NULL) {
+        g_autofree char *json =
+            lw_summary_json(app->run_id, status, have ? &spend : NULL, why, warnings);
+        g_autoptr(GError) werr = NULL;
+        if (!g_file_set_contents(opt->json_summary, json, -1, &werr))
+            fprintf(stderr, "llmwrap: --json-summary: %s\n", werr->message);
+    }
+    if (have)
+        lw_summary_clear(&spend);
+}
+
+static int run(const Options *opt)
+{
+    const char *cmd = opt->cmd[0];
+    g_autofree char *path = NULL;
+    int err = 0;
+    switch (lw_program_lookup(cmd, g_getenv("PATH"), &path, &err)) {
+    case LW_LOOKUP_NOT_FOUND:
+        if (strchr(cmd, '/') != NULL)
+            fprintf(stderr, "llmwrap: %s: %s\n", cmd, g_strerror(err));
+        else
+            fprintf(stderr, "llmwrap: %s: command not found\n", cmd);
+        return 127;
+    case LW_LOOKUP_NOT_EXECUTABLE:
+        fprintf(stderr, "llmwrap: %s: %s\n", cmd, g_strerror(err));
+        return 126;
+    case LW_LOOKUP_FOUND:
+    default:
+        break;
+    }
+    g_autoptr(GPtrArray) warnings = check_program(cmd, path);
+
+    App app = {.opt = opt};
+    g_autoptr(LwPaths) paths = lw_paths_new();
+    app.paths = paths;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *collector_bin = lw_launch_find_collector(&error);
+    if (collector_bin == NULL)
+        return cannot_run(opt, paths, error->message);
+    g_autofree char *preload = lw_launch_find_preload(&error);
+    if (preload == NULL)
+        return cannot_run(opt, paths, error->message);
+
+    g_autofree char *trust_dir = lw_trust_dir(paths->run_dir);
+    g_auto(GStrv) environ_copy = g_get_environ();
+    g_auto(GStrv) collector_env = lw_childenv_for_collector(environ_copy, trust_dir, paths->home);
+    g_autoptr(LwLaunch) launch =
+        lw_launch_new(paths, collector_bin, collector_env, lw_child_original_mask());
+    app.launch = launch;
+    /* A running collector has made the directories already. */
+    app.client = lw_ipc_client_connect(paths->ipc_socket, NULL);
+    if (app.client == NULL) {
+        if (!lw_paths_ensure(paths, &error))
+            return cannot_run(opt, paths, error->message);
+        app.client = lw_launch_connect(launch, 0, START_TIMEOUT_MS, NULL, &error);
+        if (app.client == NULL)
+            return cannot_run(opt, paths, error->message);
+    }
+
+    guint64 parent = outer_run(paths);
+    Lw__Response *opened = open_run(app.client, opt, parent, &error);
+    if (opened == NULL) {
+        g_autofree char *msg = g_strdup_printf("cannot open a run: %s", error->message);
+        lw_ipc_client_free(app.client);
+        return cannot_run(opt, paths, msg);
+    }
+    const Lw__StatusReply *st = opened->open_run->status;
+    app.run_id = opened->open_run->run_id;
+    app.port = (guint16)st->synthetic_port;
+
+    g_autoptr(LwTrust) trust =
+        lw_trust_prepare(paths->run_dir, st->ca_file, g_getenv("SSL_CERT_FILE"), &error);
+    if (trust == NULL) {
+        /* Without trust files every TLS handshake with the collector would
+         * fail: do not run the program half-configured. */
+        fprintf(stderr, "llmwrap: cannot prepare the trust files: %s\n", error->message);
+        g_clear_error(&error);
+        close_run(app.client, app.run_id, EXIT_CANNOT_RUN, NULL);
+        lw__response__free_unpacked(opened, NULL);
+        lw_ipc_client_free(app.client);
+        return EXIT_CANNOT_RUN;
+    }
+
+    LwChildEnv ce = {
+        .preload = preload,
+        .hosts = st->hosts,
+        .net = st->has_synthetic_net ? st->synthetic_net : 241,
+        .port = st->synthetic_port,
+        .run_id = app.run_id,
+        .attrib_sock = paths->attrib_socket,
+        .home = paths->home,
+        .ca_der_b64 = trust->ca_der_b64,
+        .combined_pem = trust->combined_file,
+        .ca_pem = trust->ca_file,
+        .fail_open = opt->fail_open,
+    };
+    g_auto(GStrv) child_env = lw_childenv_build(environ_copy, &ce);
+    lw__response__free_unpacked(opened, NULL);
+
+    LwChildWatch watch = {
+        .fd = lw_ipc_client_fd(app.client),
+        .on_ready = on_collector_event,
+        .data = &app,
+    };
+    int status = lw_child_run(opt->cmd, child_env, &watch, &error);
+    if (status < 0) {
+        fprintf(stderr, "llmwrap: cannot run %s: %s\n", cmd, error->message);
+        g_clear_error(&error);
+        status = EXIT_CANNOT_RUN;
+    }
+
+    if (app.client == NULL)
+        app.client = lw_ipc_client_connect(paths->ipc_socket, NULL);
+    if (app.client == NULL || !close_run(app.client, app.run_id, status, &error))
+        fprintf(stderr, "llmwrap: could not close run %" G_GUINT64_FORMAT ": %s\n", app.run_id,
+                error != NULL ? error->message : "the collector is not running");
+    g_clear_pointer(&app.client, lw_ipc_client_free);
+    report(&app, status, warnings);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    /* Before anything can spawn: the forwarded signals are read from a
+     * signalfd, never delivered asynchronously. */
+    lw_child_prepare_signals();
+
+    Options opt = {
+        .tag_keys = g_ptr_array_new_with_free_func(g_free),
+        .tag_values = g_ptr_array_new_with_free_func(g_free),
+    };
+    int rc = parse_options(argc, argv, &opt);
+    if (rc < 0) {
+        if (opt.doctor)
+            rc = lw_doctor_run(opt.cmd[0], g_getenv("PATH"), stdout);
+        else
+            rc = run(&opt);
+    }
+    fflush(stdout);
+    g_ptr_array_unref(opt.tag_keys);
+    g_ptr_array_unref(opt.tag_values);
+    g_free(opt.json_summary);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/* summary.c - the exit summary and the --json-summary file. */
+#include "summary.h"
+
+#include "json.h"
+#include "options.h"
+
+gboolean lw_summary_load(LwIpcClient *client, guint64 run_id, LwRunSummary *ret, GError **error)
+{
+    return lw_ipc_client_run_summary(client, run_id, LW_SUMMARY_TIMEOUT_MS, ret, error);
+}
+
+void lw_summary_clear(LwRunSummary *s)
+{
+    lw_run_summary_clear(s);
+}
+
+static const char *plural(gint64 n)
+{
+    return n == 1 ? "" : "s";
+}
+
+static void append_cost(GString *out, gint64 pusd, gint64 unpriced, gint64 requests)
+{
+    if (unpriced > 0 && unpriced == requests) {
+        g_string_append(out, "cost unknown (no price)");
+        return;
+    }
+    g_autofree char *usd = lw_options_format_usd(pusd);
+    g_string_append_printf(out, "$%s", usd);
+    if (unpriced > 0)
+        g_string_append_printf(out, " + %" G_GINT64_FORMAT " unpriced", unpriced);
+}
+
+char *lw_summary_text(guint64 run_id, const LwRunSummary *spend, const char *unavailable,
+                      GPtrArray *warnings)
+{
+    GString *out = g_string_new(NULL);
+    if (spend == NULL) {
+        g_string_append_printf(out, "llmwrap: run %" G_GUINT64_FORMAT ": spend unavailable: %s\n",
+                               run_id, unavailable != NULL ? unavailable : "unknown error");
+    } else if (spend->requests == 0) {
+        g_string_append_printf(out, "llmwrap: run %" G_GUINT64_FORMAT ": no LLM requests\n",
+                               run_id);
+    } else {
+        g_string_append_printf(
+            out, "llmwrap: run %" G_GUINT64_FORMAT ": %" G_GINT64_FORMAT " request%s, ", run_id,
+            spend->requests, plural(spend->requests));
+        append_cost(out, spend->cost_pusd, spend->unpriced, spend->requests);
+        g_string_append_c(out, '\n');
+        for (guint i = 0; spend->models != NULL && i < spend->models->len; i++) {
+            const LwRunModelSpend *m = spend->models->pdata[i];
+            g_string_append_printf(
+                out, "llmwrap:   %s %s: %" G_GINT64_FORMAT " request%s, %" G_GINT64_FORMAT " in",
+                m->provider, m->model, m->requests, plural(m->requests), m->input_tokens);
+            if (m->cached_input_tokens > 0)
+                g_string_append_printf(out, " (%" G_GINT64_FORMAT " cached)",
+                                       m->cached_input_tokens);
+            g_string_append_printf(out, " / %" G_GINT64_FORMAT " out", m->output_tokens);
+            if (m->reasoning_tokens > 0)
+                g_string_append_printf(out, " (%" G_GINT64_FORMAT " reasoning)",
+                                       m->reasoning_tokens);
+            g_string_append(out, " tokens, ");
+            append_cost(out, m->cost_pusd, m->unpriced, m->requests);
+            g_string_append_c(out, '\n');
+        }
+        if (spend->partial > 0)
+            g_string_append_printf(out,
+                                   "llmwrap:   %" G_GINT64_FORMAT
+                                   " request%s cut short (tokens partly estimated)\n",
+                                   spend->partial, plural(spend->partial));
+        if (spend->refused > 0)
+            g_string_append_printf(out, "llmwrap:   %" G_GINT64_FORMAT " request%s refused\n",
+                                   spend->refused, plural(spend->refused));
+        for (guint i = 0; spend->warnings != NULL && i < spend->warnings->len; i++)
+            g_string_append_printf(out, "llmwrap:   warning: %s\n",
+                                   (const char *)spend->warnings->pdata[i]);
+    }
+    for (guint i = 0; warnings != NULL && i < warnings->len; i++)
+        g_string_append_printf(out, "llmwrap: warning: %s\n", (const char *)warnings->pdata[i]);
+    return g_string_free(out, FALSE);
+}
+
+static void append_usd(GString *out, gint64 pusd)
+{
+    g_autofree char *usd = lw_options_format_usd(pusd);
+    g_string_append(out, usd);
+}
+
+char *lw_summary_json(guint64 run_id, int exit_status, const LwRunSummary *spend,
+                      const char *unavailable, GPtrArray *warnings)
+{
+    GString *out = g_string_new(NULL);
+    g_string_append_printf(out, "{\"run_id\": %" G_GUINT64_FORMAT ", \"exit_status\": %d, ", run_id,
+                           exit_status);
+    if (spend != NULL) {
+        g_string_append_printf(
+            out, "\"requests\": %" G_GINT64_FORMAT ", \"cost_usd\": ", spend->requests);
+        append_usd(out, spend->cost_pusd);
+    } else {
+        g_string_append(out, "\"requests\": null, \"cost_usd\": null");
+    }
+    g_string_append(out, ", \"models\": [");
+    for (guint i = 0; spend != NULL && spend->models != NULL && i < spend->models->len; i++) {
+        const LwRunModelSpend *m = spend->models->pdata[i];
+        g_string_append(out, i > 0 ? ", {\"provider\": " : "{\"provider\": ");
+        lw_json_append_string(out, m->provider, -1);
+        g_string_append(out, ", \"model\": ");
+        lw_json_append_string(out, m->model, -1);
+        g_string_append_printf(
+            out,
+            ", \"requests\": %" G_GINT64_FORMAT ", \"input_tokens\": %" G_GINT64_FORMAT
+            ", \"output_tokens\": %" G_GINT64_FORMAT ", \"cached_input_tokens\": %" G_GINT64_FORMAT
+            ", \"reasoning_tokens\": %" G_GINT64_FORMAT ", \"cost_usd\": ",
+            m->requests, m->input_tokens, m->output_tokens, m->cached_input_tokens,
+            m->reasoning_tokens);
+        append_usd(out, m->cost_pusd);
+        g_string_append_printf(out, ", \"unpriced\": %" G_GINT64_FORMAT "}", m->unpriced);
+    }
+    g_string_append(out, "], \"warnings\": [");
+    guint n = 0;
+    for (guint i = 0; warnings != NULL && i < warnings->len; i++, n++) {
+        if (n > 0)
+            g_string_append(out, ", ");
+        lw_json_append_string(out, warnings->pdata[i], -1);
+    }
+    for (guint i = 0; spend != NULL && spend->warnings != NULL && i < spend->warnings->len;
+         i++, n++) {
+        if (n > 0)
+            g_string_append(out, ", ");
+        lw_json_append_string(out, spend->warnings->pdata[i], -1);
+    }
+    if (spend == NULL) {
+        if (n > 0)
+            g_string_append(out, ", ");
+        g_autofree char *w = g_strdup_printf("spend unavailable: %s",
+                                             unavailable != NULL ? unavailable : "unknown error");
+        lw_json_append_string(out, w, -1);
+    }
+    g_string_append(out, "]}\n");
+    return g_string_free(out, FALSE);
+}

@@ -1,0 +1,49 @@
+/* summary.h - what a run spent: the exit summary on stderr and the
+ * --json-summary file.
+ *
+ * The spend comes from the collector's ledger over IPC, after the run is
+ * closed: the collector commits a request's row before the last byte of
+ * its answer reaches the program, so every request the program saw
+ * answered is there. A run's spend includes its nested runs. (llmwrap does
+ * not open the database itself: SQLite and libcrypto would add
+ * milliseconds to every wrapped command's start.)
+ *
+ * Costs are printed exactly from pico-USD (lw_options_format_usd), never
+ * through a float.
+ *
+ * Thread-safety: reentrant.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "ipc.h"
+#include "run-summary.h"
+
+#define LW_SUMMARY_TIMEOUT_MS 5000
+
+/* Asks the collector what run_id (and its descendants) spent. FALSE with
+ * error when it cannot answer; *ret is then untouched. Free a filled
+ * summary with lw_summary_clear(). */
+gboolean lw_summary_load(LwIpcClient *client, guint64 run_id, LwRunSummary *ret,
+                         GError **error);
+void lw_summary_clear(LwRunSummary *s);
+
+/* The stderr summary, lines prefixed "llmwrap: ". `spend` is NULL when it
+ * could not be read (`unavailable` then says why); `warnings` (char*, may
+ * be NULL) are llmwrap's own (what could not be intercepted or trusted),
+ * repeated at the end where the program's output cannot bury them.
+ * Transfer full. */
+char *lw_summary_text(guint64 run_id, const LwRunSummary *spend, const char *unavailable,
+                      GPtrArray *warnings);
+
+/* The --json-summary document:
+ *   {"run_id", "exit_status", "requests", "cost_usd", "models": [{"provider",
+ *    "model", "requests", "input_tokens", "output_tokens",
+ *    "cached_input_tokens", "reasoning_tokens", "cost_usd", "unpriced"}],
+ *    "warnings": [...]}
+ * cost_usd is a JSON number with up to 12 fractional digits; "requests"
+ * and "cost_usd" are null when the spend is unavailable (and a warning
+ * says why). Transfer full. */
+char *lw_summary_json(guint64 run_id, int exit_status, const LwRunSummary *spend,
+                      const char *unavailable, GPtrArray *warnings);
