@@ -724,7 +724,7 @@ static void test_usage_order(Fixture *f, gconstpointer data)
     q.by = LW_USAGE_BY_TAG;
     q.tag_key = "bad\"key";
     g_assert_null(lw_ledger_usage(l, &q, &error));
-    g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_assert_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_INVALID);
     g_clear_error(&error);
     lw_ledger_close(l);
 }
