@@ -1,4 +1,4 @@
-/* attrib.c - attribution datagrams from the shim. */
+/* attrib.c - attribution messages from the shim. */
 #define G_LOG_DOMAIN "attrib"
 
 #include "attrib.h"
@@ -17,18 +17,28 @@
 #define EXPIRY_MS 60000
 #define SWEEP_MS 10000
 #define MAX_ENTRIES 65536
-#define MAX_DATAGRAM 2048
+#define MAX_MESSAGE 2048
+/* Accepted connections whose message has not arrived yet (the shim sends
+ * right after connecting): bounded, and dropped after PENDING_MS. */
+#define MAX_PENDING 1024
+#define PENDING_MS 2000
 
 typedef struct {
     LwAttribution a;
     guint64 received_ms;
 } Entry;
 
+typedef struct {
+    int fd;
+    guint64 accepted_ms;
+} Pending;
+
 struct _LwAttrib {
     LwServer *server;
-    int fd;
+    int fd; /* listening */
     char *path;
     GHashTable *by_port; /* port -> Entry* */
+    GArray *pending;     /* Pending: accepted, message not read yet */
     LwTimer sweep;
 };
 
@@ -51,26 +61,73 @@ gboolean lw_attrib_decode(const guint8 *buf, size_t len, LwAttribution *ret, gui
     return ok;
 }
 
+static void store(LwAttrib *at, const guint8 *buf, ssize_t n)
+{
+    LwAttribution a;
+    guint16 port;
+    if (n <= 0 || n > MAX_MESSAGE || !lw_attrib_decode(buf, (size_t)n, &a, &port)) {
+        g_debug("dropping a malformed attribution message (%zd bytes)", n);
+        return;
+    }
+    if (g_hash_table_size(at->by_port) >= MAX_ENTRIES)
+        return;
+    Entry *e = g_new(Entry, 1);
+    e->a = a;
+    e->received_ms = lw_loop_now_ms(at->server->loop);
+    g_hash_table_replace(at->by_port, GUINT_TO_POINTER(port), e);
+}
+
+/* Reads the message of an accepted connection. Returns FALSE when it has
+ * not arrived yet; TRUE when the connection is done with (read, or broken):
+ * the caller closes it. */
+static gboolean read_one(LwAttrib *at, int fd)
+{
+    guint8 buf[MAX_MESSAGE + 1];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return FALSE;
+    if (n > 0)
+        store(at, buf, n);
+    return TRUE;
+}
+
+static void on_pending_readable(LwLoop *loop, int fd, uint32_t events, void *data);
+
+/* Accepts waiting connections and reads every message that has arrived. */
 static void drain(LwAttrib *at)
 {
-    guint8 buf[MAX_DATAGRAM];
-    for (int i = 0; i < 1024; i++) {
-        ssize_t n = recv(at->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
-        if (n < 0)
-            return;
-        LwAttribution a;
-        guint16 port;
-        if ((size_t)n > sizeof buf || !lw_attrib_decode(buf, (size_t)n, &a, &port)) {
-            g_debug("dropping a malformed attribution datagram (%zd bytes)", n);
+    guint64 now = lw_loop_now_ms(at->server->loop);
+    for (guint i = 0; i < at->pending->len;) {
+        Pending *p = &g_array_index(at->pending, Pending, i);
+        if (!read_one(at, p->fd) && now - p->accepted_ms <= PENDING_MS) {
+            i++;
             continue;
         }
-        if (g_hash_table_size(at->by_port) >= MAX_ENTRIES)
-            continue;
-        Entry *e = g_new(Entry, 1);
-        e->a = a;
-        e->received_ms = lw_loop_now_ms(at->server->loop);
-        g_hash_table_replace(at->by_port, GUINT_TO_POINTER(port), e);
+        lw_loop_unwatch(at->server->loop, p->fd);
+        close(p->fd);
+        g_array_remove_index_fast(at->pending, i);
     }
+    for (int i = 0; i < 4096; i++) {
+        int fd = accept4(at->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (read_one(at, fd)) {
+            close(fd);
+            continue;
+        }
+        if (at->pending->len >= MAX_PENDING ||
+            !lw_loop_watch(at->server->loop, fd, EPOLLIN, on_pending_readable, at, NULL)) {
+            close(fd);
+            continue;
+        }
+        Pending p = {fd, now};
+        g_array_append_val(at->pending, p);
+    }
+}
+
+static void on_pending_readable(LwLoop *loop, int fd, uint32_t events, void *data)
+{
+    drain(data);
 }
 
 static void on_readable(LwLoop *loop, int fd, uint32_t events, void *data)
@@ -90,6 +147,7 @@ static void on_sweep(LwLoop *loop, void *data)
     LwAttrib *at = data;
     guint64 now = lw_loop_now_ms(loop);
     g_hash_table_foreach_remove(at->by_port, is_expired, &now);
+    drain(at); /* also drops pending connections that never sent */
     lw_timer_start(loop, &at->sweep, SWEEP_MS, on_sweep, at);
 }
 
@@ -101,7 +159,7 @@ LwAttrib *lw_attrib_new(LwServer *server, const char *path, GError **error)
         return NULL;
     }
     g_strlcpy(sun.sun_path, path, sizeof sun.sun_path);
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int e = errno;
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "socket: %s", g_strerror(e));
@@ -112,6 +170,8 @@ LwAttrib *lw_attrib_new(LwServer *server, const char *path, GError **error)
     mode_t old = umask(0177);
     int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
     umask(old);
+    if (rc == 0)
+        rc = listen(fd, SOMAXCONN);
     if (rc != 0) {
         int e = errno;
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot bind %s: %s", path,
@@ -119,14 +179,12 @@ LwAttrib *lw_attrib_new(LwServer *server, const char *path, GError **error)
         close(fd);
         return NULL;
     }
-    int rcvbuf = 1 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-
     LwAttrib *at = g_new0(LwAttrib, 1);
     at->server = server;
     at->fd = fd;
     at->path = g_strdup(path);
     at->by_port = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    at->pending = g_array_new(FALSE, FALSE, sizeof(Pending));
     lw_timer_init(&at->sweep);
     if (!lw_loop_watch(server->loop, fd, EPOLLIN, on_readable, at, error)) {
         lw_attrib_free(at);
@@ -141,6 +199,12 @@ void lw_attrib_free(LwAttrib *at)
     if (at == NULL)
         return;
     lw_timer_stop(at->server->loop, &at->sweep);
+    for (guint i = 0; i < at->pending->len; i++) {
+        Pending *p = &g_array_index(at->pending, Pending, i);
+        lw_loop_unwatch(at->server->loop, p->fd);
+        close(p->fd);
+    }
+    g_array_unref(at->pending);
     lw_loop_unwatch(at->server->loop, at->fd);
     close(at->fd);
     unlink(at->path);

@@ -1,12 +1,14 @@
-/* attrib.h - who opened a connection: attribution datagrams from the shim.
+/* attrib.h - who opened a connection: attribution messages from the shim.
  *
- * After each provider connect() the preload shim sends one lw.Attribution
- * datagram (run id, pid, ppid, exe, the client socket's local port) to
- * run/attrib.sock. The collector joins it to the accepted connection by the
- * client's port. The shim sends it before the program writes its first byte
- * (the ClientHello), so draining the socket when a request arrives always
- * finds it unless it was dropped; entries nobody claims expire after a
- * minute.
+ * After each provider connect() the preload shim connects to
+ * run/attrib.sock (AF_UNIX SOCK_SEQPACKET) and sends one lw.Attribution
+ * message (run id, pid, ppid, exe, the client socket's local port). The
+ * collector joins it to the accepted TCP connection by the client's port.
+ * The shim sends it before the program writes its first byte (the
+ * ClientHello), so draining the socket when a request arrives always finds
+ * it; entries nobody claims expire after a minute. (A connection per
+ * message rather than datagrams: the kernel queues only ~10 datagrams for
+ * a receiver, a listen backlog thousands.)
  *
  * Thread: the loop thread only.
  */
@@ -23,14 +25,13 @@ typedef struct {
     char exe[512];
 } LwAttribution;
 
-/* Binds the datagram socket at `path` (mode 0600, replacing a stale file).
- * Transfer full. */
+/* Listens at `path` (mode 0600, replacing a stale file). Transfer full. */
 LwAttrib *lw_attrib_new(LwServer *server, const char *path, GError **error);
 void lw_attrib_free(LwAttrib *attrib);
 
-/* Reads pending datagrams, then removes and returns the attribution for a
+/* Reads pending messages, then removes and returns the attribution for a
  * client port. Returns FALSE (ret untouched) when none arrived. */
 gboolean lw_attrib_take(LwAttrib *attrib, guint16 port, LwAttribution *ret);
 
-/* Decodes one datagram. Exposed for tests and the fuzz target. */
+/* Decodes one message. Exposed for tests and the fuzz target. */
 gboolean lw_attrib_decode(const guint8 *buf, size_t len, LwAttribution *ret, guint16 *ret_port);

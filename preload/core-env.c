@@ -172,6 +172,9 @@ LwShimStatus lw_shim_config_parse(LwShimConfig *cfg, char *const *envp, const ch
         return malformed(cfg, "LLMWRAP_TLS_HOOK", ret_bad_var);
     if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_FAIL_OPEN"), false, &cfg->fail_open))
         return malformed(cfg, "LLMWRAP_FAIL_OPEN", ret_bad_var);
+    if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_ATTRIB_REQUIRED"), false,
+                    &cfg->attrib_required))
+        return malformed(cfg, "LLMWRAP_ATTRIB_REQUIRED", ret_bad_var);
     if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_PROPAGATE"), true, &cfg->propagate))
         return malformed(cfg, "LLMWRAP_PROPAGATE", ret_bad_var);
 

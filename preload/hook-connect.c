@@ -95,10 +95,17 @@ static uint16_t get_port(const struct sockaddr_storage *ss)
     return 0;
 }
 
-static void send_attribution(int fd)
+/* Tells the collector who opened `fd`: one message on a fresh
+ * AF_UNIX SOCK_SEQPACKET connection. A connection, not a datagram: the
+ * kernel queues at most net.unix.max_dgram_qlen (10) datagrams for a
+ * receiver, so a program opening dozens of connections at once would lose
+ * most of them, while a listening socket's backlog holds thousands. Both
+ * calls are non-blocking; nothing here ever waits. Returns whether the
+ * message was handed to the collector (true when there is nothing to send). */
+static bool send_attribution(int fd)
 {
     if (!lw_cfg.has_attrib)
-        return;
+        return true;
     int saved = errno;
     struct sockaddr_storage local;
     socklen_t local_len = sizeof local;
@@ -117,13 +124,34 @@ static void send_attribution(int fd)
     };
     uint8_t buf[LW_SHIM_ATTRIB_MAX];
     size_t n = lw_shim_attrib_encode(&a, buf, sizeof buf);
-    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    bool sent = false;
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s >= 0) {
-        (void)real_sendto(s, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL,
-                          (const struct sockaddr *)&lw_cfg.attrib_addr, lw_cfg.attrib_addr_len);
+        if (real_connect(s, (const struct sockaddr *)&lw_cfg.attrib_addr,
+                         lw_cfg.attrib_addr_len) == 0)
+            sent = real_sendto(s, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) == (ssize_t)n;
         close(s);
     }
     errno = saved;
+    return sent;
+}
+
+static pid_t attribution_said;
+
+/* The connection reached the collector but cannot be attributed: with
+ * LLMWRAP_ATTRIB_REQUIRED, fail it rather than let a request escape its
+ * run's budget. The socket is shut down; the program sees a refused
+ * connection (which SDKs retry) and closes it. */
+static ssize_t unattributed(int fd, unsigned slot)
+{
+    if (lw_shim_first_in_process(&attribution_said))
+        lw_shim_say("cannot tell the llmwrap collector which run a connection to %s belongs "
+                    "to (its attribution socket does not accept it); the connection is refused "
+                    "so that no request escapes the run's budget",
+                    lw_shim_slot_host(&lw_cfg, slot));
+    shutdown(fd, SHUT_RDWR);
+    errno = ECONNREFUSED;
+    return -1;
 }
 
 /* A non-blocking connect to loopback usually learns the refusal before
@@ -239,7 +267,8 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
     if (rc >= 0 || errno == EINPROGRESS) {
         int e = errno;
         if (rc >= 0 || !failed_already(fd, (struct sockaddr *)&ss, len)) {
-            send_attribution(fd);
+            if (!send_attribution(fd) && lw_cfg.attrib_required)
+                return unattributed(fd, slot);
             errno = e;
             return rc;
         }

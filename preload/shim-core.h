@@ -11,6 +11,12 @@
  *   LLMWRAP_PORT         the collector's port on every synthetic address
  *   LLMWRAP_RUN_ID       decimal run id (default 0)
  *   LLMWRAP_ATTRIB_SOCK  absolute path of the collector's attribution socket
+ *                        (AF_UNIX SOCK_SEQPACKET, one message per connection)
+ *   LLMWRAP_ATTRIB_REQUIRED=1  a provider connection whose attribution cannot
+ *                        be delivered fails with ECONNREFUSED instead of
+ *                        going on unattributed (llmwrap sets it: an
+ *                        unattributed request would escape the run's
+ *                        budgets and tags)
  *   LLMWRAP_CA_DER       base64 of the DER root the SSL_new hook trusts
  *   LLMWRAP_TLS_HOOK=0   turns the SSL_new hook off
  *   LLMWRAP_FAIL_OPEN=1  collector refused: connect to the real provider
@@ -71,6 +77,7 @@ typedef struct {
     bool tls_hook;
     bool propagate;
     bool has_attrib;
+    bool attrib_required;
     struct sockaddr_un attrib_addr;
     socklen_t attrib_addr_len;
     bool has_test_real_addr;

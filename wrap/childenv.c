@@ -21,7 +21,7 @@ const char *const lw_childenv_ca_only_vars[] = {"NODE_EXTRA_CA_CERTS", "DENO_CER
 static const char *const shim_vars[] = {
     "LLMWRAP_HOSTS",   "LLMWRAP_NET",         "LLMWRAP_PORT",
     "LLMWRAP_RUN_ID",  "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER",
-    "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",   NULL,
+    "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",   "LLMWRAP_ATTRIB_REQUIRED", NULL,
 };
 
 static gboolean is_shim_entry(const char *entry, size_t len)
@@ -125,6 +125,9 @@ char **lw_childenv_build(char **base, const LwChildEnv *e)
     g_autofree char *run = g_strdup_printf("%" G_GUINT64_FORMAT, e->run_id);
     env = g_environ_setenv(env, "LLMWRAP_RUN_ID", run, TRUE);
     env = g_environ_setenv(env, "LLMWRAP_ATTRIB_SOCK", e->attrib_sock, TRUE);
+    /* A connection the collector cannot tie to this run would escape the
+     * run's budget and tags: the shim refuses it instead. */
+    env = g_environ_setenv(env, "LLMWRAP_ATTRIB_REQUIRED", "1", TRUE);
     if (e->home != NULL)
         env = g_environ_setenv(env, "LLMWRAP_HOME", e->home, TRUE);
     if (e->ca_der_b64 != NULL)

@@ -36,6 +36,9 @@
 
 #define EXIT_USAGE      2
 #define EXIT_CANNOT_RUN 125
+/* The program exited 0 but a budget (or guard, or llmctl kill) refused
+ * some of its requests: a CI job must not pass on half its work. */
+#define EXIT_REFUSED 86
 
 /* Bounds of every wait on the collector. */
 #define START_TIMEOUT_MS   10000
@@ -82,8 +85,12 @@ static void usage(FILE *out)
           "  --version             print the version\n"
           "  --help                print this help\n"
           "\n"
+          "Exit status: CMD's own (128+N if it died of signal N); 127 or 126 if it cannot\n"
+          "be found or run; 125 if llmwrap cannot run it under the collector; 86 if CMD\n"
+          "exited 0 but a budget, guard or llmctl kill refused some of its requests.\n"
+          "\n"
           "Environment: LLMWRAP_HOME (state directory), LLMWRAP_COLLECTOR_BIN,\n"
-          "LLMWRAP_PRELOAD_PATH.\n",
+          "LLMWRAP_PRELOAD_PATH; GITHUB_STEP_SUMMARY, when set, gets a spend table.\n",
           out);
 }
 
@@ -370,11 +377,12 @@ static int cannot_run(const Options *opt, const LwPaths *paths, const char *what
     return EXIT_CANNOT_RUN;
 }
 
-static void report(const App *app, int status, GPtrArray *warnings)
+/* Reports the run's spend (stderr, --json-summary, a GitHub step summary)
+ * and returns the exit status: the program's, or EXIT_REFUSED when it
+ * exited 0 although requests were refused. */
+static int report(const App *app, int status, GPtrArray *warnings)
 {
     const Options *opt = app->opt;
-    if (opt->quiet && opt->json_summary == NULL)
-        return;
     LwRunSummary spend = {0};
     g_autoptr(GError) error = NULL;
     g_autoptr(LwIpcClient) fresh = NULL;
@@ -394,8 +402,32 @@ static void report(const App *app, int status, GPtrArray *warnings)
         if (!g_file_set_contents(opt->json_summary, json, -1, &werr))
             fprintf(stderr, "llmwrap: --json-summary: %s\n", werr->message);
     }
+    const char *step_summary = g_getenv("GITHUB_STEP_SUMMARY");
+    if (step_summary != NULL && step_summary[0] != '\0') {
+        g_autofree char *md = lw_summary_markdown(app->run_id, opt->cmd, status,
+                                                  have ? &spend : NULL, why);
+        FILE *f = fopen(step_summary, "ae");
+        if (f == NULL || fputs(md, f) < 0)
+            fprintf(stderr, "llmwrap: GITHUB_STEP_SUMMARY: %s\n", g_strerror(errno));
+        if (f != NULL)
+            fclose(f);
+    }
+    if (have && spend.refused > 0 && status == 0) {
+        /* Said even with --quiet: this is why the job fails. */
+        g_autoptr(GString) who = g_string_new(NULL);
+        for (guint i = 0; i < spend.refused_by->len; i++)
+            g_string_append_printf(who, "%s%s", i > 0 ? ", " : "",
+                                   (const char *)g_ptr_array_index(spend.refused_by, i));
+        fprintf(stderr,
+                "llmwrap: %" G_GINT64_FORMAT " request%s refused by %s; %s exited 0, llmwrap "
+                "exits %d\n",
+                spend.refused, spend.refused == 1 ? " was" : "s were", who->str, opt->cmd[0],
+                EXIT_REFUSED);
+        status = EXIT_REFUSED;
+    }
     if (have)
         lw_summary_clear(&spend);
+    return status;
 }
 
 static int run(const Options *opt)
@@ -504,8 +536,7 @@ static int run(const Options *opt)
         fprintf(stderr, "llmwrap: could not close run %" G_GUINT64_FORMAT ": %s\n", app.run_id,
                 error != NULL ? error->message : "the collector is not running");
     g_clear_pointer(&app.client, lw_ipc_client_free);
-    report(&app, status, warnings);
-    return status;
+    return report(&app, status, warnings);
 }
 
 int main(int argc, char **argv)

@@ -139,3 +139,62 @@ char *lw_summary_json(guint64 run_id, int exit_status, const LwRunSummary *spend
     g_string_append(out, "]}\n");
     return g_string_free(out, FALSE);
 }
+
+/* Markdown table cells must not break the table. */
+static void append_cell(GString *out, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '|')
+            g_string_append(out, "\\|");
+        else if (*s == '\n' || *s == '\r')
+            g_string_append_c(out, ' ');
+        else
+            g_string_append_c(out, *s);
+    }
+}
+
+char *lw_summary_markdown(guint64 run_id, char *const *argv, int exit_status,
+                          const LwRunSummary *spend, const char *unavailable)
+{
+    GString *out = g_string_new(NULL);
+    g_string_append_printf(out, "### llmwrap run %" G_GUINT64_FORMAT ": `", run_id);
+    for (int i = 0; argv != NULL && argv[i] != NULL && i < 8; i++) {
+        if (i > 0)
+            g_string_append_c(out, ' ');
+        for (const char *p = argv[i]; *p != '\0'; p++)
+            g_string_append_c(out, *p == '`' ? '\'' : *p);
+    }
+    g_string_append_printf(out, "` (exit %d)\n\n", exit_status);
+    if (spend == NULL) {
+        g_string_append_printf(out, "Spend unavailable: %s\n\n",
+                               unavailable != NULL ? unavailable : "unknown error");
+        return g_string_free(out, FALSE);
+    }
+    g_string_append(out, "| provider | model | requests | input tokens | output tokens | cost (USD) "
+                         "|\n|---|---|---:|---:|---:|---:|\n");
+    for (guint i = 0; spend->models != NULL && i < spend->models->len; i++) {
+        const LwRunModelSpend *m = spend->models->pdata[i];
+        g_string_append(out, "| ");
+        append_cell(out, m->provider);
+        g_string_append(out, " | ");
+        append_cell(out, m->model);
+        g_string_append_printf(out,
+                               " | %" G_GINT64_FORMAT " | %" G_GINT64_FORMAT " | %" G_GINT64_FORMAT
+                               " | ",
+                               m->requests, m->input_tokens, m->output_tokens);
+        append_cost(out, m->cost_pusd, m->unpriced, m->requests);
+        g_string_append(out, " |\n");
+    }
+    g_string_append_printf(out, "| **total** | | %" G_GINT64_FORMAT " | | | **", spend->requests);
+    append_cost(out, spend->cost_pusd, spend->unpriced, spend->requests);
+    g_string_append(out, "** |\n\n");
+    if (spend->refused > 0) {
+        g_string_append_printf(out, "**%" G_GINT64_FORMAT " request%s refused** by ", spend->refused,
+                               plural(spend->refused));
+        for (guint i = 0; i < spend->refused_by->len; i++)
+            g_string_append_printf(out, "%s`%s`", i > 0 ? ", " : "",
+                                   (const char *)spend->refused_by->pdata[i]);
+        g_string_append(out, ".\n\n");
+    }
+    return g_string_free(out, FALSE);
+}

@@ -47,3 +47,9 @@ char *lw_summary_text(guint64 run_id, const LwRunSummary *spend, const char *una
  * says why). Transfer full. */
 char *lw_summary_json(guint64 run_id, int exit_status, const LwRunSummary *spend,
                       const char *unavailable, GPtrArray *warnings);
+
+/* A markdown section for a CI job summary (GITHUB_STEP_SUMMARY): the run,
+ * its command, a spend table by provider and model with a total, and what
+ * was refused. `spend` may be NULL (`unavailable` says why). Transfer full. */
+char *lw_summary_markdown(guint64 run_id, char *const *argv, int exit_status,
+                          const LwRunSummary *spend, const char *unavailable);

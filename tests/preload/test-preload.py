@@ -54,7 +54,7 @@ def parse(out):
     return {k: v[0] if len(v) == 1 else v for k, v in d.items()}
 
 
-def listener(addr, port=0, backlog=16):
+def listener(addr, port=0, backlog=128):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
@@ -342,16 +342,24 @@ class TestAttribution(ShimCase):
     def setUp(self):
         super().setUp()
         self.sock_path = os.path.join(self.tmp, "attrib.sock")
-        self.sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.addCleanup(self.sink.close)
-        self.sink.bind(self.sock_path)
-        self.sink.settimeout(WAIT)
+        self.listening = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.addCleanup(self.listening.close)
+        self.listening.bind(self.sock_path)
+        self.listening.listen(64)
+        self.listening.settimeout(WAIT)
+
+    def message(self):
+        """The next attribution message (one per connection)."""
+        conn, _ = self.listening.accept()
+        with conn:
+            conn.settimeout(WAIT)
+            return conn.recv(4096)
 
     def test_datagram(self):
         env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path)
         r, _ = self.probe("connect", "api.openai.com", "443", "send", env=env)
         self.accept_line()
-        a = decode_attribution(self.sink.recv(4096))
+        a = decode_attribution(self.message())
         self.assertEqual(a["version"], 1)
         self.assertEqual(a["run_id"], 424242424242)
         self.assertEqual(a["pid"], int(r["pid"]))
@@ -362,7 +370,7 @@ class TestAttribution(ShimCase):
     def test_nonblocking_datagram(self):
         env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path)
         r, _ = self.probe("connect", "api.openai.com", "443", "nonblock", env=env)
-        a = decode_attribution(self.sink.recv(4096))
+        a = decode_attribution(self.message())
         self.assertEqual(a["local_port"], int(r["local"].rsplit(":", 1)[1]))
 
     def test_none_for_other_traffic(self):
@@ -370,10 +378,10 @@ class TestAttribution(ShimCase):
         self.addCleanup(plain.close)
         env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path)
         self.probe("connect", "127.0.0.1", str(plain.getsockname()[1]), env=env)
-        # The probe has exited: a datagram it sent would already be queued.
-        self.sink.setblocking(False)
+        # The probe has exited: a connection it made would already be queued.
+        self.listening.setblocking(False)
         with self.assertRaises(BlockingIOError):
-            self.sink.recv(4096)
+            self.listening.accept()
 
     def test_missing_socket_is_harmless(self):
         env = self.env(LLMWRAP_ATTRIB_SOCK=os.path.join(self.tmp, "absent.sock"))
@@ -381,6 +389,25 @@ class TestAttribution(ShimCase):
         self.assertEqual(r["errno"], "kept")
         self.assertEqual(p.stderr, "")
         self.accept_line()
+
+    def test_required_attribution_fails_closed(self):
+        """Under llmwrap a connection the collector cannot attribute is
+        refused, so it cannot escape the run's budget."""
+        env = self.env(LLMWRAP_ATTRIB_SOCK=os.path.join(self.tmp, "absent.sock"),
+                       LLMWRAP_ATTRIB_REQUIRED="1")
+        r, p = self.probe("connect", "api.openai.com", "443", "count=2", env=env)
+        self.assertEqual(r["connect_rc"], ["-1"] * 2)
+        self.assertEqual(r["errno"], ["ECONNREFUSED"] * 2)
+        self.assertEqual(p.stderr.count("no request escapes the run's budget"), 1, p.stderr)
+
+    def test_burst_of_connections_all_attributed(self):
+        """Far more connections at once than a datagram queue holds (10):
+        every one is attributed."""
+        env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path, LLMWRAP_ATTRIB_REQUIRED="1")
+        r, p = self.probe("connect", "api.openai.com", "443", "count=40", env=env)
+        self.assertEqual(r["connect_rc"], ["0"] * 40, p.stderr)
+        ports = {decode_attribution(self.message())["local_port"] for _ in range(40)}
+        self.assertEqual(len(ports), 40)
 
 
 class TestRefused(ShimCase):
