@@ -175,7 +175,7 @@ static LwEndpoint endpoint_of(const char *method, const char *path, char **ret_m
 }
 
 /* The dialect a body is written in: the endpoint's, else the provider's. */
-static LwFormat dialect(LwFormat format, LwEndpoint endpoint)
+LwFormat lw_endpoint_format(LwEndpoint endpoint, LwFormat format)
 {
     switch (endpoint) {
     case LW_ENDPOINT_CHAT:
@@ -491,7 +491,7 @@ void lw_inspect_request(LwFormat format, const char *method, const char *path, c
 
     Scan s;
     scan_body(body, body_len, &s);
-    switch (dialect(format, ret->endpoint)) {
+    switch (lw_endpoint_format(ret->endpoint, format)) {
     case LW_FORMAT_OPENAI:
         ret->max_output = s.max_completion_tokens >= 0 ? s.max_completion_tokens
                           : s.max_tokens >= 0          ? s.max_tokens
@@ -634,7 +634,7 @@ GBytes *lw_rewrite_max_output(const char *body, gsize len, LwFormat format,
 
     Edit edits[3];
     guint n = 0;
-    switch (dialect(format, endpoint)) {
+    switch (lw_endpoint_format(endpoint, format)) {
     case LW_FORMAT_OPENAI: {
         Span fields[] = {s.max_completion_tokens_at, s.max_tokens_at, s.max_output_tokens_at};
         for (gsize i = 0; i < G_N_ELEMENTS(fields); i++) {

@@ -31,6 +31,11 @@ typedef enum {
 /* Short stable name ("chat", "responses", "messages", ...) for the ledger. */
 const char *lw_endpoint_name(LwEndpoint endpoint);
 
+/* The dialect an endpoint speaks, whatever the provider's native one
+ * (Gemini's OpenAI-compatible endpoint speaks OpenAI); `fallback` for
+ * endpoints that do not say (other, count_tokens). */
+LwFormat lw_endpoint_format(LwEndpoint endpoint, LwFormat fallback);
+
 typedef struct {
     LwEndpoint endpoint;
     char *model;          /* requested model, NULL when absent (Gemini: from the path) */

@@ -556,25 +556,7 @@ static Encoding encoding_of(const char *value)
  * compatible endpoint answers in OpenAI's format on Gemini's host). */
 static LwFormat answer_format(LwFormat format, const LwRequestInfo *req)
 {
-    if (req == NULL)
-        return format;
-    switch (req->endpoint) {
-    case LW_ENDPOINT_CHAT:
-    case LW_ENDPOINT_RESPONSES:
-    case LW_ENDPOINT_EMBEDDINGS:
-    case LW_ENDPOINT_COMPLETIONS:
-        return LW_FORMAT_OPENAI;
-    case LW_ENDPOINT_MESSAGES:
-        return LW_FORMAT_ANTHROPIC;
-    case LW_ENDPOINT_GENERATE:
-    case LW_ENDPOINT_STREAM_GENERATE:
-    case LW_ENDPOINT_EMBED_CONTENT:
-        return LW_FORMAT_GEMINI;
-    case LW_ENDPOINT_COUNT_TOKENS:
-    case LW_ENDPOINT_OTHER:
-        break;
-    }
-    return format;
+    return req != NULL ? lw_endpoint_format(req->endpoint, format) : format;
 }
 
 LwObserver *lw_observer_new(LwFormat format, const LwRequestInfo *req, int status,

@@ -27,43 +27,6 @@ static gint64 max4(gint64 a, gint64 b, gint64 c, gint64 d)
     return MAX(MAX(a, b), MAX(c, d));
 }
 
-/* Rates of the tier `input_tokens` reaches (the highest threshold strictly
- * below it), falling back to the base rate for anything the tier omits. */
-static LwRates tier_rates(const LwPrice *price, gint64 input_tokens)
-{
-    LwRates r = price->rates;
-    for (guint i = 0; i < price->n_tiers; i++) {
-        const LwPriceTier *t = &price->tiers[i];
-        if (input_tokens <= t->above_input_tokens)
-            break;
-        if (t->rates.input >= 0)
-            r.input = t->rates.input;
-        if (t->rates.output >= 0)
-            r.output = t->rates.output;
-        if (t->rates.cached_input >= 0)
-            r.cached_input = t->rates.cached_input;
-        if (t->rates.cache_write >= 0)
-            r.cache_write = t->rates.cache_write;
-        if (t->rates.cache_write_1h >= 0)
-            r.cache_write_1h = t->rates.cache_write_1h;
-    }
-    return r;
-}
-
-static gint64 sat_mul(gint64 a, gint64 b)
-{
-    if (a <= 0 || b <= 0)
-        return 0;
-    if (a > G_MAXINT64 / b)
-        return G_MAXINT64;
-    return a * b;
-}
-
-static gint64 sat_add(gint64 a, gint64 b)
-{
-    return a > G_MAXINT64 - b ? G_MAXINT64 : a + b;
-}
-
 void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *body,
                    gsize body_len, gint64 max_output, LwWorstCase *ret)
 {
@@ -85,19 +48,19 @@ void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *
         per_choice = price->max_output_tokens;
     if (per_choice >= 0) {
         ret->output_bounded = TRUE;
-        ret->output_tokens = sat_mul(per_choice, MAX(info->choices, 1));
+        ret->output_tokens = lw_pusd_mul(per_choice, MAX(info->choices, 1));
         if (per_choice == 0)
             ret->output_tokens = 0;
     }
 
-    LwRates r = tier_rates(price, ret->input_bounded ? ret->input_tokens : G_MAXINT64);
+    LwRates r = lw_pricing_rates(price, ret->input_bounded ? ret->input_tokens : G_MAXINT64);
     ret->input_rate = max4(r.input, r.cached_input, r.cache_write, r.cache_write_1h);
-    ret->output_rate = MAX(r.output, 0);
+    ret->output_rate = r.output;
     gint64 cost = 0;
     if (ret->input_bounded)
-        cost = sat_mul(ret->input_tokens, ret->input_rate);
+        cost = lw_pusd_mul(ret->input_tokens, ret->input_rate);
     if (ret->output_bounded)
-        cost = sat_add(cost, sat_mul(ret->output_tokens, ret->output_rate));
+        cost = lw_pusd_add(cost, lw_pusd_mul(ret->output_tokens, ret->output_rate));
     ret->pusd = cost;
 }
 
@@ -106,11 +69,11 @@ gint64 lw_worst_case_max_output(const LwWorstCase *w, const LwRequestInfo *info,
 {
     if (!w->input_bounded)
         return -1;
-    gint64 input_cost = sat_mul(w->input_tokens, w->input_rate);
+    gint64 input_cost = lw_pusd_mul(w->input_tokens, w->input_rate);
     if (remaining_pusd <= input_cost)
         return 0;
     if (w->output_rate <= 0)
         return G_MAXINT32;
-    gint64 per_token = sat_mul(w->output_rate, MAX(info->choices, 1));
+    gint64 per_token = lw_pusd_mul(w->output_rate, MAX(info->choices, 1));
     return (remaining_pusd - input_cost) / per_token;
 }

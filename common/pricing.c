@@ -829,31 +829,15 @@ const LwPrice *lw_pricing_lookup(const LwPricing *pricing, const char *provider,
     return e != NULL ? &e->price : NULL;
 }
 
-static gint64 mul_sat(gint64 tokens, gint64 rate)
-{
-    if (tokens <= 0 || rate <= 0)
-        return 0;
-    if (tokens > G_MAXINT64 / rate)
-        return G_MAXINT64;
-    return tokens * rate;
-}
-
-static gint64 add_sat(gint64 a, gint64 b)
-{
-    return a > G_MAXINT64 - b ? G_MAXINT64 : a + b;
-}
-
 /* The highest tier whose threshold input_tokens exceeds prices the whole
  * request; a rate that tier leaves out is the base rate. Unlisted cache
  * rates fall back to the input rate, except that 1-hour writes first use
  * cache_write, the only write rate some providers list. */
-gint64 lw_pricing_cost(const LwPrice *price, const LwTokens *tokens)
+LwRates lw_pricing_rates(const LwPrice *price, gint64 input_tokens)
 {
-    g_return_val_if_fail(price != NULL && tokens != NULL, 0);
-
     const LwPriceTier *tier = NULL;
     for (guint i = 0; i < price->n_tiers; i++)
-        if (tokens->input_tokens > price->tiers[i].above_input_tokens)
+        if (input_tokens > price->tiers[i].above_input_tokens)
             tier = &price->tiers[i];
     LwRates r = price->rates;
     if (tier != NULL) {
@@ -862,9 +846,21 @@ gint64 lw_pricing_cost(const LwPrice *price, const LwTokens *tokens)
             if (*rate_field(&t, k) >= 0)
                 *rate_field(&r, k) = *rate_field(&t, k);
     }
-    gint64 cached_rate = r.cached_input >= 0 ? r.cached_input : r.input;
-    gint64 write_rate = r.cache_write >= 0 ? r.cache_write : r.input;
-    gint64 write_1h_rate = r.cache_write_1h >= 0 ? r.cache_write_1h : write_rate;
+    r.input = MAX(r.input, 0);
+    r.output = MAX(r.output, 0);
+    if (r.cached_input < 0)
+        r.cached_input = r.input;
+    if (r.cache_write < 0)
+        r.cache_write = r.input;
+    if (r.cache_write_1h < 0)
+        r.cache_write_1h = r.cache_write;
+    return r;
+}
+
+gint64 lw_pricing_cost(const LwPrice *price, const LwTokens *tokens)
+{
+    g_return_val_if_fail(price != NULL && tokens != NULL, 0);
+    LwRates r = lw_pricing_rates(price, tokens->input_tokens);
 
     /* The cache counts are subsets of input_tokens (and 1-hour writes of
      * all writes). If a report breaks that, every detail is still billed in
@@ -879,11 +875,11 @@ gint64 lw_pricing_cost(const LwPrice *price, const LwTokens *tokens)
     uncached = MAX(uncached - writes, 0);
 
     /* reasoning_tokens is inside output_tokens, so it is not added. */
-    gint64 cost = mul_sat(uncached, r.input);
-    cost = add_sat(cost, mul_sat(cached, cached_rate));
-    cost = add_sat(cost, mul_sat(w5, write_rate));
-    cost = add_sat(cost, mul_sat(w1, write_1h_rate));
-    cost = add_sat(cost, mul_sat(MAX(tokens->output_tokens, 0), r.output));
+    gint64 cost = lw_pusd_mul(uncached, r.input);
+    cost = lw_pusd_add(cost, lw_pusd_mul(cached, r.cached_input));
+    cost = lw_pusd_add(cost, lw_pusd_mul(w5, r.cache_write));
+    cost = lw_pusd_add(cost, lw_pusd_mul(w1, r.cache_write_1h));
+    cost = lw_pusd_add(cost, lw_pusd_mul(MAX(tokens->output_tokens, 0), r.output));
     return cost;
 }
 

@@ -87,6 +87,25 @@ const char *lw_pricing_version(const LwPricing *pricing);
 const LwPrice *lw_pricing_lookup(const LwPricing *pricing, const char *provider,
                                  const char *model);
 
+/* The rates that apply to a request with `input_tokens` input tokens: the
+ * highest tier it exceeds over the base rates, with every rate resolved
+ * (an unlisted cache rate is the input rate; an unlisted 1-hour write rate
+ * the write rate). The rates lw_pricing_cost() bills at. */
+LwRates lw_pricing_rates(const LwPrice *price, gint64 input_tokens);
+
+/* Saturating pico-USD arithmetic: a runaway count never wraps a cost. */
+static inline gint64 lw_pusd_mul(gint64 tokens, gint64 rate)
+{
+    if (tokens <= 0 || rate <= 0)
+        return 0;
+    return tokens > G_MAXINT64 / rate ? G_MAXINT64 : tokens * rate;
+}
+
+static inline gint64 lw_pusd_add(gint64 a, gint64 b)
+{
+    return a > G_MAXINT64 - b ? G_MAXINT64 : a + b;
+}
+
 /* Cost of `tokens` at `price`, choosing the tier by input_tokens:
  *   (input - cached - cache_write) x input
  *   + cached x cached_input
