@@ -83,11 +83,12 @@ class NodeBudgetTest(WrapCase):
         results = json.loads(p.stdout)
         ok = [r for r in results if r["ok"]]
         refused = [r for r in results if not r["ok"]]
-        # Every request either ran or was refused by the budget, in under a second.
+        # Every request either ran or was refused by the budget at once
+        # (under a second; more in a sanitizer build).
         self.assertGreaterEqual(len(ok), 10)
         self.assertGreater(len(refused), 0)
         for r in refused:
-            self.assertLess(r["ms"], 1000, r)
+            self.assertLess(r["ms"], lwtest.PROMPT_S * 1000, r)
             self.assertIn("budget", r["message"])
         stats = self.sim.stats()
         self.assertEqual(stats["retries_seen"], 0)

@@ -1,0 +1,283 @@
+"""`kill -9` of the collector at random moments during a loop of requests
+loses none that completed.
+
+A client under llmwrap sends a loop of chat requests (JSON, streams with and
+without include_usage) through the real provider URL and writes the
+response id of every answer it saw complete (a JSON body parsed whole, or a
+stream that reached `data: [DONE]`) to a file, flushed at once. Meanwhile
+the test SIGKILLs the collector at random moments; llmwrap restarts it on
+the same port and the client retries what failed. The collector commits a
+request's ledger row before it sends the bytes that end the answer, so
+every id the client wrote must be in the ledger, exactly once, with its
+exact usage. The kill schedule comes from a printed seed (set
+LW_TEST_SEED to replay one).
+"""
+
+import collections
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import unittest
+
+import lwtest
+from lwtest import DEFAULT_TIMEOUT, wait_for
+from test_wrap import PYTHON, WrapCase
+
+ROUNDS = 3
+REQUESTS = 120  # per round
+WORKERS = 4  # requests at once
+KILLS = 25  # per round, at most
+ROUND_TIMEOUT = 40  # seconds for one round's program, kills included
+KILL_GAP = (0.05, 0.4)  # seconds between a collector being up and its kill
+HELD_SHARE = 0.3  # of the kills come while the ledger's write lock is held ...
+HOLD = (0.1, 0.25)  # ... for this long (under the collector's 5 s busy timeout)
+RESTART_TIMEOUT = 10  # llmwrap restarts it within a second; allow for load
+MAX_ATTEMPTS = 100  # per request, 50 ms apart
+# kind: (stream, include_usage, input tokens, output tokens, sim delays).
+# The slow ones make kills land mid-request; the fast ones keep some
+# request finishing at almost any moment, so kills also land between a
+# ledger commit and the end of an answer.
+KINDS = {
+    "json": (False, False, 310, 5, ""),
+    "json_slow": (False, False, 300, 7, "delay_ms=60"),
+    "stream": (True, False, 220, 6, ""),
+    "stream_slow": (True, False, 200, 12, "chunk_delay_ms=12"),
+    "stream_usage": (True, True, 250, 12, "chunk_delay_ms=8"),
+}
+
+# argv: the output file, the plan (a JSON list of kinds), KINDS as JSON,
+# the number of workers and MAX_ATTEMPTS. Workers take the plan's requests
+# in turn; a line is "index kind id", written and flushed once the answer
+# is complete.
+CLIENT_PY = r"""
+import http.client, json, sys, threading, time
+
+out_path, plan, KINDS = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+WORKERS, MAX_ATTEMPTS = int(sys.argv[4]), int(sys.argv[5])
+
+
+class Incomplete(Exception):
+    pass
+
+
+def one(kind):
+    stream, include_usage, inp, words, delays = KINDS[kind]
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    if stream:
+        body["stream"] = True
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    c = http.client.HTTPSConnection("api.openai.com", timeout=10)
+    try:
+        c.request("POST", "/v1/chat/completions", json.dumps(body),
+                  {"content-type": "application/json", "authorization": "Bearer sk-test",
+                   "x-sim": f"in={inp};out={words};{delays}"})
+        r = c.getresponse()
+        if r.status != 200:
+            raise Incomplete(f"status {r.status}")
+        if not stream:
+            # A short body raises IncompleteRead or fails to parse.
+            answer = json.loads(r.read())
+            if answer["usage"]["completion_tokens"] != words:
+                raise Incomplete("wrong usage")
+            return answer["id"]
+        rid = None
+        while True:
+            line = r.readline()
+            if not line:
+                raise Incomplete("stream ended before [DONE]")
+            line = line.rstrip(b"\r\n")
+            if line == b"data: [DONE]":
+                return rid
+            if line.startswith(b"data: "):
+                rid = json.loads(line[6:])["id"]
+    finally:
+        c.close()
+
+
+lock = threading.Lock()
+state = {"next": 0, "failures": 0, "gave_up": 0}
+out = open(out_path, "a")
+
+
+def worker():
+    while True:
+        with lock:
+            index = state["next"]
+            state["next"] += 1
+        if index >= len(plan):
+            return
+        kind = plan[index]
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                rid = one(kind)
+                break
+            except (OSError, http.client.HTTPException, ValueError, KeyError, Incomplete):
+                with lock:
+                    state["failures"] += 1
+                time.sleep(0.05)
+        else:
+            with lock:
+                state["gave_up"] += 1
+            continue
+        with lock:
+            out.write(f"{index} {kind} {rid}\n")
+            out.flush()
+
+
+threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(state))
+sys.exit(1 if state["gave_up"] else 0)
+"""
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return [line.split() for line in f if line.endswith("\n")]
+    except FileNotFoundError:
+        return []
+
+
+class DurabilityTest(WrapCase):
+    providers = ("openai",)
+
+    def live_collector(self, not_pid, proc):
+        """The running collector's pid once it is not `not_pid`; None if
+        the program ended first."""
+        def up():
+            if proc.poll() is not None:
+                return -1
+            pid = lwtest.collector_pid(self.home)
+            return pid if pid and pid != not_pid and lwtest.pid_alive(pid) else None
+        pid = wait_for(up, timeout=RESTART_TIMEOUT, what="the collector's restart")
+        return None if pid == -1 else pid
+
+    def run_round(self, seed, index):
+        rng = random.Random(seed)
+        plan = [rng.choice(tuple(KINDS)) for _ in range(REQUESTS)]
+        out_path = os.path.join(self.workdir, f"completed-{index}.txt")
+        summary_path = os.path.join(self.workdir, f"summary-{index}.json")
+        client = self.script("client.py", CLIENT_PY)
+        err = open(os.path.join(self.workdir, f"llmwrap-{index}.err"), "w+b")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen(
+            [self.llmwrap, "--quiet", "--json-summary", summary_path, "--", PYTHON, client,
+             out_path, json.dumps(plan), json.dumps(KINDS), str(WORKERS), str(MAX_ATTEMPTS)],
+            env=self.env(), stdout=subprocess.PIPE, stderr=err)
+        self.addCleanup(lambda: proc.poll() is not None or (proc.kill(), proc.wait(5)))
+
+        kills, pid = [], None
+        start = time.monotonic()
+        deadline = start + ROUND_TIMEOUT
+        # The client opens its file first thing: by then llmwrap has opened
+        # the run, and the kills hit requests, not llmwrap's start.
+        wait_for(lambda: os.path.exists(out_path) or proc.poll() is not None,
+                 what="the client's start")
+        while len(kills) < KILLS and time.monotonic() < deadline:
+            pid = self.live_collector(pid, proc)
+            if pid is None:
+                break
+            pause = time.monotonic() + rng.uniform(*KILL_GAP)
+            while time.monotonic() < pause and proc.poll() is None:
+                time.sleep(0.005)
+            # Kill only while requests are outstanding: a kill while
+            # llmwrap closes the run is another test's business.
+            if proc.poll() is not None or len(read_lines(out_path)) >= REQUESTS:
+                break
+            held = rng.random() < HELD_SHARE and self.hold_ledger(rng.uniform(*HOLD))
+            os.kill(pid, signal.SIGKILL)
+            if held:
+                held.rollback()
+                held.close()
+            kills.append(f"{time.monotonic() - start:.3f}{'h' if held else ''}")
+        try:
+            stdout, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+            err.seek(0)
+            self.fail(f"round {index} (seed {seed}) did not finish in {ROUND_TIMEOUT}s; "
+                      f"{len(read_lines(out_path))} done, kills at {kills}\n"
+                      + err.read().decode(errors="replace"))
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+        self.assertEqual(proc.returncode, 0, f"seed {seed}:\n{stderr}")
+        completed = sorted((int(i), kind, rid) for i, kind, rid in read_lines(out_path))
+        self.assertEqual([(i, kind) for i, kind, _ in completed], list(enumerate(plan)))
+        completed = [(kind, rid) for _, kind, rid in completed]
+        with open(summary_path) as f:
+            run_id = json.load(f)["run_id"]
+        restarts = re.findall(r"collector restarted \(pid \d+, port \d+\) after (\d+) ms", stderr)
+        print(f"  {len(kills)} kills at {kills} s; restarts took {restarts} ms; "
+              f"{json.loads(stdout)['failures']} failed attempts retried; "
+              f"{time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+        return completed, json.loads(stdout)["failures"], kills, run_id
+
+    def hold_ledger(self, seconds):
+        """Takes the ledger's write lock for `seconds` (as another writer,
+        say `llmctl reprice`, may), then returns the connection still
+        holding it. Requests that end meanwhile wait in the collector for
+        their commit, so the kill that follows lands exactly between an
+        answer's last upstream byte and its row. None if the lock was busy."""
+        db = sqlite3.connect(os.path.join(self.home, "ledger.db"), timeout=0.2,
+                             isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            db.close()
+            return None
+        time.sleep(seconds)
+        return db
+
+    def ledger(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, env=self.env(), timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def test_kill_9_loses_no_completed_request(self):
+        base = int(os.environ.get("LW_TEST_SEED") or random.SystemRandom().randrange(2**32))
+        total_failures = 0
+        for index in range(ROUNDS):
+            seed = base + index
+            print(f"durability round {index}: seed {seed}", file=sys.stderr, flush=True)
+            completed, failures, kills, run_id = self.run_round(seed, index)
+            self.assertGreaterEqual(len(kills), 2, f"seed {seed}")
+            total_failures += failures
+
+            rows = self.ledger()
+            ids = collections.Counter(r["upstream_request_id"] for r in rows
+                                      if r["upstream_request_id"] is not None)
+            self.assertEqual([i for i, n in ids.items() if n > 1], [], f"seed {seed}")
+            by_id = {r["upstream_request_id"]: r for r in rows}
+            lost = [rid for _, rid in completed if rid not in by_id]
+            self.assertEqual(lost, [], f"seed {seed}: completed but not in the ledger")
+            # Recorded, but the kill came before the client had the end: the
+            # client retried, and the ledger keeps both (never fewer).
+            unseen = len([r for r in rows if r["run_id"] == run_id]) - len(completed)
+            print(f"  {unseen} recorded but cut before the client saw the end",
+                  file=sys.stderr, flush=True)
+            for kind, rid in completed:
+                row = by_id[rid]
+                self.assertEqual(
+                    (row["status"], row["partial"], row["stream"], row["input_tokens"],
+                     row["output_tokens"], row["run_id"]),
+                    (200, False, KINDS[kind][0], *KINDS[kind][2:4], run_id),
+                    f"seed {seed}: {rid}")
+        # The kills did land mid-request (else nothing was tested).
+        self.assertGreater(total_failures, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
