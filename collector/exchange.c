@@ -36,6 +36,7 @@ struct _LwExchange {
     gboolean close_delimited; /* HTTP/1.0 client, unknown length: close ends it */
     gboolean client_keep_alive;
     guint64 body_bytes;       /* upstream body bytes */
+    const char *upstream_proto; /* "HTTP/2", "HTTP/1.1" once the head arrived; static */
     gint64 content_length;    /* promised to the client, -1 when not */
     gint64 emitted;           /* body bytes handed to the client (incl. held) */
     LwBuf held;               /* bytes that end the answer, sent after the ledger commit */
@@ -127,9 +128,11 @@ static void log_done(LwExchange *ex, const char *outcome)
 {
     g_autofree char *path = loggable_path(ex->path);
     guint64 ms = (lw_loop_now_us() - ex->started_us) / 1000;
-    g_info("%s %.*s %s -> %d %s (%" G_GUINT64_FORMAT " ms, %" G_GUINT64_FORMAT " B)",
+    g_info("%s %.*s %s -> %d %s (%" G_GUINT64_FORMAT " ms, %" G_GUINT64_FORMAT " B%s%s)",
            ex->provider != NULL ? ex->provider->name : "-", (int)ex->head->req.method_len,
-           ex->head->req.method, path, ex->status, outcome, ms, ex->body_bytes);
+           ex->head->req.method, path, ex->status, outcome, ms, ex->body_bytes,
+           ex->upstream_proto != NULL ? ", upstream " : "",
+           ex->upstream_proto != NULL ? ex->upstream_proto : "");
 }
 
 /* Answers with an error of our own (before any response byte was sent). */
@@ -261,6 +264,7 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     LwExchange *ex = data;
     lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
     ex->status = status;
+    ex->upstream_proto = lw_transfer_http_version(ex->transfer);
     gboolean is_head = ex->head->req.method_len == 4 && memcmp(ex->head->req.method, "HEAD", 4) == 0;
     ex->no_body = is_head || status == 204 || status == 304 || status < 200;
 

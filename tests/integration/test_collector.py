@@ -9,6 +9,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -436,6 +437,65 @@ class BackpressureTest(lwtest.CollectorTestCase):
             total += len(chunk)
         s.close()
         self.assertGreater(total, 15_000_000)
+
+
+class Http2UpstreamTest(unittest.TestCase):
+    """A provider that offers HTTP/2 gets it: nghttpd (Debian's nghttp2
+    server) with TLS from the simulated provider's certificate, echoing
+    uploads, stands in for the provider."""
+
+    def setUp(self):
+        nghttpd = shutil.which("nghttpd") or "/usr/sbin/nghttpd"
+        if not os.path.exists(nghttpd):
+            self.skipTest("nghttpd (Debian nghttp2-server) is not installed")
+        import tempfile
+        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
+        self.sim = lwtest.Sim(self.workdir)  # for its CA and certificate only
+        self.addCleanup(self.sim.stop)
+        docs = os.path.join(self.workdir, "docs")
+        os.makedirs(os.path.join(docs, "v1"))
+        self.models = json.dumps({"object": "list", "data": [{"id": "gpt-4o-mini"}]}).encode()
+        with open(os.path.join(docs, "v1", "models"), "wb") as f:
+            f.write(self.models)
+        port = lwtest.free_port()
+        self.h2 = subprocess.Popen(
+            [nghttpd, "--echo-upload", "--htdocs", docs, "--address", "127.0.0.1", str(port),
+             os.path.join(self.sim.dir, "sim-server.key"),
+             os.path.join(self.sim.dir, "sim-server.pem")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.h2.wait, 10)
+        self.addCleanup(self.h2.terminate)
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(listening, what="nghttpd")
+        self.home = os.path.join(self.workdir, "home")
+        lwtest.write_config(self.home, f"[upstream]\nca_file = {self.sim.ca_file}\n"
+                                       f"[provider.openai]\nupstream = https://127.0.0.1:{port}\n")
+        self.collector = lwtest.Collector(self.home).start()
+        self.addCleanup(self.collector.stop)
+
+    def test_requests_go_upstream_over_http2(self):
+        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+        conn.request("GET", "/v1/models", headers={"authorization": "Bearer k"})
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, self.models))
+        # A body goes up, and comes back, byte for byte (nghttpd echoes it).
+        body = json.dumps(dict(CHAT_BODY, messages=[{"role": "user", "content": "x" * 70000}]))
+        conn.request("POST", "/v1/chat/completions", body=body,
+                     headers={"authorization": "Bearer k", "content-type": "application/json"})
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, body.encode()))
+        conn.close()
+        self.collector.stop()
+        log = self.collector.read_log()
+        self.assertEqual(log.count("upstream HTTP/2"), 2, log)
 
 
 class ConfigErrorTest(unittest.TestCase):
