@@ -120,7 +120,12 @@ int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, GErr
             {.fd = sfd, .events = POLLIN},
             {.fd = watch_fd, .events = POLLIN},
         };
-        int pr = poll(pfd, watch_fd >= 0 ? 2 : 1, -1);
+        int pr = poll(pfd, watch_fd >= 0 ? 2 : 1,
+                      watch_fd == LW_CHILD_WATCH_RETRY ? LW_CHILD_WATCH_RETRY_MS : -1);
+        if (pr == 0 && watch_fd == LW_CHILD_WATCH_RETRY) {
+            watch_fd = watch->on_ready(-1, watch->data);
+            continue;
+        }
         if (pr < 0) {
             if (errno == EINTR)
                 continue;

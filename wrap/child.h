@@ -26,7 +26,10 @@
 /* A descriptor watched while the program runs (the collector's IPC
  * connection: readable with EOF means the collector died). on_ready returns
  * the descriptor to watch from then on (the same, a new one after a
- * restart, or -1 to stop watching). */
+ * restart), LW_CHILD_WATCH_RETRY to be called again (with fd -1) after
+ * LW_CHILD_WATCH_RETRY_MS, or -1 to stop watching. */
+#define LW_CHILD_WATCH_RETRY (-2)
+#define LW_CHILD_WATCH_RETRY_MS 500
 typedef struct {
     int fd;
     int (*on_ready)(int fd, void *data);

@@ -6,6 +6,7 @@
 #include <glib.h>
 #include <poll.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -199,15 +200,27 @@ static int spawn_daemon(LwLaunch *l, guint16 port, gint64 deadline, char **ret_s
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-/* Polls the IPC socket until something answers or the deadline passes. */
-static LwIpcClient *poll_connect(const char *socket_path, gint64 deadline)
+/* The pid in the collector's pid file, if that process exists. */
+static gboolean recorded_collector_alive(const LwPaths *paths)
+{
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(paths->pid_file, &text, NULL, NULL))
+        return FALSE;
+    guint64 pid = g_ascii_strtoull(text, NULL, 10);
+    return pid > 1 && pid <= G_MAXINT && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Polls the IPC socket until something answers, the deadline passes, or
+ * the collector that should answer is gone (then NULL at once: a new
+ * attempt, not a long wait, is what helps). */
+static LwIpcClient *poll_connect(const LwPaths *paths, gint64 deadline)
 {
     int wait_us = 1000;
     for (;;) {
-        LwIpcClient *c = lw_ipc_client_connect(socket_path, NULL);
+        LwIpcClient *c = lw_ipc_client_connect(paths->ipc_socket, NULL);
         if (c != NULL)
             return c;
-        if (now_ms() >= deadline)
+        if (now_ms() >= deadline || !recorded_collector_alive(paths))
             return NULL;
         g_usleep(wait_us);
         wait_us = MIN(wait_us * 2, 50000);
@@ -234,11 +247,16 @@ LwIpcClient *lw_launch_connect(LwLaunch *l, guint16 port, int timeout_ms, gboole
             g_propagate_error(error, g_steal_pointer(&spawn_error));
             return NULL;
         }
+        if (rc == LW_COLLECTOR_EXIT_CONFIG) {
+            g_set_error(error, LW_LAUNCH_ERROR, LW_LAUNCH_ERROR_START, "%s: %s",
+                        l->collector_bin, *said ? said : "bad configuration");
+            return NULL;
+        }
         if (rc == 0 || rc == LW_COLLECTOR_EXIT_RUNNING) {
-            /* Ours serves already; another one is still starting or is
-             * stopping (then the next attempt starts a fresh one). */
-            c = poll_connect(l->paths->ipc_socket,
-                             rc == 0 ? deadline : MIN(deadline, now_ms() + timeout_ms / 2));
+            /* Ours serves; or another holds the lock: one starting (wait
+             * for it), or one that just died whose lock the kernel has not
+             * released yet (poll_connect gives up at once; retry). */
+            c = poll_connect(l->paths, deadline);
             if (c != NULL) {
                 if (ret_started != NULL)
                     *ret_started = rc == 0;
@@ -246,12 +264,13 @@ LwIpcClient *lw_launch_connect(LwLaunch *l, guint16 port, int timeout_ms, gboole
             }
             g_free(last_problem);
             last_problem = g_strdup_printf("nothing answers on %s", l->paths->ipc_socket);
-            continue;
+        } else {
+            /* It died while starting (killed, or a port race): try again. */
+            g_free(last_problem);
+            last_problem = g_strdup_printf("%s exited with status %d%s%s", l->collector_bin, rc,
+                                           *said ? ": " : "", said);
         }
-        g_set_error(error, LW_LAUNCH_ERROR, LW_LAUNCH_ERROR_START,
-                    "%s exited with status %d%s%s (its log: %s)", l->collector_bin, rc,
-                    *said ? ": " : "", said, l->paths->log_file);
-        return NULL;
+        g_usleep(20000); /* let a dead collector's lock and sockets go */
     }
     g_set_error(error, LW_LAUNCH_ERROR, LW_LAUNCH_ERROR_TIMEOUT,
                 "could not reach or start the collector within %d ms%s%s (its log: %s)", timeout_ms,

@@ -28,10 +28,12 @@ typedef enum {
     LW_LAUNCH_ERROR_TIMEOUT,   /* nothing answered in time */
 } LwLaunchError;
 
-/* Exit status of `llm-collector` when another one holds the lock. */
+/* Exit statuses of `llm-collector`: a bad configuration (no retry helps),
+ * and another one holding the lock. */
+#define LW_COLLECTOR_EXIT_CONFIG 2
 #define LW_COLLECTOR_EXIT_RUNNING 3
-/* Spawn attempts per lw_launch_connect() call. */
-#define LW_LAUNCH_MAX_ATTEMPTS 3
+/* Spawn attempts per lw_launch_connect() call (within its deadline). */
+#define LW_LAUNCH_MAX_ATTEMPTS 20
 
 /* Where llm-collector is: $LLMWRAP_COLLECTOR_BIN, else next to llmwrap in a
  * build tree (../collector/llm-collector), else in llmwrap's directory,
@@ -60,7 +62,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwLaunch, lw_launch_free)
 
 /* Connects to the collector, starting it when none answers (with
  * `--port PORT` when port > 0, so a restart keeps the port the running
- * programs were given). Waits at most timeout_ms in all. *ret_started (may
- * be NULL) says whether this call started it. Transfer full. */
+ * programs were given). A collector that dies before it answers, or the
+ * lock of one that just died, only costs another attempt; only a bad
+ * configuration ends the attempts early. Waits at most timeout_ms in all.
+ * *ret_started (may be NULL) says whether this call started it. Transfer
+ * full. */
 LwIpcClient *lw_launch_connect(LwLaunch *l, guint16 port, int timeout_ms, gboolean *ret_started,
                                GError **error);

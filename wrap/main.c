@@ -64,6 +64,8 @@ typedef struct {
     LwIpcClient *client;
     guint64 run_id;
     guint16 port;
+    gint64 restart_since;     /* monotonic us when the collector was found gone */
+    gboolean restart_failing; /* said once per failing streak */
 } App;
 
 static void usage(FILE *out)
@@ -281,38 +283,50 @@ static Lw__Response *status_call(LwIpcClient *client, GError **error)
 
 /* ---- the collector dying mid-run ---- */
 
+/* The collector's IPC connection became readable, or (fd -1) a restart is
+ * due again. A dead collector is restarted on the same port; while that
+ * fails, the program's provider connections fail closed and llmwrap keeps
+ * trying every LW_CHILD_WATCH_RETRY_MS. */
 static int on_collector_event(int fd, void *data)
 {
     App *app = data;
     g_autoptr(GError) error = NULL;
-    Lw__Response *pushed = lw_ipc_client_next(app->client, 100, &error);
-    if (pushed != NULL) {
-        /* Nothing is pushed to llmwrap today; tolerate it. */
-        lw__response__free_unpacked(pushed, NULL);
-        return fd;
+    if (fd >= 0) {
+        Lw__Response *pushed = lw_ipc_client_next(app->client, 100, &error);
+        if (pushed != NULL) {
+            /* Nothing is pushed to llmwrap today; tolerate it. */
+            lw__response__free_unpacked(pushed, NULL);
+            return fd;
+        }
+        if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_TIMEOUT))
+            return fd;
+        g_clear_pointer(&app->client, lw_ipc_client_free);
+        fprintf(stderr, "llmwrap: the collector stopped; restarting it on port %u\n", app->port);
+        app->restart_since = g_get_monotonic_time();
+        app->restart_failing = FALSE;
     }
-    if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_TIMEOUT))
-        return fd;
-    g_clear_pointer(&app->client, lw_ipc_client_free);
-
-    fprintf(stderr, "llmwrap: the collector stopped; restarting it on port %u\n", app->port);
-    gint64 t0 = g_get_monotonic_time();
     gboolean started = FALSE;
     g_clear_error(&error);
     app->client = lw_launch_connect(app->launch, app->port, RESTART_TIMEOUT_MS, &started, &error);
     if (app->client == NULL) {
-        fprintf(stderr,
-                "llmwrap: cannot restart the collector: %s; connections to LLM providers fail "
-                "until one runs\n",
-                error->message);
-        return -1;
+        if (!app->restart_failing)
+            fprintf(stderr,
+                    "llmwrap: cannot restart the collector yet: %s; connections to LLM providers "
+                    "fail until it runs (still trying)\n",
+                    error->message);
+        app->restart_failing = TRUE;
+        return LW_CHILD_WATCH_RETRY;
     }
     g_clear_error(&error);
     Lw__Response *st = status_call(app->client, &error);
-    guint port = st != NULL && st->status->has_synthetic_port ? st->status->synthetic_port : 0;
-    guint pid = st != NULL ? st->status->pid : 0;
-    if (st != NULL)
-        lw__response__free_unpacked(st, NULL);
+    if (st == NULL) {
+        /* It went away again right after answering: the next event restarts it. */
+        fprintf(stderr, "llmwrap: the restarted collector does not answer: %s\n", error->message);
+        return lw_ipc_client_fd(app->client);
+    }
+    guint port = st->status->has_synthetic_port ? st->status->synthetic_port : 0;
+    guint pid = st->status->pid;
+    lw__response__free_unpacked(st, NULL);
     if (port != app->port)
         fprintf(stderr,
                 "llmwrap: the collector now listens on port %u instead of %u: this program's "
@@ -320,7 +334,9 @@ static int on_collector_event(int fd, void *data)
                 port, app->port);
     else
         fprintf(stderr, "llmwrap: collector %s (pid %u, port %u) after %" G_GINT64_FORMAT " ms\n",
-                started ? "restarted" : "back", pid, port, (g_get_monotonic_time() - t0) / 1000);
+                started ? "restarted" : "back", pid, port,
+                (g_get_monotonic_time() - app->restart_since) / 1000);
+    app->restart_failing = FALSE;
     return lw_ipc_client_fd(app->client);
 }
 
