@@ -25,9 +25,11 @@
  * collector's loop thread, stalling every stream in flight. A writer
  * instead hands checkpoints to a helper thread with its own connection
  * (started on first need), which runs PASSIVE checkpoints: they never
- * block the writer or readers. Should the helper fall behind (the WAL
- * restarts only once a checkpoint has caught up with the writer), the
- * writer checkpoints inline above a cap. Readers are never blocked, so one
+ * block the writer or readers. The WAL restarts only once a checkpoint
+ * has caught up with the writer, which under steady writes may never
+ * happen by itself, so above a cap the writer checkpoints inline; the
+ * helper keeps chasing the writer meanwhile, so that inline checkpoint
+ * finds only the last few milliseconds of frames to copy and sync. Readers are never blocked, so one
  * holding an old snapshot lets the WAL grow until it lets go (SQLite
  * cannot restart a WAL a reader still uses); journal_size_limit then cuts
  * the file back.
@@ -42,7 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,6 +65,13 @@ G_DEFINE_QUARK(lw-ledger-error-quark, lw_ledger_error)
  * 4 KiB pages; an inline checkpoint of that size takes tens of ms). */
 #define CHECKPOINT_FRAMES 1000
 #define INLINE_CHECKPOINT_FRAMES 4000
+/* The writer's page cache, in KiB as a negative cache_size: an insert
+ * touches the last pages of a few B-trees, so SQLite's default (2 MiB,
+ * filled after a few thousand requests) holds mostly pages it will not
+ * touch again; that memory is the collector's when it is otherwise idle. */
+#define WRITER_CACHE_KIB -256
+/* Between the passes of a checkpoint that has not caught up yet. */
+#define CHECKPOINT_PAUSE_US 100000
 /* A reader holding an old snapshot keeps any checkpoint from finishing, so
  * the WAL can grow past the cap meanwhile; when it next restarts it is cut
  * back to this (about the cap, in bytes) rather than keep its peak size. */
@@ -258,6 +267,15 @@ typedef struct {
     char *path;
 } Checkpointer;
 
+/* Recent credentials and their hashes, in memory only: a program sends the
+ * same key with every request, and an HMAC costs more than the lookup. */
+#define CREDENTIAL_SLOTS 16
+typedef struct {
+    char *secret; /* NULL = empty */
+    gsize len;
+    char hash[HASH_HEX_LEN + 1];
+} CredentialSlot;
+
 struct _LwLedger {
     sqlite3 *db;
     gboolean readonly;
@@ -267,11 +285,22 @@ struct _LwLedger {
     int wal_mark;               /* WAL frames when the last checkpoint was asked for */
     gboolean have_salt;
     guint8 salt[SALT_LEN];
+    EVP_MAC_CTX *hmac; /* keyed with the salt; NULL until the first hash */
+    CredentialSlot credentials[CREDENTIAL_SLOTS];
     /* Cached statements, prepared on first use. */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert, *rollup;
     sqlite3_stmt *run_start, *run_end;
 };
+
+static void slot_clear(CredentialSlot *slot)
+{
+    if (slot->secret == NULL)
+        return;
+    OPENSSL_cleanse(slot->secret, slot->len);
+    g_free(slot->secret);
+    slot->secret = NULL;
+}
 
 gboolean lw_ledger_sqlite_error(GError **error, sqlite3 *db, const char *what)
 {
@@ -470,6 +499,13 @@ static gboolean ensure_salt(LwLedger *ledger, GError **error)
     return TRUE;
 }
 
+/* Checkpoints while the writer keeps writing, then sleeps until asked
+ * again. A pass copies the frames that were in the WAL when it began, and
+ * under steady writes more arrive while it syncs, so it goes on (after a
+ * short pause that lets a few milliseconds of frames gather for one sync)
+ * until a pass finds the WAL as it left it: the writer has stopped, or a
+ * reader pins an old snapshot. The writer's inline checkpoint at the cap
+ * then finds only the last few milliseconds of frames left to copy. */
 static gpointer checkpointer_main(gpointer data)
 {
     Checkpointer *c = data;
@@ -480,6 +516,13 @@ static gpointer checkpointer_main(gpointer data)
         sqlite3_close(db);
         return NULL;
     }
+    /* A connection learns that the database is in WAL mode when it first
+     * reads it; until then a checkpoint is a silent no-op (log = -1). */
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    /* A checkpoint copies pages through its own buffer, not the cache. */
+    sqlite3_exec(db, "PRAGMA cache_size = -64", NULL, NULL, NULL);
+    sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+    int last_log = -1;
     g_mutex_lock(&c->mutex);
     for (;;) {
         while (!c->requested && !c->stopping)
@@ -488,8 +531,16 @@ static gpointer checkpointer_main(gpointer data)
             break;
         c->requested = FALSE;
         g_mutex_unlock(&c->mutex);
-        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        int log = -1, done = -1;
+        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         g_mutex_lock(&c->mutex);
+        if (rc == SQLITE_OK && log > 0 && log != last_log) {
+            gint64 until = g_get_monotonic_time() + CHECKPOINT_PAUSE_US;
+            while (!c->stopping && g_cond_wait_until(&c->cond, &c->mutex, until))
+                ;
+            c->requested = TRUE;
+        }
+        last_log = log;
     }
     g_mutex_unlock(&c->mutex);
     sqlite3_close(db);
@@ -632,6 +683,8 @@ LwLedger *lw_ledger_open(const char *path, gboolean readonly, GError **error)
 
     if (!exec(ledger, "PRAGMA journal_mode = WAL", "setting WAL mode", error) ||
         !exec(ledger, "PRAGMA synchronous = NORMAL", "setting synchronous", error) ||
+        !exec(ledger, "PRAGMA cache_size = " G_STRINGIFY(WRITER_CACHE_KIB), "sizing the cache",
+              error) ||
         !exec(ledger, "PRAGMA journal_size_limit = " G_STRINGIFY(WAL_SIZE_LIMIT),
               "setting the WAL size limit", error) ||
         !migrate(ledger, path, error) || !ensure_salt(ledger, error))
@@ -655,6 +708,9 @@ void lw_ledger_close(LwLedger *ledger)
         sqlite3_finalize(stmts[i]);
     sqlite3_close_v2(ledger->db);
     OPENSSL_cleanse(ledger->salt, sizeof ledger->salt);
+    EVP_MAC_CTX_free(ledger->hmac);
+    for (guint i = 0; i < CREDENTIAL_SLOTS; i++)
+        slot_clear(&ledger->credentials[i]);
     g_free(ledger->path);
     g_free(ledger);
 }
@@ -819,19 +875,67 @@ gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, in
     return TRUE;
 }
 
+/* The HMAC keyed with the salt, made once: fetching the algorithms and
+ * keying cost more than hashing one header (OpenSSL 3 looks them up on
+ * every HMAC() call). Each hash works on a copy. */
+static EVP_MAC_CTX *keyed_hmac(LwLedger *ledger)
+{
+    if (ledger->hmac != NULL)
+        return ledger->hmac;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (ctx == NULL || !EVP_MAC_init(ctx, ledger->salt, SALT_LEN, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    ledger->hmac = ctx;
+    return ctx;
+}
+
+static char *compute_hash(LwLedger *ledger, const char *secret, gsize len)
+{
+    EVP_MAC_CTX *keyed = keyed_hmac(ledger);
+    EVP_MAC_CTX *ctx = keyed != NULL ? EVP_MAC_CTX_dup(keyed) : NULL;
+    guint8 md[EVP_MAX_MD_SIZE];
+    size_t md_len = 0;
+    gboolean ok = ctx != NULL && EVP_MAC_update(ctx, (const guint8 *)secret, len) &&
+                  EVP_MAC_final(ctx, md, &md_len, sizeof md) && md_len >= HASH_HEX_LEN / 2;
+    EVP_MAC_CTX_free(ctx);
+    if (!ok)
+        return NULL;
+    static const char digits[] = "0123456789abcdef";
+    char *hex = g_malloc(HASH_HEX_LEN + 1);
+    for (int i = 0; i < HASH_HEX_LEN / 2; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0xf];
+    }
+    hex[HASH_HEX_LEN] = '\0';
+    OPENSSL_cleanse(md, sizeof md);
+    return hex;
+}
+
 char *lw_ledger_credential_hash(LwLedger *ledger, const char *secret, gsize len)
 {
     g_return_val_if_fail(ledger != NULL && secret != NULL, NULL);
     g_return_val_if_fail(ledger->have_salt, NULL);
-    guint8 md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (HMAC(EVP_sha256(), ledger->salt, SALT_LEN, (const guint8 *)secret, len, md, &md_len) ==
-            NULL ||
-        md_len < HASH_HEX_LEN / 2)
+    guint h = 5381;
+    for (gsize i = 0; i < len; i++)
+        h = h * 33 + (guchar)secret[i];
+    CredentialSlot *slot = &ledger->credentials[h % CREDENTIAL_SLOTS];
+    if (slot->secret != NULL && slot->len == len && memcmp(slot->secret, secret, len) == 0)
+        return g_strdup(slot->hash);
+    char *hex = compute_hash(ledger, secret, len);
+    if (hex == NULL)
         return NULL;
-    char *hex = g_malloc(HASH_HEX_LEN + 1);
-    for (int i = 0; i < HASH_HEX_LEN / 2; i++)
-        g_snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    OPENSSL_cleanse(md, sizeof md);
+    slot_clear(slot);
+    slot->secret = g_memdup2(secret, len);
+    slot->len = len;
+    memcpy(slot->hash, hex, sizeof slot->hash);
     return hex;
 }

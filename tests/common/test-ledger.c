@@ -351,7 +351,50 @@ static void test_credential_hash(Fixture *f, gconstpointer data)
     g_assert_cmpstr(h1, !=, prefix);
     g_assert_null(strstr(secret, h1));
     g_assert_cmpstr(h_hexy, !=, hexy);
+    /* Many keys in turn (more than the ledger remembers): each keeps its
+     * own hash, whether it comes from the cache or is computed again. */
+    char *first[40];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            g_autofree char *key = g_strdup_printf("sk-rotating-%d", i);
+            char *h = lw_ledger_credential_hash(l, key, strlen(key));
+            g_assert_true(is_lower_hex(h, 16));
+            if (round == 0) {
+                for (int j = 0; j < i; j++)
+                    g_assert_cmpstr(h, !=, first[j]);
+                first[i] = h;
+            } else {
+                g_assert_cmpstr(h, ==, first[i]);
+                g_free(h);
+            }
+        }
+    }
+    for (int i = 0; i < 40; i++)
+        g_free(first[i]);
     lw_ledger_close(l);
+
+    /* It is HMAC-SHA256 keyed with the stored salt (checked against GLib's
+     * own HMAC), so a hash made elsewhere with the same salt matches. */
+    sqlite3 *db = NULL;
+    g_assert_cmpint(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    g_assert_cmpint(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'salt'", -1, &st,
+                                       NULL),
+                    ==, SQLITE_OK);
+    g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+    const char *salt_hex = (const char *)sqlite3_column_text(st, 0);
+    g_assert_cmpuint(strlen(salt_hex), ==, 64);
+    guint8 salt[32];
+    for (int i = 0; i < 32; i++)
+        salt[i] = (guint8)(g_ascii_xdigit_value(salt_hex[2 * i]) << 4 |
+                           g_ascii_xdigit_value(salt_hex[2 * i + 1]));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    GHmac *hmac = g_hmac_new(G_CHECKSUM_SHA256, salt, sizeof salt);
+    g_hmac_update(hmac, (const guchar *)secret, (gssize)strlen(secret));
+    g_autofree char *expected = g_strndup(g_hmac_get_string(hmac), 16);
+    g_hmac_unref(hmac);
+    g_assert_cmpstr(h1, ==, expected);
 
     /* Stable across reopening: the salt is stored. */
     l = open_rw(f);
@@ -961,6 +1004,40 @@ static void test_wal_bounded(Fixture *f, gconstpointer data)
     lw_ledger_close(ro);
 }
 
+/* Checkpoints happen off the writer's thread: once the WAL passes the
+ * helper's threshold (1000 frames) and well before the writer's own
+ * inline cap (4000), the pages reach the database file while the writer
+ * does nothing more. A helper that never checkpoints leaves the database
+ * file as it was, and the writer then pays for the whole WAL inline. */
+static void test_background_checkpoint(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwLedger *l = open_rw(f);
+    LwLedgerRequest r = full_row();
+    g_assert_cmpint(lw_ledger_insert(l, &r, &error), >, 0);
+    struct stat st;
+    g_assert_cmpint(stat(f->path, &st), ==, 0);
+    gint64 before = st.st_size;
+    /* 400 commits of about 4 frames: past 1000 frames, short of 4000. */
+    for (int n = 1; n < 400; n++) {
+        r.time_ms = BASE_MS + n;
+        g_assert_cmpint(lw_ledger_insert(l, &r, &error), >, 0);
+    }
+    g_autofree char *wal = g_strconcat(f->path, "-wal", NULL);
+    g_assert_cmpint(stat(wal, &st), ==, 0);
+    g_assert_cmpint(st.st_size, >, 1000 * (4096 + 24));
+    g_assert_cmpint(st.st_size, <, 4000 * (4096 + 24));
+    gint64 after = before;
+    for (int i = 0; i < 1000 && after < before + 200 * 1024; i++) {
+        g_usleep(10000);
+        g_assert_cmpint(stat(f->path, &st), ==, 0);
+        after = st.st_size;
+    }
+    g_assert_cmpint(after, >=, before + 200 * 1024);
+    g_assert_cmpint(sql_int(l, "SELECT COUNT(*) FROM requests"), ==, 400);
+    lw_ledger_close(l);
+}
+
 /* A reader sees what a concurrent writer committed. */
 static void test_concurrent_reader(Fixture *f, gconstpointer data)
 {
@@ -995,6 +1072,7 @@ int main(int argc, char **argv)
     ADD("request-filters", test_request_filters);
     ADD("reprice", test_reprice);
     ADD("concurrent-reader", test_concurrent_reader);
+    ADD("background-checkpoint", test_background_checkpoint);
     ADD("wal-bounded", test_wal_bounded);
 #undef ADD
     g_test_add_func("/ledger/group-parse", test_group_parse);
