@@ -33,6 +33,13 @@
 #define IN_SLACK (64 * 1024)
 /* A close that waits for a final response to flush gives up after this. */
 #define CLOSING_TIMEOUT_MS 5000
+/* Output is written once per loop iteration (see lw_conn_send), unless this
+ * much is already queued: then at once, so a large body keeps the socket
+ * busy instead of waiting in memory. */
+#define FLUSH_NOW_BYTES (64 * 1024)
+/* Reads go through one buffer per process; a connection keeps only what
+ * it has not parsed yet. */
+#define READ_CHUNK 16384
 
 typedef enum {
     CONN_SNIFF,
@@ -56,6 +63,7 @@ struct _LwConn {
     size_t parse_last_len;
     LwTimer timer;
     LwTimer next_timer; /* deferred start of the next pipelined request */
+    LwTimer flush_timer; /* end-of-iteration write of `out` */
     GList link;         /* in server->conns */
 
     /* Request being read. */
@@ -104,6 +112,7 @@ static void conn_close(LwConn *conn)
     ConnState was = conn->state;
     conn->state = CONN_CLOSED;
     lw_timer_stop(server->loop, &conn->next_timer);
+    lw_timer_stop(server->loop, &conn->flush_timer);
     if (conn->exchange != NULL) {
         LwExchange *ex = conn->exchange;
         conn->exchange = NULL;
@@ -226,7 +235,10 @@ static void update_events(LwConn *conn)
     gboolean want_read = conn->state != CONN_CLOSING && lw_buf_len(&conn->in) < in_cap;
     if (want_read || conn->ssl_write_wants_read)
         events |= EPOLLIN | EPOLLRDHUP;
-    if (lw_buf_len(&conn->out) > 0 || conn->ssl_read_wants_write)
+    /* Queued output waits for EPOLLOUT only when a write found the socket
+     * full; otherwise the flush timer writes it this iteration. */
+    if ((lw_buf_len(&conn->out) > 0 && !lw_timer_is_armed(&conn->flush_timer)) ||
+        conn->ssl_read_wants_write)
         events |= EPOLLOUT;
     lw_loop_set_events(conn->server->loop, conn->fd, events);
 }
@@ -319,12 +331,47 @@ static void conn_flush(LwConn *conn)
     update_events(conn);
 }
 
+/* An idle keep-alive connection holds no buffers: with hundreds of them
+ * open, their memory is most of the collector's (OpenSSL's own record
+ * buffers are released likewise, SSL_MODE_RELEASE_BUFFERS). */
+static void release_idle_buffers(LwConn *conn)
+{
+    if (conn->state == CONN_HEAD && lw_buf_len(&conn->in) == 0 && lw_buf_len(&conn->out) == 0 &&
+        conn->exchange == NULL) {
+        lw_buf_clear(&conn->in);
+        lw_buf_clear(&conn->out);
+    }
+}
+
+static void on_flush_timer(LwLoop *loop, void *data)
+{
+    LwConn *conn = data;
+    conn_flush(conn);
+    if (conn->state == CONN_CLOSED)
+        return;
+    /* A transfer paused for backpressure resumes once the queue is empty
+     * (conn_io does the same after EPOLLOUT). */
+    if (conn->exchange != NULL && lw_buf_len(&conn->out) == 0)
+        lw_exchange_on_drain(conn->exchange);
+    release_idle_buffers(conn);
+}
+
+/* Queues the bytes; they are written after the current batch of events
+ * (a zero-delay timer), so what one iteration produces for a connection
+ * (a response head and its body, a chunk's size line, data and CRLF, the
+ * events of one upstream read) goes out as one TLS record and one write
+ * instead of one each. */
 void lw_conn_send(LwConn *conn, const void *data, size_t len)
 {
     if (conn->io_error || conn->state == CONN_CLOSED)
         return;
     lw_buf_append(&conn->out, data, len);
-    conn_flush(conn);
+    if (lw_buf_len(&conn->out) >= FLUSH_NOW_BYTES) {
+        lw_timer_stop(conn->server->loop, &conn->flush_timer);
+        conn_flush(conn);
+    } else if (!lw_timer_is_armed(&conn->flush_timer)) {
+        lw_timer_start(conn->server->loop, &conn->flush_timer, 0, on_flush_timer, conn);
+    }
 }
 
 size_t lw_conn_pending(const LwConn *conn)
@@ -579,11 +626,11 @@ static gboolean fill_input(LwConn *conn)
         size_t room = in_cap > lw_buf_len(&conn->in) ? in_cap - lw_buf_len(&conn->in) : 0;
         if (room == 0)
             return TRUE;
+        static char scratch[READ_CHUNK];
         size_t n = 0;
-        char *dst = lw_buf_reserve(&conn->in, MIN(room, (size_t)16384));
-        IoResult r = transport_read(conn, dst, MIN(room, (size_t)16384), &n);
+        IoResult r = transport_read(conn, scratch, MIN(room, sizeof scratch), &n);
         if (r == IO_OK) {
-            lw_buf_commit(&conn->in, n);
+            lw_buf_append(&conn->in, scratch, n);
             conn->server->counters.bytes_in += n;
             if (conn->state == CONN_BODY)
                 arm_timer(conn, conn->server->config->idle_timeout_ms);
@@ -636,6 +683,7 @@ static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data)
     }
     if (conn->exchange != NULL && lw_buf_len(&conn->out) == 0)
         lw_exchange_on_drain(conn->exchange);
+    release_idle_buffers(conn);
 }
 
 /* ---- for the exchange ---- */
@@ -675,7 +723,10 @@ void lw_conn_abort(LwConn *conn)
     conn->exchange = NULL;
     conn->server->counters.requests_active--;
     lw_exchange_free(ex);
-    conn_close(conn);
+    /* What was produced still goes out (the client sees how far the answer
+     * got); the close without a final chunk then marks it cut. */
+    lw_timer_stop(conn->server->loop, &conn->flush_timer);
+    conn_close_after_flush(conn);
 }
 
 const LwAttribution *lw_conn_attribution(LwConn *conn)
@@ -718,6 +769,7 @@ void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider)
     conn->state = CONN_SNIFF;
     lw_timer_init(&conn->timer);
     lw_timer_init(&conn->next_timer);
+    lw_timer_init(&conn->flush_timer);
     conn->link.data = conn;
     g_queue_push_tail_link(&server->conns, &conn->link);
     server->counters.connections_accepted++;

@@ -21,6 +21,7 @@ struct _LwUpstream {
     char *proxy;
     long connect_timeout_ms;
     gboolean http2;
+    GString *line; /* scratch for building header lines */
 };
 
 struct _LwTransfer {
@@ -369,6 +370,7 @@ LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, GError **error
         g_free(up);
         return NULL;
     }
+    up->line = g_string_sized_new(256);
     up->multi = curl_multi_init();
     curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
@@ -398,6 +400,7 @@ void lw_upstream_free(LwUpstream *up)
     if (up->extra_anchors != NULL)
         sk_X509_pop_free(up->extra_anchors, X509_free);
     g_free(up->proxy);
+    g_string_free(up->line, TRUE);
     g_free(up);
 }
 
@@ -427,19 +430,25 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
             if (lw_http1_name_is(h->name, h->name_len, curl_defaults[d]))
                 have_default[d] = TRUE;
         }
-        g_autofree char *line = NULL;
-        if (h->value_len == 0) /* "Name;" sends an empty field; "Name:" would delete it */
-            line = g_strdup_printf("%.*s;", (int)h->name_len, h->name);
-        else
-            line = g_strdup_printf("%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len,
-                                   h->value);
-        t->headers = curl_slist_append(t->headers, line);
-    }
-    for (guint d = 0; d < G_N_ELEMENTS(curl_defaults); d++) {
-        if (!have_default[d]) {
-            g_autofree char *line = g_strdup_printf("%s:", curl_defaults[d]);
-            t->headers = curl_slist_append(t->headers, line);
+        GString *line = up->line;
+        g_string_truncate(line, 0);
+        g_string_append_len(line, h->name, (gssize)h->name_len);
+        if (h->value_len == 0) { /* "Name;" sends an empty field; "Name:" would delete it */
+            g_string_append_c(line, ';');
+        } else {
+            g_string_append_len(line, ": ", 2);
+            g_string_append_len(line, h->value, (gssize)h->value_len);
         }
+        t->headers = curl_slist_append(t->headers, line->str);
+    }
+    /* A header value may hold a credential: leave no copy behind. */
+    memset(up->line->str, 0, up->line->allocated_len);
+    g_string_truncate(up->line, 0);
+    static const char *const suppressed[] = {"Accept:", "Content-Type:", "Expect:"};
+    G_STATIC_ASSERT(G_N_ELEMENTS(suppressed) == G_N_ELEMENTS(curl_defaults));
+    for (guint d = 0; d < G_N_ELEMENTS(curl_defaults); d++) {
+        if (!have_default[d])
+            t->headers = curl_slist_append(t->headers, suppressed[d]);
     }
 
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
@@ -449,6 +458,13 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    /* The system bundle only: libcurl keeps the parsed store of a CA file
+     * (CURLOPT_CA_CACHE_TIMEOUT) but not when a CA directory is also set,
+     * as Debian's build does by default, and then parses ~140
+     * certificates again for every new upstream connection (~25 ms of CPU
+     * and ~1 MiB each). Debian's directory holds the same certificates
+     * as its bundle (update-ca-certificates writes both). */
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     if (up->extra_anchors != NULL) {
         curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
         curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, up->extra_anchors);

@@ -19,11 +19,19 @@ static gboolean parse_seconds(const char *s, gint64 *ret_ms)
 
 gint64 lw_clock_now_ms(void)
 {
+    /* The environment is read once: this runs several times per request,
+     * and a test sets the variables before the process starts. The file's
+     * contents are read every time (tests move the clock through it). */
+    static const char *fixed, *file;
+    static gsize env_read;
+    if (g_once_init_enter(&env_read)) {
+        fixed = g_getenv("LLMWRAP_NOW");
+        file = g_getenv("LLMWRAP_NOW_FILE");
+        g_once_init_leave(&env_read, 1);
+    }
     gint64 ms;
-    const char *fixed = g_getenv("LLMWRAP_NOW");
     if (fixed != NULL && parse_seconds(fixed, &ms))
         return ms;
-    const char *file = g_getenv("LLMWRAP_NOW_FILE");
     if (file != NULL) {
         g_autofree char *text = NULL;
         if (g_file_get_contents(file, &text, NULL, NULL) && parse_seconds(text, &ms))

@@ -57,6 +57,11 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
     return G_LOG_WRITER_HANDLED;
 }
 
+gboolean lw_log_enabled(GLogLevelFlags level)
+{
+    return level_rank(level) <= level_rank((GLogLevelFlags)g_atomic_int_get(&threshold));
+}
+
 void lw_log_set_level(const char *level)
 {
     if (g_strcmp0(level, "debug") == 0)

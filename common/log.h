@@ -18,3 +18,7 @@ void lw_log_init(const char *program, const char *level);
 
 /* Changes the threshold (SIGHUP). Unknown names keep the current one. */
 void lw_log_set_level(const char *level);
+
+/* Whether a message of `level` would be written: hot paths test it before
+ * formatting a message the threshold would drop. */
+gboolean lw_log_enabled(GLogLevelFlags level);
