@@ -535,8 +535,11 @@ static gpointer checkpointer_main(gpointer data)
         int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         g_mutex_lock(&c->mutex);
         if (rc == SQLITE_OK && log > 0 && log != last_log) {
+            /* No pause once the WAL is half-way to the writer's cap: at
+             * thousands of commits a second it would get there first. */
             gint64 until = g_get_monotonic_time() + CHECKPOINT_PAUSE_US;
-            while (!c->stopping && g_cond_wait_until(&c->cond, &c->mutex, until))
+            while (log < INLINE_CHECKPOINT_FRAMES / 2 && !c->stopping &&
+                   g_cond_wait_until(&c->cond, &c->mutex, until))
                 ;
             c->requested = TRUE;
         }
