@@ -90,8 +90,10 @@ static void check_usage(const LwUsage *u)
     require(t->input_tokens >= 0 && t->output_tokens >= 0);
     require(t->cached_input_tokens >= 0 && t->cache_write_tokens >= 0 &&
             t->cache_write_1h_tokens >= 0 && t->reasoning_tokens >= 0);
-    require(t->cached_input_tokens + t->cache_write_tokens + t->cache_write_1h_tokens <=
-            t->input_tokens);
+    /* Cache reads and writes are parts of the input; 1-hour writes are
+     * part of all writes (ledger.h). */
+    require(t->cached_input_tokens + t->cache_write_tokens <= t->input_tokens);
+    require(t->cache_write_1h_tokens <= t->cache_write_tokens);
     require(t->reasoning_tokens <= t->output_tokens);
     require(u->output_text_bytes >= 0);
     require(u->model_served == NULL || strlen(u->model_served) <= LW_USAGE_JSON_MAX_NAME);
