@@ -85,6 +85,7 @@ struct _LwObserver {
     guint64 finished;     /* Gemini candidates seen finishing */
     guint want_finished;
     gboolean seen_model, seen_id; /* a parsed event could name them: later ones need not be */
+    GString *pending_usage;       /* Gemini: the latest event whose usage is not parsed yet */
 
     Encoding enc;
     gboolean parse_off; /* given up on parsing; bytes still pass */
@@ -370,12 +371,47 @@ static Fate anthropic_event(LwObserver *obs, const LwSseUnit *u, const char *dat
     return FATE_PASS;
 }
 
+/* Gemini sends usageMetadata on every chunk, each a running total, so only
+ * the latest one counts. A chunk that can neither end the answer (finish
+ * or block reason, error) nor name the model or id is only scanned for its
+ * text, and kept whole if it carries usage; that usage is parsed when
+ * someone asks for it (lw_observer_usage), which settlement does once and
+ * a metered stream after every read. */
 static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
 {
-    /* usageMetadata rides on every chunk: each one is parsed */
+    LwPeek pk;
+    lw_usage_peek(data, len, &pk);
+    if (obs->seen_model && obs->seen_id && !pk.truncated && !pk.error && !pk.finish_reason &&
+        !pk.prompt_feedback && pk.usage_value == 0) {
+        obs->usage.output_text_bytes += pk.text[LW_PEEK_TEXT]; /* parts' text, thoughts too */
+        if (pk.usage_metadata) {
+            if (obs->pending_usage == NULL)
+                obs->pending_usage = g_string_sized_new(len);
+            g_string_truncate(obs->pending_usage, 0);
+            g_string_append_len(obs->pending_usage, data, (gssize)len);
+        }
+        return FATE_PASS;
+    }
+
     gboolean was_complete = obs->usage.complete;
     parse_event(obs, data, len);
+    obs->seen_model |= pk.model;
+    obs->seen_id |= pk.id;
+    if (pk.usage_metadata && obs->pending_usage != NULL)
+        g_string_truncate(obs->pending_usage, 0); /* superseded */
     return obs->usage.complete && !was_complete ? FATE_TERMINAL : FATE_PASS;
+}
+
+/* Parses the usage gemini_event kept. Its text was counted when it passed,
+ * and it could not end the answer, so only the usage is taken from it. */
+static void apply_pending_usage(LwObserver *obs)
+{
+    if (obs->pending_usage == NULL || obs->pending_usage->len == 0)
+        return;
+    gint64 text_bytes = obs->usage.output_text_bytes;
+    parse_event(obs, obs->pending_usage->str, obs->pending_usage->len);
+    obs->usage.output_text_bytes = text_bytes;
+    g_string_truncate(obs->pending_usage, 0);
 }
 
 static Fate event_fate(LwObserver *obs, const LwSseUnit *u, gsize *ret_cut_start,
@@ -618,6 +654,8 @@ void lw_observer_free(LwObserver *obs)
     if (obs->z_ready)
         inflateEnd(&obs->z);
     g_free(obs->zbuf);
+    if (obs->pending_usage != NULL)
+        g_string_free(obs->pending_usage, TRUE);
     g_free(obs);
 }
 
@@ -669,9 +707,10 @@ void lw_observer_finish(LwObserver *obs)
     flush_run(obs);
 }
 
-const LwUsage *lw_observer_usage(const LwObserver *obs)
+const LwUsage *lw_observer_usage(LwObserver *obs)
 {
     g_return_val_if_fail(obs != NULL, NULL);
+    apply_pending_usage(obs);
     return &obs->usage;
 }
 

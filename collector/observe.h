@@ -73,7 +73,7 @@ void lw_observer_feed(LwObserver *obs, const char *buf, gsize len);
 void lw_observer_finish(LwObserver *obs);
 
 /* What is known so far. Borrowed; valid until the next feed/finish/free. */
-const LwUsage *lw_observer_usage(const LwObserver *obs);
+const LwUsage *lw_observer_usage(LwObserver *obs);
 
 /* Will the observer rewrite bytes (so the exchange must not promise the
  * upstream's Content-Length to the client)? */

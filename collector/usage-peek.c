@@ -12,6 +12,8 @@ typedef enum {
     NAME_MODEL,
     NAME_ID,
     NAME_TYPE,
+    NAME_FINISH_REASON,
+    NAME_PROMPT_FEEDBACK,
     NAME_TEXT, /* + LwPeekText */
 } Name;
 
@@ -68,14 +70,22 @@ static int classify(const char *s, gsize len, LwPeekText *ret_text)
             return NAME_TEXT;
         }
         return NAME_OTHER;
+    case 10:
+        return IS("responseId") ? NAME_ID : NAME_OTHER;
+    case 11:
+        return IS("blockReason") ? NAME_PROMPT_FEEDBACK : NAME_OTHER;
     case 12:
         if (IS("partial_json")) {
             *ret_text = LW_PEEK_PARTIAL_JSON;
             return NAME_TEXT;
         }
-        return NAME_OTHER;
+        if (IS("modelVersion"))
+            return NAME_MODEL;
+        return IS("finishReason") ? NAME_FINISH_REASON : NAME_OTHER;
     case 13:
         return IS("usageMetadata") ? NAME_USAGE_METADATA : NAME_OTHER;
+    case 14:
+        return IS("promptFeedback") ? NAME_PROMPT_FEEDBACK : NAME_OTHER;
     case 17:
         if (IS("reasoning_content")) {
             *ret_text = LW_PEEK_REASONING;
@@ -202,6 +212,12 @@ void lw_usage_peek(const char *json, gsize len, LwPeek *ret)
             break;
         case NAME_ID:
             ret->id = TRUE;
+            break;
+        case NAME_FINISH_REASON:
+            ret->finish_reason = TRUE;
+            break;
+        case NAME_PROMPT_FEEDBACK:
+            ret->prompt_feedback = TRUE;
             break;
         case NAME_TYPE:
         case NAME_TEXT:

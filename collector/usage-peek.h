@@ -34,9 +34,11 @@ typedef struct {
     guint usage_value;  /* "usage" members with any other value */
     gboolean error;     /* an "error" member whose value is not null or false */
     gboolean x_groq;
-    gboolean usage_metadata;
-    gboolean model;
-    gboolean id;
+    gboolean usage_metadata;  /* Gemini */
+    gboolean finish_reason;   /* Gemini: "finishReason", a candidate may have ended */
+    gboolean prompt_feedback; /* Gemini: "promptFeedback" or "blockReason" */
+    gboolean model;           /* "model" or Gemini's "modelVersion" */
+    gboolean id;              /* "id" or Gemini's "responseId" */
     const char *type;   /* raw value of the first "type" member that is a string, or NULL */
     gsize type_len;
     gint64 text[LW_PEEK_TEXT_COUNT]; /* decoded UTF-8 bytes of string values, per member name */

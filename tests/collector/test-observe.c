@@ -887,6 +887,59 @@ static void test_gemini_candidates(void)
     lw_request_info_clear(&req);
 }
 
+/* Gemini repeats its running usage on every chunk and the observer parses
+ * only the latest when asked: asked after every read (a metered stream)
+ * and asked once after a stream that broke before its final chunk, the
+ * answer is that chunk's usage, and text is counted once. */
+static void test_gemini_running_usage(void)
+{
+    const char *path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
+    LwRequestInfo req;
+    lw_inspect_request(LW_FORMAT_GEMINI, "POST", path, "{}", 2, &req);
+#define CHUNK(TEXT, THOUGHT, OUT, THOUGHTS)                                                     \
+    "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"" TEXT "\"" THOUGHT          \
+    "}]},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":" OUT \
+    ",\"thoughtsTokenCount\":" THOUGHTS "},\"modelVersion\":\"gemini-2.5-flash\","             \
+    "\"responseId\":\"R1\"}\r\n\r\n"
+    const char *chunks[] = {
+        CHUNK("Hi", "", "1", "0"),
+        CHUNK(" there", ",\"thought\":true", "2", "40"),
+        CHUNK(" you", "", "3", "40"),
+    };
+#undef CHUNK
+    const gint64 want_output[] = {1, 42, 43};
+    const gint64 want_text[] = {2, 8, 12};
+
+    for (int asked_each_time = 0; asked_each_time <= 1; asked_each_time++) {
+        Sink s = {g_string_new(NULL), g_string_new(NULL)};
+        const LwObserverSink sink = {sink_emit};
+        LwObserver *obs = lw_observer_new(LW_FORMAT_GEMINI, &req, 200, SSE, NULL, FALSE, &sink, &s);
+        for (gsize i = 0; i < G_N_ELEMENTS(chunks); i++) {
+            lw_observer_feed(obs, chunks[i], strlen(chunks[i]));
+            if (asked_each_time) {
+                const LwUsage *u = lw_observer_usage(obs);
+                g_assert_cmpint(u->tokens.output_tokens, ==, want_output[i]);
+                g_assert_cmpint(u->output_text_bytes, ==, want_text[i]);
+            }
+        }
+        lw_observer_finish(obs);
+        const LwUsage *u = lw_observer_usage(obs);
+        g_assert_true(u->have_usage);
+        g_assert_false(u->complete);
+        g_assert_cmpint(u->tokens.input_tokens, ==, 8);
+        g_assert_cmpint(u->tokens.output_tokens, ==, 43);
+        g_assert_cmpint(u->tokens.reasoning_tokens, ==, 40);
+        g_assert_cmpint(u->output_text_bytes, ==, 12);
+        g_assert_nonnull(strstr(u->raw_usage, "\"candidatesTokenCount\":3"));
+        g_assert_cmpstr(u->model_served, ==, "gemini-2.5-flash");
+        g_assert_cmpstr(u->response_id, ==, "R1");
+        lw_observer_free(obs);
+        g_string_free(s.out, TRUE);
+        g_string_free(s.flags, TRUE);
+    }
+    lw_request_info_clear(&req);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -913,6 +966,7 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/decimal", test_decimal);
     g_test_add_func("/observe/openrouter-byok", test_openrouter_byok);
     g_test_add_func("/observe/xai-subset", test_xai_subset);
+    g_test_add_func("/observe/gemini-running-usage", test_gemini_running_usage);
     g_test_add_func("/observe/gemini-candidates", test_gemini_candidates);
     return g_test_run();
 }
