@@ -112,7 +112,8 @@ class ConcurrencyTest(BudgetTestCase):
         self.assertEqual((err["code"], err["status"]), (429, "RESOURCE_EXHAUSTED"))
 
 
-class WindowTest(BudgetTestCase):
+class FileClockTestCase(BudgetTestCase):
+    """The collector reads "now" from a file the test moves."""
 
     def setUp(self):
         super().setUp()
@@ -130,6 +131,9 @@ class WindowTest(BudgetTestCase):
         with open(self.clock_file + ".tmp", "w") as f:
             f.write(str(t))
         os.replace(self.clock_file + ".tmp", self.clock_file)
+
+
+class WindowTest(FileClockTestCase):
 
     def test_hourly_window_rolls_over_at_the_hour(self):
         body = json.dumps(chat(max_tokens=10)).encode()
@@ -278,6 +282,58 @@ class GuardTest(BudgetTestCase):
         self.assertEqual(self.send(chat(max_tokens=11))[0], 200)
         refused = [r for r in self.rows() if r.get("refused_by")]
         self.assertEqual(len(refused), 2)
+
+
+class GuardKindsTest(FileClockTestCase):
+    """rate, spend-rate, size and growth, set with llmctl as a user would."""
+
+    def guard(self, name, *args):
+        self.llmctl("guard", "set", name, *args)
+
+    def refused_by(self, reply):
+        status, _, body = reply
+        self.assertEqual(status, 429, body)
+        return json.loads(body)["error"]["message"]
+
+    def test_rate_guard_counts_requests_in_its_window(self):
+        self.guard("burst", "--type", "rate", "--threshold", "3", "--window", "60s")
+        for i in range(3):
+            self.assertEqual(self.send(chat(max_tokens=10 + i))[0], 200)
+        self.assertIn("guard 'burst': 4 requests", self.refused_by(self.send(chat(max_tokens=20))))
+        self.set_clock("2026-11-21T11:01:00Z")  # the three have left the window
+        self.assertEqual(self.send(chat(max_tokens=21))[0], 200)
+
+    def test_spend_rate_guard_counts_settled_spend(self):
+        unit = (100 * D("0.15") + 10 * D("0.60")) / 10**6  # one request's actual cost
+        self.guard("burn", "--type", "spend-rate", "--threshold", str(2 * unit),
+                   "--window", "60s")
+        for i in range(2):
+            self.assertEqual(self.send(chat(max_tokens=10 + i))[0], 200)
+        message = self.refused_by(self.send(chat(max_tokens=20)))
+        self.assertIn("guard 'burn': $0.000042 spent", message)
+        self.set_clock("2026-11-21T11:01:00Z")
+        self.assertEqual(self.send(chat(max_tokens=21))[0], 200)
+
+    def test_size_guard_blocks_or_warns_on_a_big_input(self):
+        self.guard("big", "--type", "size", "--threshold", "100")  # ~400 bytes of body
+        self.assertEqual(self.send(chat(max_tokens=10))[0], 200)
+        huge = chat(max_tokens=10, messages=[{"role": "user", "content": "x" * 1000}])
+        self.assertIn("guard 'big': about 2", self.refused_by(self.send(huge)))
+        self.guard("big", "--type", "size", "--threshold", "100", "--action", "warn")
+        status, headers, _ = self.send(huge)
+        self.assertEqual(status, 200)
+        self.assertIn("big", headers["x-llmwrap-warning"])
+
+    def test_growth_guard_compares_with_the_first_request(self):
+        self.guard("swell", "--type", "growth", "--threshold", "4")
+        first = chat(max_tokens=10, messages=[{"role": "user", "content": "x" * 200}])
+        self.assertEqual(self.send(first)[0], 200)
+        three_times = chat(max_tokens=10, messages=[{"role": "user", "content": "x" * 700}])
+        self.assertEqual(self.send(three_times)[0], 200)
+        five_times = chat(max_tokens=10, messages=[{"role": "user", "content": "x" * 1300}])
+        self.assertIn("guard 'swell': input grew", self.refused_by(self.send(five_times)))
+        refused = [r for r in self.rows() if r.get("refused_by")]
+        self.assertEqual([r["refused_by"] for r in refused], ["guard swell"])
 
 
 if __name__ == "__main__":
