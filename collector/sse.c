@@ -179,14 +179,33 @@ static void fill_piece(LwSseUnit *ret, const char *p, gsize n, gboolean last)
     ret->last = last;
 }
 
-/* Enters oversize mode for the unit in progress, whose current line starts
- * at `line` and holds `line_len` bytes so far. */
-static void start_oversize(LwSse *sse, const char *line, gsize line_len)
+/* Does the current line, of which `line_len` bytes are kept at `line` and
+ * `more_len` follow at `more`, start with ':' (after the stream's BOM, on
+ * the first line)? Either part may hold the BOM or the colon, depending on
+ * how the stream was cut. */
+static gboolean line_is_comment(const LwSse *sse, const char *line, gsize line_len,
+                                const char *more, gsize more_len)
 {
+    char head[4];
+    gsize n = 0;
+    for (gsize i = 0; i < line_len && n < sizeof head; i++)
+        head[n++] = line[i];
+    for (gsize i = 0; i < more_len && n < sizeof head; i++)
+        head[n++] = more[i];
+    gsize skip = sse->first_line && n >= 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    return n > skip && head[skip] == ':';
+}
+
+/* Enters oversize mode for the unit in progress, whose current line starts
+ * at `line` and holds `line_len` bytes so far; `more` is the input that
+ * follows them (see line_is_comment). */
+static void start_oversize(LwSse *sse, const char *line, gsize line_len, const char *more,
+                           gsize more_len)
+{
+    /* outside an event, a line starting with ':' is a comment: a unit of its own */
+    sse->os_to_line_end = !sse->in_event && line_is_comment(sse, line, line_len, more, more_len);
     sse->oversize = TRUE;
     sse->first_line = FALSE; /* a BOM only counts at the very start */
-    /* outside an event, a line starting with ':' is a comment: a unit of its own */
-    sse->os_to_line_end = !sse->in_event && line_len > 0 && line[0] == ':';
     sse->os_line_len = line_len;
     sse->n_oversize++;
     reset_unit(sse);
@@ -257,7 +276,8 @@ static LwSseResult next_pending(LwSse *sse, const char **buf, gsize *len, LwSseU
 
     if (used + capped_size(p, take) > sse->max_event) {
         /* Report what is kept; the input is handled in oversize mode. */
-        start_oversize(sse, lw_buf_head(&sse->pend) + sse->line_start, used - sse->line_start);
+        start_oversize(sse, lw_buf_head(&sse->pend) + sse->line_start, used - sse->line_start,
+                       p, take);
         fill_piece(ret, lw_buf_head(&sse->pend), used, FALSE);
         sse->pend_release = TRUE;
         return LW_SSE_UNIT;
@@ -359,7 +379,7 @@ LwSseResult lw_sse_next(LwSse *sse, const char **buf, gsize *len, LwSseUnit *ret
         }
         /* The input ends inside a unit. */
         if (capped_size(p, n) > sse->max_event) {
-            start_oversize(sse, p + sse->line_start, n - sse->line_start);
+            start_oversize(sse, p + sse->line_start, n - sse->line_start, NULL, 0);
             fill_piece(ret, p, n, FALSE);
             consume(buf, len, n);
             return LW_SSE_UNIT;

@@ -74,6 +74,15 @@ static const Case cases[] = {
      {{LW_SSE_OVERSIZE, ": 0123456789012345678901234567890123456789\n", NULL, NULL},
       {LW_SSE_EVENT, "data: ok\n\n", NULL, "ok"}},
      1},
+    /* the BOM is not the comment's first byte: found by fuzzing, where a
+     * feed boundary inside the long line turned it into an event that
+     * swallowed the blank line after it */
+    {"oversize-comment-after-bom",
+     "\xEF\xBB\xBF" ": 0123456789012345678901234567890123456789\n\ndata: ok\n\n", 32,
+     {{LW_SSE_OVERSIZE, "\xEF\xBB\xBF" ": 0123456789012345678901234567890123456789\n", NULL, NULL},
+      {LW_SSE_NOISE, "\n", NULL, NULL},
+      {LW_SSE_EVENT, "data: ok\n\n", NULL, "ok"}},
+     1},
     {"exactly-at-cap", "data: 012345678901234567890123\n\n", 32,
      {{LW_SSE_EVENT, "data: 012345678901234567890123\n\n", NULL, "012345678901234567890123"}}},
     /* the LF of the final CRLF does not count: it may come after the unit was reported */
