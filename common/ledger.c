@@ -29,10 +29,10 @@
  * has caught up with the writer, which under steady writes may never
  * happen by itself, so above a cap the writer checkpoints inline; the
  * helper keeps chasing the writer meanwhile, so that inline checkpoint
- * finds only the last few milliseconds of frames to copy and sync. Readers are never blocked, so one
- * holding an old snapshot lets the WAL grow until it lets go (SQLite
- * cannot restart a WAL a reader still uses); journal_size_limit then cuts
- * the file back.
+ * finds only the last few milliseconds of frames to copy and sync.
+ * Readers are never blocked, so one holding an old snapshot lets the WAL
+ * grow until it lets go (SQLite cannot restart a WAL a reader still
+ * uses); journal_size_limit then cuts the file back.
  * The LwLedger itself is still used by one thread at a time.
  *
  * Salt: the credential-hash salt is a meta row of the database itself, so
