@@ -374,6 +374,14 @@ void lw_conn_send(LwConn *conn, const void *data, size_t len)
     }
 }
 
+void lw_conn_flush_now(LwConn *conn)
+{
+    if (conn->io_error || conn->state == CONN_CLOSED || lw_buf_len(&conn->out) == 0)
+        return;
+    lw_timer_stop(conn->server->loop, &conn->flush_timer);
+    conn_flush(conn); /* what the socket does not take waits for EPOLLOUT */
+}
+
 size_t lw_conn_pending(const LwConn *conn)
 {
     return lw_buf_len(&conn->out);

@@ -36,6 +36,9 @@ void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider);
 /* Queues response bytes and writes what the socket takes now. */
 void lw_conn_send(LwConn *conn, const void *data, size_t len);
 
+/* Writes what is queued now instead of at the end of the loop iteration. */
+void lw_conn_flush_now(LwConn *conn);
+
 /* Bytes queued but not yet written. */
 size_t lw_conn_pending(const LwConn *conn);
 

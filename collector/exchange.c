@@ -392,6 +392,12 @@ static void on_done(void *data, LwUpstreamStatus status, const char *detail)
         lw_conn_abort(conn);
         return;
     }
+    /* A stream's events already emitted are the client's now: they must
+     * not wait for the ledger commit below, which holds back only the
+     * bytes that end the answer. (They are still queued when the end came
+     * in the same read, as a fast provider's whole short answer does.) */
+    if (lw_account_info(ex->account)->stream)
+        lw_conn_flush_now(conn);
     /* Settle (the observer may emit its last buffered bytes), commit the
      * ledger row, and only then let the answer's last bytes go. */
     lw_account_settle(ex->account, ex->status, FALSE);
