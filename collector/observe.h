@@ -72,7 +72,9 @@ void lw_observer_feed(LwObserver *obs, const char *buf, gsize len);
  * (an unterminated last event is passed on as it was). */
 void lw_observer_finish(LwObserver *obs);
 
-/* What is known so far. Borrowed; valid until the next feed/finish/free. */
+/* What is known so far. Borrowed; valid until the next feed/finish/free.
+ * Not const: a Gemini stream's latest running usage is kept unparsed
+ * until it is asked for, and parsed here. */
 const LwUsage *lw_observer_usage(LwObserver *obs);
 
 /* Will the observer rewrite bytes (so the exchange must not promise the
