@@ -9,6 +9,7 @@
 
 #include "budget-def.h"
 #include "ledger-budgets.h"
+#include "ledger-fixture.h"
 #include "ledger.h"
 
 #define PUSD    G_GINT64_CONSTANT(1000000000000)
@@ -20,40 +21,6 @@
  * clash with one it may gain. */
 typedef LwBudgetDef Budget;
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Budget, lw_budget_def_free)
-
-typedef struct {
-    char *dir;
-    char *path;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    GError *error = NULL;
-    f->dir = g_dir_make_tmp("test-ledger-budgets-XXXXXX", &error);
-    g_assert_no_error(error);
-    f->path = g_build_filename(f->dir, "ledger.db", NULL);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-        g_autofree char *p = g_strconcat(f->path, suffixes[i], NULL);
-        g_unlink(p);
-    }
-    g_rmdir(f->dir);
-    g_free(f->path);
-    g_free(f->dir);
-}
-
-static LwLedger *open_rw(const Fixture *f)
-{
-    GError *error = NULL;
-    LwLedger *l = lw_ledger_open(f->path, FALSE, &error);
-    g_assert_no_error(error);
-    g_assert_nonnull(l);
-    return l;
-}
 
 static void sql_exec(LwLedger *l, const char *sql)
 {

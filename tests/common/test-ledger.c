@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ledger-fixture.h"
 #include "ledger-query.h"
 #include "ledger.h"
 
@@ -19,40 +20,6 @@
 #define DAY_MS (24 * HOUR_MS)
 /* 2026-11-21T00:00:00Z */
 #define BASE_MS G_GINT64_CONSTANT(1795219200000)
-
-typedef struct {
-    char *dir;
-    char *path;
-} Fixture;
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    GError *error = NULL;
-    f->dir = g_dir_make_tmp("test-ledger-XXXXXX", &error);
-    g_assert_no_error(error);
-    f->path = g_build_filename(f->dir, "ledger.db", NULL);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-        g_autofree char *p = g_strconcat(f->path, suffixes[i], NULL);
-        g_unlink(p);
-    }
-    g_rmdir(f->dir);
-    g_free(f->path);
-    g_free(f->dir);
-}
-
-static LwLedger *open_rw(const Fixture *f)
-{
-    GError *error = NULL;
-    LwLedger *l = lw_ledger_open(f->path, FALSE, &error);
-    g_assert_no_error(error);
-    g_assert_nonnull(l);
-    return l;
-}
 
 static gint64 sql_int(LwLedger *l, const char *sql)
 {
