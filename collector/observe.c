@@ -383,7 +383,10 @@ static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
     lw_usage_peek(data, len, &pk);
     if (obs->seen_model && obs->seen_id && !pk.truncated && !pk.error && !pk.finish_reason &&
         !pk.prompt_feedback && pk.usage_value == 0) {
-        obs->usage.output_text_bytes += pk.text[LW_PEEK_TEXT]; /* parts' text, thoughts too */
+        /* Parts' text, thoughts too. The scan counts every "text" member, so
+         * grounding metadata's segment texts would count as well: an
+         * over-estimate, on the side a metering bound can take. */
+        obs->usage.output_text_bytes += pk.text[LW_PEEK_TEXT];
         if (pk.usage_metadata) {
             if (obs->pending_usage == NULL)
                 obs->pending_usage = g_string_sized_new(len);
