@@ -64,6 +64,7 @@ struct _LwConn {
     LwTimer timer;
     LwTimer next_timer; /* deferred start of the next pipelined request */
     LwTimer flush_timer; /* end-of-iteration write of `out` */
+    LwTimer tls_pending_timer; /* reads what OpenSSL holds once reading resumes */
     GList link;         /* in server->conns */
 
     /* Request being read. */
@@ -113,6 +114,7 @@ static void conn_close(LwConn *conn)
     conn->state = CONN_CLOSED;
     lw_timer_stop(server->loop, &conn->next_timer);
     lw_timer_stop(server->loop, &conn->flush_timer);
+    lw_timer_stop(server->loop, &conn->tls_pending_timer);
     if (conn->exchange != NULL) {
         LwExchange *ex = conn->exchange;
         conn->exchange = NULL;
@@ -225,6 +227,12 @@ static IoResult transport_write(LwConn *conn, const char *buf, size_t len, size_
     }
 }
 
+static void on_tls_pending(LwLoop *loop, void *data)
+{
+    LwConn *conn = data;
+    conn_io(loop, conn->fd, EPOLLIN, conn);
+}
+
 /* Recomputes the epoll interest from the state. Reading stops while the
  * input buffer is at its cap (backpressure on pipelining clients) and while
  * closing. */
@@ -235,6 +243,14 @@ static void update_events(LwConn *conn)
     gboolean want_read = conn->state != CONN_CLOSING && lw_buf_len(&conn->in) < in_cap;
     if (want_read || conn->ssl_write_wants_read)
         events |= EPOLLIN | EPOLLRDHUP;
+    /* A read that stopped at the cap may have left the rest of a record
+     * decrypted inside OpenSSL, off the socket: epoll will not report it,
+     * so it is read without waiting for more bytes to arrive. (SSL_pending
+     * counts only such decrypted bytes, not a record still arriving, which
+     * epoll does report.) */
+    if (want_read && conn->ssl != NULL && SSL_pending(conn->ssl) > 0 &&
+        !lw_timer_is_armed(&conn->tls_pending_timer))
+        lw_timer_start(conn->server->loop, &conn->tls_pending_timer, 0, on_tls_pending, conn);
     /* Queued output waits for EPOLLOUT only when a write found the socket
      * full; otherwise the flush timer writes it this iteration. */
     if ((lw_buf_len(&conn->out) > 0 && !lw_timer_is_armed(&conn->flush_timer)) ||
@@ -778,6 +794,7 @@ void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider)
     lw_timer_init(&conn->timer);
     lw_timer_init(&conn->next_timer);
     lw_timer_init(&conn->flush_timer);
+    lw_timer_init(&conn->tls_pending_timer);
     conn->link.data = conn;
     g_queue_push_tail_link(&server->conns, &conn->link);
     server->counters.connections_accepted++;

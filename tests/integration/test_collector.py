@@ -151,6 +151,32 @@ class ForwardingTest(lwtest.CollectorTestCase):
         self.assertEqual(first["usage"]["completion_tokens"], 3)
         self.assertEqual(second["usage"]["completion_tokens"], 5)
 
+    def test_pipelined_backlog_larger_than_the_input_cap(self):
+        # 240 KB of pipelined requests against the collector's input cap
+        # (max_head + 64 KiB): it stops reading at the cap, and the rest of
+        # a TLS record it already decrypted waits inside OpenSSL, where
+        # epoll cannot see it. Every request must still be answered.
+        s = raw_tls(self.collector)
+        s.settimeout(10)
+        body = json.dumps(dict(CHAT_BODY, user="x" * 4000)).encode()
+        req = (b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+               b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+               b"x-sim: words=%d\r\ncontent-length: %d\r\n\r\n%s")
+        n = 60
+        data = b"".join(req % (1 + i % 7, len(body), body) for i in range(n))
+        self.assertGreater(len(data), 128 * 1024 + 16 * 1024)
+        sender = threading.Thread(target=s.sendall, args=(data,))
+        sender.start()
+        f = s.makefile("rb")
+        words = []
+        try:
+            for _ in range(n):
+                words.append(json.loads(read_http_response(f)[2])["usage"]["completion_tokens"])
+        finally:
+            sender.join(DEFAULT_TIMEOUT)
+            s.close()
+        self.assertEqual(words, [1 + i % 7 for i in range(n)])
+
     def test_garbage_then_valid_request(self):
         addr = (self.collector.addr("openai"), self.collector.port)
         junk = [
