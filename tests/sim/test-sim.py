@@ -910,10 +910,12 @@ class Faults(unittest.TestCase):
         st, _, _ = request("/v1/chat/completions", chat_body(prompt="[[sim delay_ms=300]]"))
         self.assertGreaterEqual(time.monotonic() - t0, 0.3)
         conn = connect()
+        # The sim's gaps start when it answers, which may be before request()
+        # returns: time from before the request is sent.
+        t0 = time.monotonic()
         conn.request("POST", "/v1/chat/completions",
                      body=json.dumps(chat_body(stream=True, prompt="[[sim out=3]]")),
                      headers={**AUTH, "x-sim": "chunk_delay_ms=100"})
-        t0 = time.monotonic()
         r = conn.getresponse()
         first = r.read1(65536)
         rest = r.read()
