@@ -29,7 +29,8 @@
 
 
 /* Input beyond a request head is buffered up to this many bytes while a
- * body streams in or a response is in flight (pipelined requests). */
+ * body streams in or a response is in flight (pipelined requests); the
+ * last read may pass it by less than one READ_CHUNK. */
 #define IN_SLACK (64 * 1024)
 /* A close that waits for a final response to flush gives up after this. */
 #define CLOSING_TIMEOUT_MS 5000
@@ -64,7 +65,6 @@ struct _LwConn {
     LwTimer timer;
     LwTimer next_timer; /* deferred start of the next pipelined request */
     LwTimer flush_timer; /* end-of-iteration write of `out` */
-    LwTimer tls_pending_timer; /* reads what OpenSSL holds once reading resumes */
     GList link;         /* in server->conns */
 
     /* Request being read. */
@@ -114,7 +114,6 @@ static void conn_close(LwConn *conn)
     conn->state = CONN_CLOSED;
     lw_timer_stop(server->loop, &conn->next_timer);
     lw_timer_stop(server->loop, &conn->flush_timer);
-    lw_timer_stop(server->loop, &conn->tls_pending_timer);
     if (conn->exchange != NULL) {
         LwExchange *ex = conn->exchange;
         conn->exchange = NULL;
@@ -227,12 +226,6 @@ static IoResult transport_write(LwConn *conn, const char *buf, size_t len, size_
     }
 }
 
-static void on_tls_pending(LwLoop *loop, void *data)
-{
-    LwConn *conn = data;
-    conn_io(loop, conn->fd, EPOLLIN, conn);
-}
-
 /* Recomputes the epoll interest from the state. Reading stops while the
  * input buffer is at its cap (backpressure on pipelining clients) and while
  * closing. */
@@ -243,14 +236,6 @@ static void update_events(LwConn *conn)
     gboolean want_read = conn->state != CONN_CLOSING && lw_buf_len(&conn->in) < in_cap;
     if (want_read || conn->ssl_write_wants_read)
         events |= EPOLLIN | EPOLLRDHUP;
-    /* A read that stopped at the cap may have left the rest of a record
-     * decrypted inside OpenSSL, off the socket: epoll will not report it,
-     * so it is read without waiting for more bytes to arrive. (SSL_pending
-     * counts only such decrypted bytes, not a record still arriving, which
-     * epoll does report.) */
-    if (want_read && conn->ssl != NULL && SSL_pending(conn->ssl) > 0 &&
-        !lw_timer_is_armed(&conn->tls_pending_timer))
-        lw_timer_start(conn->server->loop, &conn->tls_pending_timer, 0, on_tls_pending, conn);
     /* Queued output waits for EPOLLOUT only when a write found the socket
      * full; otherwise the flush timer writes it this iteration. */
     if ((lw_buf_len(&conn->out) > 0 && !lw_timer_is_armed(&conn->flush_timer)) ||
@@ -647,12 +632,16 @@ static gboolean fill_input(LwConn *conn)
 {
     size_t in_cap = conn->server->config->max_head + IN_SLACK;
     for (;;) {
-        size_t room = in_cap > lw_buf_len(&conn->in) ? in_cap - lw_buf_len(&conn->in) : 0;
-        if (room == 0)
+        if (lw_buf_len(&conn->in) >= in_cap)
             return TRUE;
+        /* Always a whole TLS record's worth, even past the cap: a shorter
+         * read would leave the rest of the record decrypted inside
+         * OpenSSL, off the socket, where epoll never reports it (a
+         * pipelining client would stall once it has sent everything). */
         static char scratch[READ_CHUNK];
+        G_STATIC_ASSERT(READ_CHUNK >= SSL3_RT_MAX_PLAIN_LENGTH);
         size_t n = 0;
-        IoResult r = transport_read(conn, scratch, MIN(room, sizeof scratch), &n);
+        IoResult r = transport_read(conn, scratch, sizeof scratch, &n);
         if (r == IO_OK) {
             lw_buf_append(&conn->in, scratch, n);
             conn->server->counters.bytes_in += n;
@@ -794,7 +783,6 @@ void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider)
     lw_timer_init(&conn->timer);
     lw_timer_init(&conn->next_timer);
     lw_timer_init(&conn->flush_timer);
-    lw_timer_init(&conn->tls_pending_timer);
     conn->link.data = conn;
     g_queue_push_tail_link(&server->conns, &conn->link);
     server->counters.connections_accepted++;

@@ -29,6 +29,21 @@ import lwtest
 from lwtest import DEFAULT_TIMEOUT, wait_for
 
 PYTHON = "/usr/bin/python3"
+
+# Starts the raw-socket scripts: one HTTP/1.1 POST with "Connection: close"
+# over a connected TLS socket, read to EOF; returns the status line.
+RAW_POST = r"""
+def post(t, host, path, headers, body):
+    t.sendall(b"POST %s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\n"
+              b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+              % (path, host, headers, len(body), body))
+    data = b""
+    while True:
+        chunk = t.recv(65536)
+        if not chunk:
+            return data.split(b"\r\n")[0].decode()
+        data += chunk
+"""
 RUN_TIMEOUT = 120  # seconds, for every wrapped command
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -226,7 +241,7 @@ sys.exit(max(codes))
         self.assertEqual(self.counters()["requests_total"], 3)
 
     def test_nonblocking_connect_with_epoll(self):
-        path = self.script("epoll.py", r"""
+        path = self.script("epoll.py", RAW_POST + r"""
 import errno, select, socket, ssl, sys
 family, type_, proto, _, addr = socket.getaddrinfo("api.openai.com", 443, socket.AF_INET,
                                                    socket.SOCK_STREAM)[0]
@@ -242,16 +257,8 @@ s.setblocking(True)
 s.settimeout(30)
 t = ssl.create_default_context().wrap_socket(s, server_hostname="api.openai.com")
 body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-t.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
-          b"Authorization: Bearer sk-test\r\nContent-Type: application/json\r\n"
-          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-data = b""
-while True:
-    chunk = t.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-print(addr[0], data.split(b"\r\n")[0].decode())
+print(addr[0], post(t, b"api.openai.com", b"/v1/chat/completions",
+                    b"Authorization: Bearer sk-test\r\n", body))
 """)
         p = self.wrap(PYTHON, path)
         self.assertRan(p)
@@ -259,7 +266,7 @@ print(addr[0], data.split(b"\r\n")[0].decode())
         self.assertEqual(self.counters()["requests_total"], 1)
 
     def test_af_inet6_only_hints(self):
-        path = self.script("v6.py", r"""
+        path = self.script("v6.py", RAW_POST + r"""
 import socket, ssl
 family, type_, proto, _, addr = socket.getaddrinfo("api.anthropic.com", 443, socket.AF_INET6,
                                                    socket.SOCK_STREAM)[0]
@@ -269,16 +276,9 @@ s.connect(addr)
 t = ssl.create_default_context().wrap_socket(s, server_hostname="api.anthropic.com")
 body = (b'{"model":"claude-sonnet-4-5","max_tokens":16,'
         b'"messages":[{"role":"user","content":"hi"}]}')
-t.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.com\r\nx-api-key: k\r\n"
-          b"anthropic-version: 2023-06-01\r\nContent-Type: application/json\r\n"
-          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-data = b""
-while True:
-    chunk = t.recv(65536)
-    if not chunk:
-        break
-    data += chunk
-print(family == socket.AF_INET6, addr[0], data.split(b"\r\n")[0].decode())
+print(family == socket.AF_INET6, addr[0],
+      post(t, b"api.anthropic.com", b"/v1/messages",
+           b"x-api-key: k\r\nanthropic-version: 2023-06-01\r\n", body))
 """)
         p = self.wrap(PYTHON, path)
         self.assertRan(p)
