@@ -86,7 +86,7 @@ int main(void)
         g_error("%s", error->message);
     for (int i = 0; i < 20; i++)
         add_budget(server.ledger, i);
-    server.runs = lw_runs_new(server.ledger);
+    server.runs = lw_runs_new(server.ledger, NULL);
     server.budgets = lw_budgets_new(&server);
 
     static const char body[] = "{\"model\":\"gpt-4o-mini\",\"max_tokens\":100,\"messages\":"

@@ -1,13 +1,17 @@
 /* bench-ledger.c - what the ledger costs the collector per request, and
  * what `llmctl usage` costs over a big ledger.
  *
- *   bench-ledger [--rows N] [--timed N] [--rate N] [--keep FILE]
+ *   bench-ledger [--rows N] [--timed N] [--rate N] [--direct] [--keep FILE]
  *   bench-ledger --query-only FILE      (time the queries on a kept ledger)
  *
- * Inserts --timed rows (default 100,000) one commit each — back to back,
- * or --rate per second — timing every lw_ledger_insert in wall-clock time
- * and in the thread's CPU time (which a busy machine's scheduling does not
- * inflate), then fills the ledger up to --rows (default 1,000,000)
+ * Records --timed rows (default 100,000) the way the collector does —
+ * lw_spool_append, whose rows a thread applies to SQLite meanwhile — back
+ * to back, or --rate per second, timing every call in wall-clock time and
+ * in the thread's CPU time (which a busy machine's scheduling does not
+ * inflate). --direct times lw_ledger_insert instead (one SQLite commit
+ * per row, the collector's way before the spool). Then it reports how long
+ * the applier took to catch up, fills the ledger up to --rows (default
+ * 1,000,000)
  * and times usage queries the way llmctl runs them (a fresh read-only
  * connection), by model and by day, over everything and over the last 7
  * days (a --since that is not on an hour boundary). Rows look like real
@@ -23,6 +27,7 @@
 #include <time.h>
 
 #include "ledger-query.h"
+#include "ledger-spool.h"
 #include "ledger.h"
 
 #define DAY_MS G_GINT64_CONSTANT(86400000)
@@ -58,17 +63,25 @@ static gint64 now_ns(void)
     return clock_ns(CLOCK_MONOTONIC);
 }
 
-static void print_percentiles(const char *what, gint64 *v, gint64 n)
+static void print_percentiles(const char *how, const char *what, gint64 *v, gint64 n)
 {
     qsort(v, (size_t)n, sizeof v[0], cmp_i64);
 #define PCT(p) (v[MIN((gint64)((p) / 100.0 * (double)n), n - 1)] / 1e3)
-    printf("insert %-4s p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n",
+    printf("%s %-4s p50 %.1f us, p90 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us\n", how,
            what, PCT(50), PCT(90), PCT(99), PCT(99.9), v[n - 1] / 1e3);
 #undef PCT
 }
 
 
-static void insert_row(LwLedger *ledger, GRand *rng, gint64 i, gint64 total)
+/* Where rows go: the spool (the collector's way), or straight into SQLite. */
+typedef struct {
+    LwLedger *ledger;
+    LwSpool *spool; /* NULL: --direct */
+} Sink;
+
+/* Records row `i` of `total`; returns the nanoseconds the sink took (and
+ * the thread CPU time in *ret_cpu), not counting making up the row. */
+static gint64 insert_row(const Sink *sink, GRand *rng, gint64 i, gint64 total, gint64 *ret_cpu)
 {
     char tags[64], raw[200], upstream_id[40];
     gint64 run = i / 50;
@@ -110,10 +123,16 @@ static void insert_row(LwLedger *ledger, GRand *rng, gint64 i, gint64 total)
         .warning = unpriced ? "no price for model mystery-model" : NULL,
     };
     g_autoptr(GError) error = NULL;
-    if (lw_ledger_insert(ledger, &r, &error) == 0) {
+    gint64 c = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    gint64 s = now_ns();
+    if ((sink->spool != NULL ? lw_spool_append(sink->spool, &r, &error)
+                             : lw_ledger_insert(sink->ledger, &r, &error)) == 0) {
         fprintf(stderr, "insert %" G_GINT64_FORMAT ": %s\n", i, error->message);
         exit(1);
     }
+    gint64 took = now_ns() - s;
+    *ret_cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c;
+    return took;
 }
 
 typedef struct {
@@ -171,6 +190,7 @@ static void time_queries(const char *path);
 int main(int argc, char **argv)
 {
     gint64 rows = 1000000, timed = 100000, rate = 0;
+    gboolean direct = FALSE;
     g_autofree char *keep = NULL, *query_only = NULL;
     GOptionEntry entries[] = {
         {"query-only", 0, 0, G_OPTION_ARG_FILENAME, &query_only,
@@ -178,6 +198,8 @@ int main(int argc, char **argv)
         {"rows", 0, 0, G_OPTION_ARG_INT64, &rows, "Rows in the big ledger", "N"},
         {"timed", 0, 0, G_OPTION_ARG_INT64, &timed, "Inserts to time one by one", "N"},
         {"rate", 0, 0, G_OPTION_ARG_INT64, &rate, "Pace the timed inserts at N per second", "N"},
+        {"direct", 0, 0, G_OPTION_ARG_NONE, &direct, "Commit each row to SQLite, no spool",
+         NULL},
         {"keep", 0, 0, G_OPTION_ARG_FILENAME, &keep, "Write the ledger here and keep it", "FILE"},
         {NULL},
     };
@@ -204,11 +226,15 @@ int main(int argc, char **argv)
         }
         path = g_build_filename(dir, "ledger.db", NULL);
     }
-    LwLedger *ledger = lw_ledger_open(path, FALSE, &error);
-    if (ledger == NULL) {
+    g_autofree char *spool_path = g_strconcat(path, ".spool", NULL);
+    Sink sink = {lw_ledger_open(path, FALSE, &error), NULL};
+    if (sink.ledger != NULL && !direct)
+        sink.spool = lw_spool_open(spool_path, path, &error);
+    if (sink.ledger == NULL || (!direct && sink.spool == NULL)) {
         fprintf(stderr, "%s\n", error->message);
         return 1;
     }
+    const char *how = direct ? "insert" : "append";
     GRand *rng = g_rand_new_with_seed(42);
 
     gint64 *lat = g_new(gint64, MAX(timed, 1));
@@ -221,29 +247,33 @@ int main(int argc, char **argv)
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
             }
         }
-        gint64 c = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-        gint64 s = now_ns();
-        insert_row(ledger, rng, i, rows);
-        lat[i] = now_ns() - s;
-        cpu[i] = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c;
+        lat[i] = insert_row(&sink, rng, i, rows, &cpu[i]);
     }
     gint64 elapsed = now_ns() - t0;
     if (timed > 0) {
-        printf("insert: %" G_GINT64_FORMAT " commits, %.0f/s\n", timed, timed / (elapsed / 1e9));
-        print_percentiles("wall", lat, timed);
-        print_percentiles("cpu", cpu, timed);
+        printf("%s: %" G_GINT64_FORMAT " rows, %.0f/s\n", how, timed, timed / (elapsed / 1e9));
+        print_percentiles(how, "wall", lat, timed);
+        print_percentiles(how, "cpu", cpu, timed);
+    }
+    if (sink.spool != NULL) {
+        /* What was still queued: how far the applier was behind. */
+        gint64 s = now_ns();
+        lw_spool_hold(sink.spool);
+        lw_spool_release(sink.spool);
+        printf("applier: caught up %.1f ms after the last append\n", (now_ns() - s) / 1e6);
     }
     g_free(lat);
     g_free(cpu);
 
     t0 = now_ns();
-    for (gint64 i = timed; i < rows; i++)
-        insert_row(ledger, rng, i, rows);
+    for (gint64 i = timed, unused; i < rows; i++)
+        insert_row(&sink, rng, i, rows, &unused);
     if (rows > timed)
         printf("fill: %" G_GINT64_FORMAT " more rows in %.1f s\n", rows - timed,
                (now_ns() - t0) / 1e9);
     g_rand_free(rng);
-    lw_ledger_close(ledger);
+    lw_spool_close(sink.spool);
+    lw_ledger_close(sink.ledger);
 
     printf("ledger: %" G_GINT64_FORMAT " rows\n", rows);
     time_queries(path);
@@ -253,6 +283,7 @@ int main(int argc, char **argv)
         g_autofree char *shm = g_strconcat(path, "-shm", NULL);
         g_unlink(wal);
         g_unlink(shm);
+        g_unlink(spool_path);
         g_unlink(path);
         g_rmdir(dir);
     }

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "refusal.h"
 #include "ledger.h"
+#include "ledger-spool.h"
 #include "loop.h"
 #include "pricing.h"
 #include "runs.h"
@@ -274,9 +275,9 @@ static void commit(LwAccount *a, LwLedgerRequest *row)
     LwServer *s = a->server;
     const LwRun *run = row->run_id != 0 ? lw_runs_get(s->runs, row->run_id) : NULL;
     row->tags_json = run != NULL ? run->tags_json : NULL;
-    if (s->ledger != NULL) {
+    if (s->spool != NULL) {
         g_autoptr(GError) error = NULL;
-        if (lw_ledger_insert(s->ledger, row, &error) == 0)
+        if (lw_spool_append(s->spool, row, &error) == 0)
             g_critical("ledger: cannot record %s %s: %s", row->provider,
                        row->model_requested ? row->model_requested : "-", error->message);
     }

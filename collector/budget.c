@@ -10,6 +10,7 @@
 #include "budget-def.h"
 #include "ledger-budgets.h"
 #include "ledger-runs.h"
+#include "ledger-spool.h"
 #include "worst-case.h"
 
 /* Nested llmwraps deeper than this are not followed for run budgets. */
@@ -212,7 +213,9 @@ static State *windowed_state(LwBudgets *b, const LwBudgetDef *def, gint64 now_ms
         return s;
     prune_windows(b, def->name, start);
     g_autoptr(GError) error = NULL;
+    lw_spool_hold(b->server->spool);
     gint64 spent = lw_ledger_budget_spent(b->server->ledger, def, start, end, 0, &error);
+    lw_spool_release(b->server->spool);
     if (spent < 0) {
         g_warning("budget %s: cannot read spend: %s", def->name, error->message);
         spent = 0;
@@ -231,8 +234,10 @@ static State *per_run_state(LwBudgets *b, const LwBudgetDef *def, guint64 root_r
     if (s != NULL)
         return s;
     g_autoptr(GError) error = NULL;
+    lw_spool_hold(b->server->spool);
     gint64 spent =
         lw_ledger_budget_spent(b->server->ledger, def, 0, G_MAXINT64, root_run, &error);
+    lw_spool_release(b->server->spool);
     s = state_new(b, g_steal_pointer(&key), def->name, def, def->limit_pusd);
     s->run_id = root_run;
     s->spent_pusd = MAX(spent, 0);
@@ -246,9 +251,11 @@ static State *run_budget_state(LwBudgets *b, const LwRun *run)
     if (s != NULL)
         return s;
     g_autoptr(GError) error = NULL;
+    lw_spool_hold(b->server->spool);
     gint64 spent = b->server->ledger != NULL
                        ? lw_ledger_run_spent(b->server->ledger, run->id, &error)
                        : 0;
+    lw_spool_release(b->server->spool);
     s = state_new(b, g_strdup(key), key, NULL, run->budget_pusd);
     s->run_id = run->id;
     s->spent_pusd = MAX(spent, 0);
@@ -603,8 +610,11 @@ static void check_alerts(LwBudgets *b, State *s)
         s->fired |= 1u << i;
         gint64 window = s->window_end_ms > 0 ? s->window_start_ms : (gint64)s->run_id;
         g_autoptr(GError) error = NULL;
-        if (b->server->ledger != NULL &&
-            !lw_ledger_alert_once(b->server->ledger, s->name, window, t, &error)) {
+        lw_spool_hold(b->server->spool);
+        gboolean first = b->server->ledger == NULL ||
+                         lw_ledger_alert_once(b->server->ledger, s->name, window, t, &error);
+        lw_spool_release(b->server->spool);
+        if (!first) {
             if (error != NULL)
                 g_warning("budget %s: alert state: %s", s->name, error->message);
             continue; /* already fired in this window (before a restart) */

@@ -5,6 +5,7 @@
 
 #include "json.h"
 #include "ledger-runs.h"
+#include "ledger-spool.h"
 
 static char *tags_to_json(Lw__Tag **tags, size_t n)
 {
@@ -109,8 +110,11 @@ static void handle_summary(LwServer *server, const Lw__Request *req, Lw__Respons
     const Lw__RunSummaryRequest *q = req->run_summary;
     LwRunSummary s;
     g_autoptr(GError) error = NULL;
-    if (server->ledger == NULL || !q->has_run_id ||
-        !lw_ledger_run_summary(server->ledger, q->run_id, &s, &error)) {
+    lw_spool_hold(server->spool);
+    gboolean ok = server->ledger != NULL && q->has_run_id &&
+                  lw_ledger_run_summary(server->ledger, q->run_id, &s, &error);
+    lw_spool_release(server->spool);
+    if (!ok) {
         lw_ipc_response_set_error(resp, error != NULL ? error->message : "no ledger or run id");
         return;
     }

@@ -15,6 +15,7 @@
 #include "attrib.h"
 #include "buf.h"
 #include "ipc.h"
+#include "ledger-spool.h"
 #include "listeners.h"
 #include "upstream.h"
 
@@ -173,6 +174,18 @@ static void handle_tail(LwServer *server, const Lw__Request *req, Lw__Response *
     resp->ok = ok;
 }
 
+/* What llmctl asks before it reads the ledger: the spool's rows applied. */
+static void handle_ledger_sync(LwServer *server, const Lw__Request *req, Lw__Response *resp,
+                               void *data)
+{
+    lw_spool_hold(server->spool);
+    lw_spool_release(server->spool);
+    Lw__Empty *ok = g_malloc(sizeof *ok);
+    lw__empty__init(ok);
+    resp->body_case = LW__RESPONSE__BODY_OK;
+    resp->ok = ok;
+}
+
 /* Returns FALSE if the client was closed. */
 static gboolean dispatch(Client *c, const Lw__Request *req)
 {
@@ -187,6 +200,9 @@ static gboolean dispatch(Client *c, const Lw__Request *req)
         break;
     case LW__REQUEST__BODY_TAIL:
         handle_tail(ipc->server, req, resp, c);
+        break;
+    case LW__REQUEST__BODY_LEDGER_SYNC:
+        handle_ledger_sync(ipc->server, req, resp, NULL);
         break;
     default: {
         Handler *h = g_hash_table_lookup(ipc->handlers, GINT_TO_POINTER(req->body_case));

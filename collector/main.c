@@ -28,6 +28,7 @@
 #include "ipc-runs.h"
 #include "ipc-server.h"
 #include "ledger.h"
+#include "ledger-spool.h"
 #include "listeners.h"
 #include "log.h"
 #include "pricing.h"
@@ -406,7 +407,12 @@ int main(int argc, char **argv)
     s->ledger = lw_ledger_open(paths->ledger_file, FALSE, &error);
     if (s->ledger == NULL)
         goto out;
-    s->runs = lw_runs_new(s->ledger);
+    /* Before anything reads the ledger: it applies what a collector that
+     * was killed left in the spool. */
+    s->spool = lw_spool_open(paths->spool_file, paths->ledger_file, &error);
+    if (s->spool == NULL)
+        goto out;
+    s->runs = lw_runs_new(s->ledger, s->spool);
     s->budgets = lw_budgets_new(s);
     s->guards = lw_guards_new(s);
 
@@ -462,6 +468,7 @@ out:
     lw_guards_free(s->guards);
     lw_budgets_free(s->budgets);
     lw_runs_free(s->runs);
+    lw_spool_close(s->spool);
     lw_ledger_close(s->ledger);
     lw_pricing_free(s->pricing);
     lw_attrib_free(s->attrib);

@@ -7,6 +7,7 @@
 
 struct _LwRuns {
     LwLedger *ledger;
+    LwSpool *spool;
     GHashTable *by_id; /* guint64* -> LwRun* */
     guint64 next_memory_id; /* ids when there is no ledger */
 };
@@ -18,10 +19,11 @@ static void run_free(gpointer p)
     g_free(r);
 }
 
-LwRuns *lw_runs_new(LwLedger *ledger)
+LwRuns *lw_runs_new(LwLedger *ledger, LwSpool *spool)
 {
     LwRuns *runs = g_new0(LwRuns, 1);
     runs->ledger = ledger;
+    runs->spool = spool;
     runs->by_id = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, run_free);
     runs->next_memory_id = 1;
     return runs;
@@ -52,7 +54,9 @@ guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error)
 {
     guint64 id;
     if (runs->ledger != NULL) {
+        lw_spool_hold(runs->spool);
         id = lw_ledger_run_start(runs->ledger, run, error);
+        lw_spool_release(runs->spool);
         if (id == 0)
             return 0;
     } else {
@@ -69,7 +73,11 @@ gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **e
         r->open = FALSE;
     if (runs->ledger == NULL)
         return TRUE;
-    return lw_ledger_run_end(runs->ledger, run_id, g_get_real_time() / 1000, exit_status, error);
+    lw_spool_hold(runs->spool);
+    gboolean ok =
+        lw_ledger_run_end(runs->ledger, run_id, g_get_real_time() / 1000, exit_status, error);
+    lw_spool_release(runs->spool);
+    return ok;
 }
 
 const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id)

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 #include "ledger.h"
+#include "ledger-spool.h"
 
 typedef struct {
     guint64 id;
@@ -26,8 +27,9 @@ typedef struct {
 
 typedef struct _LwRuns LwRuns;
 
-/* `ledger` is borrowed (may be NULL: runs then live in memory only). */
-LwRuns *lw_runs_new(LwLedger *ledger);
+/* `ledger` and `spool` are borrowed (NULL: runs then live in memory only;
+ * a NULL spool alone: nothing else writes the ledger). */
+LwRuns *lw_runs_new(LwLedger *ledger, LwSpool *spool);
 void lw_runs_free(LwRuns *runs);
 
 /* Records a new run in the ledger and the registry. Returns its id, 0 on

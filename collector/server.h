@@ -19,6 +19,7 @@ typedef struct _LwIpcServer LwIpcServer;
 typedef struct _LwListeners LwListeners;
 typedef struct _LwConn LwConn;
 typedef struct _LwLedger LwLedger;
+typedef struct _LwSpool LwSpool;
 typedef struct _LwPricing LwPricing;
 typedef struct _LwRuns LwRuns;
 typedef struct _LwBudgets LwBudgets;
@@ -52,7 +53,12 @@ typedef struct {
     LwAttrib *attrib;
     LwIpcServer *ipc;
     LwListeners *listeners;
-    LwLedger *ledger;   /* the spend ledger (one writer: this process) */
+    /* The spend ledger (one writer: this process). Request rows go to the
+     * spool, which applies them off the loop; any other use of `ledger`
+     * that reads request rows or writes sits between lw_spool_hold and
+     * lw_spool_release (ledger-spool.h). */
+    LwLedger *ledger;
+    LwSpool *spool;
     LwPricing *pricing; /* prices + config overrides; SIGHUP reloads */
     LwRuns *runs;       /* llmwrap runs */
     LwBudgets *budgets; /* spend limits: reserve, then settle */

@@ -66,6 +66,10 @@ Lw__Response *lw_ipc_client_call(LwIpcClient *client, Lw__Request *req, int time
  * subscriptions). Returns NULL with LW_IPC_ERROR_TIMEOUT on timeout. */
 Lw__Response *lw_ipc_client_next(LwIpcClient *client, int timeout_ms, GError **error);
 
+/* Returns once the collector has applied its ledger spool: every request
+ * it recorded so far is then in the SQLite file. */
+gboolean lw_ipc_client_ledger_sync(LwIpcClient *client, int timeout_ms, GError **error);
+
 /* What run `run_id` (with its nested runs) spent, from the collector's
  * ledger. Free *ret with lw_run_summary_clear(). */
 gboolean lw_ipc_client_run_summary(LwIpcClient *client, guint64 run_id, int timeout_ms,

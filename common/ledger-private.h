@@ -35,6 +35,16 @@ gboolean lw_ledger_begin(LwLedger *ledger, GError **error);
 gboolean lw_ledger_commit(LwLedger *ledger, GError **error);
 void lw_ledger_rollback(LwLedger *ledger);
 
+/* Inserts one request row with the given id (> 0) and its rollups, inside
+ * the caller's transaction. A row with that id already there is left
+ * alone and not counted again: replaying a spool that was applied but not
+ * yet emptied changes nothing. */
+gboolean lw_ledger_insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row,
+                              GError **error);
+
+/* The largest request row id, 0 when there is none. */
+gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **error);
+
 /* Recomputes the rollups for every hour from `from_hour` (hours since
  * the epoch) on, from the request rows. Call inside a transaction after
  * changing request rows in place (reprice). */

@@ -21,8 +21,8 @@
  * bench/bench-ledger.c measures both sides.
  *
  * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
- * crosses the threshold and fsyncs there — milliseconds on the
- * collector's loop thread, stalling every stream in flight. A writer
+ * crosses the threshold and fsyncs there — milliseconds inside a commit
+ * (the collector's loop commits too, for runs and alerts). A writer
  * instead hands checkpoints to a helper thread with its own connection
  * (started on first need), which runs PASSIVE checkpoints: they never
  * block the writer or readers. The WAL restarts only once a checkpoint
@@ -229,9 +229,10 @@ static const char insert_sql[] =
     "model_requested, model_served, stream, status, input_tokens, cached_input_tokens, "
     "cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_pusd, "
     "cost_source, latency_ms, ttft_ms, bytes_in, bytes_out, cache_hit, partial, "
-    "upstream_request_id, credential, raw_usage, refused_by, warning) VALUES "
+    "upstream_request_id, credential, raw_usage, refused_by, warning, id) VALUES "
     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
+    "ON CONFLICT (id) DO NOTHING";
 
 /* One statement updates every dimension: ?1 hour, ?2 provider, ?3 model,
  * ?4 tags, ?5 run, ?6.. the row's sums. The keys must match the rebuild
@@ -615,20 +616,30 @@ static int on_wal_commit(void *data, sqlite3 *db, const char *schema, int frames
 
 /* Creates the file 0600 before SQLite sees it: SQLite would create it with
  * its default mode, and gives the -wal and -shm files the mode of the
- * database file. */
+ * database file.
+ *
+ * An existing file is never open(2)ed here: closing any descriptor of a
+ * file drops every POSIX lock the process holds on it, SQLite's own for
+ * another connection of this process among them. Another process closing
+ * its connection would then think itself the last user and delete the WAL
+ * under the feet of this one, whose later commits nobody else sees. */
 static gboolean create_private(const char *path, GError **error)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if ((st.st_mode & 077) != 0 && st.st_uid == geteuid())
+            (void)chmod(path, 0600);
+        return TRUE;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) {
         int e = errno;
         g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_SQLITE, "cannot create %s: %s", path,
                     g_strerror(e));
         return FALSE;
     }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0 && st.st_uid == geteuid())
-        (void)fchmod(fd, 0600);
-    close(fd);
+    if (fd >= 0)
+        close(fd); /* new and empty: no connection has it open */
     return TRUE;
 }
 
@@ -754,12 +765,13 @@ static void bind_rollup(sqlite3_stmt *st, const LwLedgerRequest *r)
     sqlite3_bind_int64(st, 14, r->partial ? 1 : 0);
 }
 
-gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *r, GError **error)
+/* Inserts `r` (with `id`, or the next free one when 0) and its rollups in
+ * the current transaction. Returns the row id; 0 with error set. */
+static gint64 insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *r, GError **error)
 {
-    g_return_val_if_fail(ledger != NULL && r != NULL, 0);
     sqlite3_stmt *ins = cached(ledger, &ledger->insert, insert_sql, error);
     sqlite3_stmt *roll = ins != NULL ? cached(ledger, &ledger->rollup, rollup_sql, error) : NULL;
-    if (roll == NULL || !lw_ledger_begin(ledger, error))
+    if (roll == NULL)
         return 0;
 
     sqlite3_bind_int64(ins, 1, r->time_ms);
@@ -796,19 +808,44 @@ gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *r, GError **err
     bind_text(ins, 29, r->raw_usage);
     bind_text(ins, 30, r->refused_by);
     bind_text(ins, 31, r->warning);
-    if (!step_done(ledger, ins, "inserting a request", error)) {
-        lw_ledger_rollback(ledger);
+    if (id > 0)
+        sqlite3_bind_int64(ins, 32, id);
+    if (!step_done(ledger, ins, "inserting a request", error))
         return 0;
-    }
-    gint64 id = sqlite3_last_insert_rowid(ledger->db);
+    if (sqlite3_changes(ledger->db) == 0)
+        return id; /* there already: its rollups counted it then */
+    if (id <= 0)
+        id = sqlite3_last_insert_rowid(ledger->db);
 
     bind_rollup(roll, r);
-    if (!step_done(ledger, roll, "updating the hourly usage", error) ||
-        !lw_ledger_commit(ledger, error)) {
+    if (!step_done(ledger, roll, "updating the hourly usage", error))
+        return 0;
+    return id;
+}
+
+gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *r, GError **error)
+{
+    g_return_val_if_fail(ledger != NULL && r != NULL, 0);
+    if (!lw_ledger_begin(ledger, error))
+        return 0;
+    gint64 id = insert_row(ledger, 0, r, error);
+    if (id == 0 || !lw_ledger_commit(ledger, error)) {
         lw_ledger_rollback(ledger);
         return 0;
     }
     return id;
+}
+
+gboolean lw_ledger_insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *r,
+                              GError **error)
+{
+    g_return_val_if_fail(ledger != NULL && r != NULL && id > 0, FALSE);
+    return insert_row(ledger, id, r, error) != 0;
+}
+
+gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **error)
+{
+    return query_int(ledger, "SELECT COALESCE(MAX(id), 0) FROM requests", ret_id, error);
 }
 
 gboolean lw_ledger_rebuild_rollups(LwLedger *ledger, gint64 from_hour, GError **error)

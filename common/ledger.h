@@ -1,12 +1,14 @@
 /* ledger.h - the spend ledger: one SQLite database (WAL) in the state
  * directory with a row per request and a row per llmwrap run.
  *
- * The collector is the only writer of request rows; it commits each row
- * before the last byte of that request's answer goes to the client, so a
- * request a client saw complete is on disk even if the collector is killed
- * right after. llmctl opens the same file to read (and to reprice, and to
- * edit budgets), whether or not a collector runs; SQLite's locking and a
- * busy timeout keep the two apart.
+ * The collector is the only writer of request rows. It appends each row to
+ * the spool (ledger-spool.h) before the last byte of that request's answer
+ * goes to the client, so a request a client saw complete is recorded even
+ * if the collector is killed right after; the spool's thread moves rows
+ * into this database with lw_ledger_insert_row. llmctl opens the same file
+ * to read (and to reprice, and to edit budgets), whether or not a collector
+ * runs, after the spool has been applied; SQLite's locking and a busy
+ * timeout keep the processes apart.
  *
  * Costs are integers in pico-USD (1e-12 USD): exact sums, no float drift.
  * Token counts follow the normalised "of which" convention:
@@ -38,6 +40,7 @@ typedef enum {
     LW_LEDGER_ERROR_TOO_NEW,   /* written by a newer schema version */
     LW_LEDGER_ERROR_NOT_FOUND, /* no such run / budget */
     LW_LEDGER_ERROR_INVALID,   /* a malformed query argument */
+    LW_LEDGER_ERROR_BUSY,      /* the spool is in use by another writer */
 } LwLedgerError;
 
 /* A cost that may be unknown (unknown model, no price): known == FALSE. */
@@ -105,7 +108,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwLedger, lw_ledger_close)
 int lw_ledger_schema_version(void);
 
 /* Appends one request row and commits it (durable against a process crash
- * when this returns). Returns the row id, or 0 with error set. */
+ * when this returns). Returns the row id, or 0 with error set. The
+ * collector goes through the spool instead (lw_spool_append). */
 gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *row, GError **error);
 
 /* Records the start of a run; returns its id (> 0) or 0 with error set. */

@@ -37,6 +37,7 @@ LwPaths *lw_paths_new(void)
     }
     p->ca_dir = g_build_filename(data_dir, "ca", NULL);
     p->ledger_file = g_build_filename(data_dir, "ledger.db", NULL);
+    p->spool_file = g_build_filename(data_dir, "ledger.spool", NULL);
     p->ipc_socket = g_build_filename(p->run_dir, "collector.sock", NULL);
     p->attrib_socket = g_build_filename(p->run_dir, "attrib.sock", NULL);
     p->pid_file = g_build_filename(p->run_dir, "collector.pid", NULL);
@@ -53,6 +54,7 @@ void lw_paths_free(LwPaths *p)
     g_free(p->config_file);
     g_free(p->ca_dir);
     g_free(p->ledger_file);
+    g_free(p->spool_file);
     g_free(p->cache_dir);
     g_free(p->run_dir);
     g_free(p->log_dir);

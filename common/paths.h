@@ -1,10 +1,10 @@
 /* paths.h - where every file of the system lives.
  *
  * LLMWRAP_HOME=DIR puts everything under DIR:
- *   DIR/config.ini  DIR/ca/  DIR/ledger.db  DIR/cache/  DIR/run/  DIR/log/
+ *   DIR/config.ini  DIR/ca/  DIR/ledger.db (+ ledger.spool)  DIR/cache/  DIR/run/  DIR/log/
  * Without it, the XDG base directories:
  *   config.ini  in $XDG_CONFIG_HOME/llmwrap   (~/.config/llmwrap)
- *   ca/, ledger.db in $XDG_DATA_HOME/llmwrap  (~/.local/share/llmwrap)
+ *   ca/, ledger.* in $XDG_DATA_HOME/llmwrap   (~/.local/share/llmwrap)
  *   cache/      in $XDG_CACHE_HOME/llmwrap    (~/.cache/llmwrap)
  *   log/        in $XDG_STATE_HOME/llmwrap    (~/.local/state/llmwrap)
  *   run/        in $XDG_RUNTIME_DIR/llmwrap, else the state directory
@@ -22,6 +22,7 @@ typedef struct {
     char *config_file;
     char *ca_dir;
     char *ledger_file;
+    char *spool_file;  /* rows not yet in the ledger (common/ledger-spool.h) */
     char *cache_dir;
     char *run_dir;
     char *log_dir;

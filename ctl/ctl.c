@@ -6,6 +6,7 @@
 
 #include "ipc.h"
 #include "ledger-query.h"
+#include "ledger-spool.h"
 #include "output.h"
 #include "timespec.h"
 
@@ -59,12 +60,55 @@ int lw_ctl_error(const char *name, const char *format, ...)
     return LW_CTL_EXIT_ERROR;
 }
 
+/* A collector that is starting opens its IPC socket after it has applied
+ * its spool; it may be waiting for the ledger's lock meanwhile. */
+#define SYNC_CONNECT_WAIT_US 5000000
+#define SYNC_CONNECT_POLL_US 20000
+/* A sync waits for one batch to commit, and the ledger's busy timeout. */
+#define SYNC_TIMEOUT_MS 15000
+
+static gboolean ask_collector_to_sync(LwCtl *ctl, GError **error)
+{
+    gint64 deadline = g_get_monotonic_time() + SYNC_CONNECT_WAIT_US;
+    g_autoptr(LwIpcClient) client = NULL;
+    while ((client = lw_ipc_client_connect(ctl->paths->ipc_socket, error)) == NULL) {
+        if (g_get_monotonic_time() >= deadline)
+            return FALSE;
+        g_clear_error(error);
+        g_usleep(SYNC_CONNECT_POLL_US);
+    }
+    return lw_ipc_client_ledger_sync(client, SYNC_TIMEOUT_MS, error);
+}
+
+/* Every request a collector has recorded is in the SQLite file before
+ * llmctl reads it: a running collector (it holds the spool) is asked to
+ * apply its spool; with none running, llmctl applies what a stopped one
+ * left. Failing both, the newest rows may be missing: said, not fatal. */
+static void catch_up(LwCtl *ctl)
+{
+    g_autoptr(GError) error = NULL;
+    if (lw_spool_drain(ctl->paths->spool_file, ctl->paths->ledger_file, &error))
+        return;
+    if (g_error_matches(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_BUSY)) {
+        g_clear_error(&error);
+        if (ask_collector_to_sync(ctl, &error))
+            return;
+    }
+    fflush(stdout);
+    fprintf(stderr, "llmctl: warning: the newest requests may be missing: %s\n",
+            error->message);
+}
+
 LwLedger *lw_ctl_open_ledger(LwCtl *ctl, gboolean readonly, GError **error)
 {
     /* A read-write open would create it: a command that writes (reprice)
      * has nothing to do without one either. */
-    if (!readonly && !g_file_test(ctl->paths->ledger_file, G_FILE_TEST_EXISTS))
-        return NULL;
+    if (!g_file_test(ctl->paths->ledger_file, G_FILE_TEST_EXISTS)) {
+        if (!readonly)
+            return NULL;
+    } else {
+        catch_up(ctl);
+    }
     g_autoptr(GError) local = NULL;
     LwLedger *ledger = lw_ledger_open(ctl->paths->ledger_file, readonly, &local);
     if (ledger == NULL && !g_error_matches(local, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND))

@@ -64,8 +64,10 @@ int lw_ctl_usage_error(const char *name, const char *format, ...) G_GNUC_PRINTF(
 /* Prints "llmctl NAME: MESSAGE" on stderr; returns LW_CTL_EXIT_ERROR. */
 int lw_ctl_error(const char *name, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
-/* Opens the ledger. A ledger that does not exist yet is not an error:
- * returns NULL with *error unset (the caller shows "no data"). */
+/* Opens the ledger, with every request recorded so far in it (a running
+ * collector applies its spool first; a stopped one's spool is applied
+ * here). A ledger that does not exist yet is not an error: returns NULL
+ * with *error unset (the caller shows "no data"). */
 LwLedger *lw_ctl_open_ledger(LwCtl *ctl, gboolean readonly, GError **error);
 
 /* Opens the ledger to change budget or guard definitions, creating it

@@ -8,7 +8,7 @@
 #include "ledger.h"
 
 typedef struct {
-    char *dir;
+    char *dir;  /* removed with everything in it */
     char *path; /* DIR/ledger.db, not created yet */
 } Fixture;
 
@@ -17,3 +17,10 @@ void fixture_teardown(Fixture *f, gconstpointer data);
 
 /* Opens the fixture's ledger read-write (creating it), or fails the test. */
 LwLedger *open_rw(const Fixture *f);
+
+/* A row with every field set to something distinguishable. */
+LwLedgerRequest fixture_full_row(void);
+
+/* Asserts two rows are the same, field by field, except tags_json and
+ * raw_usage (which a listing may not carry). */
+void fixture_assert_same_row(const LwLedgerRequest *a, const LwLedgerRequest *b);

@@ -31,44 +31,6 @@ static gint64 sql_int(LwLedger *l, const char *sql)
     return v;
 }
 
-/* A row with every field set to something distinguishable. */
-static LwLedgerRequest full_row(void)
-{
-    return (LwLedgerRequest){
-        .time_ms = BASE_MS + 13 * HOUR_MS + 45 * 60000 + 1123,
-        .run_id = 77,
-        .pid = 4242,
-        .exe = "/usr/bin/python3",
-        .tags_json = "{\"team\":\"search\",\"job\":\"nightly \\\"quoted\\\"\"}",
-        .provider = "anthropic",
-        .host = "api.anthropic.com",
-        .endpoint = "messages",
-        .model_requested = "claude-sonnet-4",
-        .model_served = "claude-sonnet-4-20250514",
-        .stream = TRUE,
-        .status = 200,
-        .input_tokens = 12000,
-        .cached_input_tokens = 8000,
-        .cache_write_tokens = 3000,
-        .cache_write_1h_tokens = 1000,
-        .output_tokens = 900,
-        .reasoning_tokens = 400,
-        .cost = {TRUE, 123456789012},
-        .cost_source = "price",
-        .latency_ms = 3456,
-        .ttft_ms = 321,
-        .bytes_in = 54321,
-        .bytes_out = 65432,
-        .cache_hit = TRUE,
-        .partial = TRUE,
-        .upstream_request_id = "msg_01ABC",
-        .credential = "0123456789abcdef",
-        .raw_usage = "{\"input_tokens\":1000,\"output_tokens\":900}",
-        .refused_by = "budget:daily",
-        .warning = "cut short: client went away",
-    };
-}
-
 static gboolean collect_record(const LwRequestRecord *rec, gpointer data)
 {
     GPtrArray *out = data;
@@ -131,7 +93,7 @@ static void test_create_reopen(Fixture *f, gconstpointer data)
     g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
     g_assert_cmpstr((const char *)sqlite3_column_text(st, 0), ==, "wal");
     sqlite3_finalize(st);
-    LwLedgerRequest r = full_row();
+    LwLedgerRequest r = fixture_full_row();
     g_assert_cmpint(lw_ledger_insert(l, &r, &error), ==, 1);
     lw_ledger_close(l);
 
@@ -208,7 +170,7 @@ static void test_file_mode(Fixture *f, gconstpointer data)
     GError *error = NULL;
     mode_t old = umask(022);
     LwLedger *l = open_rw(f);
-    LwLedgerRequest r = full_row();
+    LwLedgerRequest r = fixture_full_row();
     g_assert_cmpint(lw_ledger_insert(l, &r, &error), >, 0);
     const char *suffixes[] = {"", "-wal", "-shm"};
     for (guint i = 0; i < G_N_ELEMENTS(suffixes); i++) {
@@ -221,48 +183,42 @@ static void test_file_mode(Fixture *f, gconstpointer data)
     umask(old);
 }
 
-/* ---- rows ---- */
-
-static void assert_same_row(const LwLedgerRequest *a, const LwLedgerRequest *b)
+/* Two connections of one process (the collector's loop and its spool),
+ * then another process (llmctl) opening and closing one of its own: it
+ * must not take itself for the last user and delete the WAL, which the
+ * second open once made it do by dropping the first's POSIX locks. */
+static void test_two_connections_keep_the_wal(Fixture *f, gconstpointer data)
 {
-    g_assert_cmpint(a->time_ms, ==, b->time_ms);
-    g_assert_cmpuint(a->run_id, ==, b->run_id);
-    g_assert_cmpuint(a->pid, ==, b->pid);
-    g_assert_cmpstr(a->exe, ==, b->exe);
-    g_assert_cmpstr(a->provider, ==, b->provider);
-    g_assert_cmpstr(a->host, ==, b->host);
-    g_assert_cmpstr(a->endpoint, ==, b->endpoint);
-    g_assert_cmpstr(a->model_requested, ==, b->model_requested);
-    g_assert_cmpstr(a->model_served, ==, b->model_served);
-    g_assert_cmpint(a->stream, ==, b->stream);
-    g_assert_cmpint(a->status, ==, b->status);
-    g_assert_cmpint(a->input_tokens, ==, b->input_tokens);
-    g_assert_cmpint(a->cached_input_tokens, ==, b->cached_input_tokens);
-    g_assert_cmpint(a->cache_write_tokens, ==, b->cache_write_tokens);
-    g_assert_cmpint(a->cache_write_1h_tokens, ==, b->cache_write_1h_tokens);
-    g_assert_cmpint(a->output_tokens, ==, b->output_tokens);
-    g_assert_cmpint(a->reasoning_tokens, ==, b->reasoning_tokens);
-    g_assert_cmpint(a->cost.known, ==, b->cost.known);
-    if (a->cost.known)
-        g_assert_cmpint(a->cost.pusd, ==, b->cost.pusd);
-    g_assert_cmpstr(a->cost_source, ==, b->cost_source);
-    g_assert_cmpint(a->latency_ms, ==, b->latency_ms);
-    g_assert_cmpint(a->ttft_ms, ==, b->ttft_ms);
-    g_assert_cmpint(a->bytes_in, ==, b->bytes_in);
-    g_assert_cmpint(a->bytes_out, ==, b->bytes_out);
-    g_assert_cmpint(a->cache_hit, ==, b->cache_hit);
-    g_assert_cmpint(a->partial, ==, b->partial);
-    g_assert_cmpstr(a->upstream_request_id, ==, b->upstream_request_id);
-    g_assert_cmpstr(a->credential, ==, b->credential);
-    g_assert_cmpstr(a->refused_by, ==, b->refused_by);
-    g_assert_cmpstr(a->warning, ==, b->warning);
+    GError *error = NULL;
+    LwLedger *first = open_rw(f);
+    LwLedger *second = open_rw(f);
+    /* A process of its own (a forked child would share this one's SQLite
+     * state): this test program again, told to open and close. */
+    const char *argv[] = {"/proc/self/exe", "--open-and-close", f->path, NULL};
+    int status = -1;
+    g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,
+                 &error);
+    g_assert_no_error(error);
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+    g_autofree char *wal = g_strconcat(f->path, "-wal", NULL);
+    g_assert_true(g_file_test(wal, G_FILE_TEST_EXISTS));
+    /* And a row one connection commits is there for a newcomer. */
+    LwLedgerRequest r = fixture_full_row();
+    g_assert_cmpint(lw_ledger_insert(second, &r, &error), ==, 1);
+    g_autoptr(LwLedger) reader = lw_ledger_open(f->path, TRUE, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(sql_int(reader, "SELECT COUNT(*) FROM requests"), ==, 1);
+    lw_ledger_close(second);
+    lw_ledger_close(first);
 }
+
+/* ---- rows ---- */
 
 static void test_roundtrip(Fixture *f, gconstpointer data)
 {
     GError *error = NULL;
     LwLedger *l = open_rw(f);
-    LwLedgerRequest full = full_row();
+    LwLedgerRequest full = fixture_full_row();
     /* The other extreme: every string NULL, cost and ttft unknown. */
     LwLedgerRequest sparse = {.time_ms = BASE_MS, .status = 502, .ttft_ms = -1,
                               .cost = {FALSE, 999}};
@@ -280,13 +236,13 @@ static void test_roundtrip(Fixture *f, gconstpointer data)
     /* Newest first. */
     const LwRequestRecord *a = g_ptr_array_index(rows, 0), *b = g_ptr_array_index(rows, 1);
     g_assert_cmpint(a->id, ==, 1);
-    assert_same_row(&a->row, &full);
+    fixture_assert_same_row(&a->row, &full);
     /* JSON is handed back normalised, not necessarily byte for byte. */
     g_assert_cmpstr(a->row.tags_json, ==, "{\"team\":\"search\",\"job\":\"nightly \\\"quoted\\\"\"}");
     g_assert_cmpstr(a->row.raw_usage, ==, full.raw_usage);
     g_assert_cmpint(b->id, ==, 2);
     sparse.cost.known = FALSE;
-    assert_same_row(&b->row, &sparse);
+    fixture_assert_same_row(&b->row, &sparse);
     g_assert_null(b->row.tags_json);
     g_assert_null(b->row.raw_usage);
     lw_ledger_close(ro);
@@ -408,7 +364,7 @@ static void test_runs(Fixture *f, gconstpointer data)
     g_assert_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND);
     g_clear_error(&error);
 
-    LwLedgerRequest r = full_row();
+    LwLedgerRequest r = fixture_full_row();
     r.run_id = id1;
     lw_ledger_insert(l, &r, &error);
     r.cost.known = FALSE;
@@ -461,7 +417,7 @@ static void crash_child(const char *path, int wfd)
     if (l == NULL)
         _exit(2);
     for (guint32 k = 1; k <= 100000; k++) {
-        LwLedgerRequest r = full_row();
+        LwLedgerRequest r = fixture_full_row();
         r.pid = k;
         r.time_ms = BASE_MS + k;
         if (lw_ledger_insert(l, &r, &error) == 0)
@@ -926,7 +882,7 @@ static void test_wal_bounded(Fixture *f, gconstpointer data)
     LwLedger *l = open_rw(f);
     g_autofree char *wal = g_strconcat(f->path, "-wal", NULL);
     const gint64 limit = 16777216 + 64 * (4096 + 24); /* journal_size_limit, a commit's slack */
-    LwLedgerRequest r = full_row();
+    LwLedgerRequest r = fixture_full_row();
     gint64 n = 0;
     struct stat st;
     for (; n < 1000; n++) {
@@ -980,7 +936,7 @@ static void test_background_checkpoint(Fixture *f, gconstpointer data)
 {
     GError *error = NULL;
     LwLedger *l = open_rw(f);
-    LwLedgerRequest r = full_row();
+    LwLedgerRequest r = fixture_full_row();
     g_assert_cmpint(lw_ledger_insert(l, &r, &error), >, 0);
     struct stat st;
     g_assert_cmpint(stat(f->path, &st), ==, 0);
@@ -1012,7 +968,7 @@ static void test_concurrent_reader(Fixture *f, gconstpointer data)
     LwLedger *w = open_rw(f);
     LwLedger *r = lw_ledger_open(f->path, TRUE, &error);
     g_assert_no_error(error);
-    LwLedgerRequest row = full_row();
+    LwLedgerRequest row = fixture_full_row();
     for (int i = 1; i <= 5; i++) {
         lw_ledger_insert(w, &row, &error);
         g_assert_cmpint(sql_int(r, "SELECT COUNT(*) FROM requests"), ==, i);
@@ -1021,8 +977,20 @@ static void test_concurrent_reader(Fixture *f, gconstpointer data)
     lw_ledger_close(w);
 }
 
+/* The other process of test_two_connections_keep_the_wal. */
+static int open_and_close(const char *path)
+{
+    sqlite3 *db = NULL;
+    int ok = sqlite3_open(path, &db) == SQLITE_OK &&
+             sqlite3_exec(db, "SELECT COUNT(*) FROM requests", NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--open-and-close") == 0)
+        return open_and_close(argv[2]);
     g_test_init(&argc, &argv, NULL);
 #define ADD(name, func) g_test_add("/ledger/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
     ADD("create-reopen", test_create_reopen);
@@ -1030,6 +998,7 @@ int main(int argc, char **argv)
     ADD("refuse-newer", test_refuse_newer);
     ADD("readonly-missing", test_readonly_missing);
     ADD("file-mode", test_file_mode);
+    ADD("two-connections-keep-the-wal", test_two_connections_keep_the_wal);
     ADD("roundtrip", test_roundtrip);
     ADD("credential-hash", test_credential_hash);
     ADD("runs", test_runs);

@@ -11,7 +11,9 @@ times 1e6.
 import decimal
 import json
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import unittest
 
@@ -192,6 +194,73 @@ class AccountingTest(lwtest.CollectorTestCase):
                          usd(400 * 150_000 + 40 * 600_000))
         self.assertEqual(D(str(by_model["gpt-4.1"]["cost_usd"])),
                          usd(1000 * 2 * M + 100 * 8 * M))
+
+
+class SpoolTest(lwtest.CollectorTestCase):
+    """A request row reaches SQLite through the ledger's spool: llmctl
+    waits for a running collector to apply it, and applies a killed
+    collector's spool itself."""
+
+    providers = ("openai",)
+
+    def llmctl_rows(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def lock_ledger(self):
+        """Takes SQLite's write lock, as `llmctl reprice` may: the spool's
+        rows then stay in the spool."""
+        db = sqlite3.connect(os.path.join(self.home, "ledger.db"), isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        return db
+
+    def send(self):
+        status, _, body = self.post("openai", "/v1/chat/completions", chat("gpt-4o-mini"),
+                                    {"x-sim": "in=100;out=10"})
+        self.assertEqual(status, 200)
+        return json.loads(body)["id"]
+
+    def spool_size(self):
+        return os.path.getsize(os.path.join(self.home, "ledger.spool"))
+
+    def test_llmctl_waits_for_a_running_collector(self):
+        db = self.lock_ledger()
+        rid = self.send()
+        # llmctl reads only once the collector has applied its spool, which
+        # it can do once the lock is gone; a read before would miss the row.
+        proc = subprocess.Popen([lwtest.binary("LLMCTL"), "requests", "--json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, LLMWRAP_HOME=self.home))
+        self.addCleanup(lambda: proc.poll() is not None or (proc.kill(), proc.wait(5)))
+        with self.assertRaises(subprocess.TimeoutExpired):
+            proc.wait(0.3)
+        db.execute("ROLLBACK")
+        db.close()
+        out, err = proc.communicate(timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual([r["upstream_request_id"] for r in json.loads(out)], [rid])
+
+    def test_llmctl_applies_a_killed_collectors_spool(self):
+        first = self.send()
+        self.assertEqual(len(self.llmctl_rows()), 1)
+        db = self.lock_ledger()
+        rid = self.send()
+        self.assertGreater(self.spool_size(), 0)
+        self.collector.stop(signal.SIGKILL)
+        db.execute("ROLLBACK")
+        db.close()
+        rows = self.llmctl_rows()
+        self.assertEqual([r["upstream_request_id"] for r in rows], [rid, first])
+        self.assertEqual((rows[0]["input_tokens"], rows[0]["output_tokens"]), (100, 10))
+        self.assertEqual(self.spool_size(), 0)
+        # The next collector finds nothing left to apply, and goes on.
+        self.collector.start()
+        self.send()
+        self.assertEqual(len(self.llmctl_rows()), 3)
 
 
 class IncludeUsageTest(lwtest.CollectorTestCase):

@@ -7,15 +7,16 @@ program under llmwrap does after the shim redirected it.
 
 import concurrent.futures
 import http.client
+import io
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import ssl
 import struct
 import subprocess
-import threading
 import time
 import unittest
 
@@ -30,6 +31,51 @@ def raw_tls(collector, provider="openai", server_hostname=None, timeout=DEFAULT_
     ctx = ssl.create_default_context(cafile=collector.ca_file)
     sock = socket.create_connection((collector.addr(provider), collector.port), timeout)
     return ctx.wrap_socket(sock, server_hostname=server_hostname or HOSTS[provider])
+
+
+def pump_tls(s, data, done, timeout=DEFAULT_TIMEOUT):
+    """Sends `data` on TLS socket `s` while reading what comes back, in one
+    thread, until done(received) or the peer closes. Returns the bytes
+    received."""
+    s.setblocking(False)
+    received = bytearray()
+    sent = 0
+    deadline = time.monotonic() + timeout
+    while not done(received):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"sent {sent} of {len(data)} bytes, received {len(received)}")
+        want_write = [s] if sent < len(data) else []
+        select.select([s], want_write, [], min(left, 0.5))
+        try:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        if sent < len(data):
+            try:
+                sent += s.send(data[sent:sent + 16384])
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+    return bytes(received)
+
+
+def complete_responses(buf):
+    """The whole responses at the start of `buf`, as read_http_response
+    returns them."""
+    f = io.BytesIO(buf)
+    out = []
+    while f.tell() < len(buf):
+        try:
+            status, headers, body = read_http_response(f)
+        except (ConnectionError, ValueError, IndexError):
+            break
+        if "content-length" in headers and len(body) < int(headers["content-length"]):
+            break
+        out.append((status, headers, body))
+    return out
 
 
 def read_http_response(f):
@@ -157,7 +203,6 @@ class ForwardingTest(lwtest.CollectorTestCase):
         # a TLS record it already decrypted waits inside OpenSSL, where
         # epoll cannot see it. Every request must still be answered.
         s = raw_tls(self.collector)
-        s.settimeout(10)
         body = json.dumps(dict(CHAT_BODY, user="x" * 4000)).encode()
         req = (b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
                b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
@@ -165,16 +210,13 @@ class ForwardingTest(lwtest.CollectorTestCase):
         n = 60
         data = b"".join(req % (1 + i % 7, len(body), body) for i in range(n))
         self.assertGreater(len(data), 128 * 1024 + 16 * 1024)
-        sender = threading.Thread(target=s.sendall, args=(data,))
-        sender.start()
-        f = s.makefile("rb")
-        words = []
-        try:
-            for _ in range(n):
-                words.append(json.loads(read_http_response(f)[2])["usage"]["completion_tokens"])
-        finally:
-            sender.join(DEFAULT_TIMEOUT)
-            s.close()
+        # One thread sends and reads, without blocking: an SSL object must
+        # not be used by two threads at once, and the collector reads the
+        # rest of the backlog only as answers go out.
+        received = pump_tls(s, data, lambda got: len(complete_responses(got)) >= n)
+        s.close()
+        words = [json.loads(body)["usage"]["completion_tokens"]
+                 for _, _, body in complete_responses(received)]
         self.assertEqual(words, [1 + i % 7 for i in range(n)])
 
     def test_garbage_then_valid_request(self):

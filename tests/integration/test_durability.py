@@ -6,16 +6,16 @@ without include_usage) through the real provider URL and writes the
 response id of every answer it saw complete (a JSON body parsed whole, or a
 stream that reached `data: [DONE]`) to a file, flushed at once. Meanwhile
 the test SIGKILLs the collector at random moments; llmwrap restarts it on
-the same port and the client retries what failed. The collector commits a
-request's ledger row before it sends the bytes that end the answer, so
-every id the client wrote must be in the ledger, exactly once, with its
-exact usage.
+the same port and the client retries what failed. The collector appends a
+request's ledger row to the spool before it sends the bytes that end the
+answer, and the next collector applies what the spool holds, so every id
+the client wrote must be in the ledger, exactly once, with its exact usage.
 
-Random kills alone almost never land in the microseconds between a commit
-and the answer's last bytes, so some kills come while the test holds the
-ledger's write lock: answers that end meanwhile wait for their commit, and
-the kill lands exactly there. An answer the client could finish before its
-row was committed would then be lost.
+Random kills alone almost never land between a row's append and its
+commit to SQLite, so some kills come while the test holds SQLite's write
+lock: rows of answers that end meanwhile stay in the spool, and the kill
+lands with completed answers whose rows only the spool holds. A row lost
+from the spool, or applied twice, fails the test.
 
 The kill schedule comes from a printed seed (set LW_TEST_SEED to replay
 one).
@@ -251,9 +251,9 @@ class DurabilityTest(WrapCase):
     def hold_ledger(self, seconds):
         """Takes the ledger's write lock for `seconds` (as another writer,
         say `llmctl reprice`, may), then returns the connection still
-        holding it. Requests that end meanwhile wait in the collector for
-        their commit, so the kill that follows lands exactly between an
-        answer's last upstream byte and its row. None if the lock was busy."""
+        holding it. Rows of requests that end meanwhile wait in the spool,
+        so the kill that follows lands with completed answers that are not
+        in SQLite yet. None if the lock was busy."""
         db = sqlite3.connect(os.path.join(self.home, "ledger.db"), timeout=0.2,
                              isolation_level=None)
         try:
