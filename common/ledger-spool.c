@@ -32,9 +32,14 @@
 /* The applier looks for rows this often while rows keep coming, and goes
  * to sleep until woken only after IDLE_POLLS looks found none: a wake-up
  * costs the loop a futex call (and, on a busy machine, tens of us), so
- * under load the loop never makes one; rows gather into batches meanwhile. */
-#define BATCH_GAP_US 2000
-#define IDLE_POLLS 50
+ * under load the loop never makes one. Rows gather into batches meanwhile,
+ * and a commit's cost is mostly per batch: at 1,000 rows/s a 2 ms gap cost
+ * the thread ~70 us of CPU per row (docs/performance.md). Readers that
+ * must see every row (llmctl, budgets, summaries) apply the queue
+ * themselves (lw_spool_hold), so the gap delays no one but a reader of
+ * the bare SQLite file. */
+#define BATCH_GAP_US 20000
+#define IDLE_POLLS 5
 /* After a batch failed (the ledger locked by another process for longer
  * than the busy timeout, a full disk), before trying again. */
 #define RETRY_US 1000000
