@@ -6,7 +6,8 @@
  * mode with synchronous=NORMAL: it is in the kernel's page cache and
  * survives the process being killed at any instant. A thread of the spool
  * applies the rows to the ledger in batches, in order, one transaction
- * each, and the file is emptied once everything in it is applied.
+ * each; the loop empties the file once it has grown past 1 MiB and
+ * everything in it is applied, and closing empties it too.
  *
  * Whoever opens a ledger later applies what a killed writer left in the
  * spool first: the collector when it starts, llmctl when no collector
