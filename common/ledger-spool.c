@@ -68,11 +68,12 @@ struct _LwSpool {
     /* The loop's own. */
     GByteArray *scratch;
     gint64 next_id;
-    gint64 appended_id; /* the last row written to the file */
     gint64 file_bytes;
     gboolean broken; /* the file could not be repaired after a failed write */
 
-    _Atomic gint64 applied_id; /* every row up to this one is in the ledger */
+    /* Every row up to this one is in the ledger: the file holds nothing
+     * else once it reaches next_id - 1. */
+    _Atomic gint64 applied_id;
 };
 
 /* Applies the frames in `data` (well-formed, in order) in one transaction;
@@ -326,7 +327,6 @@ LwSpool *lw_spool_open(const char *path, const char *ledger_path, GError **error
     sp->pending = g_byte_array_new();
     sp->scratch = g_byte_array_new();
     sp->next_id = max_id + 1;
-    sp->appended_id = max_id;
     atomic_store(&sp->applied_id, max_id);
     /* Without the thread every append goes straight to the ledger. */
     sp->thread = g_thread_try_new("lw-spool", applier_main, sp, NULL);
@@ -348,7 +348,7 @@ void lw_spool_close(LwSpool *sp)
     }
     g_mutex_lock(&sp->apply_lock);
     if (apply_queued(sp) && !sp->broken &&
-        atomic_load(&sp->applied_id) >= sp->appended_id && ftruncate(sp->fd, 0) != 0)
+        atomic_load(&sp->applied_id) >= sp->next_id - 1 && ftruncate(sp->fd, 0) != 0)
         g_warning("ledger: cannot empty %s: %s", sp->path, g_strerror(errno));
     g_mutex_unlock(&sp->apply_lock);
     close(sp->fd);
@@ -411,13 +411,12 @@ gint64 lw_spool_append(LwSpool *sp, const LwLedgerRequest *row, GError **error)
     g_byte_array_set_size(sp->scratch, 0);
     if (sp->broken || !lw_spool_frame_append(sp->scratch, id, row))
         return insert_now(sp, id, row, error);
-    if (sp->file_bytes >= TRUNCATE_BYTES && atomic_load(&sp->applied_id) >= sp->appended_id &&
+    if (sp->file_bytes >= TRUNCATE_BYTES && atomic_load(&sp->applied_id) >= id - 1 &&
         ftruncate(sp->fd, 0) == 0)
         sp->file_bytes = 0;
     if (!write_frame(sp, sp->scratch->data, sp->scratch->len))
         return insert_now(sp, id, row, error);
     sp->file_bytes += sp->scratch->len;
-    sp->appended_id = id;
 
     g_mutex_lock(&sp->queue_lock);
     g_byte_array_append(sp->queued, sp->scratch->data, sp->scratch->len);
