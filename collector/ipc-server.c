@@ -174,12 +174,18 @@ static void handle_tail(LwServer *server, const Lw__Request *req, Lw__Response *
     resp->ok = ok;
 }
 
-/* What llmctl asks before it reads the ledger: the spool's rows applied. */
+/* What llmctl asks before it reads the ledger: the spool's rows applied.
+ * An error when they could not be, so llmctl says its answer may lack them. */
 static void handle_ledger_sync(LwServer *server, const Lw__Request *req, Lw__Response *resp,
                                void *data)
 {
-    lw_spool_hold(server->spool);
+    gboolean applied = lw_spool_hold(server->spool);
     lw_spool_release(server->spool);
+    if (!applied) {
+        lw_ipc_response_set_error(resp, "the ledger is locked by another process; the newest "
+                                        "rows are recorded but not in it yet");
+        return;
+    }
     Lw__Empty *ok = g_malloc(sizeof *ok);
     lw__empty__init(ok);
     resp->body_case = LW__RESPONSE__BODY_OK;

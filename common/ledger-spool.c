@@ -426,12 +426,12 @@ gint64 lw_spool_append(LwSpool *sp, const LwLedgerRequest *row, GError **error)
     return id;
 }
 
-void lw_spool_hold(LwSpool *sp)
+gboolean lw_spool_hold(LwSpool *sp)
 {
     if (sp == NULL)
-        return;
+        return TRUE;
     g_mutex_lock(&sp->apply_lock);
-    apply_queued(sp); /* on failure it said so; the caller reads what is there */
+    return apply_queued(sp); /* on failure it said so once */
 }
 
 void lw_spool_release(LwSpool *sp)

@@ -50,8 +50,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwSpool, lw_spool_close)
  * spool could not be written and neither could the ledger). */
 gint64 lw_spool_append(LwSpool *spool, const LwLedgerRequest *row, GError **error);
 
-/* See the top of this file. NULL-safe; hold/release pair up, not nested. */
-void lw_spool_hold(LwSpool *spool);
+/* See the top of this file. NULL-safe; hold/release pair up, not nested.
+ * Returns FALSE when rows are still queued because they could not be
+ * applied (another process held the ledger past the busy timeout): the
+ * hold is taken all the same, and the caller reads without them. */
+gboolean lw_spool_hold(LwSpool *spool);
 void lw_spool_release(LwSpool *spool);
 
 /* For a process that is not the writer (llmctl): if no one holds the
