@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "errors.h"
 #include "exchange.h"
+#include "heap-trim.h"
 #include "http1.h"
 #include "tls-server.h"
 
@@ -397,6 +398,7 @@ static void start_exchange(LwConn *conn)
     lw_timer_stop(server->loop, &conn->timer);
     server->counters.requests_total++;
     server->counters.requests_active++;
+    lw_heap_trim_activity(server);
     LwRequestHead *head = g_steal_pointer(&conn->head);
     char *body = g_steal_pointer(&conn->body);
     size_t body_len = conn->body_len;
@@ -787,6 +789,7 @@ void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider)
     g_queue_push_tail_link(&server->conns, &conn->link);
     server->counters.connections_accepted++;
     server->counters.connections_active++;
+    lw_heap_trim_activity(server);
 
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "budget.h"
 #include "guard.h"
+#include "heap-trim.h"
 #include "ipc-budgets.h"
 #include "ipc-runs.h"
 #include "ipc-server.h"
@@ -374,6 +375,7 @@ int main(int argc, char **argv)
     s->started_us = lw_loop_now_us();
     g_queue_init(&s->conns);
     lw_timer_init(&c.drain_timer);
+    lw_timer_init(&s->trim_timer);
 
     int status = 1;
     /* Declared before the first goto: cleanup variables must not be jumped over. */
@@ -460,6 +462,7 @@ out:
         fail(ready_fd, is_config ? 'C' : 'E', error->message);
     }
     lw_timer_stop(s->loop, &c.drain_timer);
+    lw_heap_trim_stop(s);
     if (s->loop != NULL) {
         lw_conn_close_all(s);
         lw_loop_run_due(s->loop);

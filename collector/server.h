@@ -68,6 +68,8 @@ typedef struct {
     gboolean draining;     /* SIGTERM received: finish in-flight work, accept nothing new */
     guint64 started_us;    /* monotonic start time */
     char *ca_root_file;    /* root certificate path clients trust */
+    LwTimer trim_timer;    /* heap-trim.c: armed while requests come */
+    guint64 trim_seen;     /* heap-trim.c: activity at the last check */
 } LwServer;
 
 /* Called when a connection closes; main.c uses it to finish a drain. */

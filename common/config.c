@@ -24,7 +24,8 @@ G_DEFINE_QUARK(lw-config-error-quark, lw_config_error)
 
 static const char *const collector_keys[] = {
     "listen", "synthetic_net", "port", "max_body", "max_head", "max_headers",
-    "max_connections", "idle_timeout", "header_timeout", "drain_timeout", "log_level", NULL,
+    "max_connections", "idle_timeout", "header_timeout", "drain_timeout", "log_level",
+    "release_memory_after", NULL,
 };
 static const char *const upstream_keys[] = {
     "ca_file", "proxy", "connect_timeout", "first_byte_timeout", "http2", NULL,
@@ -428,6 +429,7 @@ LwConfig *lw_config_new_default(void)
     c->idle_timeout_ms = 75 * 1000;
     c->header_timeout_ms = 15 * 1000;
     c->drain_timeout_ms = 30 * 1000;
+    c->release_memory_after_ms = 250;
     c->log_level = g_strdup("info");
     c->clamp_floor = 64;
     c->connect_timeout_ms = 10 * 1000;
@@ -509,7 +511,8 @@ static gboolean load_collector(Loader *l, LwConfig *c, GError **error)
     c->max_connections = (guint)v;
     if (!get_duration(l, g, "idle_timeout", &c->idle_timeout_ms, error) ||
         !get_duration(l, g, "header_timeout", &c->header_timeout_ms, error) ||
-        !get_duration(l, g, "drain_timeout", &c->drain_timeout_ms, error))
+        !get_duration(l, g, "drain_timeout", &c->drain_timeout_ms, error) ||
+        !get_duration(l, g, "release_memory_after", &c->release_memory_after_ms, error))
         return FALSE;
     if (!get_string(l, g, "log_level", &c->log_level, error))
         return FALSE;

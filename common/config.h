@@ -47,6 +47,7 @@ typedef struct {
     guint idle_timeout_ms;  /* keep-alive idle timeout (default 75 s) */
     guint header_timeout_ms; /* time to receive a request head (default 15 s) */
     guint drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests (default 30 s) */
+    guint release_memory_after_ms; /* quiet spell before freed heap goes back, 0 = never (250 ms) */
     char *log_level;        /* "debug" | "info" | "warning" (default "info") */
 
     /* [budget] */

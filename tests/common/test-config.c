@@ -104,6 +104,7 @@ static void test_defaults(void)
     g_assert_cmpuint(c->synthetic_net, ==, 241);
     g_assert_cmpuint(c->max_head, ==, 64 * 1024);
     g_assert_cmpuint(c->max_body, ==, 32 * 1024 * 1024);
+    g_assert_cmpuint(c->release_memory_after_ms, ==, 250);
     g_assert_true(c->http2);
     g_assert_cmpuint(lw_provider_table_count(c->providers), ==, LW_BUILTIN_PROVIDER_COUNT);
     const LwProvider *p = lw_provider_table_by_name(c->providers, "gemini");
@@ -124,6 +125,7 @@ static void test_values(void)
                                        "max_headers = 20\n"
                                        "idle_timeout = 250ms\n"
                                        "header_timeout = 2m\n"
+                                       "release_memory_after = 0\n"
                                        "log_level = debug\n"
                                        "[upstream]\n"
                                        "http2 = no\n"
@@ -155,6 +157,7 @@ static void test_values(void)
     g_assert_cmpuint(c->max_headers, ==, 20);
     g_assert_cmpuint(c->idle_timeout_ms, ==, 250);
     g_assert_cmpuint(c->header_timeout_ms, ==, 120000);
+    g_assert_cmpuint(c->release_memory_after_ms, ==, 0);
     g_assert_cmpuint(c->connect_timeout_ms, ==, 3000);
     g_assert_false(c->http2);
     g_assert_cmpstr(c->log_level, ==, "debug");
