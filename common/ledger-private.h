@@ -29,16 +29,19 @@ gboolean lw_ledger_sqlite_error(GError **error, sqlite3 *db, const char *what);
 /* Prepares `sql` on the ledger's connection; NULL with error set. */
 sqlite3_stmt *lw_ledger_prepare(LwLedger *ledger, const char *sql, GError **error);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK with the cached statements. Rollback
- * never fails in a way a caller could act on, so it reports nothing. */
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK with the cached statements. Commit
+ * first writes the rollups of the rows inserted since begin; after a
+ * failed commit, roll back. Rollback never fails in a way a caller could
+ * act on, so it reports nothing. */
 gboolean lw_ledger_begin(LwLedger *ledger, GError **error);
 gboolean lw_ledger_commit(LwLedger *ledger, GError **error);
 void lw_ledger_rollback(LwLedger *ledger);
 
-/* Inserts one request row with the given id (> 0) and its rollups, inside
- * the caller's transaction. A row with that id already there is left
- * alone and not counted again: replaying a spool that was applied but not
- * yet emptied changes nothing. */
+/* Inserts one request row with the given id (> 0) inside the caller's
+ * transaction; lw_ledger_commit() writes the rollups of the transaction's
+ * rows, summed per key (ledger-rollup.h). A row with that id already there
+ * is left alone and not counted again: replaying a spool that was applied
+ * but not yet emptied changes nothing. */
 gboolean lw_ledger_insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row,
                               GError **error);
 

@@ -52,6 +52,7 @@
 
 #include "json.h"
 #include "ledger-private.h"
+#include "ledger-rollup.h"
 
 G_DEFINE_QUARK(lw-ledger-error-quark, lw_ledger_error)
 
@@ -234,11 +235,11 @@ static const char insert_sql[] =
     "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
     "ON CONFLICT (id) DO NOTHING";
 
-/* One statement updates every dimension: ?1 hour, ?2 provider, ?3 model,
- * ?4 tags, ?5 run, ?6.. the row's sums. The keys must match the rebuild
- * below: the model is LW_LEDGER_MODEL_SQL, a missing text key '', a
- * missing run 0. */
-#define ROW_SUM_VALUES "1, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
+/* One statement updates every dimension with the sums of one key's rows
+ * (ledger-rollup.h): ?1 hour, ?2 provider, ?3 model, ?4 tags, ?5 run, ?6..
+ * the sums, ?15 the rows. The keys must match the rebuild below: the model
+ * is LW_LEDGER_MODEL_SQL, a missing text key '', a missing run 0. */
+#define ROW_SUM_VALUES "?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
 static const char rollup_sql[] =
     "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") VALUES "
     "(?1, " LW_LEDGER_DIM_MODEL ", ?2, ?3, " ROW_SUM_VALUES "), "
@@ -292,6 +293,9 @@ struct _LwLedger {
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert, *rollup;
     sqlite3_stmt *run_start, *run_end;
+    /* Rollups of the rows inserted in the open transaction, written at
+     * commit. */
+    LwRollupBatch *rollups;
 };
 
 static void slot_clear(CredentialSlot *slot)
@@ -355,20 +359,26 @@ static gboolean exec(LwLedger *ledger, const char *sql, const char *what, GError
 
 gboolean lw_ledger_begin(LwLedger *ledger, GError **error)
 {
+    lw_rollup_batch_clear(ledger->rollups);
     /* IMMEDIATE takes the write lock up front, so the busy timeout applies
      * instead of a deadlock error when a reader would upgrade. */
     sqlite3_stmt *st = cached(ledger, &ledger->begin, "BEGIN IMMEDIATE", error);
     return st != NULL && step_done(ledger, st, "begin", error);
 }
 
+static gboolean write_rollups(LwLedger *ledger, GError **error);
+
 gboolean lw_ledger_commit(LwLedger *ledger, GError **error)
 {
+    if (!write_rollups(ledger, error))
+        return FALSE;
     sqlite3_stmt *st = cached(ledger, &ledger->commit, "COMMIT", error);
     return st != NULL && step_done(ledger, st, "commit", error);
 }
 
 void lw_ledger_rollback(LwLedger *ledger)
 {
+    lw_rollup_batch_clear(ledger->rollups);
     if (sqlite3_get_autocommit(ledger->db))
         return;
     sqlite3_stmt *st = cached(ledger, &ledger->rollback, "ROLLBACK", NULL);
@@ -661,6 +671,7 @@ LwLedger *lw_ledger_open(const char *path, gboolean readonly, GError **error)
 
     g_autoptr(LwLedger) ledger = g_new0(LwLedger, 1);
     ledger->readonly = readonly;
+    ledger->rollups = lw_rollup_batch_new();
     int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &ledger->db, flags, NULL) != SQLITE_OK) {
         g_autofree char *what = g_strdup_printf("cannot open %s", path);
@@ -725,6 +736,7 @@ void lw_ledger_close(LwLedger *ledger)
     EVP_MAC_CTX_free(ledger->hmac);
     for (guint i = 0; i < CREDENTIAL_SLOTS; i++)
         slot_clear(&ledger->credentials[i]);
+    lw_rollup_batch_free(ledger->rollups);
     g_free(ledger->path);
     g_free(ledger);
 }
@@ -742,36 +754,54 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
-/* Binds one row's keys and sums as the rollup parameters (see rollup_sql). */
-static void bind_rollup(sqlite3_stmt *st, const LwLedgerRequest *r)
+typedef struct {
+    LwLedger *ledger;
+    sqlite3_stmt *st;
+    GError **error;
+} RollupWrite;
+
+/* Adds one entry's sums to its rows of usage_hourly (see rollup_sql). */
+static gboolean write_rollup(const LwRollupEntry *e, void *data)
 {
-    /* Must match LW_LEDGER_MODEL_SQL. */
-    const char *model = r->model_served != NULL      ? r->model_served
-                        : r->model_requested != NULL ? r->model_requested
-                                                     : "";
-    sqlite3_bind_int64(st, 1, lw_ledger_floor_div(r->time_ms, LW_LEDGER_HOUR_MS));
-    sqlite3_bind_text(st, 2, r->provider != NULL ? r->provider : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, model, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->tags_json != NULL ? r->tags_json : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)r->run_id);
-    sqlite3_bind_int64(st, 6, r->input_tokens);
-    sqlite3_bind_int64(st, 7, r->output_tokens);
-    sqlite3_bind_int64(st, 8, r->cached_input_tokens);
-    sqlite3_bind_int64(st, 9, r->cache_write_tokens);
-    sqlite3_bind_int64(st, 10, r->cache_write_1h_tokens);
-    sqlite3_bind_int64(st, 11, r->reasoning_tokens);
-    sqlite3_bind_int64(st, 12, r->cost.known ? r->cost.pusd : 0);
-    sqlite3_bind_int64(st, 13, r->cost.known ? 0 : 1);
-    sqlite3_bind_int64(st, 14, r->partial ? 1 : 0);
+    RollupWrite *w = data;
+    sqlite3_stmt *st = w->st;
+    sqlite3_bind_int64(st, 1, e->hour);
+    sqlite3_bind_text(st, 2, e->provider, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->tags, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)e->run_id);
+    sqlite3_bind_int64(st, 6, e->input_tokens);
+    sqlite3_bind_int64(st, 7, e->output_tokens);
+    sqlite3_bind_int64(st, 8, e->cached_input_tokens);
+    sqlite3_bind_int64(st, 9, e->cache_write_tokens);
+    sqlite3_bind_int64(st, 10, e->cache_write_1h_tokens);
+    sqlite3_bind_int64(st, 11, e->reasoning_tokens);
+    sqlite3_bind_int64(st, 12, e->cost_pusd);
+    sqlite3_bind_int64(st, 13, e->unpriced);
+    sqlite3_bind_int64(st, 14, e->partial);
+    sqlite3_bind_int64(st, 15, e->requests);
+    return step_done(w->ledger, st, "updating the hourly usage", w->error);
 }
 
-/* Inserts `r` (with `id`, or the next free one when 0) and its rollups in
- * the current transaction. Returns the row id; 0 with error set. */
+/* Writes the rollups of the rows inserted in this transaction. */
+static gboolean write_rollups(LwLedger *ledger, GError **error)
+{
+    if (lw_rollup_batch_is_empty(ledger->rollups))
+        return TRUE;
+    RollupWrite w = {ledger, cached(ledger, &ledger->rollup, rollup_sql, error), error};
+    if (w.st == NULL || !lw_rollup_batch_foreach(ledger->rollups, write_rollup, &w))
+        return FALSE;
+    lw_rollup_batch_clear(ledger->rollups);
+    return TRUE;
+}
+
+/* Inserts `r` (with `id`, or the next free one when 0) in the current
+ * transaction; its rollups are written at commit. Returns the row id; 0
+ * with error set. */
 static gint64 insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *r, GError **error)
 {
     sqlite3_stmt *ins = cached(ledger, &ledger->insert, insert_sql, error);
-    sqlite3_stmt *roll = ins != NULL ? cached(ledger, &ledger->rollup, rollup_sql, error) : NULL;
-    if (roll == NULL)
+    if (ins == NULL)
         return 0;
 
     sqlite3_bind_int64(ins, 1, r->time_ms);
@@ -817,9 +847,7 @@ static gint64 insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *r, 
     if (id <= 0)
         id = sqlite3_last_insert_rowid(ledger->db);
 
-    bind_rollup(roll, r);
-    if (!step_done(ledger, roll, "updating the hourly usage", error))
-        return 0;
+    lw_rollup_batch_add(ledger->rollups, r);
     return id;
 }
 

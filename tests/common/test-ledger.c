@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ledger-fixture.h"
+#include "ledger-private.h"
 #include "ledger-query.h"
 #include "ledger.h"
 
@@ -498,6 +499,8 @@ static const Spec specs[] = {
     {BASE_MS - 1, "openai", "gpt-4o", "gpt-4o-2024-08-06", "{\"team\":\"a\"}", 1, 100, 10, 1000,
      FALSE},
     {BASE_MS, "openai", "gpt-4o", NULL, "{\"team\":\"a\"}", 1, 200, 20, 2000, FALSE},
+    /* The same keys as the row above: one rollup entry sums both. */
+    {BASE_MS + 10, "openai", "gpt-4o", NULL, "{\"team\":\"a\"}", 1, 250, 25, 2500, TRUE},
     {BASE_MS + 30 * 60000, "anthropic", "claude", "claude", "{\"team\":\"b\"}", 2, 300, 30, -1,
      TRUE},
     {BASE_MS + HOUR_MS - 1, "anthropic", "claude", NULL, NULL, 0, 400, 40, 4000, FALSE},
@@ -512,12 +515,9 @@ static const Spec specs[] = {
     {BASE_MS + 3 * DAY_MS + 7 * HOUR_MS, NULL, NULL, NULL, "not json", 4, 900, 90, 9000, FALSE},
 };
 
-static void insert_specs(LwLedger *l)
+static LwLedgerRequest spec_row(const Spec *s)
 {
-    GError *error = NULL;
-    for (guint i = 0; i < G_N_ELEMENTS(specs); i++) {
-        const Spec *s = &specs[i];
-        LwLedgerRequest r = {.time_ms = s->t, .provider = s->provider,
+    return (LwLedgerRequest){.time_ms = s->t, .provider = s->provider,
                              .model_requested = s->model_req, .model_served = s->model_served,
                              .tags_json = s->tags, .run_id = s->run, .input_tokens = s->in,
                              .output_tokens = s->out, .cached_input_tokens = s->in / 10,
@@ -525,9 +525,41 @@ static void insert_specs(LwLedger *l)
                              .reasoning_tokens = s->out / 2, .cost = {s->cost >= 0, s->cost},
                              .cost_source = s->cost >= 0 ? "price" : NULL,
                              .partial = s->partial, .status = 200, .ttft_ms = -1};
+}
+
+static void insert_specs(LwLedger *l)
+{
+    GError *error = NULL;
+    for (guint i = 0; i < G_N_ELEMENTS(specs); i++) {
+        LwLedgerRequest r = spec_row(&specs[i]);
         g_assert_cmpint(lw_ledger_insert(l, &r, &error), >, 0);
         g_assert_no_error(error);
     }
+}
+
+/* The way the spool applies rows: many in one transaction, whose rollups
+ * are summed per key and written at commit. Before that, a transaction
+ * that rolls back (its rollups must not reach a later commit), and inside
+ * it a replayed id (not counted twice). */
+static void insert_specs_batched(LwLedger *l)
+{
+    GError *error = NULL;
+    g_assert_true(lw_ledger_begin(l, &error));
+    for (guint i = 0; i < G_N_ELEMENTS(specs); i++) {
+        LwLedgerRequest r = spec_row(&specs[i]);
+        g_assert_true(lw_ledger_insert_row(l, 1000 + i, &r, &error));
+    }
+    lw_ledger_rollback(l);
+
+    g_assert_true(lw_ledger_begin(l, &error));
+    for (guint i = 0; i < G_N_ELEMENTS(specs); i++) {
+        LwLedgerRequest r = spec_row(&specs[i]);
+        g_assert_true(lw_ledger_insert_row(l, 1 + i, &r, &error));
+        g_assert_true(lw_ledger_insert_row(l, 1 + i, &r, &error));
+    }
+    g_assert_true(lw_ledger_commit(l, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(sql_int(l, "SELECT COUNT(*) FROM requests"), ==, G_N_ELEMENTS(specs));
 }
 
 /* The key a spec row falls under, computed independently of the ledger. */
@@ -648,7 +680,10 @@ static void check_usage(LwLedger *l, LwUsageGroup by, const char *tag, const Ran
 static void test_usage(Fixture *f, gconstpointer data)
 {
     LwLedger *l = open_rw(f);
-    insert_specs(l);
+    if (data != NULL)
+        insert_specs_batched(l);
+    else
+        insert_specs(l);
     const struct {
         LwUsageGroup by;
         const char *tag;
@@ -737,7 +772,7 @@ static void test_request_filters(Fixture *f, gconstpointer data)
     lw_request_filter_init(&flt);
     flt.since_ms = BASE_MS;
     flt.until_ms = BASE_MS + HOUR_MS;
-    g_assert_cmpuint(count_matching(l, &flt), ==, 3);
+    g_assert_cmpuint(count_matching(l, &flt), ==, 4);
 
     lw_request_filter_init(&flt);
     flt.run_id = 0;
@@ -747,27 +782,27 @@ static void test_request_filters(Fixture *f, gconstpointer data)
 
     lw_request_filter_init(&flt);
     flt.provider = "openai";
-    g_assert_cmpuint(count_matching(l, &flt), ==, 5);
+    g_assert_cmpuint(count_matching(l, &flt), ==, 6);
     flt.model = "gpt-4o"; /* requested or served */
-    g_assert_cmpuint(count_matching(l, &flt), ==, 4);
+    g_assert_cmpuint(count_matching(l, &flt), ==, 5);
     flt.model = "gpt-4o-2024-08-06";
     g_assert_cmpuint(count_matching(l, &flt), ==, 1);
 
     lw_request_filter_init(&flt);
     flt.tag_key = "team";
     flt.tag_value = "a";
-    g_assert_cmpuint(count_matching(l, &flt), ==, 4);
+    g_assert_cmpuint(count_matching(l, &flt), ==, 5);
     flt.tag_value = NULL;
-    g_assert_cmpuint(count_matching(l, &flt), ==, 6);
+    g_assert_cmpuint(count_matching(l, &flt), ==, 7);
     flt.tag_key = "x";
     flt.tag_value = "1";
     g_assert_cmpuint(count_matching(l, &flt), ==, 1);
 
     lw_request_filter_init(&flt);
     flt.partial = 1;
-    g_assert_cmpuint(count_matching(l, &flt), ==, 2);
+    g_assert_cmpuint(count_matching(l, &flt), ==, 3);
     flt.partial = 0;
-    g_assert_cmpuint(count_matching(l, &flt), ==, G_N_ELEMENTS(specs) - 2);
+    g_assert_cmpuint(count_matching(l, &flt), ==, G_N_ELEMENTS(specs) - 3);
 
     lw_request_filter_init(&flt);
     flt.status_min = 400;
@@ -810,8 +845,8 @@ static void test_reprice(Fixture *f, gconstpointer data)
     LwRepriceResult res;
     g_assert_true(lw_ledger_reprice(l, pricing, BASE_MS, &res, &error));
     g_assert_no_error(error);
-    /* From BASE_MS: specs 1..8 plus kept and hit; kept and hit skipped. */
-    g_assert_cmpint(res.examined, ==, 8);
+    /* From BASE_MS: specs 1..9 plus kept and hit; kept and hit skipped. */
+    g_assert_cmpint(res.examined, ==, 9);
     /* Priced rows cost what the price table says; rows of models it does
      * not list lose their cost rather than keep a stale one. */
     g_autoptr(GPtrArray) rows = list_requests(l, NULL);
@@ -849,7 +884,7 @@ static void test_reprice(Fixture *f, gconstpointer data)
         g_assert_cmpint(sql_int(l, "SELECT COUNT(*) - COUNT(cost_pusd) FROM requests"), ==,
                         sql_int(l, unpriced));
     }
-    gint64 before_sum = 2000 + 4000 + 6000 + 7000 + 8000 + 9000;
+    gint64 before_sum = 2000 + 2500 + 4000 + 6000 + 7000 + 8000 + 9000;
     g_autofree char *after_sql = g_strdup_printf(
         "SELECT SUM(cost_pusd) FROM requests WHERE time_ms >= %" G_GINT64_FORMAT
         " AND cost_source IS NOT 'provider'",
@@ -857,12 +892,12 @@ static void test_reprice(Fixture *f, gconstpointer data)
     gint64 after_sum = sql_int(l, after_sql);
     g_assert_cmpint(res.delta_pusd, ==, after_sum - before_sum);
     /* All but the claude row that had no cost and still has none. */
-    g_assert_cmpint(res.changed, ==, 7);
+    g_assert_cmpint(res.changed, ==, 8);
     g_assert_cmpint(res.now_unpriced, ==, 4);
 
     /* Again: nothing left to change. */
     g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, &res, &error));
-    g_assert_cmpint(res.examined, ==, 9);
+    g_assert_cmpint(res.examined, ==, 10);
     g_assert_cmpint(res.changed, ==, 1); /* the row before BASE_MS */
     g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, &res, &error));
     g_assert_cmpint(res.changed, ==, 0);
@@ -1004,6 +1039,8 @@ int main(int argc, char **argv)
     ADD("runs", test_runs);
     ADD("crash", test_crash);
     ADD("usage", test_usage);
+    g_test_add("/ledger/usage-batched", Fixture, "batched", fixture_setup, test_usage,
+               fixture_teardown);
     ADD("usage-order", test_usage_order);
     ADD("request-filters", test_request_filters);
     ADD("reprice", test_reprice);
