@@ -5,6 +5,8 @@
 
 #include <malloc.h>
 
+#include "upstream.h"
+
 static guint64 activity(const LwServer *server)
 {
     return server->counters.requests_total + server->counters.connections_accepted;
@@ -23,6 +25,7 @@ static void on_quiet_check(LwLoop *loop, void *data)
         return;
     }
     uint64_t t0 = lw_loop_now_us();
+    lw_upstream_release_spares(server->upstream);
     int released = malloc_trim(0);
     g_debug("quiet for %u ms: freed memory returned to the system in %" G_GUINT64_FORMAT " us%s",
             quiet_ms, (guint64)(lw_loop_now_us() - t0), released ? "" : " (none to return)");

@@ -85,6 +85,9 @@ void lw_transfer_cancel(LwTransfer *t);
 /* Transfers in flight. */
 guint lw_upstream_active(const LwUpstream *up);
 
+/* Frees the easy handles kept for reuse (when the collector goes quiet). */
+void lw_upstream_release_spares(LwUpstream *up);
+
 /* The protocol negotiated with the provider ("HTTP/1.1", "HTTP/2") once the
  * head arrived; static storage. */
 const char *lw_transfer_http_version(const LwTransfer *t);
