@@ -100,6 +100,10 @@ static const Entry entries[] = {
 
 static int compare(const char *a, gsize alen, const char *b, gsize blen)
 {
+    /* Most steps of the search differ in the first byte: decide those
+     * without a call (a lookup runs for every member name of a response). */
+    if (alen > 0 && a[0] != b[0])
+        return (unsigned char)a[0] - (unsigned char)b[0];
     int r = memcmp(a, b, MIN(alen, blen));
     if (r != 0)
         return r;
