@@ -545,19 +545,16 @@ const LwHttpHeader *lw_http1_find_header(const LwHttpRequest *req, const char *n
 
 bool lw_http1_is_hop_by_hop(const LwHttpRequest *req, const char *name, size_t name_len)
 {
-    static const char *const fixed[] = {
-        "connection", "keep-alive",        "proxy-connection", "te",
-        "upgrade",    "transfer-encoding", "trailer",
-    };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        if (lw_http1_name_is(name, name_len, fixed[i]))
-            return true;
-    }
+    if (NAME_IS(name, name_len, "connection") || NAME_IS(name, name_len, "keep-alive") ||
+        NAME_IS(name, name_len, "proxy-connection") || NAME_IS(name, name_len, "te") ||
+        NAME_IS(name, name_len, "upgrade") || NAME_IS(name, name_len, "transfer-encoding") ||
+        NAME_IS(name, name_len, "trailer"))
+        return true;
     if (req == NULL || name_len == 0)
         return false;
     for (size_t i = 0; i < req->num_headers; i++) {
         const LwHttpHeader *h = &req->headers[i];
-        if (!lw_http1_name_is(h->name, h->name_len, "connection"))
+        if (!NAME_IS(h->name, h->name_len, "connection"))
             continue;
         const char *pos = h->value, *end = h->value + h->value_len, *e;
         size_t n;
