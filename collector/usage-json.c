@@ -37,8 +37,6 @@ struct _LwUsageJson {
     int depth;
     int root; /* depth of the open document object; 0 = none */
     gboolean array_top;
-    guint8 keys[LW_USAGE_JSON_MAX_DEPTH + 2];
-    gint64 idx[LW_USAGE_JSON_MAX_DEPTH + 2];
     gssize key_start; /* feed_buf offset of the current member name's quote; -1 unknown */
     gssize usage_key_start; /* key_start of the open top-level "usage" object; -1 none */
 
@@ -61,6 +59,12 @@ struct _LwUsageJson {
     gboolean cand_finished;
     gint64 cand_index;
     gint64 part_text;
+
+    /* Last, and not zeroed at creation (2 KiB, one extractor per
+     * response): keys[d] and idx[d] are written when depth d is entered,
+     * before anything reads them. */
+    guint8 keys[LW_USAGE_JSON_MAX_DEPTH + 2];
+    gint64 idx[LW_USAGE_JSON_MAX_DEPTH + 2];
 };
 
 /* ---- paths ---------------------------------------------------------------- */
@@ -545,7 +549,8 @@ static const yajl_callbacks callbacks = {
 
 LwUsageJson *lw_usage_json_new(LwFormat format, LwDocFunc on_doc, void *data)
 {
-    LwUsageJson *uj = g_new0(LwUsageJson, 1);
+    LwUsageJson *uj = g_new(LwUsageJson, 1);
+    memset(uj, 0, G_STRUCT_OFFSET(LwUsageJson, keys));
     uj->format = format;
     uj->on_doc = on_doc;
     uj->on_doc_data = data;
