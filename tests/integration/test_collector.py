@@ -535,7 +535,9 @@ class ReleaseMemoryTest(lwtest.CollectorTestCase):
                     conn.request("POST", CHAT, body=big,
                                  headers={"authorization": "Bearer sk-test",
                                           "content-type": "application/json",
-                                          "x-sim": "words=20000"})
+                                          # All 16 in flight at once, whatever the
+                                          # machine's speed: the bodies overlap.
+                                          "x-sim": "words=20000;delay_ms=300"})
                     r = conn.getresponse()
                     r.read()
                     self.assertEqual(r.status, 200)
@@ -552,8 +554,9 @@ class ReleaseMemoryTest(lwtest.CollectorTestCase):
         after_burst = proc_kib(pid, "RssAnon")
         grown = after_burst - before
         # Without growth there would be nothing to see: 16 × 300 KB request
-        # bodies, buffered whole, leave several MiB free in glibc's arenas.
-        self.assertGreater(grown, 4 * 1024, "the burst did not grow the heap")
+        # bodies, buffered whole, leave MiBs free in glibc's arenas (2.5-8
+        # MiB, depending on how glibc's mmap threshold moved meanwhile).
+        self.assertGreater(grown, 2 * 1024, "the burst did not grow the heap")
         wait_for(lambda: proc_kib(pid, "RssAnon") < before + grown // 2, timeout=10,
                  what=f"private memory back near {before} KiB (was {after_burst} KiB)")
 
