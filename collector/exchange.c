@@ -210,9 +210,19 @@ static void send_framed(LwExchange *ex, const char *buf, gsize len)
     if (len == 0)
         return;
     if (ex->chunked_out) {
-        char size_line[24];
-        int n = g_snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-        lw_conn_send(ex->conn, size_line, (size_t)n);
+        /* By hand: a streamed answer has a chunk per event, and snprintf
+         * cost more than the rest of framing and queueing it. */
+        static const char hex[] = "0123456789abcdef";
+        char size_line[sizeof(gsize) * 2 + 2];
+        size_t n = sizeof size_line;
+        size_line[--n] = '\n';
+        size_line[--n] = '\r';
+        gsize v = len;
+        do {
+            size_line[--n] = hex[v & 0xf];
+            v >>= 4;
+        } while (v > 0);
+        lw_conn_send(ex->conn, size_line + n, sizeof size_line - n);
         lw_conn_send(ex->conn, buf, len);
         lw_conn_send(ex->conn, "\r\n", 2);
     } else {
