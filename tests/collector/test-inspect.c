@@ -355,8 +355,32 @@ static void test_keys(void)
         g_assert_nonnull(name);
         g_assert_cmpint(lw_usage_key_lookup(name, strlen(name)), ==, k);
     }
-    g_assert_cmpint(lw_usage_key_lookup("max_output_tokens", 17), ==, LW_KEY_MAX_OUTPUT_TOKENS);
-    g_assert_cmpint(lw_usage_key_lookup("maxOutputTokens", 15), ==, LW_KEY_MAX_OUTPUT_TOKENS);
+    /* Both spellings of the keys Gemini accepts two ways. */
+    static const struct {
+        const char *name;
+        LwKey key;
+    } both[] = {
+        {"max_output_tokens", LW_KEY_MAX_OUTPUT_TOKENS},
+        {"maxOutputTokens", LW_KEY_MAX_OUTPUT_TOKENS},
+        {"candidate_count", LW_KEY_CANDIDATE_COUNT},
+        {"candidateCount", LW_KEY_CANDIDATE_COUNT},
+        {"generation_config", LW_KEY_GENERATION_CONFIG},
+        {"generationConfig", LW_KEY_GENERATION_CONFIG},
+        {"thinking_budget", LW_KEY_THINKING_BUDGET},
+        {"thinkingBudget", LW_KEY_THINKING_BUDGET},
+        {"thinking_config", LW_KEY_THINKING_CONFIG},
+        {"thinkingConfig", LW_KEY_THINKING_CONFIG},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(both); i++)
+        g_assert_cmpint(lw_usage_key_lookup(both[i].name, strlen(both[i].name)), ==, both[i].key);
+    /* Names one byte off every key, and case differences, are no key. */
+    for (int k = 1; k < LW_KEY_COUNT; k++) {
+        g_autofree char *name = g_strdup(lw_usage_key_name((LwKey)k));
+        gsize len = strlen(name);
+        g_assert_cmpint(lw_usage_key_lookup(name, len - 1), !=, k);
+        name[len - 1] ^= 0x20;
+        g_assert_cmpint(lw_usage_key_lookup(name, len), ==, LW_KEY_OTHER);
+    }
     g_assert_cmpint(lw_usage_key_lookup("usag", 4), ==, LW_KEY_OTHER);
     g_assert_cmpint(lw_usage_key_lookup("usagex", 6), ==, LW_KEY_OTHER);
     g_assert_cmpint(lw_usage_key_lookup("", 0), ==, LW_KEY_OTHER);
