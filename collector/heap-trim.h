@@ -6,9 +6,10 @@
  * request has started and no connection has been accepted for
  * `[collector] release_memory_after`, and none is in flight, the spare
  * upstream handles are freed and malloc_trim(0) hands the free pages of
- * every arena (the loop's and the spool thread's) back. A quiet collector runs no timer for this. The trim takes ~2 ms
- * on the loop after a burst that left ~8 MiB free; it runs only after a
- * quiet spell, so only a request arriving in that moment waits for it.
+ * every arena (the loop's and the spool thread's) back. A quiet collector
+ * runs no timer for this. The trim takes ~2 ms on the loop after a burst
+ * that left ~8 MiB free; it runs only after a quiet spell, so only a
+ * request arriving in that moment waits for it.
  */
 #pragma once
 

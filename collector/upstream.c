@@ -28,7 +28,7 @@ struct _LwUpstream {
     GString *line; /* scratch for building header lines */
     /* Easy handles of finished transfers, reset, for the next ones: a new
      * handle costs a large calloc and, on its first transfer, a 16 KiB
-     * receive buffer (~7k instructions of ~330k per request). Freed when
+     * receive buffer (~11k instructions of ~320k per request). Freed when
      * the collector goes quiet (lw_upstream_release_spares). */
     CURL *spares[SPARE_HANDLES];
     guint n_spares;
