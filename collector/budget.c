@@ -32,6 +32,8 @@ typedef struct {
     guint fired;         /* bit i: def->alerts[i] fired in this window */
     guint refs;          /* reservations that still point here */
     gboolean stale;      /* its definition changed or went away */
+    char *unread;        /* why its spend is unknown; NULL = read (read_spent) */
+    guint64 reread_ms;   /* loop time of the next read while unread */
 } State;
 
 typedef struct {
@@ -58,6 +60,7 @@ static void state_free(gpointer p)
     g_free(s->key);
     g_free(s->name);
     lw_budget_def_free(s->def);
+    g_free(s->unread);
     g_free(s);
 }
 
@@ -187,6 +190,48 @@ static State *state_new(LwBudgets *b, char *key, const char *name, const LwBudge
     return s;
 }
 
+/* While a state's spend is unknown, how often admission reads it again. */
+#define REREAD_MS 1000
+
+/* Sets what the state's rows in the ledger add up to, after applying what
+ * the spool holds. When that cannot be known (the ledger cannot be read,
+ * or recorded rows cannot be applied to it, as when another process holds
+ * it past the busy timeout) the spend is unknown: admission refuses in the
+ * state's name (warns, for a warn budget) until a later read succeeds. A
+ * spend taken as $0 would let a hard budget be exceeded. */
+static void read_spent(LwBudgets *b, State *s)
+{
+    g_autoptr(GError) error = NULL;
+    LwLedger *ledger = b->server->ledger;
+    gboolean applied = lw_spool_hold(b->server->spool);
+    gint64 spent = 0;
+    if (ledger != NULL && s->def == NULL)
+        spent = lw_ledger_run_spent(ledger, s->run_id, &error);
+    else if (ledger != NULL && s->window_end_ms > 0)
+        spent = lw_ledger_budget_spent(ledger, s->def, s->window_start_ms, s->window_end_ms, 0,
+                                       &error);
+    else if (ledger != NULL)
+        spent = lw_ledger_budget_spent(ledger, s->def, 0, G_MAXINT64, s->run_id, &error);
+    lw_spool_release(b->server->spool);
+
+    gboolean was_unread = s->unread != NULL;
+    g_clear_pointer(&s->unread, g_free);
+    if (spent < 0)
+        s->unread = g_strdup(error != NULL ? error->message : "the ledger cannot be read");
+    else if (!applied)
+        s->unread = g_strdup("recorded requests cannot be applied to the ledger yet");
+    if (s->unread != NULL) {
+        if (!was_unread)
+            g_warning("budget %s: its spend is unknown until the ledger can be read: %s",
+                      s->name, s->unread);
+        s->reread_ms = lw_loop_now_ms(b->server->loop) + REREAD_MS;
+        return;
+    }
+    if (was_unread)
+        g_message("budget %s: its spend was read", s->name);
+    s->spent_pusd = spent;
+}
+
 /* Drops the states of `name` for windows before `window_start` that no
  * request still holds. */
 static void prune_windows(LwBudgets *b, const char *name, gint64 window_start)
@@ -212,18 +257,10 @@ static State *windowed_state(LwBudgets *b, const LwBudgetDef *def, gint64 now_ms
     if (s != NULL)
         return s;
     prune_windows(b, def->name, start);
-    g_autoptr(GError) error = NULL;
-    lw_spool_hold(b->server->spool);
-    gint64 spent = lw_ledger_budget_spent(b->server->ledger, def, start, end, 0, &error);
-    lw_spool_release(b->server->spool);
-    if (spent < 0) {
-        g_warning("budget %s: cannot read spend: %s", def->name, error->message);
-        spent = 0;
-    }
     s = state_new(b, g_steal_pointer(&key), def->name, def, def->limit_pusd);
     s->window_start_ms = start;
     s->window_end_ms = end;
-    s->spent_pusd = spent;
+    read_spent(b, s);
     return s;
 }
 
@@ -233,14 +270,9 @@ static State *per_run_state(LwBudgets *b, const LwBudgetDef *def, guint64 root_r
     State *s = g_hash_table_lookup(b->states, key);
     if (s != NULL)
         return s;
-    g_autoptr(GError) error = NULL;
-    lw_spool_hold(b->server->spool);
-    gint64 spent =
-        lw_ledger_budget_spent(b->server->ledger, def, 0, G_MAXINT64, root_run, &error);
-    lw_spool_release(b->server->spool);
     s = state_new(b, g_steal_pointer(&key), def->name, def, def->limit_pusd);
     s->run_id = root_run;
-    s->spent_pusd = MAX(spent, 0);
+    read_spent(b, s);
     return s;
 }
 
@@ -250,15 +282,9 @@ static State *run_budget_state(LwBudgets *b, const LwRun *run)
     State *s = g_hash_table_lookup(b->states, key);
     if (s != NULL)
         return s;
-    g_autoptr(GError) error = NULL;
-    lw_spool_hold(b->server->spool);
-    gint64 spent = b->server->ledger != NULL
-                       ? lw_ledger_run_spent(b->server->ledger, run->id, &error)
-                       : 0;
-    lw_spool_release(b->server->spool);
     s = state_new(b, g_strdup(key), key, NULL, run->budget_pusd);
     s->run_id = run->id;
-    s->spent_pusd = MAX(spent, 0);
+    read_spent(b, s);
     return s;
 }
 
@@ -505,6 +531,21 @@ LwReservation *lw_budgets_admit(LwBudgets *b, const LwBudgetRequest *req, LwBudg
     }
     for (guint i = 0; i < states->len; i++) {
         State *s = g_ptr_array_index(states, i);
+        if (s->unread != NULL && lw_loop_now_ms(b->server->loop) >= s->reread_ms)
+            read_spent(b, s);
+        if (s->unread != NULL) {
+            g_autofree char *w =
+                g_strdup_printf("llmwrap budget '%s' cannot be enforced: its spend cannot be "
+                                "read from the ledger (%s)",
+                                s->name, s->unread);
+            if (action_of(s) == LW_ACTION_WARN) {
+                add_warning(d, w);
+                continue;
+            }
+            refuse(d, s->name, g_steal_pointer(&w));
+            s->refused++;
+            return NULL;
+        }
         if (!check_one(b, req, &bd, d, s->name, action_of(s),
                        s->def != NULL ? s->def->action_model : NULL, s->limit_pusd,
                        s->spent_pusd, s->reserved_pusd)) {

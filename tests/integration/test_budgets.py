@@ -9,6 +9,7 @@ import concurrent.futures
 import decimal
 import json
 import os
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -110,6 +111,49 @@ class ConcurrencyTest(BudgetTestCase):
         self.assertEqual(status, 429)
         err = json.loads(body)["error"]
         self.assertEqual((err["code"], err["status"]), (429, "RESOURCE_EXHAUSTED"))
+
+
+class UnreadableSpendTest(BudgetTestCase):
+    """A budget whose spend cannot be read from the ledger is not taken to
+    be $0: hard budgets refuse in its name until the spend can be read."""
+
+    def test_hard_budget_refuses_while_its_spend_cannot_be_read(self):
+        body = json.dumps(chat(max_tokens=10)).encode()
+        one = (100 * D("0.15") + 10 * D("0.60")) / 10**6  # in=100, out=10
+        self.llmctl("budget", "set", "daily", "--limit", "1", "--per", "day",
+                    "--scope", "provider:openai")
+        self.assertEqual(self.send(body, "in=100;out=10")[0], 200)
+        # A fresh collector reads each budget's spend from the ledger when a
+        # request first needs it.
+        self.assertEqual(self.collector.stop(), 0)
+        self.collector.start()
+        # Damage the ledger the way a broken file would: the rows' table
+        # cannot be read.
+        db = sqlite3.connect(os.path.join(self.home, "ledger.db"), isolation_level=None,
+                             timeout=DEFAULT_TIMEOUT)
+        self.addCleanup(db.close)
+        db.execute("ALTER TABLE requests RENAME TO requests_hidden")
+
+        status, headers, refused = self.send(body, "in=100;out=10")
+        self.assertEqual(status, 429)
+        self.assertEqual(headers["x-should-retry"], "false")
+        err = json.loads(refused)["error"]
+        self.assertEqual(err["code"], "insufficient_quota")
+        self.assertIn("'daily' cannot be enforced", err["message"])
+        self.assertIn("cannot be read from the ledger", err["message"])
+        # Requests outside the budget's scope still go through.
+        anthropic = {"model": "claude-haiku-4-5", "max_tokens": 10,
+                     "messages": [{"role": "user", "content": "hi"}]}
+        self.assertEqual(self.send(anthropic, provider="anthropic", path="/v1/messages",
+                                   headers={"x-api-key": "k"})[0], 200)
+
+        db.execute("ALTER TABLE requests_hidden RENAME TO requests")
+        # The spend is read again (at most a second later) and the request
+        # passes; the spend is the ledger's, not the $0 it could not read.
+        wait_for(lambda: self.send(body, "in=100;out=10")[0] == 200, timeout=DEFAULT_TIMEOUT,
+                 what="the budget's spend read again")
+        wait_for(lambda: D(str(self.budget("daily")["spent_usd"])) == 2 * one,
+                 timeout=DEFAULT_TIMEOUT, what="two requests' spend in the budget")
 
 
 class FileClockTestCase(BudgetTestCase):
