@@ -72,19 +72,20 @@ void lw_rollup_batch_add(LwRollupBatch *batch, const LwLedgerRequest *r)
         e->tags = g_strdup(key.tags);
         g_hash_table_add(batch->entries, e);
     }
-    e->requests++;
-    e->input_tokens += r->input_tokens;
-    e->output_tokens += r->output_tokens;
-    e->cached_input_tokens += r->cached_input_tokens;
-    e->cache_write_tokens += r->cache_write_tokens;
-    e->cache_write_1h_tokens += r->cache_write_1h_tokens;
-    e->reasoning_tokens += r->reasoning_tokens;
+    LwUsageRow *sum = &e->sums;
+    sum->requests++;
+    sum->input_tokens += r->input_tokens;
+    sum->output_tokens += r->output_tokens;
+    sum->cached_input_tokens += r->cached_input_tokens;
+    sum->cache_write_tokens += r->cache_write_tokens;
+    sum->cache_write_1h_tokens += r->cache_write_1h_tokens;
+    sum->reasoning_tokens += r->reasoning_tokens;
     if (r->cost.known)
-        e->cost_pusd += r->cost.pusd;
+        sum->cost_pusd += r->cost.pusd;
     else
-        e->unpriced++;
+        sum->unpriced++;
     if (r->partial)
-        e->partial++;
+        sum->partial++;
 }
 
 gboolean lw_rollup_batch_is_empty(const LwRollupBatch *batch)

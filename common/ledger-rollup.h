@@ -12,25 +12,17 @@
 
 #include <glib.h>
 
+#include "ledger-query.h"
 #include "ledger.h"
 
 /* The keys of one rollup entry (see usage_hourly in ledger.c) and its sums. */
 typedef struct {
-    gint64 hour;      /* UTC hours since the epoch */
-    char *provider;   /* '' = none */
-    char *model;      /* served, else requested; '' = none */
-    char *tags;       /* '' = none */
-    guint64 run_id;   /* 0 = none */
-    gint64 requests;
-    gint64 input_tokens;
-    gint64 output_tokens;
-    gint64 cached_input_tokens;
-    gint64 cache_write_tokens;
-    gint64 cache_write_1h_tokens;
-    gint64 reasoning_tokens;
-    gint64 cost_pusd; /* known costs */
-    gint64 unpriced;  /* rows with an unknown cost */
-    gint64 partial;
+    gint64 hour;    /* UTC hours since the epoch */
+    char *provider; /* '' = none */
+    char *model;    /* served, else requested; '' = none */
+    char *tags;     /* '' = none */
+    guint64 run_id; /* 0 = none */
+    LwUsageRow sums; /* of its rows, as usage queries report them; `key` unused */
 } LwRollupEntry;
 
 typedef struct _LwRollupBatch LwRollupBatch;

@@ -770,16 +770,17 @@ static gboolean write_rollup(const LwRollupEntry *e, void *data)
     sqlite3_bind_text(st, 3, e->model, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, e->tags, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)e->run_id);
-    sqlite3_bind_int64(st, 6, e->input_tokens);
-    sqlite3_bind_int64(st, 7, e->output_tokens);
-    sqlite3_bind_int64(st, 8, e->cached_input_tokens);
-    sqlite3_bind_int64(st, 9, e->cache_write_tokens);
-    sqlite3_bind_int64(st, 10, e->cache_write_1h_tokens);
-    sqlite3_bind_int64(st, 11, e->reasoning_tokens);
-    sqlite3_bind_int64(st, 12, e->cost_pusd);
-    sqlite3_bind_int64(st, 13, e->unpriced);
-    sqlite3_bind_int64(st, 14, e->partial);
-    sqlite3_bind_int64(st, 15, e->requests);
+    const LwUsageRow *sum = &e->sums;
+    sqlite3_bind_int64(st, 6, sum->input_tokens);
+    sqlite3_bind_int64(st, 7, sum->output_tokens);
+    sqlite3_bind_int64(st, 8, sum->cached_input_tokens);
+    sqlite3_bind_int64(st, 9, sum->cache_write_tokens);
+    sqlite3_bind_int64(st, 10, sum->cache_write_1h_tokens);
+    sqlite3_bind_int64(st, 11, sum->reasoning_tokens);
+    sqlite3_bind_int64(st, 12, sum->cost_pusd);
+    sqlite3_bind_int64(st, 13, sum->unpriced);
+    sqlite3_bind_int64(st, 14, sum->partial);
+    sqlite3_bind_int64(st, 15, sum->requests);
     return step_done(w->ledger, st, "updating the hourly usage", w->error);
 }
 
