@@ -712,7 +712,9 @@ void lw_budgets_foreach_state(LwBudgets *b, gint64 now_ms, LwBudgetStateFunc fun
         const State *s = value;
         if (s->window_end_ms > 0 && s->window_end_ms <= now_ms)
             continue; /* a past window */
-        func(s->name, s->limit_pusd, s->spent_pusd, s->reserved_pusd, s->window_start_ms,
-             s->window_end_ms, s->run_id, s->refused, data);
+        LwBudgetStatus status = {s->name,          s->limit_pusd,    s->spent_pusd,
+                                 s->reserved_pusd, s->window_start_ms, s->window_end_ms,
+                                 s->run_id,        s->refused,       s->unread};
+        func(&status, data);
     }
 }

@@ -89,9 +89,14 @@ void lw_budgets_settle(LwBudgets *budgets, LwReservation *res, gboolean cost_kno
 
 /* The live state of every tracked budget window, for `llmctl budget list`.
  * Calls func once per state. */
-typedef void (*LwBudgetStateFunc)(const char *name, gint64 limit_pusd, gint64 spent_pusd,
-                                  gint64 reserved_pusd, gint64 window_start_ms,
-                                  gint64 window_end_ms, guint64 run_id, guint64 refused,
-                                  void *data);
+typedef struct {
+    const char *name;
+    gint64 limit_pusd, spent_pusd, reserved_pusd;
+    gint64 window_start_ms, window_end_ms; /* 0 for run budgets */
+    guint64 run_id;
+    guint64 refused;
+    const char *spend_unknown; /* why the spend cannot be read; NULL = known */
+} LwBudgetStatus;
+typedef void (*LwBudgetStateFunc)(const LwBudgetStatus *status, void *data);
 void lw_budgets_foreach_state(LwBudgets *budgets, gint64 now_ms, LwBudgetStateFunc func,
                               void *data);

@@ -22,25 +22,24 @@ static void handle_reload(LwServer *server, const Lw__Request *req, Lw__Response
     resp->ok = ok;
 }
 
-static void add_state(const char *name, gint64 limit, gint64 spent, gint64 reserved,
-                      gint64 window_start, gint64 window_end, guint64 run_id, guint64 refused,
-                      void *data)
+static void add_state(const LwBudgetStatus *st, void *data)
 {
     GPtrArray *states = data;
     Lw__BudgetState *s = g_malloc(sizeof *s);
     lw__budget_state__init(s);
-    s->name = g_strdup(name);
+    s->name = g_strdup(st->name);
     s->has_limit_pusd = s->has_spent_pusd = s->has_reserved_pusd = TRUE;
-    s->limit_pusd = limit;
-    s->spent_pusd = spent;
-    s->reserved_pusd = reserved;
+    s->limit_pusd = st->limit_pusd;
+    s->spent_pusd = st->spent_pusd;
+    s->reserved_pusd = st->reserved_pusd;
     s->has_window_start_ms = s->has_window_end_ms = TRUE;
-    s->window_start_ms = window_start;
-    s->window_end_ms = window_end;
-    s->has_run_id = run_id != 0;
-    s->run_id = run_id;
+    s->window_start_ms = st->window_start_ms;
+    s->window_end_ms = st->window_end_ms;
+    s->has_run_id = st->run_id != 0;
+    s->run_id = st->run_id;
     s->has_refused = TRUE;
-    s->refused = refused;
+    s->refused = st->refused;
+    s->spend_unknown = g_strdup(st->spend_unknown); /* NULL stays unset */
     g_ptr_array_add(states, s);
 }
 

@@ -267,6 +267,7 @@ static int budget_change(LwCtl *ctl, int argc, char **argv, gboolean reset)
 /* One account of a budget: a window, a run, or nothing known. */
 typedef struct {
     gboolean known;
+    const char *unknown; /* why the collector cannot read the spend (then !known) */
     gint64 spent, reserved;
     guint64 refused;
     gboolean has_refused;
@@ -328,7 +329,8 @@ static Lw__Response *live_state(LwCtl *ctl, const char *cmd, gboolean *ret_runni
 static Account account_of(const Lw__BudgetState *s)
 {
     return (Account){
-        .known = TRUE,
+        .known = s->spend_unknown == NULL,
+        .unknown = s->spend_unknown,
         .spent = s->has_spent_pusd ? s->spent_pusd : 0,
         .reserved = s->has_reserved_pusd ? s->reserved_pusd : 0,
         .refused = s->refused,
@@ -383,7 +385,8 @@ static gboolean build_entries(const char *cmd, LwLedger *ledger, GPtrArray *defs
         if (e.runs != NULL)
             g_array_sort(e.runs, compare_run);
         gint64 start, end;
-        if (!e.account.known && lw_period_window(d->period, now, &start, &end)) {
+        if (!e.account.known && e.account.unknown == NULL &&
+            lw_period_window(d->period, now, &start, &end)) {
             /* Not (yet) in the live view: what the collector would rebuild. */
             g_autoptr(GError) error = NULL;
             gint64 spent =
@@ -449,6 +452,25 @@ static void json_account(GString *out, const Account *a, gint64 limit)
         g_string_append_printf(out, "%" G_GUINT64_FORMAT, a->refused);
     else
         g_string_append(out, "null");
+    g_string_append(out, ", \"spend_unknown\": ");
+    if (a->unknown != NULL)
+        lw_json_append_string(out, a->unknown, -1);
+    else
+        g_string_append(out, "null");
+}
+
+/* Says why, under the table, when an account's spend is unknown. */
+static void print_unknown(const char *name, const Account *a, gboolean per_run)
+{
+    if (a->unknown == NULL)
+        return;
+    g_autofree char *shown_name = lw_output_printable(name);
+    g_autofree char *why = lw_output_printable(a->unknown);
+    g_autofree char *run =
+        per_run ? g_strdup_printf(", run %" G_GUINT64_FORMAT, a->run_id) : g_strdup("");
+    printf("\nBudget '%s'%s: the collector cannot read its spend (%s), and refuses in the "
+           "budget's name until it can.\n",
+           shown_name, run, why);
 }
 
 static void print_json(GArray *entries)
@@ -559,6 +581,12 @@ static void print_table(GArray *entries, gboolean live, gboolean running)
         }
     }
     lw_output_table_print(t, stdout);
+    for (guint i = 0; i < entries->len; i++) {
+        const Entry *e = &g_array_index(entries, Entry, i);
+        print_unknown(e->name, &e->account, FALSE);
+        for (guint k = 0; e->runs != NULL && k < e->runs->len; k++)
+            print_unknown(e->name, &g_array_index(e->runs, Account, k), TRUE);
+    }
     if (live)
         printf("\nLive view of the running collector: RESERVED is the worst case of requests "
                "in flight.\n");
@@ -582,7 +610,9 @@ static int budget_list(LwCtl *ctl, int argc, char **argv)
         cmd, NULL, entries,
         "SPENT is the settled cost in the current window (hour, day and month windows are\n"
         "calendar-aligned in UTC); RESERVED the worst case of requests in flight (only a\n"
-        "running collector knows it); REMAINING = LIMIT - SPENT - RESERVED.");
+        "running collector knows it); REMAINING = LIMIT - SPENT - RESERVED. SPENT is '-'\n"
+        "when the collector cannot read a budget's spend from the ledger (it then refuses\n"
+        "in that budget's name); the reason is printed under the table.");
     if (!lw_ctl_options_parse(ctx, cmd, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)

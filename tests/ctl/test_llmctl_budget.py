@@ -183,8 +183,8 @@ class Definitions(BudgetHome):
                     "--scope", "tag:team=a b", "--action", "clamp", "--alert", "95")
         self.llmctl("budget", "set", "each", "--limit", "0.5", "--per", "request")
         got = self.budgets()
-        common = {"reserved_usd": 0, "refused": None, "run_id": None, "runs": [],
-                  "live": False, "alert_command": None, "alerts": []}
+        common = {"reserved_usd": 0, "refused": None, "spend_unknown": None, "run_id": None,
+                  "runs": [], "live": False, "alert_command": None, "alerts": []}
         self.assertEqual([b["name"] for b in got], ["daily", "each", "m", "oai", "team-a"])
         daily = dict(common, name="daily", limit_usd=5, period="day", scope="global",
                      action="block", alerts=[50, 80], alert_command="echo \"$LLMWRAP_BUDGET\"",

@@ -141,6 +141,13 @@ class UnreadableSpendTest(BudgetTestCase):
         self.assertEqual(err["code"], "insufficient_quota")
         self.assertIn("'daily' cannot be enforced", err["message"])
         self.assertIn("cannot be read from the ledger", err["message"])
+        # llmctl shows the spend as unknown, and why, not as $0.
+        b = self.budget("daily")
+        self.assertIsNone(b["spent_usd"])
+        self.assertIsNone(b["remaining_usd"])
+        self.assertIn("requests", b["spend_unknown"])
+        table = self.llmctl("budget", "list").stdout
+        self.assertIn("Budget 'daily': the collector cannot read its spend", table)
         # Requests outside the budget's scope still go through.
         anthropic = {"model": "claude-haiku-4-5", "max_tokens": 10,
                      "messages": [{"role": "user", "content": "hi"}]}
@@ -154,6 +161,7 @@ class UnreadableSpendTest(BudgetTestCase):
                  what="the budget's spend read again")
         wait_for(lambda: D(str(self.budget("daily")["spent_usd"])) == 2 * one,
                  timeout=DEFAULT_TIMEOUT, what="two requests' spend in the budget")
+        self.assertIsNone(self.budget("daily")["spend_unknown"])
 
 
 class FileClockTestCase(BudgetTestCase):
