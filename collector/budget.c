@@ -34,6 +34,7 @@ typedef struct {
     gboolean stale;      /* its definition changed or went away */
     char *unread;        /* why its spend is unknown; NULL = read (read_spent) */
     guint64 reread_ms;   /* loop time of the next read while unread */
+    guint reread_gap_ms; /* doubles while reads keep failing */
 } State;
 
 typedef struct {
@@ -190,8 +191,11 @@ static State *state_new(LwBudgets *b, char *key, const char *name, const LwBudge
     return s;
 }
 
-/* While a state's spend is unknown, how often admission reads it again. */
-#define REREAD_MS 1000
+/* While a state's spend is unknown, admission reads it again after 1 s,
+ * then 2, 4, ... up to a minute: a read can wait out the ledger's busy
+ * timeout on the loop when another process holds the ledger. */
+#define REREAD_FIRST_MS 1000
+#define REREAD_MAX_MS 60000
 
 /* Sets what the state's rows in the ledger add up to, after applying what
  * the spool holds. When that cannot be known (the ledger cannot be read,
@@ -224,7 +228,9 @@ static void read_spent(LwBudgets *b, State *s)
         if (!was_unread)
             g_warning("budget %s: its spend is unknown until the ledger can be read: %s",
                       s->name, s->unread);
-        s->reread_ms = lw_loop_now_ms(b->server->loop) + REREAD_MS;
+        s->reread_gap_ms =
+            was_unread ? MIN(s->reread_gap_ms * 2, REREAD_MAX_MS) : REREAD_FIRST_MS;
+        s->reread_ms = lw_loop_now_ms(b->server->loop) + s->reread_gap_ms;
         return;
     }
     if (was_unread)
