@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "errors.h"
+#include "http1.h"
 #include "log.h"
 #include "policy.h"
 #include "refusal.h"
@@ -210,19 +211,8 @@ static void send_framed(LwExchange *ex, const char *buf, gsize len)
     if (len == 0)
         return;
     if (ex->chunked_out) {
-        /* By hand: a streamed answer has a chunk per event, and snprintf
-         * cost more than the rest of framing and queueing it. */
-        static const char hex[] = "0123456789abcdef";
-        char size_line[sizeof(gsize) * 2 + 2];
-        size_t n = sizeof size_line;
-        size_line[--n] = '\n';
-        size_line[--n] = '\r';
-        gsize v = len;
-        do {
-            size_line[--n] = hex[v & 0xf];
-            v >>= 4;
-        } while (v > 0);
-        lw_conn_send(ex->conn, size_line + n, sizeof size_line - n);
+        char size_line[LW_HTTP1_CHUNK_HEAD_MAX];
+        lw_conn_send(ex->conn, size_line, lw_http1_chunk_head(size_line, len));
         lw_conn_send(ex->conn, buf, len);
         lw_conn_send(ex->conn, "\r\n", 2);
     } else {

@@ -774,6 +774,22 @@ static bool chunked_step(LwChunkedDecoder *d, char c)
     return true;
 }
 
+size_t lw_http1_chunk_head(char out[LW_HTTP1_CHUNK_HEAD_MAX], size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[sizeof(size_t) * 2];
+    size_t n = 0;
+    do {
+        digits[n++] = hex[len & 0xf];
+        len >>= 4;
+    } while (len > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    out[n] = '\r';
+    out[n + 1] = '\n';
+    return n + 2;
+}
+
 ssize_t lw_http1_chunked_decode(LwChunkedDecoder *d, char *buf, size_t *len)
 {
     size_t n = *len, rd = 0, wr = 0;

@@ -121,6 +121,14 @@ void lw_http1_chunked_init(LwChunkedDecoder *d);
  * Trailer fields are read and discarded. */
 ssize_t lw_http1_chunked_decode(LwChunkedDecoder *d, char *buf, size_t *len);
 
+/* The longest chunk-size line lw_http1_chunk_head writes. */
+#define LW_HTTP1_CHUNK_HEAD_MAX (sizeof(size_t) * 2 + 2)
+
+/* Writes the size line of a chunk of `len` bytes ("1a2f\r\n", lowercase
+ * hex) to `out`; returns its length. For every chunk of a streamed answer,
+ * so without printf. */
+size_t lw_http1_chunk_head(char out[LW_HTTP1_CHUNK_HEAD_MAX], size_t len);
+
 /* Decoded body bytes so far. */
 static inline uint64_t lw_http1_chunked_total(const LwChunkedDecoder *d)
 {

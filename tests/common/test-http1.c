@@ -1010,6 +1010,34 @@ static void test_chunked_trailer_cap(void)
 }
 
 /* A finished decoder hands everything further back untouched. */
+/* Chunk-size lines are what printf("%zx\r\n") writes, and decode back. */
+static void test_chunk_head(void)
+{
+    const size_t sizes[] = {0, 1, 9, 10, 15, 16, 255, 256, 4095, 65536, 0xdeadbeef, SIZE_MAX};
+    for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        char line[LW_HTTP1_CHUNK_HEAD_MAX];
+        size_t n = lw_http1_chunk_head(line, sizes[i]);
+        g_autofree char *want = g_strdup_printf("%zx\r\n", sizes[i]);
+        g_assert_cmpmem(line, n, want, strlen(want));
+    }
+    /* A body framed with it decodes to itself. */
+    const char body[] = "event one, then event two";
+    g_autoptr(GString) wire = g_string_new(NULL);
+    for (size_t off = 0; off < sizeof body - 1; off += 7) {
+        size_t take = MIN(7, sizeof body - 1 - off);
+        char line[LW_HTTP1_CHUNK_HEAD_MAX];
+        g_string_append_len(wire, line, (gssize)lw_http1_chunk_head(line, take));
+        g_string_append_len(wire, body + off, (gssize)take);
+        g_string_append(wire, "\r\n");
+    }
+    g_string_append(wire, "0\r\n\r\n");
+    LwChunkedDecoder d;
+    lw_http1_chunked_init(&d);
+    size_t len = wire->len;
+    g_assert_cmpint(lw_http1_chunked_decode(&d, wire->str, &len), ==, 0);
+    g_assert_cmpmem(wire->str, len, body, sizeof body - 1);
+}
+
 static void test_chunked_after_done(void)
 {
     LwChunkedDecoder d;
@@ -1113,6 +1141,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http1/chunked/line-cap", test_chunked_line_cap);
     g_test_add_func("/http1/chunked/trailer-cap", test_chunked_trailer_cap);
     g_test_add_func("/http1/chunked/after-done", test_chunked_after_done);
+    g_test_add_func("/http1/chunked/head", test_chunk_head);
     g_test_add_func("/http1/chunked/error-sticky", test_chunked_error_sticky);
     g_test_add_func("/http1/pipeline", test_pipeline);
 

@@ -461,13 +461,8 @@ static void append_segment(Conn *c, guint i)
     if (len == 0)
         return;
     if (c->chunked_out) {
-        static const char hex[] = "0123456789abcdef";
-        char tmp[20];
-        int at = (int)sizeof tmp;
-        for (size_t v = len; v != 0; v >>= 4)
-            tmp[--at] = hex[v & 15];
-        g_string_append_len(c->out, tmp + at, (gssize)sizeof tmp - at);
-        g_string_append(c->out, "\r\n");
+        char size_line[LW_HTTP1_CHUNK_HEAD_MAX];
+        g_string_append_len(c->out, size_line, (gssize)lw_http1_chunk_head(size_line, len));
     }
     g_string_append_len(c->out, data, (gssize)len);
     if (c->chunked_out)
