@@ -211,6 +211,9 @@ class HTTPSViaCollector(http.client.HTTPSConnection):
 
     def connect(self):
         sock = socket.create_connection(self._target, self.timeout)
+        # As http.client's own connect() does: without it a request's body
+        # waits for the ACK of its head, 40 ms of delayed ACK each time.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
