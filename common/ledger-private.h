@@ -48,10 +48,12 @@ gboolean lw_ledger_insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest
 /* The largest request row id, 0 when there is none. */
 gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **error);
 
-/* Recomputes the rollups for every hour from `from_hour` (hours since
- * the epoch) on, from the request rows. Call inside a transaction after
- * changing request rows in place (reprice). */
-gboolean lw_ledger_rebuild_rollups(LwLedger *ledger, gint64 from_hour, GError **error);
+/* Sets request `id`'s cost to row->cost (cost_source "price" when known,
+ * else NULL) inside the caller's transaction; lw_ledger_commit() moves the
+ * rollups with it. `row` gives the keys the request is counted under (time,
+ * provider, models, tags, run) and `old` the cost it had. */
+gboolean lw_ledger_recost_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row, LwCost old,
+                              GError **error);
 
 /* Floor division for times before 1970 as well. */
 static inline gint64 lw_ledger_floor_div(gint64 a, gint64 b)

@@ -1,5 +1,5 @@
 /* ledger-query.h - what llmctl asks the ledger: usage sums grouped by one
- * key, request and run listings, and repricing.
+ * key, and request and run listings (repricing: ledger-reprice.h).
  *
  * Times are Unix milliseconds, UTC. A range is [since_ms, until_ms):
  * since inclusive, until exclusive; LW_LEDGER_NO_SINCE / LW_LEDGER_NO_UNTIL
@@ -18,7 +18,6 @@
 #include <glib.h>
 
 #include "ledger.h"
-#include "pricing.h"
 
 #define LW_LEDGER_NO_SINCE G_MININT64
 #define LW_LEDGER_NO_UNTIL G_MAXINT64
@@ -132,20 +131,3 @@ typedef struct {
  * GPtrArray of LwRunRecord* that frees its elements. */
 GPtrArray *lw_ledger_list_runs(LwLedger *ledger, gint64 limit, GError **error);
 
-/* ---- reprice ---- */
-
-typedef struct {
-    gint64 examined;    /* rows looked at */
-    gint64 changed;     /* rows whose cost (or known-ness) changed */
-    gint64 now_unpriced; /* examined rows left without a price */
-    gint64 delta_pusd;  /* new minus old, over known costs */
-} LwRepriceResult;
-
-/* Recomputes cost_pusd and cost_source ("price", or NULL when there is no
- * price) with `pricing` for every row from since_ms on, in one
- * transaction, and rebuilds the rollups of the hours touched. Left alone:
- * rows with a provider-reported cost (cost_source "provider"), cache hits
- * and refused requests (neither reached the provider). The ledger must be
- * open read-write. */
-gboolean lw_ledger_reprice(LwLedger *ledger, const LwPricing *pricing, gint64 since_ms,
-                           LwRepriceResult *ret_result, GError **error);

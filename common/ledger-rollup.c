@@ -50,9 +50,10 @@ void lw_rollup_batch_free(LwRollupBatch *batch)
     g_free(batch);
 }
 
-void lw_rollup_batch_add(LwRollupBatch *batch, const LwLedgerRequest *r)
+/* The entry of `r`'s keys, created with zero sums if new. */
+static LwRollupEntry *entry_of(LwRollupBatch *batch, const LwLedgerRequest *r)
 {
-    /* Must match LW_LEDGER_MODEL_SQL and the rebuild in ledger.c. */
+    /* Must match LW_LEDGER_MODEL_SQL. */
     const char *model = r->model_served != NULL      ? r->model_served
                         : r->model_requested != NULL ? r->model_requested
                                                      : "";
@@ -72,7 +73,12 @@ void lw_rollup_batch_add(LwRollupBatch *batch, const LwLedgerRequest *r)
         e->tags = g_strdup(key.tags);
         g_hash_table_add(batch->entries, e);
     }
-    LwUsageRow *sum = &e->sums;
+    return e;
+}
+
+void lw_rollup_batch_add(LwRollupBatch *batch, const LwLedgerRequest *r)
+{
+    LwUsageRow *sum = &entry_of(batch, r)->sums;
     sum->requests++;
     sum->input_tokens += r->input_tokens;
     sum->output_tokens += r->output_tokens;
@@ -86,6 +92,13 @@ void lw_rollup_batch_add(LwRollupBatch *batch, const LwLedgerRequest *r)
         sum->unpriced++;
     if (r->partial)
         sum->partial++;
+}
+
+void lw_rollup_batch_recost(LwRollupBatch *batch, const LwLedgerRequest *r, LwCost old)
+{
+    LwUsageRow *sum = &entry_of(batch, r)->sums;
+    sum->cost_pusd += (r->cost.known ? r->cost.pusd : 0) - (old.known ? old.pusd : 0);
+    sum->unpriced += (r->cost.known ? 0 : 1) - (old.known ? 0 : 1);
 }
 
 gboolean lw_rollup_batch_is_empty(const LwRollupBatch *batch)

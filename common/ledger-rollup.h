@@ -1,5 +1,6 @@
-/* ledger-rollup.h - the hourly rollups of the request rows inserted in one
- * transaction, summed in memory and written once per key at commit.
+/* ledger-rollup.h - the hourly rollups of the request rows inserted (or
+ * repriced) in one transaction, summed in memory and written once per key
+ * at commit.
  *
  * Why: the spool applies rows in batches (tens at a time under load, all
  * usually from one program and model). Updating usage_hourly per row cost
@@ -32,6 +33,11 @@ void lw_rollup_batch_free(LwRollupBatch *batch);
 
 /* Adds one row to the entry of its keys. */
 void lw_rollup_batch_add(LwRollupBatch *batch, const LwLedgerRequest *row);
+
+/* Moves `r`, already counted in the rollups, from cost `old` to r->cost.
+ * Only r's keys and cost are read. The entry's other sums stay zero, so
+ * writing it changes nothing else. */
+void lw_rollup_batch_recost(LwRollupBatch *batch, const LwLedgerRequest *r, LwCost old);
 
 gboolean lw_rollup_batch_is_empty(const LwRollupBatch *batch);
 

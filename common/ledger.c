@@ -17,7 +17,8 @@
  * GROUP BY over a million request rows takes seconds (measured: ~2.5 s by
  * model, ~0.45 s for a bare scan), far above the 200 ms target. The
  * rollups are updated in the same transaction as the insert, so they are
- * never out of step with the rows; reprice rebuilds the hours it touched.
+ * never out of step with the rows; reprice moves them with the costs it
+ * changes, in the same transaction too.
  * bench/bench-ledger.c measures both sides.
  *
  * Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that
@@ -58,9 +59,11 @@ G_DEFINE_QUARK(lw-ledger-error-quark, lw_ledger_error)
 
 #define SALT_LEN 32
 #define HASH_HEX_LEN 16
-/* Long enough for a reprice or a checkpoint by another process to finish,
- * short enough that a stuck peer is reported rather than waited on. */
-#define BUSY_TIMEOUT_MS 5000
+/* Long enough for a checkpoint or a chunk of a reprice by another process
+ * to finish, short enough that a stuck peer is reported rather than
+ * waited on. A waiter looks for the lock every BUSY_POLL_US. */
+#define BUSY_TIMEOUT_US 5000000
+#define BUSY_POLL_US 1000
 /* WAL frames between background checkpoints (SQLite's own default), and
  * the size at which the writer stops waiting for the helper (~16 MiB with
  * 4 KiB pages; an inline checkpoint of that size takes tens of ms). */
@@ -218,12 +221,6 @@ static const char *const schema_steps[] = {
     "cost_pusd = cost_pusd + excluded.cost_pusd, "                                                \
     "unpriced = unpriced + excluded.unpriced, "                                                   \
     "partial = partial + excluded.partial"
-/* The same sums over request rows, for rebuilding. */
-#define SUM_OF_ROWS                                                                               \
-    "COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens), "                 \
-    "SUM(cache_write_tokens), SUM(cache_write_1h_tokens), SUM(reasoning_tokens), "                \
-    "COALESCE(SUM(cost_pusd), 0), SUM(cost_pusd IS NULL), SUM(partial)"
-#define HOUR_OF_ROW "(time_ms / 3600000 - (time_ms % 3600000 < 0))"
 
 static const char insert_sql[] =
     "INSERT INTO requests (time_ms, run_id, pid, exe, tags, provider, host, endpoint, "
@@ -237,8 +234,8 @@ static const char insert_sql[] =
 
 /* One statement updates every dimension with the sums of one key's rows
  * (ledger-rollup.h): ?1 hour, ?2 provider, ?3 model, ?4 tags, ?5 run, ?6..
- * the sums, ?15 the rows. The keys must match the rebuild below: the model
- * is LW_LEDGER_MODEL_SQL, a missing text key '', a missing run 0. */
+ * the sums, ?15 the rows. The queries (ledger-query.c) expect these keys:
+ * the model is LW_LEDGER_MODEL_SQL, a missing text key '', a missing run 0. */
 #define ROW_SUM_VALUES "?15, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
 static const char rollup_sql[] =
     "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") VALUES "
@@ -246,20 +243,6 @@ static const char rollup_sql[] =
     "(?1, " LW_LEDGER_DIM_TAGS ", ?4, '', " ROW_SUM_VALUES "), "
     "(?1, " LW_LEDGER_DIM_RUN ", ?5, '', " ROW_SUM_VALUES ") "
     "ON CONFLICT (hour, dim, k1, k2) DO UPDATE SET " SUM_UPDATES;
-
-static const char *const rebuild_sql[] = {
-    "DELETE FROM usage_hourly WHERE hour >= ?1",
-    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") "
-    "SELECT " HOUR_OF_ROW ", " LW_LEDGER_DIM_MODEL ", COALESCE(provider, ''), "
-    LW_LEDGER_MODEL_SQL ", " SUM_OF_ROWS " FROM requests WHERE time_ms >= ?1 * 3600000 "
-    "GROUP BY 1, 3, 4",
-    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") "
-    "SELECT " HOUR_OF_ROW ", " LW_LEDGER_DIM_TAGS ", COALESCE(tags, ''), '', " SUM_OF_ROWS
-    " FROM requests WHERE time_ms >= ?1 * 3600000 GROUP BY 1, 3",
-    "INSERT INTO usage_hourly (hour, dim, k1, k2, " SUM_COLUMNS ") "
-    "SELECT " HOUR_OF_ROW ", " LW_LEDGER_DIM_RUN ", COALESCE(run_id, 0), '', " SUM_OF_ROWS
-    " FROM requests WHERE time_ms >= ?1 * 3600000 GROUP BY 1, 3",
-};
 
 typedef struct {
     GThread *thread;
@@ -292,9 +275,10 @@ struct _LwLedger {
     /* Cached statements, prepared on first use. */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert, *rollup;
-    sqlite3_stmt *run_start, *run_end;
-    /* Rollups of the rows inserted in the open transaction, written at
-     * commit. */
+    sqlite3_stmt *run_start, *run_end, *recost;
+    gint64 busy_since; /* for on_busy */
+    /* Rollups of the rows inserted or repriced in the open transaction,
+     * written at commit. */
     LwRollupBatch *rollups;
 };
 
@@ -517,6 +501,22 @@ static gboolean ensure_salt(LwLedger *ledger, GError **error)
  * until a pass finds the WAL as it left it: the writer has stopped, or a
  * reader pins an old snapshot. The writer's inline checkpoint at the cap
  * then finds only the last few milliseconds of frames left to copy. */
+/* The busy handler of every connection. SQLite's own busy timeout sleeps
+ * longer and longer between looks, up to 100 ms, so a waiter could miss
+ * every gap that a writer working in chunks (ledger-reprice.c) leaves and
+ * time out; this one looks every millisecond. */
+static int on_busy(void *data, int count)
+{
+    gint64 *since = data;
+    gint64 now = g_get_monotonic_time();
+    if (count == 0)
+        *since = now;
+    if (now - *since >= BUSY_TIMEOUT_US)
+        return 0;
+    g_usleep(BUSY_POLL_US);
+    return 1;
+}
+
 static gpointer checkpointer_main(gpointer data)
 {
     Checkpointer *c = data;
@@ -529,7 +529,8 @@ static gpointer checkpointer_main(gpointer data)
     }
     /* A connection learns that the database is in WAL mode when it first
      * reads it; until then a checkpoint is a silent no-op (log = -1). */
-    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    gint64 busy_since = 0;
+    sqlite3_busy_handler(db, on_busy, &busy_since);
     /* A checkpoint copies pages through its own buffer, not the cache. */
     sqlite3_exec(db, "PRAGMA cache_size = -64", NULL, NULL, NULL);
     sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
@@ -679,7 +680,7 @@ LwLedger *lw_ledger_open(const char *path, gboolean readonly, GError **error)
         return NULL;
     }
     sqlite3_extended_result_codes(ledger->db, 1);
-    sqlite3_busy_timeout(ledger->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(ledger->db, on_busy, &ledger->busy_since);
 
     /* Before anything writes (even the journal mode): a newer ledger is
      * refused untouched. */
@@ -728,7 +729,8 @@ void lw_ledger_close(LwLedger *ledger)
      * the whole WAL and removes it. */
     checkpointer_stop(ledger->checkpointer);
     sqlite3_stmt *stmts[] = {ledger->begin,  ledger->commit, ledger->rollback, ledger->insert,
-                             ledger->rollup, ledger->run_start, ledger->run_end};
+                             ledger->rollup, ledger->run_start, ledger->run_end,
+                             ledger->recost};
     for (guint i = 0; i < G_N_ELEMENTS(stmts); i++)
         sqlite3_finalize(stmts[i]);
     sqlite3_close_v2(ledger->db);
@@ -784,7 +786,7 @@ static gboolean write_rollup(const LwRollupEntry *e, void *data)
     return step_done(w->ledger, st, "updating the hourly usage", w->error);
 }
 
-/* Writes the rollups of the rows inserted in this transaction. */
+/* Writes the rollups of the rows inserted or repriced in this transaction. */
 static gboolean write_rollups(LwLedger *ledger, GError **error)
 {
     if (lw_rollup_batch_is_empty(ledger->rollups))
@@ -877,18 +879,26 @@ gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **err
     return query_int(ledger, "SELECT COALESCE(MAX(id), 0) FROM requests", ret_id, error);
 }
 
-gboolean lw_ledger_rebuild_rollups(LwLedger *ledger, gint64 from_hour, GError **error)
+gboolean lw_ledger_recost_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row,
+                              LwCost old, GError **error)
 {
-    for (guint i = 0; i < G_N_ELEMENTS(rebuild_sql); i++) {
-        sqlite3_stmt *st = lw_ledger_prepare(ledger, rebuild_sql[i], error);
-        if (st == NULL)
-            return FALSE;
-        sqlite3_bind_int64(st, 1, from_hour);
-        int rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-            return lw_ledger_sqlite_error(error, ledger->db, "rebuilding the hourly usage");
+    sqlite3_stmt *st = cached(ledger, &ledger->recost,
+                              "UPDATE requests SET cost_pusd = ?2, cost_source = ?3 WHERE id = ?1",
+                              error);
+    if (st == NULL)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, id);
+    if (row->cost.known) {
+        sqlite3_bind_int64(st, 2, row->cost.pusd);
+        sqlite3_bind_text(st, 3, "price", -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 2);
+        sqlite3_bind_null(st, 3);
     }
+    if (!step_done(ledger, st, "repricing a row", error))
+        return FALSE;
+    if (sqlite3_changes(ledger->db) > 0)
+        lw_rollup_batch_recost(ledger->rollups, row, old);
     return TRUE;
 }
 

@@ -1,13 +1,26 @@
 /* cmd-reprice.c - `llmctl reprice`: recompute stored costs with the
  * current prices (after a price change or a new [price.MODEL] override).
  * Provider-reported costs, cache hits and refused requests keep theirs. */
+#include <stdio.h>
+#include <unistd.h>
+
 #include "config.h"
 #include "ctl.h"
 #include "ledger-query.h"
+#include "ledger-reprice.h"
 #include "output.h"
 #include "pricing.h"
 
 #define NAME "reprice"
+
+/* A reprice of a large ledger takes seconds: on a terminal, say how far
+ * it got. */
+static void show_progress(const LwRepriceResult *so_far, void *data)
+{
+    (void)data;
+    g_autofree char *examined = lw_output_count(so_far->examined);
+    fprintf(stderr, "\r%s requests examined…", examined);
+}
 
 int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
 {
@@ -48,8 +61,19 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
     }
 
     LwRepriceResult res;
-    if (!lw_ledger_reprice(ledger, pricing, since_ms, &res, &error))
+    gboolean tty = isatty(STDERR_FILENO);
+    gboolean ok = lw_ledger_reprice(ledger, pricing, since_ms, tty ? show_progress : NULL, NULL,
+                                    &res, &error);
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+    if (!ok && res.changed == 0)
         return lw_ctl_error(NAME, "%s", error->message);
+    if (!ok) {
+        g_autofree char *changed = lw_output_count(res.changed);
+        return lw_ctl_error(NAME,
+                            "%s (%s requests were repriced before that; run it again to finish)",
+                            error->message, changed);
+    }
     g_autofree char *examined = lw_output_count(res.examined);
     g_autofree char *changed = lw_output_count(res.changed);
     g_autofree char *delta = lw_output_usd_human(res.delta_pusd);

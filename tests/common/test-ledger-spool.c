@@ -251,7 +251,7 @@ static void test_file_stays_small(SpoolFixture *sf, gconstpointer data)
 
 /* ---- what a killed writer leaves ---- */
 
-/* Holds the ledger's write lock, as another writer (llmctl reprice) may:
+/* Holds the ledger's write lock, as another process (a sqlite3 shell) may:
  * the spool's rows then cannot reach the ledger. */
 static sqlite3 *lock_ledger(const SpoolFixture *sf)
 {

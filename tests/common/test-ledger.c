@@ -15,6 +15,7 @@
 #include "ledger-fixture.h"
 #include "ledger-private.h"
 #include "ledger-query.h"
+#include "ledger-reprice.h"
 #include "ledger.h"
 
 #define HOUR_MS G_GINT64_CONSTANT(3600000)
@@ -816,7 +817,30 @@ static void test_request_filters(Fixture *f, gconstpointer data)
 
 /* ---- reprice ---- */
 
-static void test_reprice(Fixture *f, gconstpointer data)
+/* Asserts that every rollup row holds exactly the sums of the request rows
+ * of its hour and keys, in every dimension: the rows counted, their cost
+ * and how many have none. */
+static void assert_rollups_match_rows(LwLedger *l)
+{
+#define SUMS "COUNT(*), COALESCE(SUM(cost_pusd), 0), SUM(cost_pusd IS NULL)"
+    const char *sql =
+        "WITH expect AS ("
+        " SELECT time_ms / 3600000, " LW_LEDGER_DIM_MODEL ", COALESCE(provider, ''), "
+        LW_LEDGER_MODEL_SQL ", " SUMS " FROM requests GROUP BY 1, 3, 4"
+        " UNION ALL SELECT time_ms / 3600000, " LW_LEDGER_DIM_TAGS ", COALESCE(tags, ''), '', "
+        SUMS " FROM requests GROUP BY 1, 3"
+        " UNION ALL SELECT time_ms / 3600000, " LW_LEDGER_DIM_RUN ", COALESCE(run_id, 0), '', "
+        SUMS " FROM requests GROUP BY 1, 3),"
+        " have AS (SELECT hour, dim, k1, k2, requests, cost_pusd, unpriced FROM usage_hourly)"
+        " SELECT (SELECT COUNT(*) FROM (SELECT * FROM expect EXCEPT SELECT * FROM have))"
+        " + (SELECT COUNT(*) FROM (SELECT * FROM have EXCEPT SELECT * FROM expect))";
+#undef SUMS
+    g_assert_cmpint(sql_int(l, sql), ==, 0);
+    g_assert_cmpint(sql_int(l, "SELECT COUNT(*) FROM usage_hourly"), >, 0);
+}
+
+/* A price table with two OpenAI models, in the fixture's directory. */
+static LwPricing *reprice_table(Fixture *f)
 {
     GError *error = NULL;
     g_autofree char *prices = g_build_filename(f->dir, "prices.json", NULL);
@@ -827,6 +851,13 @@ static void test_reprice(Fixture *f, gconstpointer data)
     g_assert_true(g_file_set_contents(prices, table, -1, &error));
     LwPricing *pricing = lw_pricing_load(prices, NULL, &error);
     g_assert_no_error(error);
+    return pricing;
+}
+
+static void test_reprice(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwPricing *pricing = reprice_table(f);
 
     LwLedger *l = open_rw(f);
     insert_specs(l);
@@ -843,7 +874,7 @@ static void test_reprice(Fixture *f, gconstpointer data)
     g_assert_no_error(error);
 
     LwRepriceResult res;
-    g_assert_true(lw_ledger_reprice(l, pricing, BASE_MS, &res, &error));
+    g_assert_true(lw_ledger_reprice(l, pricing, BASE_MS, NULL, NULL, &res, &error));
     g_assert_no_error(error);
     /* From BASE_MS: specs 1..9 plus kept and hit; kept and hit skipped. */
     g_assert_cmpint(res.examined, ==, 9);
@@ -873,17 +904,7 @@ static void test_reprice(Fixture *f, gconstpointer data)
             g_assert_null(q->cost_source);
         }
     }
-    /* The rollups agree with the rows afterwards. */
-    for (int dim = 0; dim < 3; dim++) {
-        g_autofree char *cost = g_strdup_printf(
-            "SELECT SUM(cost_pusd) FROM usage_hourly WHERE dim = %d", dim);
-        g_autofree char *unpriced = g_strdup_printf(
-            "SELECT SUM(unpriced) FROM usage_hourly WHERE dim = %d", dim);
-        g_assert_cmpint(sql_int(l, "SELECT SUM(cost_pusd) FROM requests"), ==,
-                        sql_int(l, cost));
-        g_assert_cmpint(sql_int(l, "SELECT COUNT(*) - COUNT(cost_pusd) FROM requests"), ==,
-                        sql_int(l, unpriced));
-    }
+    assert_rollups_match_rows(l);
     gint64 before_sum = 2000 + 2500 + 4000 + 6000 + 7000 + 8000 + 9000;
     g_autofree char *after_sql = g_strdup_printf(
         "SELECT SUM(cost_pusd) FROM requests WHERE time_ms >= %" G_GINT64_FORMAT
@@ -896,15 +917,134 @@ static void test_reprice(Fixture *f, gconstpointer data)
     g_assert_cmpint(res.now_unpriced, ==, 4);
 
     /* Again: nothing left to change. */
-    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, &res, &error));
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
     g_assert_cmpint(res.examined, ==, 10);
     g_assert_cmpint(res.changed, ==, 1); /* the row before BASE_MS */
-    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, &res, &error));
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
     g_assert_cmpint(res.changed, ==, 0);
     g_assert_cmpint(res.delta_pusd, ==, 0);
     lw_ledger_close(l);
     lw_pricing_free(pricing);
-    g_unlink(prices);
+}
+
+/* What the price table makes of `r`, as reprice computes it. */
+static LwCost priced(const LwPricing *pricing, const LwLedgerRequest *r)
+{
+    const LwPrice *price = lw_pricing_lookup(
+        pricing, r->provider, r->model_served != NULL ? r->model_served : r->model_requested);
+    LwTokens tokens = {.input_tokens = r->input_tokens, .output_tokens = r->output_tokens};
+    return (LwCost){price != NULL, price != NULL ? lw_pricing_cost(price, &tokens) : 0};
+}
+
+typedef struct {
+    LwLedger *other; /* a second writer, as the collector is to llmctl */
+    const LwPricing *pricing;
+    guint chunks;
+    gint64 examined;
+} RepriceWatch;
+
+static void on_reprice_chunk(const LwRepriceResult *so_far, void *data)
+{
+    RepriceWatch *w = data;
+    GError *error = NULL;
+    w->chunks++;
+    g_assert_cmpint(so_far->examined, >, w->examined);
+    w->examined = so_far->examined;
+    /* Each chunk is committed, rows and rollups together... */
+    assert_rollups_match_rows(w->other);
+    /* ...and the write lock is free: another connection writes at once.
+     * (Were it still held, by this very thread, the insert would wait
+     * out the busy timeout and fail.) Its row is priced already. */
+    LwLedgerRequest r = {.time_ms = BASE_MS + 2 * HOUR_MS, .provider = "openai",
+                         .model_requested = "gpt-4o", .input_tokens = 1000,
+                         .cost_source = "price", .status = 200, .ttft_ms = -1};
+    r.cost = priced(w->pricing, &r);
+    g_assert_cmpint(lw_ledger_insert(w->other, &r, &error), >, 0);
+    g_assert_no_error(error);
+}
+
+/* A reprice of more rows than one chunk holds (llmctl reprice of a large
+ * ledger beside a running collector): it commits chunk by chunk, lets
+ * another writer in between chunks, and ends with the same costs and
+ * rollups as one big transaction would. */
+static void test_reprice_chunks(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwPricing *pricing = reprice_table(f);
+    LwLedger *l = open_rw(f);
+    static const char *const models[] = {"gpt-4o", "mystery", "no-such-model"};
+    static const char *const tags[] = {NULL, "{\"team\":\"a\"}", "{\"team\":\"b\"}"};
+    const gint64 rows = 4500, since = BASE_MS + HOUR_MS;
+    gint64 expect_examined = 0, expect_changed = 0, expect_delta = 0;
+    g_assert_true(lw_ledger_begin(l, &error));
+    for (gint64 i = 1; i <= rows; i++) {
+        LwLedgerRequest r = {
+            /* 50 hours, not in id order (a row's id follows its end) */
+            .time_ms = BASE_MS + (i * 7919 % 50) * HOUR_MS + i % 1000,
+            .provider = "openai",
+            .model_requested = models[i % 3],
+            .tags_json = tags[i % 5 % 3],
+            .run_id = (guint64)(i % 4),
+            .input_tokens = 100 + i,
+            .output_tokens = i % 300,
+            .cost = {i % 7 != 0, i * 11},
+            .status = 200,
+            .ttft_ms = -1,
+        };
+        r.cost_source = r.cost.known ? "price" : NULL;
+        /* Kept whatever the table says. */
+        if (i % 13 == 0)
+            r.cost_source = "provider";
+        if (i % 17 == 0)
+            r.cache_hit = TRUE;
+        if (i % 19 == 0)
+            r.refused_by = "budget:ci";
+        if (r.time_ms >= since && i % 13 != 0 && i % 17 != 0 && i % 19 != 0) {
+            LwCost now = priced(pricing, &r);
+            expect_examined++;
+            if (now.known != r.cost.known || (now.known && now.pusd != r.cost.pusd)) {
+                expect_changed++;
+                expect_delta += (now.known ? now.pusd : 0) - (r.cost.known ? r.cost.pusd : 0);
+            }
+        }
+        g_assert_true(lw_ledger_insert_row(l, i, &r, &error));
+    }
+    g_assert_true(lw_ledger_commit(l, &error));
+    g_assert_no_error(error);
+    g_autofree char *before_sql = g_strdup_printf(
+        "SELECT COALESCE(SUM(cost_pusd), 0) FROM requests WHERE time_ms < %" G_GINT64_FORMAT
+        " OR cost_source = 'provider' OR cache_hit OR refused_by IS NOT NULL",
+        since);
+    gint64 untouched = sql_int(l, before_sql);
+
+    RepriceWatch w = {.pricing = pricing};
+    w.other = lw_ledger_open(f->path, FALSE, &error);
+    g_assert_no_error(error);
+    LwRepriceResult res;
+    g_assert_true(lw_ledger_reprice(l, pricing, since, on_reprice_chunk, &w, &res, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(w.chunks, >=, 2);
+    /* The rows the other writer added were priced already. */
+    g_assert_cmpint(res.examined, ==, expect_examined + w.chunks - 1);
+    g_assert_cmpint(res.changed, ==, expect_changed);
+    g_assert_cmpint(res.delta_pusd, ==, expect_delta);
+    g_assert_cmpint(sql_int(l, before_sql), ==, untouched);
+    assert_rollups_match_rows(l);
+    /* Every repriced row costs what the table says. */
+    g_autoptr(GPtrArray) all = list_requests(l, NULL);
+    g_assert_cmpuint(all->len, ==, rows + w.chunks);
+    for (guint i = 0; i < all->len; i++) {
+        const LwLedgerRequest *q = &((const LwRequestRecord *)g_ptr_array_index(all, i))->row;
+        if (q->time_ms < since || g_strcmp0(q->cost_source, "provider") == 0 || q->cache_hit ||
+            q->refused_by != NULL)
+            continue;
+        LwCost now = priced(pricing, q);
+        g_assert_cmpint(q->cost.known, ==, now.known);
+        g_assert_cmpint(q->cost.pusd, ==, now.known ? now.pusd : 0);
+    }
+    lw_ledger_close(w.other);
+    lw_ledger_close(l);
+    lw_pricing_free(pricing);
 }
 
 /* Checkpoints run off the writer's path; a reader pinning an old snapshot
@@ -1044,6 +1184,7 @@ int main(int argc, char **argv)
     ADD("usage-order", test_usage_order);
     ADD("request-filters", test_request_filters);
     ADD("reprice", test_reprice);
+    ADD("reprice-chunks", test_reprice_chunks);
     ADD("concurrent-reader", test_concurrent_reader);
     ADD("background-checkpoint", test_background_checkpoint);
     ADD("wal-bounded", test_wal_bounded);

@@ -212,7 +212,7 @@ class SpoolTest(lwtest.CollectorTestCase):
         return json.loads(out.stdout)
 
     def lock_ledger(self):
-        """Takes SQLite's write lock, as `llmctl reprice` may: the spool's
+        """Takes SQLite's write lock, as another process may: the spool's
         rows then stay in the spool."""
         db = sqlite3.connect(os.path.join(self.home, "ledger.db"), isolation_level=None)
         db.execute("BEGIN IMMEDIATE")

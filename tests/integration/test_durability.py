@@ -250,7 +250,7 @@ class DurabilityTest(WrapCase):
 
     def hold_ledger(self, seconds):
         """Takes the ledger's write lock for `seconds` (as another writer,
-        say `llmctl reprice`, may), then returns the connection still
+        say a sqlite3 shell, may), then returns the connection still
         holding it. Rows of requests that end meanwhile wait in the spool,
         so the kill that follows lands with completed answers that are not
         in SQLite yet. None if the lock was busy."""
