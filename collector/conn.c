@@ -15,6 +15,8 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <string.h>
@@ -629,10 +631,12 @@ static void do_sniff(LwConn *conn)
 
 /* ---- event dispatch ---- */
 
-/* Reads what the transport has. Returns FALSE if the connection was closed. */
-static gboolean fill_input(LwConn *conn)
+/* Reads what the transport has; *ret_any tells whether it had anything.
+ * Returns FALSE if the connection was closed. */
+static gboolean fill_input(LwConn *conn, gboolean *ret_any)
 {
     size_t in_cap = conn->server->config->max_head + IN_SLACK;
+    *ret_any = FALSE;
     for (;;) {
         if (lw_buf_len(&conn->in) >= in_cap)
             return TRUE;
@@ -645,6 +649,7 @@ static gboolean fill_input(LwConn *conn)
         size_t n = 0;
         IoResult r = transport_read(conn, scratch, sizeof scratch, &n);
         if (r == IO_OK) {
+            *ret_any = TRUE;
             lw_buf_append(&conn->in, scratch, n);
             conn->server->counters.bytes_in += n;
             if (conn->state == CONN_BODY)
@@ -660,6 +665,19 @@ static gboolean fill_input(LwConn *conn)
         conn_close(conn);
         return FALSE;
     }
+}
+
+/* Called when a read left a request incomplete. Many clients (httpx, so
+ * the OpenAI and Anthropic Python SDKs; anything without TCP_NODELAY)
+ * write a request's head and body apart, and Nagle holds the body until
+ * the head is acknowledged. Linux delays that ACK by 40 ms when the
+ * reader has nothing to send, so each such request would wait 40 ms on
+ * loopback: acknowledge now instead. A client that sends its request in
+ * one piece never gets here. */
+static void ack_now(LwConn *conn)
+{
+    int one = 1;
+    setsockopt(conn->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data)
@@ -688,11 +706,15 @@ static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data)
         return;
     }
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || conn->ssl_read_wants_write) {
-        if (!fill_input(conn))
+        gboolean any;
+        if (!fill_input(conn, &any))
             return;
         process_input(conn);
         if (conn->state == CONN_CLOSED)
             return;
+        if (any && (conn->state == CONN_BODY ||
+                    (conn->state == CONN_HEAD && lw_buf_len(&conn->in) > 0)))
+            ack_now(conn);
         if (conn->state != CONN_CLOSING)
             update_events(conn);
     }
