@@ -37,6 +37,9 @@
 #define IN_SLACK (64 * 1024)
 /* A close that waits for a final response to flush gives up after this. */
 #define CLOSING_TIMEOUT_MS 5000
+/* Then, how long the collector reads and drops what the client still
+ * sends (see conn_linger). */
+#define LINGER_MS 2000
 /* Output is written once per loop iteration (see lw_conn_send), unless this
  * much is already queued: then at once, so a large body keeps the socket
  * busy instead of waiting in memory. */
@@ -52,6 +55,7 @@ typedef enum {
     CONN_BODY,
     CONN_EXCHANGE,
     CONN_CLOSING,
+    CONN_LINGER,
     CONN_CLOSED,
 } ConnState;
 
@@ -125,7 +129,7 @@ static void conn_close(LwConn *conn)
     }
     lw_loop_unwatch(server->loop, conn->fd);
     if (conn->ssl != NULL) {
-        if (!conn->io_error && was != CONN_HANDSHAKE && was != CONN_SNIFF)
+        if (!conn->io_error && was != CONN_HANDSHAKE && was != CONN_SNIFF && was != CONN_LINGER)
             SSL_shutdown(conn->ssl); /* best-effort close_notify, never wait for the peer's */
         SSL_free(conn->ssl);
         conn->ssl = NULL;
@@ -144,12 +148,61 @@ static void on_closing_timeout(LwLoop *loop, void *data)
     conn_close(data);
 }
 
+/* Reads and drops what the lingering client sends; closes at its EOF. */
+static void do_linger(LwConn *conn)
+{
+    char buf[4096];
+    for (int i = 0; i < 16; i++) { /* then let other connections have a turn */
+        ssize_t n = recv(conn->fd, buf, sizeof buf, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            conn_close(conn);
+            return;
+        }
+    }
+}
+
+/* The last response is written: half-close, and read and drop what the
+ * client still sends until it closes too, for LINGER_MS at most. Closing
+ * at once with the client's bytes unread makes the kernel send a reset,
+ * which can destroy the response before the client reads it: a client
+ * still sending a body the collector refused (413, 431) would see
+ * "connection reset" instead of the error (RFC 9112, section 9.6). */
+static void conn_linger(LwConn *conn)
+{
+    if (conn->server->draining) {
+        conn_close(conn);
+        return;
+    }
+    if (conn->ssl != NULL) {
+        SSL_shutdown(conn->ssl); /* close_notify, as conn_close would */
+        ERR_clear_error();
+    }
+    if (shutdown(conn->fd, SHUT_WR) != 0) {
+        conn_close(conn);
+        return;
+    }
+    conn->state = CONN_LINGER;
+    lw_timer_stop(conn->server->loop, &conn->flush_timer);
+    lw_timer_stop(conn->server->loop, &conn->next_timer);
+    lw_buf_clear(&conn->in);
+    lw_buf_clear(&conn->out);
+    lw_timer_start(conn->server->loop, &conn->timer, LINGER_MS, on_closing_timeout, conn);
+    lw_loop_set_events(conn->server->loop, conn->fd, EPOLLIN | EPOLLRDHUP);
+    do_linger(conn);
+}
+
 /* Closes once the queued output is written (bounded by CLOSING_TIMEOUT_MS). */
 static void conn_close_after_flush(LwConn *conn)
 {
     conn->state = CONN_CLOSING;
-    if (lw_buf_len(&conn->out) == 0 || conn->io_error) {
+    if (conn->io_error) {
         conn_close(conn);
+        return;
+    }
+    if (lw_buf_len(&conn->out) == 0) {
+        conn_linger(conn);
         return;
     }
     /* Stop reading: we answer nothing more on this connection. */
@@ -329,7 +382,7 @@ static void conn_flush(LwConn *conn)
         return;
     }
     if (conn->state == CONN_CLOSING && lw_buf_len(&conn->out) == 0) {
-        conn_close(conn);
+        conn_linger(conn);
         return;
     }
     update_events(conn);
@@ -689,6 +742,9 @@ static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data)
         return;
     case CONN_HANDSHAKE:
         do_handshake(conn);
+        return;
+    case CONN_LINGER:
+        do_linger(conn);
         return;
     case CONN_CLOSED:
         return;

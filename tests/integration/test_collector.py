@@ -436,13 +436,27 @@ class LimitsTest(lwtest.CollectorTestCase):
         conn.putrequest("POST", CHAT)
         conn.putheader("transfer-encoding", "chunked")
         conn.endheaders()
-        try:
-            for _ in range(10):
-                conn.send(b"400\r\n" + b"y" * 1024 + b"\r\n")
-        except OSError:
-            pass  # the collector may close before we finish
+        for _ in range(10):
+            conn.send(b"400\r\n" + b"y" * 1024 + b"\r\n")
         self.assertEqual(conn.getresponse().status, 413)
         conn.close()
+
+    def test_client_still_sending_a_refused_body_reads_the_413(self):
+        """The 413 goes out as soon as the length is known, while the client
+        is still sending 4 MiB. The collector then reads and drops the rest
+        rather than close into it: that would reset the connection, and
+        the client (which reads only once it has sent everything) would get
+        a connection error instead of the answer."""
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=b"x" * (4 << 20),
+                     headers={"content-type": "application/json",
+                              "authorization": "Bearer sk-test"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 413)
+        self.assertIn("max_body", json.loads(r.read())["error"]["message"])
+        conn.close()
+        # The collector keeps serving.
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
     def test_header_count_cap_is_431(self):
         status, _, _ = self.post("openai", CHAT, CHAT_BODY, {f"x-{i}": "v" for i in range(20)})
