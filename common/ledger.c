@@ -494,13 +494,6 @@ static gboolean ensure_salt(LwLedger *ledger, GError **error)
     return TRUE;
 }
 
-/* Checkpoints while the writer keeps writing, then sleeps until asked
- * again. A pass copies the frames that were in the WAL when it began, and
- * under steady writes more arrive while it syncs, so it goes on (after a
- * short pause that lets a few milliseconds of frames gather for one sync)
- * until a pass finds the WAL as it left it: the writer has stopped, or a
- * reader pins an old snapshot. The writer's inline checkpoint at the cap
- * then finds only the last few milliseconds of frames left to copy. */
 /* The busy handler of every connection. SQLite's own busy timeout sleeps
  * longer and longer between looks, up to 100 ms, so a waiter could miss
  * every gap that a writer working in chunks (ledger-reprice.c) leaves and
@@ -517,6 +510,13 @@ static int on_busy(void *data, int count)
     return 1;
 }
 
+/* Checkpoints while the writer keeps writing, then sleeps until asked
+ * again. A pass copies the frames that were in the WAL when it began, and
+ * under steady writes more arrive while it syncs, so it goes on (after a
+ * short pause that lets a few milliseconds of frames gather for one sync)
+ * until a pass finds the WAL as it left it: the writer has stopped, or a
+ * reader pins an old snapshot. The writer's inline checkpoint at the cap
+ * then finds only the last few milliseconds of frames left to copy. */
 static gpointer checkpointer_main(gpointer data)
 {
     Checkpointer *c = data;
