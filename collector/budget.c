@@ -231,6 +231,7 @@ static void read_spent(LwBudgets *b, State *s)
         s->reread_gap_ms =
             was_unread ? MIN(s->reread_gap_ms * 2, REREAD_MAX_MS) : REREAD_FIRST_MS;
         s->reread_ms = lw_loop_now_ms(b->server->loop) + s->reread_gap_ms;
+        g_debug("budget %s: spend unknown; read again in %u ms", s->name, s->reread_gap_ms);
         return;
     }
     if (was_unread)

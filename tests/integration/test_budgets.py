@@ -117,9 +117,12 @@ class UnreadableSpendTest(BudgetTestCase):
     """A budget whose spend cannot be read from the ledger is not taken to
     be $0: hard budgets refuse in its name until the spend can be read."""
 
-    def test_hard_budget_refuses_while_its_spend_cannot_be_read(self):
-        body = json.dumps(chat(max_tokens=10)).encode()
-        one = (100 * D("0.15") + 10 * D("0.60")) / 10**6  # in=100, out=10
+    config_extra = "\n[collector]\nlog_level = debug\n"
+
+    def hide_rows_after_restart(self, body):
+        """One request booked, a fresh collector, then the rows' table
+        hidden the way a damaged file would hide it. Returns the SQLite
+        connection that can bring it back."""
         self.llmctl("budget", "set", "daily", "--limit", "1", "--per", "day",
                     "--scope", "provider:openai")
         self.assertEqual(self.send(body, "in=100;out=10")[0], 200)
@@ -127,12 +130,16 @@ class UnreadableSpendTest(BudgetTestCase):
         # request first needs it.
         self.assertEqual(self.collector.stop(), 0)
         self.collector.start()
-        # Damage the ledger the way a broken file would: the rows' table
-        # cannot be read.
         db = sqlite3.connect(os.path.join(self.home, "ledger.db"), isolation_level=None,
                              timeout=DEFAULT_TIMEOUT)
         self.addCleanup(db.close)
         db.execute("ALTER TABLE requests RENAME TO requests_hidden")
+        return db
+
+    def test_hard_budget_refuses_while_its_spend_cannot_be_read(self):
+        body = json.dumps(chat(max_tokens=10)).encode()
+        one = (100 * D("0.15") + 10 * D("0.60")) / 10**6  # in=100, out=10
+        db = self.hide_rows_after_restart(body)
 
         status, headers, refused = self.send(body, "in=100;out=10")
         self.assertEqual(status, 429)
@@ -162,6 +169,25 @@ class UnreadableSpendTest(BudgetTestCase):
         wait_for(lambda: D(str(self.budget("daily")["spent_usd"])) == 2 * one,
                  timeout=DEFAULT_TIMEOUT, what="two requests' spend in the budget")
         self.assertIsNone(self.budget("daily")["spend_unknown"])
+
+
+    def test_unreadable_spend_is_read_again_with_backoff(self):
+        # Each read may wait out the ledger's busy timeout on the loop (when
+        # another process holds the ledger), so one per request would stall
+        # the collector: the first read again comes after 1 s, the next
+        # after 2 s more.
+        body = json.dumps(chat(max_tokens=10)).encode()
+        self.hide_rows_after_restart(body)
+        mark = len(self.collector.read_log())
+        sent = 0
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            self.assertEqual(self.send(body, "in=100;out=10")[0], 429)
+            sent += 1
+            time.sleep(0.05)
+        reads = self.collector.read_log()[mark:].count("spend unknown; read again")
+        self.assertGreater(sent, 10)
+        self.assertEqual(reads, 2)
 
 
 class FileClockTestCase(BudgetTestCase):
