@@ -117,26 +117,20 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     const char *body = r->body != NULL ? g_bytes_get_data(r->body, &body_len) : NULL;
     a->bytes_in = (gint64)body_len;
     g_autofree char *method = g_strndup(r->req->method, r->req->method_len);
-    lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
-    a->credential = credential_hash(server, r->req, r->path);
-
-    *ret_body = NULL;
-    *ret_identity_encoding = FALSE;
     /* OpenAI-format streams (whatever the provider's native format: Gemini
      * has an OpenAI-compatible endpoint) carry no usage unless asked. */
-    gboolean wants_injection = a->info.stream && !a->info.include_usage &&
-                               (a->info.endpoint == LW_ENDPOINT_CHAT ||
-                                a->info.endpoint == LW_ENDPOINT_COMPLETIONS) &&
-                               needs_include_usage(r->provider);
-    if (wants_injection && body != NULL) {
-        GBytes *rewritten = lw_rewrite_include_usage(body, body_len);
-        if (rewritten != NULL) {
-            *ret_body = rewritten;
-            /* The answer will be edited: it must come unencoded. */
-            *ret_identity_encoding = TRUE;
-            a->strip_usage = TRUE;
-        }
-    }
+    GBytes *rewritten = NULL;
+    if (needs_include_usage(r->provider))
+        rewritten = lw_inspect_request_adding_usage(r->provider->format, method, r->path, body,
+                                                    body_len, &a->info);
+    else
+        lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
+    a->credential = credential_hash(server, r->req, r->path);
+
+    *ret_body = rewritten;
+    /* An answer that will be edited must come unencoded. */
+    *ret_identity_encoding = rewritten != NULL;
+    a->strip_usage = rewritten != NULL;
     return a;
 }
 

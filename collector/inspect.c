@@ -475,10 +475,11 @@ static gboolean scan_body(const char *body, gsize len, Scan *s)
 
 /* ---- inspection ----------------------------------------------------------- */
 
-void lw_inspect_request(LwFormat format, const char *method, const char *path, const char *body,
-                        gsize body_len, LwRequestInfo *ret)
+/* lw_inspect_request, leaving the parse in `s` (its model taken) for an
+ * edit; returns scan_body's verdict. */
+static gboolean inspect(LwFormat format, const char *method, const char *path, const char *body,
+                        gsize body_len, LwRequestInfo *ret, Scan *s)
 {
-    g_return_if_fail(ret != NULL);
     memset(ret, 0, sizeof *ret);
     ret->max_output = -1;
     ret->choices = 1;
@@ -489,27 +490,26 @@ void lw_inspect_request(LwFormat format, const char *method, const char *path, c
     gboolean alt_sse = FALSE;
     ret->endpoint = endpoint_of(method, path != NULL ? path : "", &path_model, &alt_sse);
 
-    Scan s;
-    scan_body(body, body_len, &s);
+    gboolean ok = scan_body(body, body_len, s);
     switch (lw_endpoint_format(ret->endpoint, format)) {
     case LW_FORMAT_OPENAI:
-        ret->max_output = s.max_completion_tokens >= 0 ? s.max_completion_tokens
-                          : s.max_tokens >= 0          ? s.max_tokens
-                                                       : s.max_output_tokens;
+        ret->max_output = s->max_completion_tokens >= 0 ? s->max_completion_tokens
+                          : s->max_tokens >= 0          ? s->max_tokens
+                                                        : s->max_output_tokens;
         /* best_of candidates are all generated and billed */
-        ret->choices = MAX(1, MAX(s.n, s.best_of));
-        ret->stream = ret->sse = s.stream;
-        ret->include_usage = s.include_usage;
-        ret->server_state = s.server_state;
+        ret->choices = MAX(1, MAX(s->n, s->best_of));
+        ret->stream = ret->sse = s->stream;
+        ret->include_usage = s->include_usage;
+        ret->server_state = s->server_state;
         break;
     case LW_FORMAT_ANTHROPIC:
-        ret->max_output = s.max_tokens;
-        ret->stream = ret->sse = s.stream;
+        ret->max_output = s->max_tokens;
+        ret->stream = ret->sse = s->stream;
         break;
     case LW_FORMAT_GEMINI:
-        ret->max_output = s.g_max_output;
-        ret->choices = MAX(1, s.g_candidates);
-        ret->thinking_budget = s.g_thinking_budget;
+        ret->max_output = s->g_max_output;
+        ret->choices = MAX(1, s->g_candidates);
+        ret->thinking_budget = s->g_thinking_budget;
         ret->stream = ret->endpoint == LW_ENDPOINT_STREAM_GENERATE;
         ret->sse = ret->stream && alt_sse;
         break;
@@ -517,9 +517,32 @@ void lw_inspect_request(LwFormat format, const char *method, const char *path, c
     if (path_model != NULL) {
         ret->model = path_model; /* Gemini: the path names the model */
     } else {
-        ret->model = g_steal_pointer(&s.model);
+        ret->model = g_steal_pointer(&s->model);
     }
-    scan_clear(&s);
+    scan_clear(s);
+    return ok;
+}
+
+static GBytes *add_include_usage(const char *body, gsize len, const Scan *s, gboolean ok);
+
+void lw_inspect_request(LwFormat format, const char *method, const char *path, const char *body,
+                        gsize body_len, LwRequestInfo *ret)
+{
+    g_return_if_fail(ret != NULL);
+    Scan s;
+    inspect(format, method, path, body, body_len, ret, &s);
+}
+
+GBytes *lw_inspect_request_adding_usage(LwFormat format, const char *method, const char *path,
+                                        const char *body, gsize body_len, LwRequestInfo *ret)
+{
+    g_return_val_if_fail(ret != NULL, NULL);
+    Scan s;
+    gboolean ok = inspect(format, method, path, body, body_len, ret, &s);
+    if (!ret->stream || ret->include_usage ||
+        (ret->endpoint != LW_ENDPOINT_CHAT && ret->endpoint != LW_ENDPOINT_COMPLETIONS))
+        return NULL;
+    return add_include_usage(body, body_len, &s, ok);
 }
 
 void lw_request_info_clear(LwRequestInfo *info)
@@ -571,24 +594,30 @@ static Edit insert_member(const Obj *obj, const char *name, const char *value)
                   g_strdup_printf("%s\"%s\":%s", obj->members > 0 ? "," : "", name, value)};
 }
 
+/* The include_usage edit, from a parse of the body. */
+static GBytes *add_include_usage(const char *body, gsize len, const Scan *s, gboolean ok)
+{
+    /* stream_options in a request that does not stream is a 400 */
+    if (!ok || !s->stream)
+        return NULL;
+    Edit e;
+    if (s->stream_options.value.start < 0)
+        e = insert_member(&s->top, "stream_options", "{\"include_usage\":true}");
+    else if (!s->stream_options.is_map)
+        e = replace(s->stream_options.value, g_strdup("{\"include_usage\":true}"));
+    else if (s->include_usage_at.start >= 0)
+        e = replace(s->include_usage_at, g_strdup("true"));
+    else
+        e = insert_member(&s->stream_options, "include_usage", "true");
+    return apply(body, len, &e, 1);
+}
+
 GBytes *lw_rewrite_include_usage(const char *body, gsize len)
 {
     Scan s;
     gboolean ok = scan_body(body, len, &s);
     scan_clear(&s);
-    /* stream_options in a request that does not stream is a 400 */
-    if (!ok || !s.stream)
-        return NULL;
-    Edit e;
-    if (s.stream_options.value.start < 0)
-        e = insert_member(&s.top, "stream_options", "{\"include_usage\":true}");
-    else if (!s.stream_options.is_map)
-        e = replace(s.stream_options.value, g_strdup("{\"include_usage\":true}"));
-    else if (s.include_usage_at.start >= 0)
-        e = replace(s.include_usage_at, g_strdup("true"));
-    else
-        e = insert_member(&s.stream_options, "include_usage", "true");
-    return apply(body, len, &e, 1);
+    return add_include_usage(body, len, &s, ok);
 }
 
 GBytes *lw_rewrite_model(const char *body, gsize len, const char *model)

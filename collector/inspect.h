@@ -57,6 +57,13 @@ void lw_inspect_request(LwFormat format, const char *method, const char *path, c
                         gsize body_len, LwRequestInfo *ret);
 void lw_request_info_clear(LwRequestInfo *info);
 
+/* lw_inspect_request(), and, from the same parse, for an OpenAI-format
+ * chat or completions stream that does not ask for usage: the body as
+ * lw_rewrite_include_usage() makes it. NULL when there is nothing to add
+ * (or the body is not a JSON object). */
+GBytes *lw_inspect_request_adding_usage(LwFormat format, const char *method, const char *path,
+                                        const char *body, gsize body_len, LwRequestInfo *ret);
+
 /* Adds "stream_options":{"include_usage":true} to an OpenAI-format
  * streaming request (or sets include_usage inside an existing
  * stream_options). Returns NULL when the body is not a JSON object. */

@@ -151,6 +151,15 @@ static void check_rewrites(const char *body, size_t size)
     }
 
     GBytes *b = lw_rewrite_include_usage(body, size);
+    /* The collector makes the same edit from inspection's own parse. */
+    LwRequestInfo info;
+    GBytes *once = lw_inspect_request_adding_usage(LW_FORMAT_OPENAI, "POST",
+                                                   "/v1/chat/completions", body, size, &info);
+    require(info.include_usage || b == NULL ? once == NULL
+                                            : once != NULL && g_bytes_equal(once, b));
+    if (once != NULL)
+        g_bytes_unref(once);
+    lw_request_info_clear(&info);
     if (b != NULL) {
         gsize n;
         const char *q = g_bytes_get_data(b, &n);

@@ -295,9 +295,23 @@ static void test_rewrites(void)
         gsize len = strlen(c->body);
         GBytes *got = NULL;
         switch (c->kind) {
-        case REWRITE_INCLUDE_USAGE:
+        case REWRITE_INCLUDE_USAGE: {
             got = lw_rewrite_include_usage(c->body, len);
+            /* The collector makes the same edit from inspection's own
+             * parse, on a chat or completions stream not asking yet. */
+            const char *paths[] = {"/v1/chat/completions", "/v1/completions", "/v1/responses"};
+            for (gsize p = 0; p < G_N_ELEMENTS(paths); p++) {
+                LwRequestInfo info;
+                g_autoptr(GBytes) once =
+                    lw_inspect_request_adding_usage(c->format, "POST", paths[p], c->body, len, &info);
+                if (got == NULL || info.include_usage || info.endpoint == LW_ENDPOINT_RESPONSES)
+                    g_assert_null(once);
+                else if (once == NULL || !g_bytes_equal(once, got))
+                    g_error("rewrite case %zu: inspection's edit differs on %s", i, paths[p]);
+                lw_request_info_clear(&info);
+            }
             break;
+        }
         case REWRITE_MODEL:
             got = lw_rewrite_model(c->body, len, c->model);
             break;
