@@ -130,11 +130,10 @@ static int pricing_list(LwCtl *ctl, int argc, char **argv)
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)
         return lw_ctl_usage_error(NAME " list", "unexpected argument '%s'", argv[1]);
-    LwPricing *pricing = NULL;
+    g_autoptr(LwPricing) pricing = NULL;
     int status = load_pricing(ctl, &pricing);
     if (status != LW_CTL_EXIT_OK)
         return status;
-    g_autoptr(LwPricing) owned = pricing;
     g_autoptr(GPtrArray) prices = lw_pricing_list(pricing);
 
     if (json) {
@@ -189,11 +188,10 @@ static int pricing_show(LwCtl *ctl, int argc, char **argv)
     if (argc != 2)
         return lw_ctl_usage_error(NAME " show", argc < 2 ? "which model?" : "one model at a time");
     const char *model = argv[1];
-    LwPricing *pricing = NULL;
+    g_autoptr(LwPricing) pricing = NULL;
     int status = load_pricing(ctl, &pricing);
     if (status != LW_CTL_EXIT_OK)
         return status;
-    g_autoptr(LwPricing) owned = pricing;
 
     /* Every provider the table knows, asked through the same lookup the
      * collector uses, so fallbacks show as they apply. */
