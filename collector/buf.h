@@ -75,6 +75,15 @@ static inline void lw_buf_consume(LwBuf *b, size_t n)
         b->start = b->end = 0;
 }
 
+/* Keeps the first `n` unconsumed bytes and drops the rest. */
+static inline void lw_buf_truncate(LwBuf *b, size_t n)
+{
+    if (n < lw_buf_len(b))
+        b->end = b->start + n;
+    if (b->start == b->end)
+        b->start = b->end = 0;
+}
+
 /* Drops everything, keeps the allocation unless it grew large (so one big
  * request does not pin memory on an idle keep-alive connection). */
 static inline void lw_buf_reset(LwBuf *b)

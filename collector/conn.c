@@ -507,10 +507,10 @@ static gboolean read_body(LwConn *conn)
         lw_buf_consume(&conn->in, lw_buf_len(&conn->in));
         return FALSE;
     }
-    /* Complete: the decoder left `r` raw bytes of the next request after
-     * the decoded ones. */
-    size_t consumed = lw_buf_len(&conn->in) - (size_t)r;
-    lw_buf_consume(&conn->in, consumed);
+    /* Complete: the decoder left `r` raw bytes of the next request right
+     * after the decoded ones; what follows them is stale input it moved. */
+    lw_buf_truncate(&conn->in, len + (size_t)r);
+    lw_buf_consume(&conn->in, len);
     start_exchange(conn);
     return TRUE;
 }

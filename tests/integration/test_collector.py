@@ -197,6 +197,27 @@ class ForwardingTest(lwtest.CollectorTestCase):
         self.assertEqual(first["usage"]["completion_tokens"], 3)
         self.assertEqual(second["usage"]["completion_tokens"], 5)
 
+    def test_request_pipelined_after_a_chunked_body(self):
+        # The chunked decoder leaves the next request's bytes right after
+        # the decoded body; longer than the framing it stripped, they were
+        # once read from the wrong place and answered 400.
+        s = raw_tls(self.collector)
+        body = json.dumps(CHAT_BODY).encode()
+        chunked = (b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                   b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+                   b"x-sim: words=3\r\ntransfer-encoding: chunked\r\n\r\n" +
+                   b"%x\r\n%s\r\n0\r\nx-trailer: t\r\n\r\n" % (len(body), body))
+        plain = (b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                 b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+                 b"x-sim: words=5\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        s.sendall(chunked + plain)
+        f = s.makefile("rb")
+        first, second = read_http_response(f), read_http_response(f)
+        s.close()
+        self.assertEqual((first[0], second[0]), (200, 200), second[2])
+        self.assertEqual(json.loads(first[2])["usage"]["completion_tokens"], 3)
+        self.assertEqual(json.loads(second[2])["usage"]["completion_tokens"], 5)
+
     def test_pipelined_backlog_larger_than_the_input_cap(self):
         # 240 KB of pipelined requests against the collector's input cap
         # (max_head + 64 KiB): it stops reading at the cap, and the rest of
