@@ -139,6 +139,21 @@ static void log_done(LwExchange *ex, const char *outcome)
            ex->upstream_proto != NULL ? ex->upstream_proto : "");
 }
 
+static gboolean is_head_request(const LwExchange *ex)
+{
+    return ex->head->req.method_len == 4 && memcmp(ex->head->req.method, "HEAD", 4) == 0;
+}
+
+/* Cuts `out` (a whole response) to its head when the request was HEAD: the
+ * head still gives the length of the body it describes (RFC 9110, 9.3.2),
+ * and a body sent anyway would be read as the start of the next response. */
+static void drop_body_for_head(const LwExchange *ex, GString *out)
+{
+    const char *end = is_head_request(ex) ? strstr(out->str, "\r\n\r\n") : NULL;
+    if (end != NULL)
+        g_string_truncate(out, (gsize)(end + 4 - out->str));
+}
+
 /* Answers with an error of our own (before any response byte was sent). */
 static void answer_error(LwExchange *ex, int status, const char *message)
 {
@@ -153,6 +168,7 @@ static void answer_error(LwExchange *ex, int status, const char *message)
                            status, lw_http1_reason(status), body->len,
                            ex->client_keep_alive ? "" : "connection: close\r\n");
     g_string_append_len(out, body->str, (gssize)body->len);
+    drop_body_for_head(ex, out);
     ex->status = status;
     ex->head_sent = TRUE;
     if (status == 502 || status == 504)
@@ -175,6 +191,7 @@ static void answer_refusal(LwExchange *ex, const char *refused_by, const char *m
         g_strdup_printf("req_llmwrap_%" G_GUINT64_FORMAT, ++refusal_seq);
     g_autoptr(GString) out =
         lw_refusal_response(format, message, request_id, ex->client_keep_alive);
+    drop_body_for_head(ex, out);
     ex->status = lw_refusal_status(format);
     ex->head_sent = TRUE;
     ex->server->counters.refused++;
@@ -287,7 +304,7 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
     ex->status = status;
     ex->upstream_proto = lw_transfer_http_version(ex->transfer);
-    gboolean is_head = ex->head->req.method_len == 4 && memcmp(ex->head->req.method, "HEAD", 4) == 0;
+    gboolean is_head = is_head_request(ex);
     ex->no_body = is_head || status == 204 || status == 304 || status < 200;
 
     g_autofree char *content_type = header_value(headers, n_headers, "content-type");

@@ -299,6 +299,31 @@ class ForwardingTest(lwtest.CollectorTestCase):
         # The collector keeps serving.
         self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
+    def test_head_answered_by_the_collector_has_no_body(self):
+        # A 502 of the collector's own to a HEAD request gives the length
+        # of its body but does not send it: sent anyway, it would be read as
+        # the start of the next response on the connection (httpx fails).
+        dead = lwtest.free_port()
+        lwtest.write_config(self.home, lwtest.sim_config(self.sim, ("gemini",)) +
+                            f"\n[provider.openai]\nupstream = https://127.0.0.1:{dead}\n")
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log(),
+                 what="reload")
+        s = raw_tls(self.collector)
+        head = b"HEAD /v1/models HTTP/1.1\r\nhost: api.openai.com\r\nauthorization: Bearer k\r\n\r\n"
+        s.sendall(head + head)
+        got = b""
+        while got.count(b"\r\n\r\n") < 2:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        first_end = got.index(b"\r\n\r\n") + 4
+        self.assertTrue(got.startswith(b"HTTP/1.1 502 "), got)
+        self.assertIn(b"content-length: ", got[:first_end])
+        self.assertTrue(got[first_end:].startswith(b"HTTP/1.1 502 "), got)
+
     def test_upstream_down_gives_shaped_502(self):
         dead = lwtest.free_port()
         lwtest.write_config(self.home, lwtest.sim_config(self.sim, ("gemini",)) +
