@@ -49,7 +49,12 @@ struct _LwTransfer {
     gboolean want_resume;
     gboolean cancelled;
     gboolean queued; /* in up->pending */
+    gboolean head_too_long; /* more than MAX_HEAD_LINES: the transfer was stopped */
 };
+
+/* Header lines of one upstream response head that are kept; a response
+ * with more is refused (502) rather than forwarded with some cut off. */
+#define MAX_HEAD_LINES 512
 
 /* ---- errors: the one place CURLcode becomes an LwUpstreamStatus ---- */
 
@@ -239,7 +244,11 @@ static void check_done(LwUpstream *up)
         curl_multi_remove_handle(up->multi, t->easy);
         if (!t->cancelled) {
             LwUpstreamStatus status = status_from_curl(rc);
-            const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+            const char *detail =
+                t->head_too_long
+                    ? "the response head has more than " G_STRINGIFY(MAX_HEAD_LINES) " lines"
+                : t->errbuf[0] ? t->errbuf
+                               : curl_easy_strerror(rc);
             /* A response that ended before its head is broken even when
              * curl saw a clean close. */
             if (status == LW_UPSTREAM_OK && !t->head_done) {
@@ -334,8 +343,11 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
         const char *sp = memchr(buf, ' ', len);
         t->status = sp != NULL ? (int)g_ascii_strtoull(sp + 1, NULL, 10) : 0;
     }
-    if (t->head_lines->len < 512)
-        g_ptr_array_add(t->head_lines, g_strndup(buf, len));
+    if (t->head_lines->len >= MAX_HEAD_LINES) {
+        t->head_too_long = TRUE;
+        return 0; /* stops the transfer */
+    }
+    g_ptr_array_add(t->head_lines, g_strndup(buf, len));
     return size * nitems;
 }
 

@@ -672,6 +672,66 @@ class ReleaseMemoryTest(lwtest.CollectorTestCase):
                  what=f"private memory back near {before} KiB (was {after_burst} KiB)")
 
 
+class HugeUpstreamHeadTest(unittest.TestCase):
+    """An upstream head longer than the collector keeps (512 lines) is
+    refused with a 502 that says so, not forwarded with fields cut off:
+    an answer without its content-type or request id would be wrong in
+    silence. The upstream is a local plain-HTTP server written here."""
+
+    def setUp(self):
+        import http.server
+        import tempfile
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                n = 600 if self.path == "/v1/huge" else 5
+                body = b"{}"
+                self.send_response(200)
+                for i in range(n):
+                    self.send_header(f"x-h{i}", "v")
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
+        home = os.path.join(self.workdir, "home")
+        lwtest.write_config(home, "[provider.openai]\nupstream = http://127.0.0.1:%d\n"
+                            % self.server.server_address[1])
+        self.collector = lwtest.Collector(home).start()
+        self.addCleanup(self.collector.stop)
+
+    def get(self, path):
+        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+        try:
+            conn.request("GET", path, headers={"authorization": "Bearer k"})
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def test_head_over_the_cap_is_a_shaped_502(self):
+        status, headers, body = self.get("/v1/huge")
+        self.assertEqual(status, 502)
+        self.assertIn("more than 512 lines", json.loads(body)["error"]["message"])
+        # The collector keeps serving, and a normal head passes whole.
+        status, headers, _ = self.get("/v1/small")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-type"], "application/json")
+        self.assertEqual(headers["x-h4"], "v")
+
+
 class Http2UpstreamTest(unittest.TestCase):
     """A provider that offers HTTP/2 gets it: nghttpd (Debian's nghttp2
     server) with TLS from the simulated provider's certificate, echoing
