@@ -320,9 +320,13 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     g_string_append_c(out, ' ');
     g_string_append(out, reason[0] != '\0' ? reason : lw_http1_reason(status));
     g_string_append(out, "\r\n");
+    /* Fields the upstream's Connection names are hop-by-hop too. */
+    const LwHttpRequest fields = {.headers = (LwHttpHeader *)headers, .num_headers = n_headers};
+    gboolean names_hops = lw_http1_find_header(&fields, "connection") != NULL;
     for (size_t i = 0; i < n_headers; i++) {
         const LwHttpHeader *h = &headers[i];
-        if (is_dropped_response_header(h)) {
+        if (is_dropped_response_header(h) ||
+            (names_hops && lw_http1_is_hop_by_hop(&fields, h->name, h->name_len))) {
             /* HEAD answers keep the length of the body they describe. */
             if (!(is_head && lw_http1_name_is(h->name, h->name_len, "content-length")))
                 continue;

@@ -324,6 +324,15 @@ static void deliver_head(LwTransfer *t)
     t->cb.on_head(t->data, t->status, reason, headers, n, (int64_t)cl);
 }
 
+/* A CR or LF inside a field line becomes a space (RFC 9112, 5.5):
+ * passed on bare, a client could read it as the end of the line and the
+ * rest as a field of its own. */
+static void clean_field_line(char *line)
+{
+    for (char *p = line; (p = strpbrk(p, "\r\n")) != NULL; p++)
+        *p = ' ';
+}
+
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
     LwTransfer *t = userp;
@@ -343,11 +352,27 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
         const char *sp = memchr(buf, ' ', len);
         t->status = sp != NULL ? (int)g_ascii_strtoull(sp + 1, NULL, 10) : 0;
     }
+    if ((buf[0] == ' ' || buf[0] == '\t') && t->head_lines->len > 1) {
+        /* obs-fold: the line continues the previous field. A proxy
+         * replaces the fold with a space (RFC 9112, 5.2). */
+        while (len > 0 && (buf[0] == ' ' || buf[0] == '\t')) {
+            buf++;
+            len--;
+        }
+        char *prev = g_ptr_array_index(t->head_lines, t->head_lines->len - 1);
+        char *joined = g_strdup_printf("%s %.*s", prev, (int)len, buf);
+        g_free(prev);
+        t->head_lines->pdata[t->head_lines->len - 1] = joined;
+        clean_field_line(joined);
+        return size * nitems;
+    }
     if (t->head_lines->len >= MAX_HEAD_LINES) {
         t->head_too_long = TRUE;
         return 0; /* stops the transfer */
     }
-    g_ptr_array_add(t->head_lines, g_strndup(buf, len));
+    char *line = g_strndup(buf, len);
+    clean_field_line(line);
+    g_ptr_array_add(t->head_lines, line);
     return size * nitems;
 }
 

@@ -672,11 +672,9 @@ class ReleaseMemoryTest(lwtest.CollectorTestCase):
                  what=f"private memory back near {before} KiB (was {after_burst} KiB)")
 
 
-class HugeUpstreamHeadTest(unittest.TestCase):
-    """An upstream head longer than the collector keeps (512 lines) is
-    refused with a 502 that says so, not forwarded with fields cut off:
-    an answer without its content-type or request id would be wrong in
-    silence. The upstream is a local plain-HTTP server written here."""
+class UpstreamHeadTest(unittest.TestCase):
+    """What the collector makes of unusual upstream heads. The upstream is a
+    local plain-HTTP server written here."""
 
     def setUp(self):
         import http.server
@@ -692,6 +690,11 @@ class HugeUpstreamHeadTest(unittest.TestCase):
                 self.send_response(200)
                 for i in range(n):
                     self.send_header(f"x-h{i}", "v")
+                if self.path == "/v1/odd":
+                    self.send_header("x-fold", "a\r\n  b")  # obs-fold
+                    self.send_header("x-cr", "foo\rx-injected: 1")
+                    self.send_header("connection", "x-hop, keep-alive")
+                    self.send_header("x-hop", "for the next hop only")
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
@@ -722,6 +725,8 @@ class HugeUpstreamHeadTest(unittest.TestCase):
             conn.close()
 
     def test_head_over_the_cap_is_a_shaped_502(self):
+        # Not forwarded with fields cut off: an answer without its
+        # content-type or request id would be wrong in silence.
         status, headers, body = self.get("/v1/huge")
         self.assertEqual(status, 502)
         self.assertIn("more than 512 lines", json.loads(body)["error"]["message"])
@@ -730,6 +735,19 @@ class HugeUpstreamHeadTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(headers["content-type"], "application/json")
         self.assertEqual(headers["x-h4"], "v")
+
+    def test_fields_cleaned_as_a_proxy_must(self):
+        status, headers, _ = self.get("/v1/odd")
+        self.assertEqual(status, 200)
+        # obs-fold and a bare CR become spaces (RFC 9112, 5.2 and 5.5): the
+        # CR does not start a field of its own at the client.
+        self.assertEqual(headers["x-fold"], "a b")
+        self.assertEqual(headers["x-cr"], "foo x-injected: 1")
+        self.assertNotIn("x-injected", headers)
+        # A field the upstream's Connection names is hop-by-hop.
+        self.assertNotIn("x-hop", headers)
+        self.assertNotIn("connection", headers)
+        self.assertEqual(headers["content-type"], "application/json")
 
 
 class Http2UpstreamTest(unittest.TestCase):
