@@ -400,7 +400,7 @@ int main(int argc, char **argv)
     s->tls = lw_tls_new(c.ca, s->providers, &error);
     if (s->tls == NULL)
         goto out;
-    s->upstream = lw_upstream_new(s->loop, config, &error);
+    s->upstream = lw_upstream_new(s->loop, config, paths->run_dir, &error);
     if (s->upstream == NULL)
         goto out;
     s->pricing = lw_pricing_load(NULL, config, &error);

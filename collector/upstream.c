@@ -3,11 +3,9 @@
 
 #include <curl/curl.h>
 #include <gio/gio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <string.h>
+
+#include "upstream-trust.h"
 
 /* As many as are usually in flight at once at 1,000 req/s; a burst beyond
  * it creates handles as before. */
@@ -21,7 +19,9 @@ struct _LwUpstream {
     GQueue pending;      /* LwTransfer* needing removal (cancelled) or resume */
     GHashTable *active;  /* LwTransfer* set */
     gboolean in_multi;   /* inside a libcurl call that may run callbacks */
-    STACK_OF(X509) *extra_anchors;
+    LwUpstreamTrust *trust; /* NULL: the system bundle alone */
+    char *system_bundle;    /* libcurl's default CA file */
+    char *run_dir;          /* where trust files go */
     char *proxy;
     long connect_timeout_ms;
     gboolean http2;
@@ -50,6 +50,7 @@ struct _LwTransfer {
     gboolean cancelled;
     gboolean queued; /* in up->pending */
     gboolean head_too_long; /* more than MAX_HEAD_LINES: the transfer was stopped */
+    LwUpstreamTrust *trust; /* the CA file it verifies with, kept while it runs */
 };
 
 /* Header lines of one upstream response head that are kept; a response
@@ -91,44 +92,6 @@ static LwUpstreamStatus status_from_curl(CURLcode rc)
     default:
         return LW_UPSTREAM_FAILED;
     }
-}
-
-/* ---- extra trust anchors ---- */
-
-static STACK_OF(X509) *load_anchors(const char *path, GError **error)
-{
-    BIO *bio = BIO_new_file(path, "r");
-    if (bio == NULL) {
-        ERR_clear_error();
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot read %s", path);
-        return NULL;
-    }
-    STACK_OF(X509) *stack = sk_X509_new_null();
-    X509 *x;
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-        sk_X509_push(stack, x);
-    ERR_clear_error(); /* the loop ends on a "no start line" error */
-    BIO_free(bio);
-    if (sk_X509_num(stack) == 0) {
-        sk_X509_free(stack);
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "%s holds no PEM certificate", path);
-        return NULL;
-    }
-    return stack;
-}
-
-static CURLcode ssl_ctx_cb(CURL *easy, void *sslctx, void *userp)
-{
-    STACK_OF(X509) *anchors = userp;
-    X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
-    for (int i = 0; i < sk_X509_num(anchors); i++) {
-        /* OpenSSL 3 returns success for a certificate already present, which
-         * happens when libcurl shares its cached store between contexts. */
-        X509_STORE_add_cert(store, sk_X509_value(anchors, i));
-    }
-    ERR_clear_error();
-    return CURLE_OK;
 }
 
 /* ---- the loop <-> curl glue ---- */
@@ -211,6 +174,7 @@ static void transfer_free(LwTransfer *t)
         g_bytes_unref(t->body);
     if (t->head_lines != NULL)
         g_ptr_array_unref(t->head_lines);
+    lw_upstream_trust_unref(t->trust);
     g_free(t);
 }
 
@@ -399,15 +363,12 @@ static size_t write_cb(char *buf, size_t size, size_t nitems, void *userp)
 
 static gboolean apply_config(LwUpstream *up, const LwConfig *config, GError **error)
 {
-    STACK_OF(X509) *anchors = NULL;
-    if (config->ca_file != NULL) {
-        anchors = load_anchors(config->ca_file, error);
-        if (anchors == NULL)
-            return FALSE;
-    }
-    if (up->extra_anchors != NULL)
-        sk_X509_pop_free(up->extra_anchors, X509_free);
-    up->extra_anchors = anchors;
+    LwUpstreamTrust *trust =
+        lw_upstream_trust_new(config->ca_file, up->system_bundle, up->run_dir, error);
+    if (config->ca_file != NULL && trust == NULL)
+        return FALSE;
+    lw_upstream_trust_unref(up->trust);
+    up->trust = trust;
     g_free(up->proxy);
     up->proxy = g_strdup(config->proxy);
     up->connect_timeout_ms = config->connect_timeout_ms;
@@ -415,7 +376,20 @@ static gboolean apply_config(LwUpstream *up, const LwConfig *config, GError **er
     return TRUE;
 }
 
-LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, GError **error)
+/* libcurl's built-in CA file (Debian: the system bundle), NULL if none. */
+static char *default_ca_file(void)
+{
+    CURL *e = curl_easy_init();
+    char *path = NULL;
+    if (e != NULL)
+        curl_easy_getinfo(e, CURLINFO_CAINFO, &path);
+    char *copy = g_strdup(path);
+    curl_easy_cleanup(e);
+    return copy;
+}
+
+LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, const char *run_dir,
+                            GError **error)
 {
     static gsize curl_initialised = 0;
     if (g_once_init_enter(&curl_initialised)) {
@@ -428,8 +402,13 @@ LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, GError **error
     lw_timer_init(&up->reap_timer);
     g_queue_init(&up->pending);
     up->active = g_hash_table_new(NULL, NULL);
+    up->system_bundle = default_ca_file();
+    up->run_dir = g_strdup(run_dir);
+    lw_upstream_trust_clean_stale(run_dir);
     if (!apply_config(up, config, error)) {
         g_hash_table_unref(up->active);
+        g_free(up->system_bundle);
+        g_free(up->run_dir);
         g_free(up);
         return NULL;
     }
@@ -461,8 +440,9 @@ void lw_upstream_free(LwUpstream *up)
     lw_timer_stop(up->loop, &up->curl_timer);
     lw_timer_stop(up->loop, &up->reap_timer);
     curl_multi_cleanup(up->multi);
-    if (up->extra_anchors != NULL)
-        sk_X509_pop_free(up->extra_anchors, X509_free);
+    lw_upstream_trust_unref(up->trust);
+    g_free(up->system_bundle);
+    g_free(up->run_dir);
     g_free(up->proxy);
     g_string_free(up->line, TRUE);
     g_free(up);
@@ -529,10 +509,9 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
      * and ~1 MiB each). Debian's directory holds the same certificates
      * as its bundle (update-ca-certificates writes both). */
     curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-    if (up->extra_anchors != NULL) {
-        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
-        curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, up->extra_anchors);
-    }
+    t->trust = lw_upstream_trust_ref(up->trust);
+    if (t->trust != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, lw_upstream_trust_file(t->trust));
     /* "" disables the proxy environment variables; only config decides. */
     curl_easy_setopt(e, CURLOPT_PROXY, up->proxy != NULL ? up->proxy : "");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms);

@@ -59,8 +59,10 @@ typedef struct {
 } LwTransferRequest;
 
 /* Creates the upstream side. Reads [upstream] ca_file now (an unreadable or
- * certificate-less file is an error). Transfer full. */
-LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, GError **error);
+ * certificate-less file is an error) and writes the trust file into
+ * `run_dir` (upstream-trust.h). Transfer full. */
+LwUpstream *lw_upstream_new(LwLoop *loop, const LwConfig *config, const char *run_dir,
+                            GError **error);
 
 /* Cancels every transfer (no callbacks) and frees. NULL is ignored. */
 void lw_upstream_free(LwUpstream *up);

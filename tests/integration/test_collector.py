@@ -672,6 +672,41 @@ class ReleaseMemoryTest(lwtest.CollectorTestCase):
                  what=f"private memory back near {before} KiB (was {after_burst} KiB)")
 
 
+class UpstreamTrustReloadTest(lwtest.CollectorTestCase):
+    """[upstream] ca_file follows a reload both ways. libcurl shares one
+    parsed CA store between connections for 24 h, and anchors once added
+    to it from a callback stayed trusted after a reload removed them (and
+    anchors added by a reload were never used)."""
+
+    providers = ("openai",)
+
+    def reload(self, with_ca_file):
+        config = lwtest.sim_config(self.sim, self.providers)
+        if not with_ca_file:
+            config = "\n".join(l for l in config.splitlines() if not l.startswith("ca_file"))
+        before = self.collector.read_log().count("configuration reloaded")
+        lwtest.write_config(self.home, config)
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.collector.read_log().count("configuration reloaded") > before,
+                 what="reload")
+
+    def status(self):
+        return self.post("openai", CHAT, CHAT_BODY)[0]
+
+    def test_ca_file_removed_and_added_by_reload(self):
+        self.assertEqual(self.status(), 200)
+        self.reload(with_ca_file=False)
+        # The sim's CA is no longer trusted: its certificate fails to verify.
+        self.assertEqual(self.status(), 502)
+        # The trust file (system bundle + ca_file) goes with its last use.
+        run_dir = os.path.join(self.home, "run")
+        trust_files = lambda: [f for f in os.listdir(run_dir) if f.startswith("upstream-ca.")]
+        self.assertEqual(trust_files(), [])
+        self.reload(with_ca_file=True)
+        self.assertEqual(self.status(), 200)
+        self.assertEqual(len(trust_files()), 1)
+
+
 class UpstreamHeadTest(unittest.TestCase):
     """What the collector makes of unusual upstream heads. The upstream is a
     local plain-HTTP server written here."""
