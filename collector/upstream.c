@@ -514,6 +514,8 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
         curl_easy_setopt(e, CURLOPT_CAINFO, lw_upstream_trust_file(t->trust));
     /* "" disables the proxy environment variables; only config decides. */
     curl_easy_setopt(e, CURLOPT_PROXY, up->proxy != NULL ? up->proxy : "");
+    /* A proxy's CONNECT answer is not the provider's head. */
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      up->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);

@@ -707,6 +707,82 @@ class UpstreamTrustReloadTest(lwtest.CollectorTestCase):
         self.assertEqual(len(trust_files()), 1)
 
 
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy on a free loopback port: it tunnels to
+    the address asked for, answering with a head of its own first."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.tunnels = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(c,), daemon=True).start()
+
+    def _tunnel(self, c):
+        with c:
+            c.settimeout(DEFAULT_TIMEOUT)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = c.recv(4096)
+                if not data:
+                    return
+                head += data
+            host, port = head.split(b"\r\n")[0].split()[1].decode().rsplit(":", 1)
+            with socket.create_connection((host, int(port)), DEFAULT_TIMEOUT) as u:
+                self.tunnels += 1
+                c.sendall(b"HTTP/1.1 200 Connection established\r\nproxy-agent: test\r\n\r\n")
+                socks = [c, u]
+                while True:
+                    ready, _, _ = select.select(socks, [], [], DEFAULT_TIMEOUT)
+                    if not ready:
+                        return
+                    for x in ready:
+                        data = x.recv(65536)
+                        if not data:
+                            return
+                        (u if x is c else c).sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+class UpstreamProxyTest(lwtest.CollectorTestCase):
+    """Through [upstream] proxy, the client gets the provider's head, not
+    the proxy's answer to CONNECT (which libcurl reports as a head too)."""
+
+    providers = ("openai",)
+
+    def setUp(self):
+        super().setUp()
+        self.proxy = ConnectProxy()
+        self.addCleanup(self.proxy.close)
+        config = lwtest.sim_config(self.sim, self.providers).replace(
+            "[upstream]\n", f"[upstream]\nproxy = http://127.0.0.1:{self.proxy.port}\n")
+        lwtest.write_config(self.home, config)
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log(), what="reload")
+
+    def test_provider_head_through_a_new_tunnel(self):
+        status, headers, body = self.post("openai", CHAT, CHAT_BODY,
+                                          {"x-sim": "fault=429;retry_after=7"})
+        self.assertEqual(self.proxy.tunnels, 1)
+        self.assertEqual(status, 429)
+        self.assertEqual(headers.get("retry-after"), "7")
+        self.assertNotIn("proxy-agent", headers)
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
+
 class UpstreamHeadTest(unittest.TestCase):
     """What the collector makes of unusual upstream heads. The upstream is a
     local plain-HTTP server written here."""
