@@ -57,6 +57,10 @@ LwUpstreamTrust *lw_upstream_trust_new(const char *ca_file, const char *system_b
     if (system_bundle != NULL && g_file_get_contents(system_bundle, &system, &system_len, NULL)) {
         g_string_append_len(pem, system, (gssize)system_len);
         g_string_append_c(pem, '\n');
+    } else {
+        g_warning("upstream: the system CA bundle (%s) cannot be read: only the anchors of %s "
+                  "are trusted",
+                  system_bundle != NULL ? system_bundle : "none built into libcurl", ca_file);
     }
     g_string_append_len(pem, anchors, (gssize)anchors_len);
 
