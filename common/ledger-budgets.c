@@ -52,12 +52,6 @@ static int name_index(const char *const *names, guint n, const char *s)
     return -1;
 }
 
-static char *column_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t != NULL ? g_strdup((const char *)t) : NULL;
-}
-
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
     if (s != NULL)
@@ -209,18 +203,18 @@ gboolean lw_ledger_budget_reset(LwLedger *ledger, const char *name, gint64 now_m
 static gboolean budget_from_row(sqlite3_stmt *st, LwBudgetDef *def, GError **error)
 {
     memset(def, 0, sizeof *def);
-    def->name = column_dup(st, 0);
+    def->name = lw_ledger_column_dup(st, 0);
     def->limit_pusd = sqlite3_column_int64(st, 1);
     const char *period = (const char *)sqlite3_column_text(st, 2);
     int scope = name_index(scope_names, G_N_ELEMENTS(scope_names),
                            (const char *)sqlite3_column_text(st, 3));
-    def->scope_key = column_dup(st, 4);
-    def->scope_value = column_dup(st, 5);
+    def->scope_key = lw_ledger_column_dup(st, 4);
+    def->scope_value = lw_ledger_column_dup(st, 5);
     int action = name_index(action_names, G_N_ELEMENTS(action_names),
                             (const char *)sqlite3_column_text(st, 6));
-    def->action_model = column_dup(st, 7);
+    def->action_model = lw_ledger_column_dup(st, 7);
     const char *alerts = (const char *)sqlite3_column_text(st, 8);
-    def->alert_command = column_dup(st, 9);
+    def->alert_command = lw_ledger_column_dup(st, 9);
     def->created_ms = sqlite3_column_int64(st, 10);
     def->reset_ms = sqlite3_column_int64(st, 11);
     if (!lw_period_parse(period, &def->period) || scope < 0 || action < 0 ||
@@ -525,7 +519,7 @@ GPtrArray *lw_ledger_guard_list(LwLedger *ledger, GError **error)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         LwGuardDef *def = g_new0(LwGuardDef, 1);
-        def->name = column_dup(st, 0);
+        def->name = lw_ledger_column_dup(st, 0);
         gint64 window = sqlite3_column_int64(st, 3);
         if (!lw_guard_kind_parse((const char *)sqlite3_column_text(st, 1), &def->kind) ||
             window < 0 || window > G_MAXUINT) {

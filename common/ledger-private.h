@@ -55,6 +55,13 @@ gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **err
 gboolean lw_ledger_recost_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row, LwCost old,
                               GError **error);
 
+/* A text column as a new string (NULL for NULL). */
+static inline char *lw_ledger_column_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t != NULL ? g_strdup((const char *)t) : NULL;
+}
+
 /* Floor division for times before 1970 as well. */
 static inline gint64 lw_ledger_floor_div(gint64 a, gint64 b)
 {

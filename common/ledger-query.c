@@ -9,12 +9,6 @@
  * never overflows. */
 #define TIME_LIMIT (G_GINT64_CONSTANT(1) << 50)
 
-static char *column_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t != NULL ? g_strdup((const char *)t) : NULL;
-}
-
 static const char *column_str(sqlite3_stmt *st, int i)
 {
     return (const char *)sqlite3_column_text(st, i);
@@ -521,9 +515,9 @@ GPtrArray *lw_ledger_list_runs(LwLedger *ledger, gint64 limit, GError **error)
         r->ended_ms = column_is_null(st, 3) ? -1 : sqlite3_column_int64(st, 3);
         r->has_exit_status = !column_is_null(st, 4);
         r->exit_status = sqlite3_column_int(st, 4);
-        r->cwd = column_dup(st, 6);
+        r->cwd = lw_ledger_column_dup(st, 6);
         r->pid = (guint32)sqlite3_column_int64(st, 7);
-        r->tags_json = column_dup(st, 8);
+        r->tags_json = lw_ledger_column_dup(st, 8);
         r->budget_pusd = column_is_null(st, 9) ? -1 : sqlite3_column_int64(st, 9);
         ok = read_argv(ledger, each, column_str(st, 5), r, error);
         if (!ok)

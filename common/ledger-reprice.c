@@ -29,12 +29,6 @@ static void change_clear(gpointer p)
     g_free((char *)c->row.model_requested);
 }
 
-static char *column_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t != NULL ? g_strdup((const char *)t) : NULL;
-}
-
 enum {
     COL_ID,
     COL_TIME,
@@ -112,8 +106,8 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
             .id = *last_id,
             .row = {.time_ms = sqlite3_column_int64(st, COL_TIME),
                     .run_id = (guint64)sqlite3_column_int64(st, COL_RUN),
-                    .tags_json = column_dup(st, COL_TAGS),
-                    .provider = column_dup(st, COL_PROVIDER),
+                    .tags_json = lw_ledger_column_dup(st, COL_TAGS),
+                    .provider = lw_ledger_column_dup(st, COL_PROVIDER),
                     .model_served = g_strdup(served),
                     .model_requested = g_strdup(requested),
                     .cost = cost},
