@@ -290,11 +290,8 @@ static void append_decimal(GString *out, gint64 v)
 
 static char *header_value(const LwHttpHeader *headers, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (lw_http1_name_is(headers[i].name, headers[i].name_len, name))
-            return g_strndup(headers[i].value, headers[i].value_len);
-    }
-    return NULL;
+    const LwHttpHeader *h = lw_http1_find_field(headers, n, name);
+    return h != NULL ? g_strndup(h->value, h->value_len) : NULL;
 }
 
 static void on_head(void *data, int status, const char *reason, const LwHttpHeader *headers,
@@ -320,13 +317,13 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     g_string_append_c(out, ' ');
     g_string_append(out, reason[0] != '\0' ? reason : lw_http1_reason(status));
     g_string_append(out, "\r\n");
-    /* Fields the upstream's Connection names are hop-by-hop too. */
-    const LwHttpRequest fields = {.headers = (LwHttpHeader *)headers, .num_headers = n_headers};
-    gboolean names_hops = lw_http1_find_header(&fields, "connection") != NULL;
+    /* Fields the upstream's Connection names are hop-by-hop too (looked
+     * for only when there is a Connection field). */
+    gboolean names_hops = lw_http1_find_field(headers, n_headers, "connection") != NULL;
     for (size_t i = 0; i < n_headers; i++) {
         const LwHttpHeader *h = &headers[i];
         if (is_dropped_response_header(h) ||
-            (names_hops && lw_http1_is_hop_by_hop(&fields, h->name, h->name_len))) {
+            (names_hops && lw_http1_is_hop_by_hop(headers, n_headers, h->name, h->name_len))) {
             /* HEAD answers keep the length of the body they describe. */
             if (!(is_head && lw_http1_name_is(h->name, h->name_len, "content-length")))
                 continue;
@@ -469,7 +466,7 @@ static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHt
                                           "proxy-authorization"};
     if (identity && lw_http1_name_is(h->name, h->name_len, "accept-encoding"))
         return FALSE;
-    if (lw_http1_is_hop_by_hop(req, h->name, h->name_len))
+    if (lw_http1_is_hop_by_hop(req->headers, req->num_headers, h->name, h->name_len))
         return FALSE;
     for (guint i = 0; i < G_N_ELEMENTS(dropped); i++) {
         if (lw_http1_name_is(h->name, h->name_len, dropped[i]))

@@ -533,27 +533,33 @@ ssize_t lw_http1_parse_request(const char *buf, size_t len, size_t last_len, siz
     return end == 0 ? not_complete(len, max_head) : r;
 }
 
-const LwHttpHeader *lw_http1_find_header(const LwHttpRequest *req, const char *name)
+const LwHttpHeader *lw_http1_find_field(const LwHttpHeader *fields, size_t n_fields,
+                                        const char *name)
 {
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const LwHttpHeader *h = &req->headers[i];
-        if (lw_http1_name_is(h->name, h->name_len, name))
-            return h;
+    for (size_t i = 0; i < n_fields; i++) {
+        if (lw_http1_name_is(fields[i].name, fields[i].name_len, name))
+            return &fields[i];
     }
     return NULL;
 }
 
-bool lw_http1_is_hop_by_hop(const LwHttpRequest *req, const char *name, size_t name_len)
+const LwHttpHeader *lw_http1_find_header(const LwHttpRequest *req, const char *name)
+{
+    return lw_http1_find_field(req->headers, req->num_headers, name);
+}
+
+bool lw_http1_is_hop_by_hop(const LwHttpHeader *fields, size_t n_fields, const char *name,
+                            size_t name_len)
 {
     if (NAME_IS(name, name_len, "connection") || NAME_IS(name, name_len, "keep-alive") ||
         NAME_IS(name, name_len, "proxy-connection") || NAME_IS(name, name_len, "te") ||
         NAME_IS(name, name_len, "upgrade") || NAME_IS(name, name_len, "transfer-encoding") ||
         NAME_IS(name, name_len, "trailer"))
         return true;
-    if (req == NULL || name_len == 0)
+    if (name_len == 0)
         return false;
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const LwHttpHeader *h = &req->headers[i];
+    for (size_t i = 0; i < n_fields; i++) {
+        const LwHttpHeader *h = &fields[i];
         if (!NAME_IS(h->name, h->name_len, "connection"))
             continue;
         const char *pos = h->value, *end = h->value + h->value_len, *e;

@@ -78,15 +78,20 @@ ssize_t lw_http1_parse_request(const char *buf, size_t len, size_t last_len, siz
 
 /* Case-insensitive lookup of the first field named `name`; NULL if absent. */
 const LwHttpHeader *lw_http1_find_header(const LwHttpRequest *req, const char *name);
+/* The same among any fields (a response head's, say). */
+const LwHttpHeader *lw_http1_find_field(const LwHttpHeader *fields, size_t n_fields,
+                                        const char *name);
 
 /* Does `name` equal `lit` ignoring ASCII case? */
 bool lw_http1_name_is(const char *name, size_t name_len, const char *lit);
 
 /* Is this field hop-by-hop for a proxy (RFC 9110 §7.6.1): Connection,
  * Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade, Trailer
- * (Trailer describes our own framing), or a name listed in the request's
- * Connection field(s)?  `req` may be NULL to check only the fixed set. */
-bool lw_http1_is_hop_by_hop(const LwHttpRequest *req, const char *name, size_t name_len);
+ * (Trailer describes our own framing), or a name listed in the Connection
+ * field(s) among `fields` (a request's or a response's)? With no fields
+ * (NULL, 0) only the fixed set counts. */
+bool lw_http1_is_hop_by_hop(const LwHttpHeader *fields, size_t n_fields, const char *name,
+                            size_t name_len);
 
 /* Standard reason phrase for a status code ("Request Header Fields Too Large"),
  * or "Unknown" for codes it does not know. Static storage. */

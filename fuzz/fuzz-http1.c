@@ -74,8 +74,8 @@ static ssize_t parse(const char *buf, size_t len, size_t last_len, LwHttpRequest
     }
     for (size_t i = 0; i < req->num_headers; i++) {
         const LwHttpHeader *h = &req->headers[i];
-        bool hop = lw_http1_is_hop_by_hop(req, h->name, h->name_len);
-        require(hop || !lw_http1_is_hop_by_hop(NULL, h->name, h->name_len));
+        bool hop = lw_http1_is_hop_by_hop(req->headers, req->num_headers, h->name, h->name_len);
+        require(hop || !lw_http1_is_hop_by_hop(NULL, 0, h->name, h->name_len));
         require(lw_http1_find_header(req, "host") == NULL || req->host != NULL);
     }
     if (req->host)
