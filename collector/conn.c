@@ -568,9 +568,19 @@ static gboolean read_head(LwConn *conn)
         send_error(conn, status_for_parse_error(r), message_for_parse_error(r));
         return FALSE;
     }
-    if (req.target_len == 0 || req.target[0] != '/') {
-        send_error(conn, 400, "the request target must be a path (origin-form)");
+    LwHttpTarget target;
+    if (!lw_http1_split_target(req.target, req.target_len, &target)) {
+        send_error(conn, 400, "the request target must be a path or an http(s) URL");
         return FALSE;
+    }
+    /* From here on the target is the path (which exchange completes with
+     * "/" when an absolute URL had none), and an absolute URL's authority
+     * is the Host (RFC 9112 §3.2.2). */
+    req.target = target.path;
+    req.target_len = target.path_len;
+    if (target.authority != NULL) {
+        req.host = target.authority;
+        req.host_len = target.authority_len;
     }
     conn->head = lw_request_head_copy(lw_buf_head(&conn->in), (size_t)r, &req);
     lw_buf_consume(&conn->in, (size_t)r);

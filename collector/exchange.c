@@ -451,7 +451,11 @@ LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *pr
     ex->head = head;
     if (body != NULL || head->req.body_kind != LW_HTTP1_BODY_NONE)
         ex->body = g_bytes_new_take(body, body_len);
-    ex->path = g_strndup(head->req.target, head->req.target_len);
+    const LwHttpRequest *req = &head->req;
+    if (req->target_len > 0 && req->target[0] == '/')
+        ex->path = g_strndup(req->target, req->target_len);
+    else /* an absolute URL without a path: "http://h" or "http://h?q" */
+        ex->path = g_strdup_printf("/%.*s", (int)req->target_len, req->target);
     ex->client_keep_alive = head->req.keep_alive;
     ex->started_us = lw_loop_now_us();
     ex->content_length = -1;

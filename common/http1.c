@@ -237,6 +237,35 @@ static bool is_valid_host(const char *s, size_t n)
     return true;
 }
 
+bool lw_http1_split_target(const char *target, size_t len, LwHttpTarget *out)
+{
+    *out = (LwHttpTarget){0};
+    if (len > 0 && target[0] == '/') {
+        out->path = target;
+        out->path_len = len;
+        return true;
+    }
+    size_t scheme;
+    if (len >= 7 && NAME_IS(target, 7, "http://"))
+        scheme = 7;
+    else if (len >= 8 && NAME_IS(target, 8, "https://"))
+        scheme = 8;
+    else
+        return false;
+    const char *auth = target + scheme, *end = target + len;
+    const char *p = auth;
+    while (p < end && *p != '/' && *p != '?')
+        p++;
+    /* is_valid_host rejects '@', so userinfo is refused with the rest. */
+    if (p == auth || !is_valid_host(auth, (size_t)(p - auth)))
+        return false;
+    out->authority = auth;
+    out->authority_len = (size_t)(p - auth);
+    out->path = p;
+    out->path_len = (size_t)(end - p);
+    return true;
+}
+
 /* Fills the derived fields of `req` from its parsed fields. */
 static int derive_semantics(LwHttpRequest *req)
 {

@@ -76,6 +76,22 @@ typedef struct {
 ssize_t lw_http1_parse_request(const char *buf, size_t len, size_t last_len, size_t max_head,
                                LwHttpRequest *req);
 
+/* A request target split for routing (RFC 9112 §3.2). */
+typedef struct {
+    const char *authority; /* host[:port] of an absolute-form target, else NULL */
+    size_t authority_len;
+    const char *path; /* path and query; empty or starting with '?' when an */
+    size_t path_len;  /* absolute-form URI has no path ("/" is then meant) */
+} LwHttpTarget;
+
+/* Splits a request target in origin-form ("/p?q": path = the target) or in
+ * absolute-form with scheme http or https ("https://host:443/p?q"), which a
+ * server must accept (RFC 9112 §3.2.2) and whose authority then stands in
+ * for the Host field. Slices point into `target`. Returns false for the
+ * other forms (asterisk, authority) and for an absolute-form target with
+ * userinfo or an empty or invalid authority. */
+bool lw_http1_split_target(const char *target, size_t len, LwHttpTarget *out);
+
 /* Case-insensitive lookup of the first field named `name`; NULL if absent. */
 const LwHttpHeader *lw_http1_find_header(const LwHttpRequest *req, const char *name);
 /* The same among any fields (a response head's, say). */

@@ -83,6 +83,14 @@ static ssize_t parse(const char *buf, size_t len, size_t last_len, LwHttpRequest
     else
         require(req->minor_version == 0);
     require(req->body_kind != LW_HTTP1_BODY_CHUNKED || req->minor_version == 1);
+    LwHttpTarget t;
+    if (lw_http1_split_target(req->target, req->target_len, &t)) {
+        require(within(req->target, req->target_len, t.path, t.path_len));
+        require(t.authority == NULL ||
+                (t.authority_len > 0 &&
+                 within(req->target, req->target_len, t.authority, t.authority_len)));
+        require(t.authority != NULL || (t.path_len > 0 && t.path[0] == '/'));
+    }
     return r;
 }
 

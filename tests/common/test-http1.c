@@ -755,6 +755,48 @@ static void test_hop_by_hop(void)
     g_assert_false(hop(&req, ""));
 }
 
+/* What the server routes by: the path, and an absolute URL's authority. */
+static void test_split_target(void)
+{
+    static const struct {
+        const char *target;
+        bool ok;
+        const char *authority; /* NULL: none */
+        const char *path;
+    } cases[] = {
+        {"/v1/chat/completions?x=1", true, NULL, "/v1/chat/completions?x=1"},
+        {"/", true, NULL, "/"},
+        {"https://api.openai.com/v1/models", true, "api.openai.com", "/v1/models"},
+        {"HTTP://h:8080/a?b", true, "h:8080", "/a?b"},
+        {"http://[::1]:80/", true, "[::1]:80", "/"},
+        {"https://h", true, "h", ""},
+        {"https://h?q=1", true, "h", "?q=1"},
+        {"*", false, NULL, NULL},
+        {"api.openai.com:443", false, NULL, NULL},
+        {"", false, NULL, NULL},
+        {"ftp://h/", false, NULL, NULL},
+        {"http:/h/", false, NULL, NULL},
+        {"https:///v1/models", false, NULL, NULL},
+        {"https://user:pw@h/", false, NULL, NULL},
+        {"https://h#frag", false, NULL, NULL},
+        {"https://h\"/", false, NULL, NULL},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const char *t = cases[i].target;
+        LwHttpTarget out;
+        g_test_message("%s", t);
+        g_assert_cmpint(lw_http1_split_target(t, strlen(t), &out), ==, cases[i].ok);
+        if (!cases[i].ok)
+            continue;
+        if (cases[i].authority == NULL)
+            g_assert_null(out.authority);
+        else
+            g_assert_cmpmem(out.authority, out.authority_len, cases[i].authority,
+                            strlen(cases[i].authority));
+        g_assert_cmpmem(out.path, out.path_len, cases[i].path, strlen(cases[i].path));
+    }
+}
+
 static void test_reason(void)
 {
     static const struct {
@@ -1133,6 +1175,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http1/find-header", test_find_header);
     g_test_add_func("/http1/name-is", test_name_is);
     g_test_add_func("/http1/hop-by-hop", test_hop_by_hop);
+    g_test_add_func("/http1/split-target", test_split_target);
     g_test_add_func("/http1/reason", test_reason);
 
     for (size_t i = 0; i < G_N_ELEMENTS(chunk_cases); i++) {

@@ -278,7 +278,8 @@ class ForwardingTest(lwtest.CollectorTestCase):
             (b"GET / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked"
              b"\r\n\r\n", 400),
             (b"GET / HTTP/2.0\r\nhost: x\r\n\r\n", 505),
-            (b"GET http://x/ HTTP/1.1\r\nhost: x\r\n\r\n", 400),
+            (b"OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n", 400),
+            (b"GET http://user@x/ HTTP/1.1\r\nhost: x\r\n\r\n", 400),
         ]
         for data, expected in cases:
             with self.subTest(data=data):
@@ -465,6 +466,59 @@ def _recv_exact(s, n):
             raise AssertionError("connection closed early")
         data += chunk
     return data
+
+
+class AbsoluteFormTest(lwtest.CollectorTestCase):
+    """A server must accept a request target that is a whole URL (RFC 9112
+    3.2.2): an HTTP proxy client sends one, e.g. curl -x to an http:// URL."""
+
+    providers = ("openai",)
+
+    def setUp(self):
+        # Anthropic's upstream is a dead port: what answers tells which
+        # provider the request went to (a 502 in Anthropic's error shape).
+        self.config_extra = f"\n[provider.anthropic]\nupstream = https://127.0.0.1:{lwtest.free_port()}\n"
+        super().setUp()
+
+    def test_proxy_client_on_listen_address(self):
+        lp = self.collector.listen_port()
+        out = subprocess.run(
+            ["curl", "-sS", "--fail-with-body", "--proxy", f"http://127.0.0.1:{lp}",
+             "http://api.openai.com" + CHAT, "-H", "authorization: Bearer k",
+             "-H", "content-type: application/json", "-d", json.dumps(CHAT_BODY)],
+            capture_output=True, timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["object"], "chat.completion")
+
+    def test_url_authority_wins_over_host(self):
+        body = json.dumps(CHAT_BODY).encode()
+        for target, host, shape in (
+                (b"http://api.anthropic.com" + CHAT.encode(), b"api.openai.com", "anthropic"),
+                (b"https://api.openai.com" + CHAT.encode(), b"api.anthropic.com", "openai")):
+            with self.subTest(target=target):
+                with socket.create_connection(("127.0.0.1", self.collector.listen_port()),
+                                              DEFAULT_TIMEOUT) as s:
+                    s.sendall(b"POST " + target + b" HTTP/1.1\r\nhost: " + host +
+                              b"\r\nauthorization: Bearer k\r\ncontent-type: application/json"
+                              b"\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(body) +
+                              body)
+                    status, _, answer = read_http_response(s.makefile("rb"))
+                got = json.loads(answer)
+                if shape == "anthropic":
+                    self.assertEqual(status, 502)
+                    self.assertEqual(got["type"], "error", got)
+                else:
+                    self.assertEqual(status, 200)
+                    self.assertEqual(got["object"], "chat.completion")
+
+    def test_url_without_path_means_slash(self):
+        with socket.create_connection(("127.0.0.1", self.collector.listen_port()),
+                                      DEFAULT_TIMEOUT) as s:
+            s.sendall(b"GET http://api.openai.com?x=1 HTTP/1.1\r\nhost: api.openai.com\r\n"
+                      b"connection: close\r\n\r\n")
+            status, _, _ = read_http_response(s.makefile("rb"))
+        self.assertEqual(status, 404)  # the sim's: it has no "/"
+        self.assertEqual(self.sim.stats()["by_path"], {"/": 1})
 
 
 class LimitsTest(lwtest.CollectorTestCase):
