@@ -107,6 +107,8 @@ static const LwBudgetDef *find_def(GPtrArray *defs, const char *name)
     return NULL;
 }
 
+static void recount(LwBudgets *b);
+
 gboolean lw_budgets_reload(LwBudgets *b, GError **error)
 {
     if (b->server->ledger == NULL)
@@ -135,6 +137,7 @@ gboolean lw_budgets_reload(LwBudgets *b, GError **error)
     g_ptr_array_unref(b->defs);
     b->defs = defs;
     g_info("%u budget%s loaded", defs->len, defs->len == 1 ? "" : "s");
+    recount(b);
     return TRUE;
 }
 
@@ -203,7 +206,8 @@ static State *state_new(LwBudgets *b, char *key, const char *name, const LwBudge
  * it past the busy timeout) the spend is unknown: admission refuses in the
  * state's name (warns, for a warn budget) until a later read succeeds. A
  * spend taken as $0 would let a hard budget be exceeded. */
-static void read_spent(LwBudgets *b, State *s)
+/* What the state's rows add up to, or -1 with *why set. */
+static gint64 query_spent(LwBudgets *b, const State *s, char **why)
 {
     g_autoptr(GError) error = NULL;
     LwLedger *ledger = b->server->ledger;
@@ -218,12 +222,22 @@ static void read_spent(LwBudgets *b, State *s)
         spent = lw_ledger_budget_spent(ledger, s->def, 0, G_MAXINT64, s->run_id, &error);
     lw_spool_release(b->server->spool);
 
+    if (spent < 0) {
+        *why = g_strdup(error != NULL ? error->message : "the ledger cannot be read");
+        return -1;
+    }
+    if (!applied) {
+        *why = g_strdup("recorded requests cannot be applied to the ledger yet");
+        return -1;
+    }
+    return spent;
+}
+
+static void read_spent(LwBudgets *b, State *s)
+{
     gboolean was_unread = s->unread != NULL;
     g_clear_pointer(&s->unread, g_free);
-    if (spent < 0)
-        s->unread = g_strdup(error != NULL ? error->message : "the ledger cannot be read");
-    else if (!applied)
-        s->unread = g_strdup("recorded requests cannot be applied to the ledger yet");
+    gint64 spent = query_spent(b, s, &s->unread);
     if (s->unread != NULL) {
         if (!was_unread)
             g_warning("budget %s: its spend is unknown until the ledger can be read: %s",
@@ -237,6 +251,39 @@ static void read_spent(LwBudgets *b, State *s)
     if (was_unread)
         g_message("budget %s: its spend was read", s->name);
     s->spent_pusd = spent;
+}
+
+/* The ledger's costs may have changed under the kept states (llmctl
+ * reprice): their spend is read again. Reservations in flight are not in
+ * the ledger and keep their amounts. A state whose read fails keeps the
+ * spend it had, which was right before the change, rather than refusing
+ * from now on for a ledger that is only busy. */
+static void recount(LwBudgets *b)
+{
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, b->states);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        State *s = value;
+        if (s->unread != NULL) {
+            read_spent(b, s);
+            continue;
+        }
+        g_autofree char *why = NULL;
+        gint64 spent = query_spent(b, s, &why);
+        if (spent < 0) {
+            g_autofree char *kept = lw_usd_format(s->spent_pusd);
+            g_warning("budget %s: its spend was not read again, keeping %s: %s", s->name, kept,
+                      why);
+            continue;
+        }
+        if (spent != s->spent_pusd) {
+            g_autofree char *was = lw_usd_format(s->spent_pusd);
+            g_autofree char *now = lw_usd_format(spent);
+            g_info("budget %s: spend read again: %s, was %s", s->name, now, was);
+        }
+        s->spent_pusd = spent;
+    }
 }
 
 /* Drops the states of `name` for windows before `window_start` that no

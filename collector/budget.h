@@ -61,7 +61,8 @@ LwBudgets *lw_budgets_new(LwServer *server);
 void lw_budgets_free(LwBudgets *budgets);
 
 /* Re-reads the definitions (llmctl changed them). Windows whose budget is
- * unchanged keep their state; reservations in flight keep their amounts. */
+ * unchanged keep their state, with their spend read again (llmctl reprice
+ * changes costs); reservations in flight keep their amounts. */
 gboolean lw_budgets_reload(LwBudgets *budgets, GError **error);
 
 /* Admission. Fills `ret` (free with lw_budget_decision_clear) and returns

@@ -70,9 +70,10 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         return lw_ctl_error(NAME, "%s", error->message);
     if (!ok) {
         g_autofree char *changed = lw_output_count(res.changed);
-        return lw_ctl_error(NAME,
-                            "%s (%s requests were repriced before that; run it again to finish)",
-                            error->message, changed);
+        lw_ctl_error(NAME, "%s (%s requests were repriced before that; run it again to finish)",
+                     error->message, changed);
+        lw_ctl_reload_collector(ctl, NAME); /* for the rows repriced: see below */
+        return LW_CTL_EXIT_ERROR;
     }
     g_autofree char *examined = lw_output_count(res.examined);
     g_autofree char *changed = lw_output_count(res.changed);
@@ -85,5 +86,9 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         g_autoptr(LwUsageReport) rep = lw_ledger_usage(ledger, &q, &error);
         lw_ctl_print_unpriced(res.now_unpriced, rep != NULL ? rep->unpriced_models : NULL);
     }
+    /* A running collector holds each budget's spend in memory: told, it
+     * reads the new costs, or hard budgets would be held to the old ones. */
+    if (res.changed > 0 && !lw_ctl_reload_collector(ctl, NAME))
+        return LW_CTL_EXIT_ERROR;
     return lw_ctl_flush(NAME) ? LW_CTL_EXIT_OK : LW_CTL_EXIT_ERROR;
 }

@@ -190,6 +190,32 @@ class UnreadableSpendTest(BudgetTestCase):
         self.assertEqual(reads, 2)
 
 
+class RepriceTest(BudgetTestCase):
+    """llmctl reprice changes costs under a running collector: its hard
+    budgets must count the new costs, not the spend it read before."""
+
+    prices = "\n[price.sim-open]\ninput = {}\noutput = {}\n"
+    config_extra = prices.format(1, 10)
+
+    def test_hard_budget_counts_repriced_costs(self):
+        body = json.dumps(chat("sim-open", max_tokens=10)).encode()
+        self.llmctl("budget", "set", "daily", "--limit", "0.01", "--per", "day")
+        # 1,000 in and 100 out at $1 and $10 per 1M: $0.002.
+        self.assertEqual(self.send(body, "in=1000;out=100")[0], 200)
+        self.assertEqual(D(str(self.budget("daily")["spent_usd"])), D("0.002"))
+        # Ten times the price: the request above cost $0.02, over the limit.
+        lwtest.write_config(self.home, lwtest.sim_config(self.sim, self.providers,
+                                                         self.prices.format(10, 100)))
+        out = self.llmctl("reprice")
+        self.assertIn("1 of 1 requests changed", out.stdout)
+        self.assertIn("The running collector applied it", out.stdout)
+        self.assertEqual(D(str(self.budget("daily")["spent_usd"])), D("0.02"))
+        status, _, refused = self.send(body, "in=1000;out=100")
+        self.assertEqual(status, 429, refused)
+        self.assertIn("'daily'", json.loads(refused)["error"]["message"])
+        self.assertEqual(self.sim.stats()["requests"], 1)
+
+
 class FileClockTestCase(BudgetTestCase):
     """The collector reads "now" from a file the test moves."""
 
