@@ -340,10 +340,6 @@ static void bind_named_text(sqlite3_stmt *st, const char *name, const char *v)
  *            requests (requests_time)
  *   rollups  the whole hours inside it, from usage_hourly (keyed hour
  *            first), which the insert keeps in step with the rows
- *   refused  minus what refused rows of those hours put in the rollups:
- *            nothing while refusals are recorded at cost 0, but the sum
- *            must not depend on that; the requests_refused index holds
- *            only refused rows, so checking is cheap
  * so a month window costs about an hour's rows plus the month's rollup
  * keys, not a scan of the month. Model scopes (the rollups key on the model
  * served) and run trees read rows only. Measured on 1M rows over 90 days
@@ -390,14 +386,14 @@ gint64 lw_ledger_budget_spent(LwLedger *ledger, const LwBudgetDef *def, gint64 s
         g_string_append_printf(sql,
                                RUN_TREE_CTE
                                "SELECT COALESCE(SUM(cost_pusd), 0) FROM requests WHERE "
-                               "+time_ms >= :a0 AND +time_ms < :b0 AND refused_by IS NULL "
+                               "+time_ms >= :a0 AND +time_ms < :b0 "
                                "AND run_id IS NOT NULL AND run_id IN (SELECT id FROM tree)%s",
                                row_scope);
     } else {
         const char *runs_only = def->period == LW_PERIOD_RUN ? " AND run_id IS NOT NULL" : "";
         static const char rows[] =
             "(SELECT COALESCE(SUM(cost_pusd), 0) FROM requests WHERE time_ms >= :a%d AND "
-            "time_ms < :b%d AND refused_by IS NULL%s%s)";
+            "time_ms < :b%d%s%s)";
         g_string_append(sql, "SELECT ");
         g_string_append_printf(sql, rows, 0, 0, runs_only, row_scope);
         if (hlo < hhi) {
@@ -405,14 +401,8 @@ gint64 lw_ledger_budget_spent(LwLedger *ledger, const LwBudgetDef *def, gint64 s
             g_string_append_printf(sql, rows, 1, 1, runs_only, row_scope);
             g_string_append_printf(sql,
                                    " + (SELECT COALESCE(SUM(cost_pusd), 0) FROM usage_hourly "
-                                   "WHERE hour >= :hlo AND hour < :hhi AND %s)"
-                                   /* Without statistics the planner would take
-                                    * the time index, which holds every row. */
-                                   " - (SELECT COALESCE(SUM(cost_pusd), 0) FROM requests "
-                                   "INDEXED BY requests_refused WHERE "
-                                   "time_ms >= :hlo * 3600000 AND time_ms < :hhi * 3600000 AND "
-                                   "refused_by IS NOT NULL%s)",
-                                   rollup_scope, row_scope);
+                                   "WHERE hour >= :hlo AND hour < :hhi AND %s)",
+                                   rollup_scope);
         }
     }
 

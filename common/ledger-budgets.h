@@ -35,8 +35,9 @@ GPtrArray *lw_ledger_budget_list(LwLedger *ledger, GError **error);
 
 /* Known spend (pico-USD) in the budget's scope with time_ms in
  * [since_ms, until_ms), counting only rows at or after def->reset_ms, and
- * for run budgets only the run tree of `run_id` (0 = all runs). Refused
- * requests cost nothing. -1 on error. */
+ * for run budgets only the run tree of `run_id` (0 = all runs). Every row's
+ * cost counts: a refused request's is 0, and a stream a budget ended was
+ * charged for what it used. -1 on error. */
 gint64 lw_ledger_budget_spent(LwLedger *ledger, const LwBudgetDef *def, gint64 since_ms,
                               gint64 until_ms, guint64 run_id, GError **error);
 

@@ -200,10 +200,11 @@ static const char *const schema_steps[] = {
     "  fired_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (budget, window_start_ms, threshold)"
     ") WITHOUT ROWID;"
-    /* Budget spend takes whole hours from usage_hourly, which counts
-     * refused rows too; this finds those (few) rows to take them out again
-     * without a scan. Only refused rows enter it, so inserts of forwarded
-     * requests do not pay for it. */
+    /* Refused rows by time. Budget spend once took them out of the
+     * rollups; it counts every row's cost now (a stream a budget ended was
+     * charged), so nothing reads this. Kept because dropping it needs a
+     * schema version, and only refused rows enter it: inserts of
+     * forwarded requests do not pay for it. */
     "CREATE INDEX requests_refused ON requests(time_ms) WHERE refused_by IS NOT NULL;",
 };
 

@@ -290,7 +290,7 @@ static const Row rows[] = {
     {2 * HOUR_MS, 0, "openai", "gpt-4o", "gpt-4o", NULL, 1600, NULL},
     /* Unknown cost: counts nothing. */
     {2 * HOUR_MS + 5, 1, "openai", "mystery", NULL, "{\"team\":\"a\"}", -1, NULL},
-    /* Refused: never counts, even if a cost were recorded. */
+    /* A stream a budget ended: charged for what it used, so it counts. */
     {2 * HOUR_MS + 6, 1, "openai", "gpt-4o", NULL, "{\"team\":\"a\"}", 3200, "budget:x"},
     /* A tag value that looks like another, and tags that are not JSON. */
     {3 * HOUR_MS, 4, "openai", "gpt-4o", NULL, "{\"team\":\"a \"}", 6400, NULL},
@@ -326,7 +326,7 @@ static gint64 expected(const LwBudgetDef *d, gint64 since, gint64 until, guint64
     for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
         const Row *r = &rows[i];
         gint64 t = BASE_MS + r->t;
-        if (t < since || t >= until || t < d->reset_ms || r->cost < 0 || r->refused_by != NULL)
+        if (t < since || t >= until || t < d->reset_ms || r->cost < 0)
             continue;
         if (run != 0 && !in_tree(r->run, run))
             continue;
@@ -425,9 +425,9 @@ static void test_spent_scopes(Fixture *f, gconstpointer data)
     g_assert_cmpint(
         lw_ledger_budget_spent(l, all, BASE_MS + HOUR_MS, BASE_MS + 2 * HOUR_MS, 0, NULL), ==,
         1200);
-    /* The run tree of 1: runs 1, 2, 3 (not the refused row). */
+    /* The run tree of 1: runs 1, 2, 3, and the stream the budget ended. */
     g_autoptr(Budget) per_run = budget("r", PUSD, LW_PERIOD_RUN, "global", "block");
-    g_assert_cmpint(lw_ledger_budget_spent(l, per_run, 0, G_MAXINT64, 1, NULL), ==, 700);
+    g_assert_cmpint(lw_ledger_budget_spent(l, per_run, 0, G_MAXINT64, 1, NULL), ==, 3900);
     g_assert_cmpint(lw_ledger_budget_spent(l, per_run, 0, G_MAXINT64, 2, NULL), ==, 600);
     /* Model scope is what the program asked for. */
     g_autoptr(Budget) served = budget("m", PUSD, LW_PERIOD_DAY, "model:gpt-4o-2024-08-06", "block");
@@ -494,8 +494,7 @@ static void test_spent_plan(Fixture *f, gconstpointer data)
             /* Whole hours from the rollups, except where they lack the key. */
             gboolean rollups = !run && i != 2;
             const char *want[] = {run ? "requests_run" : "requests_time",
-                                  rollups ? "usage_hourly" : NULL,
-                                  rollups ? "requests_refused" : NULL};
+                                  rollups ? "usage_hourly" : NULL};
             for (guint w = 0; w < G_N_ELEMENTS(want); w++)
                 if (want[w] != NULL && strstr(plan, want[w]) == NULL)
                     g_error("scope %s run %u: plan without %s:\n%s", scopes[i], run, want[w], plan);

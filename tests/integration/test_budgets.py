@@ -327,7 +327,15 @@ class ActionsTest(BudgetTestCase):
         self.assertTrue(row["partial"])
         self.assertLessEqual(self.spent(), limit)
         # The budget is now (nearly) used up: the next one is refused or cut short.
-        self.assertLessEqual(D(str(self.budget("meter")["spent_usd"])), limit)
+        spent = D(str(self.budget("meter")["spent_usd"]))
+        self.assertLessEqual(spent, limit)
+        self.assertEqual(spent, self.spent())
+        # Read again from the ledger, by a fresh collector, the stream still
+        # counts: it was charged, though marked as stopped by the budget.
+        self.assertEqual(row["refused_by"], "budget meter")
+        self.assertEqual(self.collector.stop(), 0)
+        self.collector.start()
+        self.assertEqual(D(str(self.budget("meter")["spent_usd"])), spent)
 
     def test_warn_forwards_with_a_header(self):
         self.llmctl("budget", "set", "soft", "--limit", "0.000001", "--per", "day",
