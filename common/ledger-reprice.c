@@ -46,7 +46,7 @@ enum {
     COL_COST,
     COL_SOURCE,
     COL_CACHE_HIT,
-    COL_REFUSED,
+    COL_UNBILLED,
 };
 
 /* Reads the rows after *last_id (up to CHUNK_ROWS of them, whether they
@@ -60,7 +60,8 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
         "SELECT id, time_ms, run_id, tags, provider, model_served, model_requested, "
         "input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, "
         "output_tokens, reasoning_tokens, cost_pusd, cost_source, cache_hit, "
-        "refused_by IS NOT NULL FROM requests WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "cost_source IS NULL AND cost_pusd IS NOT NULL FROM requests WHERE id > ?1 "
+        "ORDER BY id LIMIT ?2",
         error);
     if (st == NULL)
         return FALSE;
@@ -73,7 +74,7 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
         *last_id = sqlite3_column_int64(st, COL_ID);
         const char *source = (const char *)sqlite3_column_text(st, COL_SOURCE);
         if (sqlite3_column_int64(st, COL_TIME) < since || g_strcmp0(source, "provider") == 0 ||
-            sqlite3_column_int(st, COL_CACHE_HIT) != 0 || sqlite3_column_int(st, COL_REFUSED) != 0)
+            sqlite3_column_int(st, COL_CACHE_HIT) != 0 || sqlite3_column_int(st, COL_UNBILLED) != 0)
             continue;
         res->examined++;
         const char *served = (const char *)sqlite3_column_text(st, COL_SERVED);

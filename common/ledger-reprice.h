@@ -30,10 +30,12 @@ typedef void (*LwRepriceProgress)(const LwRepriceResult *so_far, void *data);
 /* Recomputes cost_pusd and cost_source ("price", or NULL when there is no
  * price) with `pricing` for every row from since_ms on (or
  * LW_LEDGER_NO_SINCE), and moves the
- * hourly rollups with them. Left alone: rows with a provider-reported cost
- * (cost_source "provider"), cache hits and refused requests (neither
- * reached the provider). The ledger must be open read-write; `progress`
- * may be NULL.
+ * hourly rollups with them: rows priced before ("price") and rows whose
+ * price was unknown (cost NULL). Left alone: provider-reported costs
+ * (cost_source "provider"), cache hits, and requests nobody bills (cost 0
+ * and no source: refused, failed, free endpoints). A stream a budget
+ * ended is priced like any other. The ledger must be open read-write;
+ * `progress` may be NULL.
  *
  * Each chunk commits on its own, rows and rollups together, so the ledger
  * stays consistent at every point. On failure *ret_result holds what the

@@ -1,6 +1,7 @@
 /* cmd-reprice.c - `llmctl reprice`: recompute stored costs with the
  * current prices (after a price change or a new [price.MODEL] override).
- * Provider-reported costs, cache hits and refused requests keep theirs. */
+ * Provider-reported costs, cache hits and requests nobody bills (refused,
+ * failed) keep theirs. */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -34,7 +35,8 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         NAME, NULL, entries,
         "T is a duration back from now (30m, 2h, 7d, 4w) or a date (2026-11-21,\n"
         "2026-11-21T13:00, 2026-11-21T13:00:00+01:00), UTC unless an offset is given.\n"
-        "Costs the provider reported itself, cache hits and refused requests are kept.");
+        "Costs the provider reported itself, cache hits and requests nobody bills\n"
+        "(refused, failed) are kept.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)

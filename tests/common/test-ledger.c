@@ -997,9 +997,17 @@ static void test_reprice_chunks(Fixture *f, gconstpointer data)
             r.cost_source = "provider";
         if (i % 17 == 0)
             r.cache_hit = TRUE;
-        if (i % 19 == 0)
-            r.refused_by = "budget:ci";
-        if (r.time_ms >= since && i % 13 != 0 && i % 17 != 0 && i % 19 != 0) {
+        if (i % 19 == 0) { /* refused, or failed: nobody bills it */
+            r.refused_by = i % 2 == 0 ? "budget ci" : NULL;
+            r.status = i % 2 == 0 ? 429 : 500;
+            r.cost = (LwCost){TRUE, 0};
+            r.cost_source = NULL;
+        }
+        if (i % 23 == 0) /* a stream the budget ended: priced like the rest */
+            r.refused_by = "budget ci";
+        gboolean kept = g_strcmp0(r.cost_source, "provider") == 0 || r.cache_hit ||
+                        (r.cost_source == NULL && r.cost.known);
+        if (r.time_ms >= since && !kept) {
             LwCost now = priced(pricing, &r);
             expect_examined++;
             if (now.known != r.cost.known || (now.known && now.pusd != r.cost.pusd)) {
@@ -1012,8 +1020,9 @@ static void test_reprice_chunks(Fixture *f, gconstpointer data)
     g_assert_true(lw_ledger_commit(l, &error));
     g_assert_no_error(error);
     g_autofree char *before_sql = g_strdup_printf(
-        "SELECT COALESCE(SUM(cost_pusd), 0) FROM requests WHERE time_ms < %" G_GINT64_FORMAT
-        " OR cost_source = 'provider' OR cache_hit OR refused_by IS NOT NULL",
+        "SELECT COALESCE(SUM(COALESCE(cost_pusd, -1)), 0) FROM requests WHERE time_ms < %" G_GINT64_FORMAT
+        " OR cost_source = 'provider' OR cache_hit OR (cost_source IS NULL AND cost_pusd IS NOT "
+        "NULL)",
         since);
     gint64 untouched = sql_int(l, before_sql);
 
@@ -1036,7 +1045,7 @@ static void test_reprice_chunks(Fixture *f, gconstpointer data)
     for (guint i = 0; i < all->len; i++) {
         const LwLedgerRequest *q = &((const LwRequestRecord *)g_ptr_array_index(all, i))->row;
         if (q->time_ms < since || g_strcmp0(q->cost_source, "provider") == 0 || q->cache_hit ||
-            q->refused_by != NULL)
+            (q->cost_source == NULL && q->cost.known))
             continue;
         LwCost now = priced(pricing, q);
         g_assert_cmpint(q->cost.known, ==, now.known);
