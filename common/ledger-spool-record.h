@@ -7,7 +7,8 @@
  * A frame is written with one write(2), so a process killed while writing
  * leaves at most one torn frame, at the end of the file: too short for the
  * length it announces. A complete frame whose CRC or payload is wrong is
- * damage, not a torn write.
+ * damage, not a torn write; so is a short one with a whole frame after it
+ * (a damaged length), and replay goes on from that frame.
  *
  * Thread-safety: no shared state.
  */
@@ -18,6 +19,8 @@
 #include "ledger.h"
 
 #define LW_SPOOL_FRAME_HEADER 12
+/* A frame's first byte (of its magic), for resynchronising after damage. */
+#define LW_SPOOL_FRAME_MAGIC0 'L'
 /* Far above any real row (a few KiB); a bigger row bypasses the spool. */
 #define LW_SPOOL_MAX_PAYLOAD (1u << 20)
 

@@ -226,36 +226,61 @@ static gboolean read_all(int fd, const char *path, GByteArray *out, GError **err
     }
 }
 
+/* Is there a whole, decodable frame at data[off..len)? Its length in *n. */
+static gboolean frame_at(const GByteArray *data, gsize off, gsize *n)
+{
+    if (lw_spool_frame_check(data->data + off, data->len - off, n) != LW_SPOOL_FRAME_OK)
+        return FALSE;
+    g_autoptr(LwSpoolRecord) rec = lw_spool_record_decode(data->data + off, *n);
+    return rec != NULL;
+}
+
+/* The next offset after `from` where a whole frame starts, or data->len. A
+ * damaged byte (a bit flip in a length, say) must not cost the rows after
+ * it: the scan looks for the next frame's magic and checks its CRC. */
+static gsize resync(const GByteArray *data, gsize from)
+{
+    for (gsize off = from + 1; off < data->len; off++) {
+        gsize n;
+        if (data->data[off] == LW_SPOOL_FRAME_MAGIC0 && frame_at(data, off, &n))
+            return off;
+    }
+    return data->len;
+}
+
 /* Applies what a spool file holds, then empties it. The lock is held. */
 static gboolean replay(int fd, const char *path, LwLedger *ledger, GError **error)
 {
     g_autoptr(GByteArray) data = g_byte_array_new();
     if (!read_all(fd, path, data, error))
         return FALSE;
-    gsize good = 0, n = 0, rows = 0;
-    LwSpoolFrameResult res = LW_SPOOL_FRAME_OK;
-    while (good < data->len &&
-           (res = lw_spool_frame_check(data->data + good, data->len - good, &n)) ==
-               LW_SPOOL_FRAME_OK) {
-        g_autoptr(LwSpoolRecord) rec = lw_spool_record_decode(data->data + good, n);
-        if (rec == NULL) {
-            res = LW_SPOOL_FRAME_BAD;
-            break;
+    g_autoptr(GByteArray) good = g_byte_array_new();
+    g_autoptr(GByteArray) damaged = g_byte_array_new();
+    gsize rows = 0, torn = 0;
+    for (gsize off = 0, n = 0; off < data->len;) {
+        if (frame_at(data, off, &n)) {
+            g_byte_array_append(good, data->data + off, (guint)n);
+            off += n;
+            rows++;
+            continue;
         }
-        good += n;
-        rows++;
+        gsize next = resync(data, off);
+        if (next == data->len &&
+            lw_spool_frame_check(data->data + off, data->len - off, &n) == LW_SPOOL_FRAME_SHORT)
+            /* The last row, cut short: its writer was killed while
+             * writing it, so its client never got the answer's end. */
+            torn = next - off;
+        else
+            g_byte_array_append(damaged, data->data + off, (guint)(next - off));
+        off = next;
     }
     gint64 last = 0;
-    if (good > 0 && !apply_frames(ledger, data->data, good, &last, error))
+    if (good->len > 0 && !apply_frames(ledger, good->data, good->len, &last, error))
         return FALSE;
-    if (good < data->len) {
-        if (res == LW_SPOOL_FRAME_SHORT)
-            /* Its writer was killed while writing it, so its client never
-             * got the answer's end. */
-            g_message("ledger: dropped the spool's torn last row (%zu bytes)", data->len - good);
-        else
-            keep_damaged(path, data->data + good, data->len - good);
-    }
+    if (torn > 0)
+        g_message("ledger: dropped the spool's torn last row (%zu bytes)", torn);
+    if (damaged->len > 0)
+        keep_damaged(path, damaged->data, damaged->len);
     if (rows > 0)
         g_message("ledger: applied %zu spooled rows left by a collector that stopped", rows);
     if (ftruncate(fd, 0) != 0) {

@@ -2,8 +2,9 @@
  * frames a collector reads back from a spool file it did not write (a
  * damaged disk, a torn write, a file someone edited).
  *
- * The input is a spool file. It is walked as replay does: frame by frame
- * until one is short or bad. Besides crashes and sanitizer reports, the
+ * The input is a spool file. It is walked frame by frame until one is
+ * short or bad (replay then looks for the next whole frame, with the same
+ * check). Besides crashes and sanitizer reports, the
  * target aborts when a result breaks the contract in ledger-spool-record.h:
  * an accepted frame longer than what is left or shorter than a header, a
  * decoded row without a valid id, or a row that does not come back the

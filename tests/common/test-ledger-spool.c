@@ -338,33 +338,64 @@ static void test_torn_tail_is_dropped(SpoolFixture *sf, gconstpointer data)
         g_assert_null(strstr(name, "damaged"));
 }
 
+/* The kept-aside file's content, NULL if there is none. */
+static GBytes *kept_aside(SpoolFixture *sf)
+{
+    g_autoptr(GDir) dir = g_dir_open(sf->f.dir, 0, NULL);
+    for (const char *name; (name = g_dir_read_name(dir)) != NULL;) {
+        if (strstr(name, "ledger.spool.damaged-") != name)
+            continue;
+        g_autofree char *path = g_build_filename(sf->f.dir, name, NULL);
+        char *content = NULL;
+        gsize len = 0;
+        g_assert_true(g_file_get_contents(path, &content, &len, NULL));
+        g_assert_cmpint(unlink(path), ==, 0);
+        return g_bytes_new_take(content, len);
+    }
+    return NULL;
+}
+
+/* Damage in the middle row of three, wherever it falls (its length field
+ * too, which can make it look longer than the rest of the file): the rows
+ * around it are applied, and exactly its bytes are kept aside. */
+typedef struct {
+    const char *name;
+    guint offset; /* into the second frame */
+    guint8 xor;
+} DamageCase;
+
+static const DamageCase damage_cases[] = {
+    {"payload", LW_SPOOL_FRAME_HEADER + 3, 0x01},
+    {"crc", 9, 0x10},
+    {"magic", 1, 0x20},
+    {"length-past-the-end-of-the-file", 6, 0x10},
+    {"length-past-the-largest-row", 4, 0x40},
+    {"length-shorter", 7, 0x08},
+};
+
 static void test_damage_is_kept_aside(SpoolFixture *sf, gconstpointer data)
 {
+    const DamageCase *c = data;
     g_autoptr(GByteArray) f = frames(3);
     g_autoptr(GByteArray) one = frames(1);
-    f->data[one->len + LW_SPOOL_FRAME_HEADER + 3] ^= 1; /* in the second row's payload */
+    g_autoptr(GByteArray) two = frames(2);
+    f->data[one->len + c->offset] ^= c->xor;
     write_file(sf->spool, f->data, f->len);
     GError *error = NULL;
     g_assert_true(lw_spool_drain(sf->spool, sf->f.path, &error));
     g_assert_no_error(error);
     g_autofree char *said = take_warnings();
-    g_autofree char *size = g_strdup_printf("%u bytes of the spool", f->len - one->len);
+    g_autofree char *size = g_strdup_printf("%u bytes of the spool", two->len - one->len);
     g_assert_nonnull(strstr(said, size));
     g_assert_nonnull(strstr(said, "are damaged and were not applied; they are kept in"));
-    g_assert_cmpint(rows(sf), ==, 1);
+    g_assert_cmpint(count(sf, "SELECT COUNT(*) FROM requests WHERE id IN (1, 3)"), ==, 2);
+    g_assert_cmpint(rows(sf), ==, 2);
     g_assert_cmpint(file_size(sf->spool), ==, 0);
-    /* The rest (rows 2 and 3) is kept byte for byte. */
-    g_autoptr(GDir) dir = g_dir_open(sf->f.dir, 0, NULL);
-    g_autofree char *kept = NULL;
-    for (const char *name; (name = g_dir_read_name(dir)) != NULL;)
-        if (strstr(name, "ledger.spool.damaged-") == name)
-            kept = g_build_filename(sf->f.dir, name, NULL);
+    g_autoptr(GBytes) kept = kept_aside(sf);
     g_assert_nonnull(kept);
-    g_autofree char *content = NULL;
-    gsize len = 0;
-    g_assert_true(g_file_get_contents(kept, &content, &len, NULL));
-    g_assert_cmpuint(len, ==, f->len - one->len);
-    g_assert_cmpmem(content, len, f->data + one->len, f->len - one->len);
+    gsize len;
+    const void *content = g_bytes_get_data(kept, &len);
+    g_assert_cmpmem(content, len, f->data + one->len, two->len - one->len);
 }
 
 static void test_one_writer_at_a_time(SpoolFixture *sf, gconstpointer data)
@@ -404,7 +435,12 @@ int main(int argc, char **argv)
     ADD("/spool/kill-9-then-replay", test_kill_9_then_replay);
     ADD("/spool/replay-is-idempotent", test_replay_is_idempotent);
     ADD("/spool/torn-tail-is-dropped", test_torn_tail_is_dropped);
-    ADD("/spool/damage-is-kept-aside", test_damage_is_kept_aside);
+    for (guint i = 0; i < G_N_ELEMENTS(damage_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/spool/damage-is-kept-aside/%s",
+                                                damage_cases[i].name);
+        g_test_add(path, SpoolFixture, &damage_cases[i], setup, test_damage_is_kept_aside,
+                   teardown);
+    }
     ADD("/spool/one-writer-at-a-time", test_one_writer_at_a_time);
     ADD("/spool/missing-spool-drains-to-nothing", test_missing_spool_drains_to_nothing);
 #undef ADD
