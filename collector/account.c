@@ -13,6 +13,7 @@
 #include "json.h"
 #include "refusal.h"
 #include "ledger.h"
+#include "worst-case.h"
 #include "ledger-spool.h"
 #include "loop.h"
 #include "pricing.h"
@@ -39,6 +40,7 @@ struct _LwAccount {
     char *downgraded_to;
     char *ended_by;        /* budget that ended a metered stream */
     gboolean discard_tail; /* the stream was cut by us: drop a partial event */
+    GBytes *unanswered;    /* during lw_account_settle_unanswered: the body sent */
 };
 
 /* Stream usage has to be asked for (stream_options.include_usage) from
@@ -307,6 +309,22 @@ static void fill_common(LwAccount *a, LwLedgerRequest *row, int client_status)
     row->credential = a->credential;
 }
 
+/* A request the provider had but never answered is booked at the most it
+ * can cost (worst-case.h): what it did is unknown, and a smaller guess
+ * would let retries of timed-out requests pass a hard budget. An unbounded
+ * part (no output limit) keeps the estimate in `t`. */
+static void take_worst_case(const LwAccount *a, const LwPrice *price, LwTokens *t)
+{
+    gsize len = 0;
+    const char *body = g_bytes_get_data(a->unanswered, &len);
+    LwWorstCase w;
+    lw_worst_case(price, &a->info, body, len, -1, &w);
+    if (w.input_bounded)
+        t->input_tokens = MAX(t->input_tokens, w.input_tokens);
+    if (w.output_bounded)
+        t->output_tokens = MAX(t->output_tokens, w.output_tokens);
+}
+
 void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
 {
     if (a->settled)
@@ -330,7 +348,7 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     gboolean complete = u != NULL && u->complete && !cut;
     g_autofree char *warning = NULL;
 
-    if (!is_billable(a->info.endpoint) || (!success && !have_usage)) {
+    if (!is_billable(a->info.endpoint) || (!success && !have_usage && a->unanswered == NULL)) {
         /* Free endpoints, and errors the provider does not bill. */
         row.cost = (LwCost){TRUE, 0};
     } else {
@@ -355,6 +373,8 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
                                                            model)
                                        : NULL;
             if (price != NULL) {
+                if (a->unanswered != NULL && !have_usage)
+                    take_worst_case(a, price, &t);
                 row.cost = (LwCost){TRUE, lw_pricing_cost(price, &t)};
                 row.cost_source = "price";
             } else {
@@ -379,8 +399,20 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
         row.refused_by = refused_by;
         row.partial = TRUE;
     }
+    if (a->unanswered != NULL && !have_usage && warning == NULL)
+        warning = g_strdup("no answer came back, but the provider had the request and may bill "
+                           "it: charged the most it could cost");
     row.warning = warning;
     commit(a, &row);
+}
+
+void lw_account_settle_unanswered(LwAccount *a, int client_status, GBytes *body)
+{
+    a->unanswered = body != NULL ? body : g_bytes_new_static("", 0);
+    lw_account_settle(a, client_status, TRUE);
+    if (body == NULL)
+        g_bytes_unref(a->unanswered);
+    a->unanswered = NULL;
 }
 
 void lw_account_settle_local(LwAccount *a, int client_status, const char *refused_by)

@@ -76,6 +76,13 @@ void lw_account_body(LwAccount *account, const char *buf, gsize len);
  * HTTP status the client received (0 if none). Idempotent. */
 void lw_account_settle(LwAccount *account, int client_status, gboolean cut);
 
+/* Settles a request that had gone to the provider when the exchange gave
+ * up on it before its answer's head: the client left, or the provider did
+ * not answer in time. The provider may bill it all, so it is booked at
+ * its worst case (from `body`, the body sent; may be NULL), partial, with
+ * a warning. `client_status` as for lw_account_settle. */
+void lw_account_settle_unanswered(LwAccount *account, int client_status, GBytes *body);
+
 /* The exchange ends a metered stream: returns the provider-shaped error
  * event to send in place of the rest, drops the observer's partial event,
  * and marks the request as ended by `budget`. Transfer full. */

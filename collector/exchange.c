@@ -432,6 +432,10 @@ static const LwTransferCallbacks transfer_callbacks = {on_head, on_body, on_done
 static void on_first_byte_timeout(LwLoop *loop, void *data)
 {
     LwExchange *ex = data;
+    /* Booked before answer_error's own settling, which would book the
+     * request as never sent. */
+    if (ex->account != NULL && ex->transfer != NULL && lw_transfer_request_sent(ex->transfer))
+        lw_account_settle_unanswered(ex->account, 504, ex->body);
     if (ex->transfer != NULL) {
         lw_transfer_cancel(ex->transfer);
         ex->transfer = NULL;
@@ -555,8 +559,11 @@ void lw_exchange_on_drain(LwExchange *ex)
 void lw_exchange_client_gone(LwExchange *ex)
 {
     if (ex->transfer != NULL) {
-        /* What the provider produced so far is spent: record it. */
-        if (ex->account != NULL)
+        /* What the provider produced so far is spent: record it. Before
+         * its answer's head, nothing says how much that is. */
+        if (ex->account != NULL && ex->status == 0 && lw_transfer_request_sent(ex->transfer))
+            lw_account_settle_unanswered(ex->account, 0, ex->body);
+        else if (ex->account != NULL)
             lw_account_settle(ex->account, ex->head_sent ? ex->status : 0, TRUE);
         log_done(ex, "client went away");
     }

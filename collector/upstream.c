@@ -577,6 +577,13 @@ guint lw_upstream_active(const LwUpstream *up)
     return g_hash_table_size(up->active);
 }
 
+gboolean lw_transfer_request_sent(const LwTransfer *t)
+{
+    curl_off_t pretransfer = 0;
+    return curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) == CURLE_OK &&
+           pretransfer > 0;
+}
+
 const char *lw_transfer_http_version(const LwTransfer *t)
 {
     long v = 0;

@@ -90,6 +90,10 @@ guint lw_upstream_active(const LwUpstream *up);
 /* Frees the easy handles kept for reuse (when the collector goes quiet). */
 void lw_upstream_release_spares(LwUpstream *up);
 
+/* Has the request begun to go out (the connection is up, or was reused)?
+ * From then on the provider may have it, and may bill it. */
+gboolean lw_transfer_request_sent(const LwTransfer *t);
+
 /* The protocol negotiated with the provider ("HTTP/1.1", "HTTP/2") once the
  * head arrived; static storage. */
 const char *lw_transfer_http_version(const LwTransfer *t);

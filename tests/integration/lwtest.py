@@ -223,8 +223,10 @@ def write_config(home, text):
         f.write(text)
 
 
-def sim_config(sim, providers=("openai", "anthropic", "gemini"), extra=""):
-    parts = ["[upstream]", f"ca_file = {sim.ca_file}", ""]
+def sim_config(sim, providers=("openai", "anthropic", "gemini"), extra="", upstream=""):
+    """config.ini for `providers` served by the sim; `upstream` adds keys to
+    [upstream], `extra` adds sections."""
+    parts = ["[upstream]", f"ca_file = {sim.ca_file}", upstream, ""]
     for p in providers:
         parts += [f"[provider.{p}]", f"upstream = {sim.url}", ""]
     return "\n".join(parts) + extra
@@ -235,6 +237,7 @@ class CollectorTestCase(unittest.TestCase):
 
     providers = tuple(SLOTS)
     config_extra = ""
+    upstream_extra = ""
     collector_args = ()
     collector_env = {}
 
@@ -245,7 +248,8 @@ class CollectorTestCase(unittest.TestCase):
         self.sim = Sim(self.workdir)
         self.addCleanup(self.sim.stop)
         self.home = os.path.join(self.workdir, "home")
-        write_config(self.home, sim_config(self.sim, self.providers, self.config_extra))
+        write_config(self.home, sim_config(self.sim, self.providers, self.config_extra,
+                                           self.upstream_extra))
         self.collector = Collector(self.home, self.collector_args, env=self.collector_env)
         self.collector.start()
         self.addCleanup(self._stop_collector)

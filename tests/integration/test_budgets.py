@@ -216,6 +216,57 @@ class RepriceTest(BudgetTestCase):
         self.assertEqual(self.sim.stats()["requests"], 1)
 
 
+class UnansweredTest(BudgetTestCase):
+    """A request the provider has but never answers (the client gave up, or
+    the provider was too slow) may be billed in full: it is booked at its
+    worst case, or retries of timed-out requests would pass a hard budget."""
+
+    upstream_extra = "first_byte_timeout = 1s"
+
+    body = json.dumps(chat(max_tokens=100)).encode()
+    # gpt-4o-mini: len(body) x 0.15 + 100 x 0.60 (USD/1M)
+    worst = (D(len(body)) * D("0.15") + 100 * D("0.60")) / 10**6
+
+    def check_row(self, status):
+        row = wait_for(lambda: (self.rows() or [None])[0], timeout=DEFAULT_TIMEOUT,
+                       what="the request's row")
+        self.assertEqual(row["status"], status)
+        self.assertTrue(row["partial"])
+        self.assertEqual(D(str(row["cost_usd"])), self.worst)
+        self.assertIn("may bill it", row["warning"])
+
+    def test_client_that_gives_up_is_charged_the_worst_case(self):
+        self.llmctl("budget", "set", "day", "--limit", str(self.worst * D("1.5")), "--per", "day")
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=self.body,
+                      headers={"authorization": "Bearer k", "content-type": "application/json",
+                               "x-sim": "in=50;out=100;delay_ms=5000"})
+        wait_for(lambda: self.sim.stats()["active"] == 1, timeout=DEFAULT_TIMEOUT,
+                 what="the provider holding the request")
+        conn.close()  # as an SDK's timeout does
+        self.check_row(0)
+        self.assertEqual(D(str(self.budget("day")["spent_usd"])), self.worst)
+        # Only half of a worst case is left: the retry is refused.
+        self.assertEqual(self.send(self.body)[0], 429)
+
+    def test_provider_too_slow_is_charged_the_worst_case(self):
+        status, _, _ = self.send(self.body, "in=50;out=100;delay_ms=5000")
+        self.assertEqual(status, 504)
+        self.check_row(504)
+
+    def test_request_never_sent_costs_nothing(self):
+        dead = lwtest.free_port()
+        lwtest.write_config(self.home, lwtest.sim_config(
+            self.sim, ("anthropic", "gemini"),
+            f"\n[provider.openai]\nupstream = https://127.0.0.1:{dead}\n", self.upstream_extra))
+        self.collector.stop()
+        self.collector.start()
+        self.assertEqual(self.send(self.body)[0], 502)
+        row = self.rows()[0]
+        self.assertEqual(D(str(row["cost_usd"])), 0)
+        self.assertFalse(row["partial"])
+
+
 class FileClockTestCase(BudgetTestCase):
     """The collector reads "now" from a file the test moves."""
 
