@@ -347,7 +347,8 @@ static int on_string(void *ctx, const unsigned char *text, size_t len)
     if (s->key[1] == LW_KEY_MODEL) {
         g_free(s->model);
         s->model = len <= MAX_MODEL_NAME ? g_strndup((const char *)text, len) : NULL;
-    } else if (s->key[1] == LW_KEY_PREVIOUS_RESPONSE_ID || s->key[1] == LW_KEY_CONVERSATION) {
+    } else if (s->key[1] == LW_KEY_PREVIOUS_RESPONSE_ID || s->key[1] == LW_KEY_CONVERSATION ||
+               s->key[1] == LW_KEY_CACHED_CONTENT) {
         s->server_state |= len > 0;
     }
     return 1;
@@ -385,7 +386,9 @@ static int container_start(Scan *s, gboolean map)
             span->end = -1;
             new_value(s, span, map);
         }
-        if (s->depth == 1 && s->key[1] == LW_KEY_CONVERSATION)
+        /* A conversation object, or a stored prompt ({"id": "pmpt_..."};
+         * a string "prompt" is text in the body). */
+        if (s->depth == 1 && (s->key[1] == LW_KEY_CONVERSATION || s->key[1] == LW_KEY_PROMPT))
             s->server_state = TRUE;
     }
     s->depth++;
@@ -512,6 +515,7 @@ static gboolean inspect(LwFormat format, const char *method, const char *path, c
         ret->thinking_budget = s->g_thinking_budget;
         ret->stream = ret->endpoint == LW_ENDPOINT_STREAM_GENERATE;
         ret->sse = ret->stream && alt_sse;
+        ret->server_state = s->server_state; /* cachedContent */
         break;
     }
     if (path_model != NULL) {

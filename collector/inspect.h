@@ -46,7 +46,8 @@ typedef struct {
     gint64 choices;       /* n / candidateCount / max(n, best_of); 1 when absent */
     gint64 thinking_budget; /* Gemini thinkingConfig.thinkingBudget; -1 when absent */
     gboolean include_usage; /* stream_options.include_usage is true */
-    gboolean server_state;  /* previous_response_id / conversation: input not in the body */
+    gboolean server_state;  /* previous_response_id, conversation, a stored prompt, Gemini
+                             * cachedContent: input not in the body */
     gint64 body_bytes;
 } LwRequestInfo;
 

@@ -8,6 +8,7 @@
 static const char *const external_input_markers[] = {
     "\"image_url\"", "\"file_id\"", "\"file_uri\"", "\"fileUri\"", "\"file_url\"",
     "\"input_file\"", "\"document\"", "\"url\":",
+    "\"item_reference\"", /* a Responses input item stored by an earlier turn */
 };
 
 static gboolean references_external_input(const char *body, gsize len)
