@@ -517,6 +517,10 @@ void lw_exchange_start(LwExchange *ex)
             g_bytes_unref(ex->body);
         ex->body = g_steal_pointer(&pd.body);
     }
+    if (pd.path != NULL) {
+        g_free(ex->path);
+        ex->path = g_steal_pointer(&pd.path);
+    }
     ex->warning = g_steal_pointer(&pd.warning);
     lw_policy_decision_clear(&pd);
 

@@ -3,6 +3,8 @@
 
 #include "policy.h"
 
+#include <string.h>
+
 #include "budget.h"
 #include "clock.h"
 #include "guard.h"
@@ -15,6 +17,7 @@ void lw_policy_decision_clear(LwPolicyDecision *d)
     g_clear_pointer(&d->message, g_free);
     g_clear_pointer(&d->warning, g_free);
     g_clear_pointer(&d->body, g_bytes_unref);
+    g_clear_pointer(&d->path, g_free);
 }
 
 static void add_warning(LwPolicyDecision *d, const char *text)
@@ -22,6 +25,25 @@ static void add_warning(LwPolicyDecision *d, const char *text)
     char *w = d->warning == NULL ? g_strdup(text) : g_strdup_printf("%s; %s", d->warning, text);
     g_free(d->warning);
     d->warning = w;
+}
+
+/* Gemini names the model in the path (/v1beta/models/MODEL:ACTION), not in
+ * the body. NULL when the path has no such model or `model` is not a
+ * plain name that can go into a URL as it is. */
+static char *rewrite_path_model(const char *path, const char *model)
+{
+    static const char marker[] = "/models/";
+    const char *m = strstr(path, marker);
+    if (m == NULL || model[0] == '\0' ||
+        strspn(model, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(model))
+        return NULL;
+    m += sizeof marker - 1;
+    const char *colon = strchr(m, ':');
+    const char *query = strchr(path, '?');
+    if (colon == NULL || colon == m || (query != NULL && query < colon))
+        return NULL;
+    return g_strdup_printf("%.*s%s%s", (int)(m - path), path, model, colon);
 }
 
 /* Is the run, or a run it is nested in, stopped by `llmctl kill`? */
@@ -101,15 +123,33 @@ void lw_policy_admit(LwServer *server, LwAccount *account, const char *path, GBy
 
     /* Edits the budgets asked for, on top of the body as it would be sent. */
     GBytes *current = body != NULL ? g_bytes_ref(body) : NULL;
-    if (bd.downgrade_model != NULL && current != NULL) {
-        gsize len;
-        const char *data = g_bytes_get_data(current, &len);
-        GBytes *b = lw_rewrite_model(data, len, bd.downgrade_model);
+    if (bd.downgrade_model != NULL) {
+        gsize len = 0;
+        const char *data = current != NULL ? g_bytes_get_data(current, &len) : NULL;
+        GBytes *b = data != NULL ? lw_rewrite_model(data, len, bd.downgrade_model) : NULL;
         if (b != NULL) {
             g_bytes_unref(current);
             current = b;
-            g_info("downgraded %s to %s for a budget", info->model, bd.downgrade_model);
+        } else {
+            d->path = rewrite_path_model(path, bd.downgrade_model);
         }
+        if (b == NULL && d->path == NULL) {
+            /* Admitted at the cheaper model's price: sent as it is, the
+             * request could cost more than the budget has left. */
+            lw_budgets_settle(server->budgets, res, FALSE, 0);
+            d->refuse = TRUE;
+            d->refused_by = g_strdup("budget downgrade");
+            d->message = g_strdup_printf("an llmwrap budget would downgrade %s to %s, but this "
+                                         "request's model cannot be changed",
+                                         info->model != NULL ? info->model : "the model",
+                                         bd.downgrade_model);
+            g_warning("%s: refused", d->message);
+            if (current != NULL)
+                g_bytes_unref(current);
+            lw_budget_decision_clear(&bd);
+            return;
+        }
+        g_info("downgraded %s to %s for a budget", info->model, bd.downgrade_model);
     }
     if (bd.clamp_max_output >= 0 && current != NULL) {
         gsize len;

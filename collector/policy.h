@@ -21,6 +21,7 @@ typedef struct {
     char *message;    /* for the error body */
     char *warning;    /* value of the x-llmwrap-warning response header; NULL if none */
     GBytes *body;     /* a rewritten body to send instead (downgrade, clamp); NULL if none */
+    char *path;       /* a rewritten path to send to instead (a Gemini downgrade); NULL if none */
 } LwPolicyDecision;
 
 /* Decides for the request of `account` (already begun). `body` is what

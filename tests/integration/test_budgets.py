@@ -336,6 +336,25 @@ class ActionsTest(BudgetTestCase):
         self.assertEqual(row["model"], "gpt-4o-mini")
         self.assertEqual(D(str(row["cost_usd"])), (50 * D("0.15") + 5 * D("0.60")) / 10**6)
 
+    def test_downgrade_of_gemini_rewrites_the_path(self):
+        # Gemini names the model in the path, not in the body.
+        body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                           "generationConfig": {"maxOutputTokens": 100}}).encode()
+        # Twice flash's worst case (len(body) x 0.30 + 100 x 2.50 USD/1M, with
+        # room for a dearer input-side rate); pro's (x 1.25, x 10) is over it.
+        limit = (D(len(body)) * D("0.5") + 100 * D("2.50")) / 10**6 * 2
+        self.llmctl("budget", "set", "cheap", "--limit", str(limit), "--per", "day",
+                    "--action", "downgrade:gemini-2.5-flash")
+        status, _, resp = self.send(body, "in=50;out=5", provider="gemini",
+                                    path="/v1beta/models/gemini-2.5-pro:generateContent",
+                                    headers={"x-goog-api-key": "k"})
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(self.sim.stats()["by_path"],
+                         {"/v1beta/models/gemini-2.5-flash:generateContent": 1})
+        row = self.rows()[0]
+        self.assertEqual(row["model_requested"], "gemini-2.5-pro")
+        self.assertEqual(D(str(row["cost_usd"])), (50 * D("0.30") + 5 * D("2.50")) / 10**6)
+
     def test_clamp_lowers_max_tokens_to_what_remains(self):
         body = json.dumps(chat(max_tokens=100000)).encode()
         # Room for the input bound plus 20 output tokens (after the clamp
