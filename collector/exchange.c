@@ -155,9 +155,19 @@ static void drop_body_for_head(const LwExchange *ex, GString *out)
 }
 
 /* Answers with an error of our own (before any response byte was sent). */
-static void answer_error(LwExchange *ex, int status, const char *message)
+/* The shape the client's SDK expects: the endpoint's, which is not always
+ * the provider's (Gemini's OpenAI-compatible chat completions). */
+static LwFormat answer_format(const LwExchange *ex)
 {
     LwFormat format = ex->provider != NULL ? ex->provider->format : LW_FORMAT_OPENAI;
+    if (ex->account != NULL)
+        format = lw_endpoint_format(lw_account_info(ex->account)->endpoint, format);
+    return format;
+}
+
+static void answer_error(LwExchange *ex, int status, const char *message)
+{
+    LwFormat format = answer_format(ex);
     g_autoptr(GString) body = lw_error_body(format, status, NULL, message);
     g_autoptr(GString) out = g_string_sized_new(256 + body->len);
     g_string_append_printf(out,
@@ -185,7 +195,7 @@ static void answer_error(LwExchange *ex, int status, const char *message)
 /* Refuses the request in the provider's own shape (budget, guard, kill). */
 static void answer_refusal(LwExchange *ex, const char *refused_by, const char *message)
 {
-    LwFormat format = ex->provider->format;
+    LwFormat format = answer_format(ex);
     static guint64 refusal_seq;
     g_autofree char *request_id =
         g_strdup_printf("req_llmwrap_%" G_GUINT64_FORMAT, ++refusal_seq);

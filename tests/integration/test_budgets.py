@@ -113,6 +113,18 @@ class ConcurrencyTest(BudgetTestCase):
         self.assertEqual((err["code"], err["status"]), (429, "RESOURCE_EXHAUSTED"))
 
 
+    def test_gemini_openai_endpoint_refusal_shape(self):
+        # Gemini's OpenAI-compatible endpoint is used through OpenAI SDKs:
+        # its refusals must be in OpenAI's shape.
+        self.llmctl("budget", "set", "tiny", "--limit", "0.000001", "--per", "month")
+        status, headers, body = self.send(
+            chat("gemini-2.5-flash", max_tokens=50), provider="gemini",
+            path="/v1beta/openai/chat/completions", headers={"authorization": "Bearer k"})
+        self.assertEqual(status, 429)
+        self.assertEqual(headers["x-should-retry"], "false")
+        self.assertEqual(json.loads(body)["error"]["code"], "insufficient_quota")
+
+
 class UnreadableSpendTest(BudgetTestCase):
     """A budget whose spend cannot be read from the ledger is not taken to
     be $0: hard budgets refuse in its name until the spend can be read."""
