@@ -8,6 +8,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "budget-def.h"
+#include "clock.h"
 #include "ledger-budgets.h"
 #include "ledger-runs.h"
 #include "ledger-spool.h"
@@ -31,7 +32,7 @@ typedef struct {
     guint64 refused;
     guint fired;         /* bit i: def->alerts[i] fired in this window */
     guint refs;          /* reservations that still point here */
-    gboolean stale;      /* its definition changed or went away */
+    gboolean stale;      /* its definition changed or went away: in retired */
     char *unread;        /* why its spend is unknown; NULL = read (read_spent) */
     guint64 reread_ms;   /* loop time of the next read while unread */
     guint reread_gap_ms; /* doubles while reads keep failing */
@@ -49,10 +50,25 @@ struct _LwReservation {
     gint64 output_rate;
 };
 
+/* A state whose definition changed (or went away) while requests it had
+ * admitted were in flight is retired: it leaves `states`, so the next
+ * request builds a fresh state whose spend is read from the ledger under
+ * the new definition. Those in-flight requests are not in the ledger yet,
+ * so until they settle:
+ *   - their reservations count against every live state of the same name
+ *     (retired_reserved()). This
+ *     may count a request the new scope would not count, for as long as
+ *     it is in flight, but never leaves out one it would;
+ *   - a metered one is checked against those live states (lw_budget_meter);
+ *   - when one settles its row is already in the ledger (the spool is
+ *     written first), so each live state of that name reads its spend again,
+ *     exact under the new scope and window.
+ * The retired state is freed when its last reservation settles. */
 struct _LwBudgets {
     LwServer *server;
     GPtrArray *defs;    /* LwBudgetDef* */
     GHashTable *states; /* key -> State* */
+    GPtrArray *retired; /* State*, stale, refs > 0 */
 };
 
 static void state_free(gpointer p)
@@ -71,6 +87,7 @@ LwBudgets *lw_budgets_new(LwServer *server)
     b->server = server;
     b->defs = g_ptr_array_new_with_free_func((GDestroyNotify)lw_budget_def_free);
     b->states = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, state_free);
+    b->retired = g_ptr_array_new_with_free_func(state_free);
     g_autoptr(GError) error = NULL;
     if (!lw_budgets_reload(b, &error))
         g_warning("budgets not loaded: %s", error->message);
@@ -83,6 +100,7 @@ void lw_budgets_free(LwBudgets *b)
         return;
     g_ptr_array_unref(b->defs);
     g_hash_table_unref(b->states);
+    g_ptr_array_unref(b->retired); /* empty: every connection settled before */
     g_free(b);
 }
 
@@ -108,6 +126,7 @@ static const LwBudgetDef *find_def(GPtrArray *defs, const char *name)
 }
 
 static void recount(LwBudgets *b);
+static void ensure_live(LwBudgets *b, const State *retired);
 
 gboolean lw_budgets_reload(LwBudgets *b, GError **error)
 {
@@ -117,7 +136,8 @@ gboolean lw_budgets_reload(LwBudgets *b, GError **error)
     if (defs == NULL)
         return FALSE;
     /* A state whose definition changed is not reused: its spend must be
-     * recounted under the new scope, window or reset time. */
+     * recounted under the new scope, window or reset time. One that still
+     * has requests in flight is retired (see struct _LwBudgets). */
     GHashTableIter it;
     gpointer value;
     g_hash_table_iter_init(&it, b->states);
@@ -130,14 +150,18 @@ gboolean lw_budgets_reload(LwBudgets *b, GError **error)
             s->stale = TRUE;
             if (s->refs == 0)
                 g_hash_table_iter_remove(&it);
-            else
-                g_hash_table_iter_steal(&it); /* freed when its last reservation settles */
+            else {
+                g_hash_table_iter_steal(&it);
+                g_ptr_array_add(b->retired, s);
+            }
         }
     }
     g_ptr_array_unref(b->defs);
     b->defs = defs;
     g_info("%u budget%s loaded", defs->len, defs->len == 1 ? "" : "s");
     recount(b);
+    for (guint i = 0; i < b->retired->len; i++)
+        ensure_live(b, g_ptr_array_index(b->retired, i));
     return TRUE;
 }
 
@@ -340,6 +364,41 @@ static State *run_budget_state(LwBudgets *b, const LwRun *run)
     s->run_id = run->id;
     read_spent(b, s);
     return s;
+}
+
+/* Whether the reservations of the retired state `t` count against the live
+ * state `s`: same budget name, and not two different runs of a per-run
+ * budget (the only case where the request is known not to belong). */
+static gboolean counts_against(const State *t, const State *s)
+{
+    return strcmp(t->name, s->name) == 0 &&
+           (t->run_id == 0 || s->run_id == 0 || t->run_id == s->run_id);
+}
+
+/* What the in-flight requests of retired states reserve against `s`. */
+static gint64 retired_reserved(const LwBudgets *b, const State *s)
+{
+    gint64 sum = 0;
+    for (guint i = 0; i < b->retired->len; i++) {
+        const State *t = g_ptr_array_index(b->retired, i);
+        if (counts_against(t, s))
+            sum += t->reserved_pusd;
+    }
+    return sum;
+}
+
+/* A metered stream of a retired state is checked against the live states
+ * of its name, so the one its request falls in must exist even if no
+ * request comes to create it: the current window, or the run's. */
+static void ensure_live(LwBudgets *b, const State *t)
+{
+    const LwBudgetDef *def = find_def(b->defs, t->name);
+    if (def == NULL || def->period == LW_PERIOD_REQUEST)
+        return;
+    if (def->period != LW_PERIOD_RUN)
+        windowed_state(b, def, lw_clock_now_ms());
+    else if (t->run_id != 0)
+        per_run_state(b, def, t->run_id);
 }
 
 /* The states that apply to a request: its run budgets (innermost first),
@@ -602,7 +661,7 @@ LwReservation *lw_budgets_admit(LwBudgets *b, const LwBudgetRequest *req, LwBudg
         }
         if (!check_one(b, req, &bd, d, s->name, action_of(s),
                        s->def != NULL ? s->def->action_model : NULL, s->limit_pusd,
-                       s->spent_pusd, s->reserved_pusd)) {
+                       s->spent_pusd, s->reserved_pusd + retired_reserved(b, s))) {
             s->refused++;
             return NULL;
         }
@@ -637,16 +696,36 @@ gint64 lw_reservation_output_rate(const LwReservation *res)
     return res->output_rate;
 }
 
+/* Whether live state `s` would pass its limit if the entry's amount were
+ * `running` instead. */
+static gboolean meter_over(const LwBudgets *b, const State *s, const Entry *e, gint64 running)
+{
+    if (action_of(s) == LW_ACTION_WARN)
+        return FALSE;
+    gint64 others = s->spent_pusd + s->reserved_pusd + retired_reserved(b, s) - e->amount;
+    return others + running > s->limit_pusd;
+}
+
 const char *lw_budget_meter(LwBudgets *b, LwReservation *res, gint64 running_pusd)
 {
     for (guint i = 0; i < res->entries->len; i++) {
         Entry *e = &g_array_index(res->entries, Entry, i);
         State *s = e->state;
-        if (s->def != NULL && s->def->action == LW_ACTION_WARN)
+        if (!s->stale) {
+            if (meter_over(b, s, e, running_pusd))
+                return s->name;
             continue;
-        gint64 others = s->spent_pusd + s->reserved_pusd - e->amount;
-        if (others + running_pusd > s->limit_pusd)
-            return s->name;
+        }
+        /* Retired: its own limit no longer applies; the live states of its
+         * name count this entry in their retired_reserved(). */
+        GHashTableIter it;
+        gpointer value;
+        g_hash_table_iter_init(&it, b->states);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+            const State *live = value;
+            if (counts_against(s, live) && meter_over(b, live, e, running_pusd))
+                return live->name;
+        }
     }
     return NULL;
 }
@@ -722,6 +801,30 @@ static void check_alerts(LwBudgets *b, State *s)
     }
 }
 
+/* A request of the retired state `t` settled and its row is in the ledger:
+ * the live states of its name read their spend again, so they count it if
+ * their definition does. A read that fails adds the cost: a spend too high
+ * until the next read rather than one too low. */
+static void settle_retired(LwBudgets *b, const State *t, gint64 cost_pusd)
+{
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, b->states);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        State *s = value;
+        if (!counts_against(t, s) || s->unread != NULL)
+            continue;
+        g_autofree char *why = NULL;
+        gint64 spent = query_spent(b, s, &why);
+        if (spent < 0) {
+            g_warning("budget %s: its spend was not read again, adding the cost: %s", s->name, why);
+            spent = lw_pusd_add(s->spent_pusd, cost_pusd);
+        }
+        s->spent_pusd = spent;
+        check_alerts(b, s);
+    }
+}
+
 void lw_budgets_settle(LwBudgets *b, LwReservation *res, gboolean cost_known, gint64 cost_pusd)
 {
     if (res == NULL)
@@ -739,8 +842,10 @@ void lw_budgets_settle(LwBudgets *b, LwReservation *res, gboolean cost_known, gi
         }
         s->refs--;
         if (s->stale) {
+            if (cost_known)
+                settle_retired(b, s, cost_pusd);
             if (s->refs == 0)
-                state_free(s);
+                g_ptr_array_remove_fast(b->retired, s); /* frees it */
             continue;
         }
         check_alerts(b, s);
@@ -766,9 +871,12 @@ void lw_budgets_foreach_state(LwBudgets *b, gint64 now_ms, LwBudgetStateFunc fun
         const State *s = value;
         if (s->window_end_ms > 0 && s->window_end_ms <= now_ms)
             continue; /* a past window */
-        LwBudgetStatus status = {s->name,          s->limit_pusd,    s->spent_pusd,
-                                 s->reserved_pusd, s->window_start_ms, s->window_end_ms,
-                                 s->run_id,        s->refused,       s->unread};
+        /* Reserved: all that counts against the limit, the requests in
+         * flight of its retired states included. */
+        gint64 reserved = s->reserved_pusd + retired_reserved(b, s);
+        LwBudgetStatus status = {s->name,   s->limit_pusd,      s->spent_pusd,
+                                 reserved,  s->window_start_ms, s->window_end_ms,
+                                 s->run_id, s->refused,         s->unread};
         func(&status, data);
     }
 }

@@ -62,7 +62,9 @@ void lw_budgets_free(LwBudgets *budgets);
 
 /* Re-reads the definitions (llmctl changed them). Windows whose budget is
  * unchanged keep their state, with their spend read again (llmctl reprice
- * changes costs); reservations in flight keep their amounts. */
+ * changes costs); reservations in flight keep their amounts. A changed
+ * budget's spend is read again under its new definition, and the requests
+ * it had in flight still count against it until they settle. */
 gboolean lw_budgets_reload(LwBudgets *budgets, GError **error);
 
 /* Admission. Fills `ret` (free with lw_budget_decision_clear) and returns

@@ -55,6 +55,11 @@ class BudgetTestCase(lwtest.CollectorTestCase):
                 return b
         raise AssertionError(f"no budget {name}")
 
+    def held(self, name):
+        """Spent plus reserved: what counts against the limit."""
+        b = self.budget(name)
+        return D(str(b["spent_usd"])) + D(str(b["reserved_usd"]))
+
     def send(self, body, sim="in=100;out=10", provider="openai", path=CHAT, headers=None):
         h = {"x-sim": sim}
         h.update(headers or {})
@@ -89,6 +94,36 @@ class ConcurrencyTest(BudgetTestCase):
         self.assertLessEqual(D(str(b["spent_usd"])), limit)
         # Refusals were answered by the collector: the provider saw only the admitted.
         self.assertEqual(self.sim.stats()["requests"], len(ok))
+
+    def test_editing_a_budget_keeps_counting_its_requests_in_flight(self):
+        body = json.dumps(chat(max_tokens=100)).encode()
+        worst = D(len(body)) * D("0.15") / 10**6 + 100 * D("0.60") / 10**6
+        limit = worst * D("10.5")
+        args = ("budget", "set", "ci", "--limit", str(limit))
+        self.llmctl(*args, "--per", "day")
+        # The ten stay in flight (delay) through both edits below; the
+        # checks hold whether they are still reserved or already settled.
+        sim = "in=%d;out=100;delay_ms=4000" % len(body)
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            first = [pool.submit(self.send, body, sim) for _ in range(10)]
+            wait_for(lambda: self.sim.stats()["active"] == 10, what="10 requests in flight")
+            # An edit that changes nothing the spend counts: an alert.
+            self.llmctl(*args, "--per", "day", "--alert", "90")
+            self.assertEqual(self.held("ci"), 10 * worst)
+            self.assertEqual(self.send(body, sim)[0], 429)
+            # One that does: a new period, so a new window.
+            self.llmctl(*args, "--per", "hour")
+            self.assertEqual(self.held("ci"), 10 * worst)
+            self.assertEqual(self.send(body, sim)[0], 429)
+            self.assertEqual([f.result()[0] for f in first], [200] * 10)
+        # Settled into the edited budget: counted in its spend, nothing left reserved.
+        total = self.spent()
+        self.assertEqual(total, 10 * worst)
+        b = self.budget("ci")
+        self.assertEqual(D(str(b["reserved_usd"])), 0)
+        self.assertEqual(D(str(b["spent_usd"])), total)
+        self.assertEqual(self.send(body, sim)[0], 429)
+        self.assertEqual(self.sim.stats()["requests"], 10)
 
     def test_anthropic_refusal_shape(self):
         self.llmctl("budget", "set", "tiny", "--limit", "0.000001", "--per", "month")
