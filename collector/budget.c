@@ -55,8 +55,8 @@ struct _LwReservation {
  * request builds a fresh state whose spend is read from the ledger under
  * the new definition. Those in-flight requests are not in the ledger yet,
  * so until they settle:
- *   - their reservations count against every live state of the same name
- *     (retired_reserved()). This
+ *   - their reservations (raised by the meter, for a metered stream) count
+ *     against every live state of the same name (retired_reserved()). This
  *     may count a request the new scope would not count, for as long as
  *     it is in flight, but never leaves out one it would;
  *   - a metered one is checked against those live states (lw_budget_meter);
@@ -696,14 +696,28 @@ gint64 lw_reservation_output_rate(const LwReservation *res)
     return res->output_rate;
 }
 
-/* Whether live state `s` would pass its limit if the entry's amount were
- * `running` instead. */
-static gboolean meter_over(const LwBudgets *b, const State *s, const Entry *e, gint64 running)
+/* A metered stream reserved only its input at admission. Each meter call
+ * raises its entry (and the state's reserved_pusd) to what the stream may
+ * have cost so far, so concurrent streams and admissions see each other's
+ * output, and the sum of everyone's running costs is held to the limit, not
+ * each stream's alone. Settlement replaces the raised amount with the cost.
+ * The amount stops one pico-USD over `limit`, which is enough to be over it
+ * and keeps sums of reservations from overflowing. */
+static void meter_hold(State *s, Entry *e, gint64 running, gint64 limit)
 {
-    if (action_of(s) == LW_ACTION_WARN)
-        return FALSE;
-    gint64 others = s->spent_pusd + s->reserved_pusd + retired_reserved(b, s) - e->amount;
-    return others + running > s->limit_pusd;
+    gint64 want = MIN(running, lw_pusd_add(MAX(limit, 0), 1));
+    if (want <= e->amount)
+        return;
+    s->reserved_pusd += want - e->amount;
+    e->amount = want;
+}
+
+/* Whether the live state `s` is over its limit, with every running cost in
+ * its reservations. */
+static gboolean meter_over(const LwBudgets *b, const State *s)
+{
+    return action_of(s) != LW_ACTION_WARN &&
+           s->spent_pusd + s->reserved_pusd + retired_reserved(b, s) > s->limit_pusd;
 }
 
 const char *lw_budget_meter(LwBudgets *b, LwReservation *res, gint64 running_pusd)
@@ -712,18 +726,23 @@ const char *lw_budget_meter(LwBudgets *b, LwReservation *res, gint64 running_pus
         Entry *e = &g_array_index(res->entries, Entry, i);
         State *s = e->state;
         if (!s->stale) {
-            if (meter_over(b, s, e, running_pusd))
+            meter_hold(s, e, running_pusd, s->limit_pusd);
+            if (meter_over(b, s))
                 return s->name;
             continue;
         }
         /* Retired: its own limit no longer applies; the live states of its
-         * name count this entry in their retired_reserved(). */
+         * name count this entry in their retired_reserved(). The amount is
+         * raised to the cap of each before it is checked. */
         GHashTableIter it;
         gpointer value;
         g_hash_table_iter_init(&it, b->states);
         while (g_hash_table_iter_next(&it, NULL, &value)) {
             const State *live = value;
-            if (counts_against(s, live) && meter_over(b, live, e, running_pusd))
+            if (!counts_against(s, live))
+                continue;
+            meter_hold(s, e, running_pusd, live->limit_pusd);
+            if (meter_over(b, live))
                 return live->name;
         }
     }

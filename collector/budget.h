@@ -20,8 +20,9 @@
  * A request whose cost has no bound (no price for its model; unbounded
  * input or output) is refused by a blocking budget, except a stream whose
  * only unbounded part is its output: that one is admitted and metered
- * (lw_budget_meter), and ended with the provider's own error event when its
- * running cost reaches the limit.
+ * (lw_budget_meter): its reservation grows with its running cost, and it is
+ * ended with the provider's own error event when the spend and the running
+ * costs of every request in flight reach the limit.
  *
  * Thread: the loop thread only.
  */
@@ -75,9 +76,10 @@ LwReservation *lw_budgets_admit(LwBudgets *budgets, const LwBudgetRequest *req,
 void lw_budget_decision_clear(LwBudgetDecision *d);
 
 /* A metered stream produced output: `running_pusd` is the most the request
- * can have cost so far. Returns NULL while it fits, else the name of the
- * budget it would exceed (borrowed until the next budget call): end the
- * stream now. */
+ * can have cost so far. Raises the reservation to it (settlement replaces
+ * it with the cost), so other requests count it. Returns NULL while every
+ * budget's spend and reservations fit, else the name of the budget they
+ * exceed (borrowed until the next budget call): end the stream now. */
 const char *lw_budget_meter(LwBudgets *budgets, LwReservation *res, gint64 running_pusd);
 
 /* Cost of what a metered request consumed before any output (its bounded

@@ -454,6 +454,61 @@ class ActionsTest(BudgetTestCase):
         self.collector.start()
         self.assertEqual(D(str(self.budget("meter")["spent_usd"])), spent)
 
+    def stream(self, body, sim):
+        conn = self.via("openai")
+        try:
+            conn.request("POST", CHAT, body=json.dumps(body).encode(),
+                         headers={"authorization": "Bearer k", "content-type": "application/json",
+                                  "x-sim": sim})
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def assert_streams_share_the_limit(self, results, limit):
+        for status, text in results:
+            if status == 200:
+                # Cut by the budget (5000 words would cost far more).
+                self.assertIn("insufficient_quota", text)
+                self.assertNotIn("[DONE]", text)
+            else:
+                self.assertEqual(status, 429, text)
+        total = self.spent()
+        self.assertLessEqual(total, limit)
+        b = self.budget("meter")
+        self.assertEqual(D(str(b["reserved_usd"])), 0)
+        self.assertEqual(D(str(b["spent_usd"])), total)
+
+    def test_concurrent_unbounded_streams_share_the_cap(self):
+        # Eight metered streams at once: each reserved only its input, and
+        # each must see the others' output as it grows, or together they
+        # spend several times the limit.
+        body = chat("sim-open", stream=True)
+        limit = D("0.01")
+        self.llmctl("budget", "set", "meter", "--limit", str(limit), "--per", "day")
+        sim = "in=100;words=5000;delay_ms=300;chunk_delay_ms=5"
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: self.stream(body, sim), range(8)))
+        self.assert_streams_share_the_limit(results, limit)
+
+    def test_unbounded_streams_share_the_cap_across_an_edit(self):
+        # Four streams admitted, then the budget edited (an alert), then four
+        # more: the first four, held by the budget's old state, and the
+        # others still share one limit.
+        body = chat("sim-open", stream=True)
+        limit = D("0.01")
+        args = ("budget", "set", "meter", "--limit", str(limit), "--per", "day")
+        self.llmctl(*args)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            first = [pool.submit(self.stream, body, "in=100;words=5000;delay_ms=600;"
+                                 "chunk_delay_ms=5") for _ in range(4)]
+            wait_for(lambda: self.sim.stats()["active"] == 4, what="4 streams admitted")
+            self.llmctl(*args, "--alert", "50")
+            second = [pool.submit(self.stream, body, "in=100;words=5000;chunk_delay_ms=5")
+                      for _ in range(4)]
+            results = [f.result() for f in first + second]
+        self.assert_streams_share_the_limit(results, limit)
+
     def test_warn_forwards_with_a_header(self):
         self.llmctl("budget", "set", "soft", "--limit", "0.000001", "--per", "day",
                     "--action", "warn")
