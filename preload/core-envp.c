@@ -109,6 +109,31 @@ bool lw_shim_preload_has(const char *value, const char *path, size_t path_len)
     return false;
 }
 
+/* The length of the first entry of an LD_PRELOAD value (after leading
+ * separators, skipped into *skip) when that entry must stay first: the
+ * ASan runtime, which refuses to run unless it comes first in the initial
+ * library list. 0 when it need not. */
+static size_t first_must_stay(const char *value, size_t *skip)
+{
+    const char *p = value;
+    while (is_preload_sep(*p))
+        p++;
+    const char *start = p;
+    while (*p != '\0' && !is_preload_sep(*p))
+        p++;
+    const char *base = start;
+    for (const char *q = start; q < p; q++) {
+        if (*q == '/')
+            base = q + 1;
+    }
+    size_t base_len = (size_t)(p - base);
+    bool asan = (base_len >= 10 && memcmp(base, "libasan.so", 10) == 0 &&
+                 (base_len == 10 || base[10] == '.')) ||
+                (base_len >= 16 && memcmp(base, "libclang_rt.asan", 16) == 0);
+    *skip = (size_t)(start - value);
+    return asan ? (size_t)(p - start) : 0;
+}
+
 /* Whether envp defines the variable `entry` ("NAME=..." with the name's
  * length given). */
 static bool envp_defines(char *const *envp, const char *entry, size_t name_len)
@@ -137,18 +162,30 @@ long lw_shim_envp_merge(const LwShimEnvSnapshot *snap, char *const *envp, char *
             const char *value = e + LD_PRELOAD_EQ_LEN;
             if (snap->preload_len > 0 &&
                 !lw_shim_preload_has(value, snap->preload, snap->preload_len)) {
-                size_t vlen = strlen(value);
-                size_t need = LD_PRELOAD_EQ_LEN + snap->preload_len + 1 + vlen + 1;
+                /* The shim goes first, after an ASan runtime if one leads. */
+                size_t skip = 0;
+                size_t first = first_must_stay(value, &skip);
+                const char *lead = value + skip;
+                const char *rest = first > 0 ? lead + first : value;
+                size_t rlen = strlen(rest);
+                bool sep = rlen > 0 && !is_preload_sep(rest[0]);
+                size_t need = LD_PRELOAD_EQ_LEN + (first > 0 ? first + 1 : 0) +
+                              snap->preload_len + (sep ? 1 : 0) + rlen + 1;
                 if (need > preload_cap)
                     return -1;
                 char *p = preload_buf;
                 memcpy(p, LD_PRELOAD_EQ, LD_PRELOAD_EQ_LEN);
                 p += LD_PRELOAD_EQ_LEN;
+                if (first > 0) {
+                    memcpy(p, lead, first);
+                    p += first;
+                    *p++ = ':';
+                }
                 memcpy(p, snap->preload, snap->preload_len);
                 p += snap->preload_len;
-                if (vlen > 0)
+                if (sep)
                     *p++ = ':';
-                memcpy(p, value, vlen + 1);
+                memcpy(p, rest, rlen + 1);
                 e = preload_buf;
             }
         }

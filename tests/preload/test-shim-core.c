@@ -685,6 +685,26 @@ static void test_merge_bounds(void)
     g_assert_cmpstr(out[0], ==, "LD_PRELOAD=" SHIM ":/u/a.so");
     g_assert_cmpint(lw_shim_envp_merge(snap, with_preload, out, 16, preload, need - 1), ==, -1);
 
+    /* A leading ASan runtime keeps its place: it refuses to run otherwise. */
+    static const struct {
+        const char *in, *out;
+    } asan_cases[] = {
+        {"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libasan.so.8",
+         "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libasan.so.8:" SHIM},
+        {"LD_PRELOAD=libasan.so.8:/u/a.so", "LD_PRELOAD=libasan.so.8:" SHIM ":/u/a.so"},
+        {"LD_PRELOAD= /x/libclang_rt.asan-x86_64.so /u/a.so",
+         "LD_PRELOAD=/x/libclang_rt.asan-x86_64.so:" SHIM " /u/a.so"},
+        {"LD_PRELOAD=/u/a.so:libasan.so.8", "LD_PRELOAD=" SHIM ":/u/a.so:libasan.so.8"},
+        {"LD_PRELOAD=/u/libasan.sox.so", "LD_PRELOAD=" SHIM ":/u/libasan.sox.so"},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(asan_cases); i++) {
+        char *in[] = {(char *)asan_cases[i].in, NULL};
+        size_t exact = strlen(asan_cases[i].out) + 1;
+        g_assert_cmpint(lw_shim_envp_merge(snap, in, out, 16, preload, exact), ==, 6);
+        g_assert_cmpstr(out[0], ==, asan_cases[i].out);
+        g_assert_cmpint(lw_shim_envp_merge(snap, in, out, 16, preload, exact - 1), ==, -1);
+    }
+
     /* Too many entries to copy on the stack: the hooks pass envp unchanged. */
     GPtrArray *big = g_ptr_array_new();
     for (size_t i = 0; i <= LW_SHIM_ENVP_MAX; i++)
