@@ -142,13 +142,15 @@ char **lw_childenv_build(char **base, const LwChildEnv *e)
      * inert in the program: it is never the program's to have. */
     env = g_environ_unsetenv(env, "LLMWRAP_COLLECTOR");
 
-    if (e->combined_pem != NULL) {
-        for (guint i = 0; lw_childenv_combined_vars[i] != NULL; i++)
-            env = g_environ_setenv(env, lw_childenv_combined_vars[i], e->combined_pem, TRUE);
-    }
-    if (e->ca_pem != NULL) {
-        for (guint i = 0; lw_childenv_ca_only_vars[i] != NULL; i++)
-            env = g_environ_setenv(env, lw_childenv_ca_only_vars[i], e->ca_pem, TRUE);
+    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars};
+    const char *defaults[] = {e->combined_pem, e->ca_pem};
+    for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+        for (guint i = 0; lists[l][i] != NULL; i++) {
+            const char *own = g_environ_getenv(e->user_trust, lists[l][i]);
+            const char *value = own != NULL ? own : defaults[l];
+            if (value != NULL)
+                env = g_environ_setenv(env, lists[l][i], value, TRUE);
+        }
     }
     g_autofree char *godebug = lw_childenv_godebug_value(g_environ_getenv(env, "GODEBUG"));
     env = g_environ_setenv(env, "GODEBUG", godebug, TRUE);

@@ -5,7 +5,9 @@
  * LD_PRELOAD with the shim first, LLMWRAP_HOSTS/NET/PORT/RUN_ID/ATTRIB_SOCK/
  * CA_DER/PRELOAD, LLMWRAP_FAIL_OPEN only when asked, and the trust variables
  * (DESIGN §1): a combined bundle for the variables that replace the trust
- * store, our root alone for the additive ones (Node, Deno).
+ * store, our root alone for the additive ones (Node, Deno). A trust
+ * variable the user set points at the user's own file plus our root
+ * instead, so the user's other HTTPS keeps working.
  *
  * The collector gets the user's environment minus the shim: it must never
  * intercept itself, nor trust our own CA upstream.
@@ -23,7 +25,8 @@
  * bundle + our root): these replace a program's trust store. */
 extern const char *const lw_childenv_combined_vars[];
 /* Variables that llmwrap points at our root alone: these add to the
- * program's built-in store, and Node/Bun want a single certificate. */
+ * program's built-in store. One the user set points at their file plus our
+ * root instead (both Node and Deno read every certificate in the file). */
 extern const char *const lw_childenv_ca_only_vars[];
 
 typedef struct {
@@ -37,6 +40,10 @@ typedef struct {
     const char *ca_der_b64;  /* base64 of the root's DER, no newlines */
     const char *combined_pem;
     const char *ca_pem;
+    /* "NAME=file" for the trust variables the user set: their own bundle
+     * plus our root (lw_trust_combined_for). May be NULL; a trust variable
+     * not listed gets combined_pem or ca_pem. */
+    char **user_trust;
     gboolean fail_open;
 } LwChildEnv;
 

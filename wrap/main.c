@@ -393,6 +393,31 @@ static int cannot_run(const Options *opt, const LwPaths *paths, const char *what
     return EXIT_CANNOT_RUN;
 }
 
+/* "NAME=file" for each trust variable the user set to a readable bundle:
+ * that bundle plus our root, so the program keeps trusting what the user
+ * told it to trust (a corporate CA for other hosts) and trusts the
+ * collector too. NULL with error set when a file cannot be written. */
+static char **user_trust_files(const LwTrust *trust, char **env, GError **error)
+{
+    char **out = g_new0(char *, 1);
+    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars};
+    for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+        for (guint i = 0; lists[l][i] != NULL; i++) {
+            GError *err = NULL;
+            g_autofree char *file =
+                lw_trust_combined_for(trust, g_environ_getenv(env, lists[l][i]), &err);
+            if (err != NULL) {
+                g_propagate_error(error, err);
+                g_strfreev(out);
+                return NULL;
+            }
+            if (file != NULL)
+                out = g_environ_setenv(out, lists[l][i], file, TRUE);
+        }
+    }
+    return out;
+}
+
 /* Reports the run's spend (stderr, --json-summary, a GitHub step summary)
  * and returns the exit status: the program's, or EXIT_REFUSED when it
  * exited 0 although requests were refused. */
@@ -518,6 +543,16 @@ static int run(const Options *opt)
         return EXIT_CANNOT_RUN;
     }
 
+    g_auto(GStrv) user_trust = user_trust_files(trust, environ_copy, &error);
+    if (error != NULL) {
+        fprintf(stderr, "llmwrap: cannot prepare the trust files: %s\n", error->message);
+        g_clear_error(&error);
+        close_run(app.client, app.run_id, EXIT_CANNOT_RUN, NULL);
+        lw__response__free_unpacked(opened, NULL);
+        lw_ipc_client_free(app.client);
+        return EXIT_CANNOT_RUN;
+    }
+
     LwChildEnv ce = {
         .preload = preload,
         .hosts = st->hosts,
@@ -529,6 +564,7 @@ static int run(const Options *opt)
         .ca_der_b64 = trust->ca_der_b64,
         .combined_pem = trust->combined_file,
         .ca_pem = trust->ca_file,
+        .user_trust = user_trust,
         .fail_open = opt->fail_open,
     };
     g_auto(GStrv) child_env = lw_childenv_build(environ_copy, &ce);

@@ -28,6 +28,7 @@ void lw_trust_free(LwTrust *t)
     g_free(t->ca_file);
     g_free(t->ca_der_b64);
     g_free(t->bundle_source);
+    g_free(t->root_block);
     g_free(t);
 }
 
@@ -189,6 +190,48 @@ static char *combined_name(const char *trust_dir, const char *source)
     return g_build_filename(trust_dir, name, NULL);
 }
 
+/* Points *ret_file at the combined file for `source` (NULL: our root
+ * alone) plus our root, writing it when it is missing or stale. TRUE with
+ * *ret_file NULL when `source` cannot be read; FALSE only when the file
+ * cannot be written. */
+static gboolean combine(const LwTrust *t, const char *source, char **ret_file, GError **error)
+{
+    *ret_file = NULL;
+    if (source != NULL && access(source, R_OK) != 0)
+        return TRUE;
+    g_autofree char *file = combined_name(t->dir, source);
+    if (combined_is_current(file, source, t->root_block)) {
+        *ret_file = g_steal_pointer(&file);
+        return TRUE;
+    }
+    gsize len = 0;
+    g_autofree char *bundle = NULL;
+    if (source != NULL && (bundle = read_capped(source, &len)) == NULL)
+        return TRUE;
+    GString *combined = g_string_sized_new(len + strlen(t->root_block) + 1);
+    if (bundle != NULL) {
+        g_string_append_len(combined, bundle, (gssize)len);
+        if (len > 0 && bundle[len - 1] != '\n')
+            g_string_append_c(combined, '\n');
+    }
+    g_string_append(combined, t->root_block);
+    gboolean ok = write_if_different(file, combined->str, combined->len, error);
+    g_string_free(combined, TRUE);
+    if (ok)
+        *ret_file = g_steal_pointer(&file);
+    return ok;
+}
+
+/* A nested llmwrap inherits the outer run's trust files: one that lies in
+ * the trust directory and already ends with the current root is used as
+ * it is (the outer run made it from the user's bundle). */
+static char *inherited(const LwTrust *t, const char *bundle)
+{
+    if (!ends_with(bundle, t->root_block))
+        return NULL;
+    return g_canonicalize_filename(bundle, NULL);
+}
+
 LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char *user_bundle,
                           GError **error)
 {
@@ -200,8 +243,7 @@ LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char 
     gsize root_len = 0;
     if (!g_file_get_contents(root_pem, &root, &root_len, error))
         return NULL;
-    g_autofree char *root_block = NULL;
-    if (!lw_trust_parse_root(root, root_len, &t->ca_der_b64, &root_block, error)) {
+    if (!lw_trust_parse_root(root, root_len, &t->ca_der_b64, &t->root_block, error)) {
         g_prefix_error(error, "%s: ", root_pem);
         return NULL;
     }
@@ -212,16 +254,13 @@ LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char 
                     g_strerror(e));
         return NULL;
     }
-    if (!write_if_different(t->ca_file, root_block, strlen(root_block), error))
+    if (!write_if_different(t->ca_file, t->root_block, strlen(t->root_block), error))
         return NULL;
 
     gboolean has_user = user_bundle != NULL && *user_bundle != '\0';
     if (has_user && is_in_dir(user_bundle, t->dir)) {
-        /* A nested llmwrap: the outer run's combined file already is the
-         * user's bundle plus our root; keep using it while it holds the
-         * current root. */
-        if (ends_with(user_bundle, root_block)) {
-            t->combined_file = g_canonicalize_filename(user_bundle, NULL);
+        t->combined_file = inherited(t, user_bundle);
+        if (t->combined_file != NULL) {
             t->bundle_source = g_strdup(user_bundle);
             return g_steal_pointer(&t);
         }
@@ -229,34 +268,28 @@ LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char 
     }
     /* The user's bundle, else the system's, else our root alone. */
     const char *candidates[] = {has_user ? user_bundle : NULL, lw_trust_system_bundle()};
-    gsize len = 0;
-    g_autofree char *bundle = NULL;
-    const char *source = NULL;
-    for (guint i = 0; i < G_N_ELEMENTS(candidates) && bundle == NULL; i++) {
-        if (candidates[i] == NULL || access(candidates[i], R_OK) != 0)
+    for (guint i = 0; i < G_N_ELEMENTS(candidates) && t->combined_file == NULL; i++) {
+        if (candidates[i] == NULL)
             continue;
-        g_free(t->combined_file);
-        t->combined_file = combined_name(t->dir, candidates[i]);
-        if (combined_is_current(t->combined_file, candidates[i], root_block)) {
+        if (!combine(t, candidates[i], &t->combined_file, error))
+            return NULL;
+        if (t->combined_file != NULL)
             t->bundle_source = g_strdup(candidates[i]);
-            return g_steal_pointer(&t);
-        }
-        bundle = read_capped(candidates[i], &len);
-        if (bundle != NULL)
-            source = candidates[i];
     }
-    t->bundle_source = g_strdup(source);
-    g_free(t->combined_file);
-    t->combined_file = combined_name(t->dir, source);
+    if (t->combined_file == NULL && !combine(t, NULL, &t->combined_file, error))
+        return NULL;
+    return g_steal_pointer(&t);
+}
 
-    GString *combined = g_string_sized_new(len + strlen(root_block) + 1);
-    if (bundle != NULL) {
-        g_string_append_len(combined, bundle, (gssize)len);
-        if (len > 0 && bundle[len - 1] != '\n')
-            g_string_append_c(combined, '\n');
-    }
-    g_string_append(combined, root_block);
-    gboolean ok = write_if_different(t->combined_file, combined->str, combined->len, error);
-    g_string_free(combined, TRUE);
-    return ok ? g_steal_pointer(&t) : NULL;
+char *lw_trust_combined_for(const LwTrust *t, const char *user_bundle, GError **error)
+{
+    g_return_val_if_fail(t != NULL && t->root_block != NULL, NULL);
+    if (user_bundle == NULL || *user_bundle == '\0')
+        return NULL;
+    if (is_in_dir(user_bundle, t->dir))
+        return inherited(t, user_bundle);
+    char *file = NULL;
+    if (!combine(t, user_bundle, &file, error))
+        return NULL;
+    return file;
 }

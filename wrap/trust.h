@@ -1,14 +1,16 @@
 /* trust.h - the files that make wrapped programs trust the collector's CA.
  *
- * run/trust/ (0700) holds two files (0644), written atomically (temporary +
+ * run/trust/ (0700) holds these files (0644), written atomically (temporary +
  * rename) and only when missing or different, so wrapping a short command
  * does not copy the system bundle every time:
  *   combined.pem  the system bundle plus our root: for the variables that
  *                 replace the trust store
- *   combined-HASH.pem  the same for a user's own SSL_CERT_FILE (HASH of its
- *                 path), so users of one state directory with different
- *                 bundles never rewrite each other's file
+ *   combined-HASH.pem  the same for a bundle of the user's own (HASH of its
+ *                 path): SSL_CERT_FILE, or any trust variable the user set,
+ *                 so users of one state directory with different bundles
+ *                 never rewrite each other's file
  *   ca.pem        our root alone: for NODE_EXTRA_CA_CERTS and DENO_CERT
+ *                 when the user did not set them
  * Concurrent llmwraps may write at once: each renames a complete file with
  * the same content into place.
  *
@@ -30,6 +32,7 @@ typedef struct {
     char *ca_file;       /* run/trust/ca.pem */
     char *ca_der_b64;    /* base64 of the root's DER, no newlines */
     char *bundle_source; /* the bundle combined.pem starts with, NULL if none was readable */
+    char *root_block;    /* our root, as a PEM block */
 } LwTrust;
 
 /* The trust directory for a run directory. Transfer full. */
@@ -44,6 +47,15 @@ char *lw_trust_dir(const char *run_dir);
 LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char *user_bundle,
                           GError **error);
 void lw_trust_free(LwTrust *trust);
+
+/* The combined file for a bundle the user gave in a trust variable
+ * (CURL_CA_BUNDLE=corp.pem): `user_bundle` plus our root, written like
+ * combined.pem, one file per source. A file in the trust directory that
+ * already ends with our root (a nested llmwrap's inherited value) is used
+ * as it is. Returns NULL with no error when `user_bundle` is NULL, empty
+ * or cannot be read (the caller keeps its default); NULL with `error` set
+ * when the file cannot be written. Transfer full. */
+char *lw_trust_combined_for(const LwTrust *t, const char *user_bundle, GError **error);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwTrust, lw_trust_free)
 
 /* The system bundle: OpenSSL's default certificate file when readable,

@@ -51,6 +51,11 @@ SHIM_VARS = ("LLMWRAP_HOSTS", "LLMWRAP_NET", "LLMWRAP_PORT", "LLMWRAP_RUN_ID",
              "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER", "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",
              "LLMWRAP_COLLECTOR")
 ASAN_RUNTIME = os.environ.get("LW_TEST_ASAN_RUNTIME", "")
+# The trust variables llmwrap sets: those that replace a program's trust
+# store, then the two additive ones (Node, Deno).
+TRUST_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
+              "AWS_CA_BUNDLE", "CARGO_HTTP_CAINFO", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+              "NODE_EXTRA_CA_CERTS", "DENO_CERT")
 
 # One chat request with a stdlib client that reads SSL_CERT_FILE; prints the
 # HTTP status and the usage the provider reported. argv: [model].
@@ -633,8 +638,9 @@ class TestSanitized(WrapCase):
 class TestEnvironment(WrapCase):
 
     def test_contract_variables(self):
+        # With no trust variable of the user's: all get the defaults.
         p = self.wrap("-q", "env", env=self.env(GODEBUG="http2client=0",
-                                                SSL_CERT_FILE=None))
+                                                **{v: None for v in TRUST_VARS}))
         self.assertRan(p)
         env = dict(l.split("=", 1) for l in p.stdout.decode().splitlines() if "=" in l)
         st = self.status()
@@ -649,10 +655,9 @@ class TestEnvironment(WrapCase):
         self.assertEqual(env["GODEBUG"], "http2client=0,netdns=go")
         self.assertEqual(env["GRPC_DNS_RESOLVER"], "native")
         trust = os.path.join(self.home, "run", "trust")
-        for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
-                    "AWS_CA_BUNDLE", "CARGO_HTTP_CAINFO", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):
+        for var in TRUST_VARS[:-2]:
             self.assertEqual(env[var], os.path.join(trust, "combined.pem"), var)
-        for var in ("NODE_EXTRA_CA_CERTS", "DENO_CERT"):
+        for var in TRUST_VARS[-2:]:
             self.assertEqual(env[var], os.path.join(trust, "ca.pem"), var)
         # LLMWRAP_CA_DER is the root certificate the collector serves under.
         with open(st["ca_file"]) as f:
@@ -707,6 +712,49 @@ class TestEnvironment(WrapCase):
         self.assertRan(p)
         self.assertTrue(p.stdout.decode().startswith(ca_text + "\n# user bundle\n"))
         self.assertTrue(p.stdout.decode().endswith(ca_text))
+
+    def test_trust_variables_the_user_set_keep_their_bundle(self):
+        # A trust variable the user set (their own CA for a service that
+        # is not a provider; the sim on 127.0.0.1 stands in for it) gets
+        # that bundle plus our root: both the service and the providers
+        # are trusted. Variables the user did not set get the defaults.
+        self.skip_under_asan_for_curl()
+        own = os.path.join(self.workdir, "own-ca.pem")
+        shutil.copy(self.sim.ca_file, own)
+        with open(own) as f:
+            own_text = f.read()
+        names = ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS")
+        env = self.env(SSL_CERT_FILE=None, AWS_CA_BUNDLE=None, DENO_CERT=None,
+                       **{n: own for n in names})
+        show = 'for v in %s AWS_CA_BUNDLE DENO_CERT; do eval "echo $v=\\$$v"; done' % " ".join(names)
+        p = self.wrap("-q", "sh", "-c", show, env=env)
+        self.assertRan(p)
+        got = dict(l.split("=", 1) for l in p.stdout.decode().splitlines())
+        trust = os.path.join(self.home, "run", "trust")
+        with open(os.path.join(trust, "ca.pem")) as f:
+            ca_text = f.read()
+        for n in names:
+            with self.subTest(var=n):
+                self.assertEqual(os.path.dirname(got[n]), trust)
+                with open(got[n]) as f:
+                    text = f.read()
+                self.assertTrue(text.startswith(own_text), text[:200])
+                self.assertTrue(text.endswith(ca_text))
+        self.assertEqual(got["AWS_CA_BUNDLE"], os.path.join(trust, "combined.pem"))
+        self.assertEqual(got["DENO_CERT"], os.path.join(trust, "ca.pem"))
+        # curl trusts both the user's service and the collector.
+        p = self.wrap("-q", "sh", "-c",
+                      'curl -sS --fail --max-time 30 -o /dev/null "$0" && "$@"',
+                      self.sim.url + "/_sim/stats", *curl_chat("-o", "/dev/null"), env=env)
+        self.assertRan(p)
+        self.assertEqual(self.counters()["requests_total"], 1)
+        if shutil.which("node"):
+            js = ("require('https').get(process.argv[1], r => { console.log(r.statusCode); "
+                  "process.exit(0); })"
+                  ".on('error', e => { console.log(e.code); process.exit(1); })")
+            p = self.wrap("-q", "node", "-e", js, self.sim.url + "/_sim/stats", env=env)
+            self.assertRan(p)
+            self.assertEqual(p.stdout, b"200\n")
 
 
 class TestNesting(WrapCase):

@@ -244,6 +244,23 @@ static void test_child_env(void)
     g_assert_cmpstr(g_environ_getenv(env2, "LLMWRAP_FAIL_OPEN"), ==, "1");
 }
 
+/* A trust variable the user set points at the file made from their bundle;
+ * the others keep the defaults. */
+static void test_child_env_user_trust(void)
+{
+    char *base[] = {"CURL_CA_BUNDLE=/corp.pem", "NODE_EXTRA_CA_CERTS=/corp.pem", NULL};
+    char *own[] = {"CURL_CA_BUNDLE=/h/run/trust/combined-1.pem",
+                   "NODE_EXTRA_CA_CERTS=/h/run/trust/combined-1.pem", NULL};
+    LwChildEnv e = child;
+    e.user_trust = own;
+    g_auto(GStrv) env = lw_childenv_build(base, &e);
+    g_assert_cmpstr(g_environ_getenv(env, "CURL_CA_BUNDLE"), ==, "/h/run/trust/combined-1.pem");
+    g_assert_cmpstr(g_environ_getenv(env, "NODE_EXTRA_CA_CERTS"), ==,
+                    "/h/run/trust/combined-1.pem");
+    g_assert_cmpstr(g_environ_getenv(env, "SSL_CERT_FILE"), ==, child.combined_pem);
+    g_assert_cmpstr(g_environ_getenv(env, "DENO_CERT"), ==, child.ca_pem);
+}
+
 static void test_collector_env(void)
 {
     char *base[] = {"PATH=/usr/bin",
@@ -414,6 +431,7 @@ int main(int argc, char **argv)
         g_test_add_data_func(name, &godebug_cases[i], test_godebug);
     }
     g_test_add_func("/childenv/child", test_child_env);
+    g_test_add_func("/childenv/child-user-trust", test_child_env_user_trust);
     g_test_add_func("/childenv/collector", test_collector_env);
     g_test_add_func("/trust/parse-root", test_parse_root);
     g_test_add_func("/program/lookup", test_lookup);
