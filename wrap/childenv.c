@@ -108,6 +108,31 @@ char *lw_childenv_godebug_value(const char *user)
     return g_strconcat(user, ",netdns=go", NULL);
 }
 
+static gboolean lists_host(char **entries, const char *host)
+{
+    for (guint i = 0; entries[i] != NULL; i++) {
+        const char *entry = g_strstrip(entries[i]);
+        if (strcmp(entry, "*") == 0 || g_ascii_strcasecmp(entry, host) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+char *lw_childenv_no_proxy_value(const char *user, const char *hosts)
+{
+    GString *out = g_string_new(user);
+    g_auto(GStrv) entries = g_strsplit(user != NULL ? user : "", ",", -1);
+    g_auto(GStrv) add = g_strsplit(hosts != NULL ? hosts : "", ",", -1);
+    for (guint i = 0; add[i] != NULL; i++) {
+        if (add[i][0] == '\0' || lists_host(entries, add[i]))
+            continue;
+        if (out->len > 0 && out->str[out->len - 1] != ',')
+            g_string_append_c(out, ',');
+        g_string_append(out, add[i]);
+    }
+    return g_string_free(out, FALSE);
+}
+
 char **lw_childenv_build(char **base, const LwChildEnv *e)
 {
     g_return_val_if_fail(e != NULL && e->preload != NULL, NULL);
@@ -152,6 +177,15 @@ char **lw_childenv_build(char **base, const LwChildEnv *e)
                 env = g_environ_setenv(env, lists[l][i], value, TRUE);
         }
     }
+    /* curl prefers no_proxy, most others NO_PROXY: each gets the user's
+     * value of either, so the user's own exceptions hold in both. */
+    const char *upper = g_environ_getenv(env, "NO_PROXY");
+    const char *lower = g_environ_getenv(env, "no_proxy");
+    g_autofree char *no_proxy = lw_childenv_no_proxy_value(lower != NULL ? lower : upper, e->hosts);
+    g_autofree char *no_proxy_upper =
+        lw_childenv_no_proxy_value(upper != NULL ? upper : lower, e->hosts);
+    env = g_environ_setenv(env, "no_proxy", no_proxy, TRUE);
+    env = g_environ_setenv(env, "NO_PROXY", no_proxy_upper, TRUE);
     g_autofree char *godebug = lw_childenv_godebug_value(g_environ_getenv(env, "GODEBUG"));
     env = g_environ_setenv(env, "GODEBUG", godebug, TRUE);
     env = g_environ_setenv(env, "GRPC_DNS_RESOLVER", "native", TRUE);

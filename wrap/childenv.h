@@ -3,7 +3,8 @@
  *
  * The wrapped program gets the preload shim's contract (preload/shim-core.h):
  * LD_PRELOAD with the shim first, LLMWRAP_HOSTS/NET/PORT/RUN_ID/ATTRIB_SOCK/
- * CA_DER/PRELOAD, LLMWRAP_FAIL_OPEN only when asked, and the trust variables
+ * CA_DER/PRELOAD, LLMWRAP_FAIL_OPEN only when asked, the provider hosts in
+ * NO_PROXY and no_proxy, and the trust variables
  * (DESIGN §1): a combined bundle for the variables that replace the trust
  * store, our root alone for the additive ones (Node, Deno). A trust
  * variable the user set points at the user's own file plus our root
@@ -69,6 +70,14 @@ char *lw_childenv_preload_without_shim(const char *user);
  * netdns the user set; a value whose last netdns already is "go" is kept
  * as it is. `user` may be NULL. Transfer full. */
 char *lw_childenv_godebug_value(const char *user);
+
+/* NO_PROXY (or no_proxy) with the provider hosts appended: a client that
+ * honours HTTPS_PROXY/ALL_PROXY would otherwise send CONNECT host:443 to
+ * the proxy, bypassing the shim's redirection (the collector goes through
+ * its own [upstream] proxy). `user` is the user's value (may be NULL);
+ * `hosts` is comma-separated; hosts the user already lists, and every host
+ * when the user's value is "*", are not added again. Transfer full. */
+char *lw_childenv_no_proxy_value(const char *user, const char *hosts);
 
 /* The environment for llm-collector: `base` without our shim in
  * LD_PRELOAD, without the shim's variables (LLMWRAP_HOSTS, _NET, _PORT,

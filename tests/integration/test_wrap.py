@@ -332,6 +332,45 @@ class _Echo:
             self.sock.close()
 
 
+class _Proxy:
+    """A stand-in HTTP proxy on loopback: records each request line and
+    answers 502."""
+
+    def __init__(self):
+        self.seen = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(DEFAULT_TIMEOUT)
+                try:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        head += chunk
+                    self.seen.append(head.split(b"\r\n")[0].decode())
+                    conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(DEFAULT_TIMEOUT)
+
+
 class TestOtherTrafficUntouched(WrapCase):
 
     def test_plain_http_and_own_ca_https_pass_byte_for_byte(self):
@@ -755,6 +794,29 @@ class TestEnvironment(WrapCase):
             p = self.wrap("-q", "node", "-e", js, self.sim.url + "/_sim/stats", env=env)
             self.assertRan(p)
             self.assertEqual(p.stdout, b"200\n")
+
+    def test_provider_hosts_bypass_the_users_proxy(self):
+        # With HTTPS_PROXY set, a client would send CONNECT api.openai.com
+        # to the proxy, past the collector. The provider hosts are added to
+        # NO_PROXY/no_proxy, after the user's own exceptions.
+        self.skip_under_asan_for_curl()
+        proxy = _Proxy()
+        self.addCleanup(proxy.close)
+        url = "http://127.0.0.1:%d" % proxy.port
+        env = self.env(HTTPS_PROXY=url, https_proxy=url, ALL_PROXY=url, NO_PROXY="corp.example",
+                       no_proxy=None)
+        p = self.wrap("-q", "sh", "-c", 'echo "$NO_PROXY"; echo "$no_proxy"; "$@" -o /dev/null',
+                      "sh", *curl_chat(), env=env)
+        self.assertRan(p)
+        hosts = self.status()["hosts"]
+        self.assertEqual(p.stdout.decode().splitlines(), ["corp.example," + hosts] * 2)
+        self.assertEqual(self.counters()["requests_total"], 1)
+        self.assertEqual(proxy.seen, [])
+        # Other hosts still go through the proxy, as the user asked.
+        p = self.wrap("-q", "curl", "-sS", "--max-time", "30", "-o", "/dev/null",
+                      "https://example.com/", env=env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(proxy.seen, ["CONNECT example.com:443 HTTP/1.1"])
 
 
 class TestNesting(WrapCase):

@@ -193,9 +193,32 @@ static void test_godebug(gconstpointer data)
     g_assert_cmpstr(v, ==, c->want);
 }
 
+typedef struct {
+    const char *user, *hosts, *want;
+} NoProxyCase;
+
+#define HOSTS2 "api.openai.com,api.anthropic.com"
+static const NoProxyCase no_proxy_cases[] = {
+    {NULL, HOSTS2, HOSTS2},
+    {"", HOSTS2, HOSTS2},
+    {"corp.example", HOSTS2, "corp.example," HOSTS2},
+    {"corp.example,", HOSTS2, "corp.example," HOSTS2},
+    {"localhost, API.OpenAI.com", HOSTS2, "localhost, API.OpenAI.com,api.anthropic.com"},
+    {"*", HOSTS2, "*"},
+    {"corp.example", "", "corp.example"},
+    {NULL, NULL, ""},
+};
+
+static void test_no_proxy(gconstpointer data)
+{
+    const NoProxyCase *c = data;
+    g_autofree char *v = lw_childenv_no_proxy_value(c->user, c->hosts);
+    g_assert_cmpstr(v, ==, c->want);
+}
+
 static const LwChildEnv child = {
     .preload = SHIM,
-    .hosts = "api.openai.com,api.anthropic.com",
+    .hosts = HOSTS2,
     .net = 241,
     .port = 40123,
     .run_id = 77,
@@ -209,14 +232,9 @@ static const LwChildEnv child = {
 
 static void test_child_env(void)
 {
-    char *base[] = {"PATH=/usr/bin",
-                    "LD_PRELOAD=/x/a.so",
-                    "SSL_CERT_FILE=/mine.pem",
-                    "LLMWRAP_FAIL_OPEN=1",
-                    "LLMWRAP_COLLECTOR=1",
-                    "LLMWRAP_RUN_ID=5",
-                    "GODEBUG=x=1",
-                    NULL};
+    char *base[] = {"PATH=/usr/bin",       "LD_PRELOAD=/x/a.so",    "SSL_CERT_FILE=/mine.pem",
+                    "LLMWRAP_FAIL_OPEN=1", "LLMWRAP_COLLECTOR=1",   "LLMWRAP_RUN_ID=5",
+                    "GODEBUG=x=1",         "NO_PROXY=corp.example", NULL};
     g_auto(GStrv) env = lw_childenv_build(base, &child);
     g_assert_cmpstr(g_environ_getenv(env, "PATH"), ==, "/usr/bin");
     g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, SHIM ":/x/a.so");
@@ -237,6 +255,8 @@ static void test_child_env(void)
         g_assert_cmpstr(g_environ_getenv(env, lw_childenv_ca_only_vars[i]), ==, child.ca_pem);
     g_assert_cmpstr(g_environ_getenv(env, "GODEBUG"), ==, "x=1,netdns=go");
     g_assert_cmpstr(g_environ_getenv(env, "GRPC_DNS_RESOLVER"), ==, "native");
+    g_assert_cmpstr(g_environ_getenv(env, "NO_PROXY"), ==, "corp.example," HOSTS2);
+    g_assert_cmpstr(g_environ_getenv(env, "no_proxy"), ==, "corp.example," HOSTS2);
 
     LwChildEnv open = child;
     open.fail_open = TRUE;
@@ -429,6 +449,10 @@ int main(int argc, char **argv)
     for (guint i = 0; i < G_N_ELEMENTS(godebug_cases); i++) {
         g_autofree char *name = g_strdup_printf("/childenv/godebug/%u", i);
         g_test_add_data_func(name, &godebug_cases[i], test_godebug);
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(no_proxy_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/childenv/no-proxy/%u", i);
+        g_test_add_data_func(name, &no_proxy_cases[i], test_no_proxy);
     }
     g_test_add_func("/childenv/child", test_child_env);
     g_test_add_func("/childenv/child-user-trust", test_child_env_user_trust);
