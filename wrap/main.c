@@ -31,6 +31,7 @@
 #include "options.h"
 #include "paths.h"
 #include "program.h"
+#include "redact.h"
 #include "summary.h"
 #include "trust.h"
 
@@ -54,7 +55,8 @@ typedef struct {
     gboolean has_budget;
     gint64 budget_pusd;
     gboolean doctor;
-    char **cmd; /* borrowed from argv */
+    char **cmd;       /* borrowed from argv */
+    char **shown_cmd; /* cmd with its secrets redacted: what leaves llmwrap */
 } Options;
 
 typedef struct {
@@ -195,6 +197,7 @@ static int parse_options(int argc, char **argv, Options *opt)
     if (opt->fail_open && opt->has_budget)
         return usage_error("--budget fails closed: it cannot be combined with --fail-open");
     opt->cmd = argv + i;
+    opt->shown_cmd = lw_redact_argv(opt->cmd);
     return -1;
 }
 
@@ -209,8 +212,9 @@ static Lw__Response *open_run(LwIpcClient *client, const Options *opt, guint64 p
                               GError **error)
 {
     Lw__OpenRunRequest o = LW__OPEN_RUN_REQUEST__INIT;
-    o.n_argv = g_strv_length(opt->cmd);
-    o.argv = opt->cmd;
+    /* The ledger keeps the command line: never a credential in it. */
+    o.n_argv = g_strv_length(opt->shown_cmd);
+    o.argv = opt->shown_cmd;
     g_autofree char *cwd = g_get_current_dir();
     o.cwd = cwd;
     o.has_pid = TRUE;
@@ -445,8 +449,8 @@ static int report(const App *app, int status, GPtrArray *warnings)
     }
     const char *step_summary = g_getenv("GITHUB_STEP_SUMMARY");
     if (step_summary != NULL && step_summary[0] != '\0') {
-        g_autofree char *md = lw_summary_markdown(app->run_id, opt->cmd, status,
-                                                  have ? &spend : NULL, why);
+        g_autofree char *md =
+            lw_summary_markdown(app->run_id, opt->shown_cmd, status, have ? &spend : NULL, why);
         FILE *f = fopen(step_summary, "ae");
         if (f == NULL || fputs(md, f) < 0)
             fprintf(stderr, "llmwrap: GITHUB_STEP_SUMMARY: %s\n", g_strerror(errno));
@@ -612,5 +616,6 @@ int main(int argc, char **argv)
     g_ptr_array_unref(opt.tag_keys);
     g_ptr_array_unref(opt.tag_values);
     g_free(opt.json_summary);
+    g_strfreev(opt.shown_cmd);
     return rc;
 }

@@ -885,6 +885,36 @@ output = 2.25
         self.assertIn(b"3 requests, $%s + 1 unpriced" % expected.rstrip("0").rstrip(".").encode(),
                       p.stderr)
 
+    def test_secrets_on_the_command_line_stay_off_disk(self):
+        # The run's argv goes to the ledger and to the step summary: a key
+        # in it (curl -H 'Authorization: Bearer ...', --api-key ...) must
+        # not.
+        key, other = "sk-live-TOPSECRET1234567", "hunter2-secret-value"
+        step = os.path.join(self.workdir, "step-summary.md")
+        env = self.env(GITHUB_STEP_SUMMARY=step)
+        p = self.wrap("-q", "sh", "-c", "exit 0", "curl", "-H", "Authorization: Bearer " + key,
+                      "--api-key", other, "https://api.openai.com/v1/models", env=env)
+        self.assertRan(p)
+        with open(step) as f:
+            summary = f.read()
+        self.assertIn("-H Authorization: Bearer [redacted] --api-key [redacted]`", summary)
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        (argv,), = db.execute("SELECT argv FROM runs").fetchall()
+        self.assertEqual(json.loads(argv)[4:8], ["-H", "Authorization: Bearer [redacted]",
+                                                 "--api-key", "[redacted]"])
+        # Nowhere in the state directory (ledger, its WAL, spool, logs).
+        lwtest.stop_daemon(self.home)
+        for root, _, files in os.walk(self.home):
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+                self.assertNotIn(key.encode(), data, path)
+                self.assertNotIn(other.encode(), data, path)
+
     def test_quiet_prints_no_summary(self):
         p = self.wrap("--quiet", "true")
         self.assertRan(p)

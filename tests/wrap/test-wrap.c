@@ -1,5 +1,6 @@
 /* test-wrap.c - llmwrap's pure parts: option values, the child's and the
- * collector's environments, the root certificate, PATH lookup. */
+ * collector's environments, the root certificate, PATH lookup, the
+ * command line's redaction. */
 #include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -9,6 +10,7 @@
 #include "childenv.h"
 #include "options.h"
 #include "program.h"
+#include "redact.h"
 #include "trust.h"
 
 /* ---- --budget ---- */
@@ -425,6 +427,76 @@ static void test_shebang(void)
     g_rmdir(tmp);
 }
 
+/* ---- the command line's redaction ---- */
+
+#define R   LW_REDACTED
+#define KEY "sk-live-TOPSECRET123"
+
+typedef struct {
+    const char *in[6]; /* NULL-terminated */
+    const char *want[6];
+} RedactCase;
+
+static const RedactCase redact_cases[] = {
+    /* Nothing secret: unchanged. */
+    {{"python3", "agent.py", "--max-tokens", "100"},
+     {"python3", "agent.py", "--max-tokens", "100"}},
+    {{"curl", "-H", "authorization: Bearer sk-test"}, {"curl", "-H", "authorization: Bearer " R}},
+    {{"ls", "--keyboard", "x", "task-runner-and-more"},
+     {"ls", "--keyboard", "x", "task-runner-and-more"}},
+    {{"pytest", "-k", "sk-test"}, {"pytest", "-k", "sk-test"}},
+    /* Auth headers: the value goes, the scheme word stays. */
+    {{"curl", "-H", "Authorization: Bearer " KEY, "https://api.openai.com"},
+     {"curl", "-H", "Authorization: Bearer " R, "https://api.openai.com"}},
+    {{"curl", "-HAuthorization:Basic dXNlcjpwYXNz"}, {"curl", "-HAuthorization:Basic " R}},
+    {{"curl", "--header=x-api-key: abc"}, {"curl", "--header=x-api-key: " R}},
+    {{"curl", "-H", "X-Goog-Api-Key: abc"}, {"curl", "-H", "X-Goog-Api-Key: " R}},
+    {{"curl", "-H", "api-key:abc"}, {"curl", "-H", "api-key:" R}},
+    {{"curl", "-H", "Proxy-Authorization: Basic Zm9v"},
+     {"curl", "-H", "Proxy-Authorization: Basic " R}},
+    {{"http", "Authorization:", "Bearer abc"}, {"http", "Authorization:", R}},
+    {{"sh", "-c", "curl -d '{\"x-api-key\": \"abc\"}'"},
+     {"sh", "-c", "curl -d '{\"x-api-key\": " R}},
+    {{"curl", "-H", "X-Authorization-Hint: abc"}, {"curl", "-H", "X-Authorization-Hint: abc"}},
+    /* Secret-named options, both forms. */
+    {{"tool", "--api-key", "abc", "--model", "m"}, {"tool", "--api-key", R, "--model", "m"}},
+    {{"tool", "--api-key=abc"}, {"tool", "--api-key=" R}},
+    {{"tool", "--auth-token=abc", "--TOKEN", "abc"}, {"tool", "--auth-token=" R, "--TOKEN", R}},
+    {{"tool", "--client-secret", "abc"}, {"tool", "--client-secret", R}},
+    {{"tool", "--password", "abc", "x"}, {"tool", "--password", R, "x"}},
+    {{"curl", "--oauth2-bearer", "abc"}, {"curl", "--oauth2-bearer", R}},
+    {{"tool", "--apikey"}, {"tool", "--apikey"}},
+    /* Environment assignments. */
+    {{"env", "OPENAI_API_KEY=abc", "python3"}, {"env", "OPENAI_API_KEY=" R, "python3"}},
+    {{"env", "GH_TOKEN=abc", "max_tokens=5"}, {"env", "GH_TOKEN=" R, "max_tokens=5"}},
+    /* Key-shaped words, wherever they are. */
+    {{"tool", KEY}, {"tool", R}},
+    {{"tool", "sk-ant-api03-abcdefghij", "x"}, {"tool", R, "x"}},
+    {{"tool", "https://x/v1?key=AIzaSyA1234567890abcdef&alt=sse"},
+     {"tool", "https://x/v1?key=" R "&alt=sse"}},
+    {{"tool", "xai-0123456789", "gsk_0123456789 and " KEY}, {"tool", R, R " and " R}},
+};
+
+static void test_redact(gconstpointer data)
+{
+    const RedactCase *c = data;
+    g_auto(GStrv) got = lw_redact_argv((char *const *)c->in);
+    g_autofree char *got_s = g_strjoinv(" | ", got);
+    g_autofree char *want_s = g_strjoinv(" | ", (char **)c->want);
+    g_assert_cmpstr(got_s, ==, want_s);
+}
+
+static void test_redact_empty(void)
+{
+    g_auto(GStrv) none = lw_redact_argv(NULL);
+    g_assert_nonnull(none);
+    g_assert_null(none[0]);
+    char *last[] = {"tool", "--api-key", NULL};
+    g_auto(GStrv) got = lw_redact_argv(last);
+    g_assert_cmpuint(g_strv_length(got), ==, 2);
+    g_assert_cmpstr(got[1], ==, "--api-key");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -460,5 +532,10 @@ int main(int argc, char **argv)
     g_test_add_func("/trust/parse-root", test_parse_root);
     g_test_add_func("/program/lookup", test_lookup);
     g_test_add_func("/program/shebang", test_shebang);
+    for (guint i = 0; i < G_N_ELEMENTS(redact_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/redact/argv/%u", i);
+        g_test_add_data_func(name, &redact_cases[i], test_redact);
+    }
+    g_test_add_func("/redact/empty", test_redact_empty);
     return g_test_run();
 }

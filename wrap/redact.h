@@ -1,0 +1,35 @@
+/* redact.h - the command line as llmwrap lets it leave the process.
+ *
+ * The wrapped command's argv is recorded in the ledger (OpenRunRequest)
+ * and printed into a GitHub step summary. A command line often carries a
+ * credential (curl -H 'Authorization: Bearer sk-...', --api-key KEY,
+ * OPENAI_API_KEY=... as an env(1) argument), and no credential may reach
+ * the disk: llmwrap sends and prints only the redacted copy. Redaction is
+ * on purpose generous: a harmless value taken for a secret costs a less
+ * readable log, a missed secret costs a leaked key.
+ *
+ * What is replaced by LW_REDACTED:
+ *   - the value of an auth header named in an argument ("Authorization:",
+ *     "Proxy-Authorization:", "X-Api-Key:", "X-Goog-Api-Key:", "Api-Key:",
+ *     in any case, as in -H 'Authorization: Bearer X', where the scheme
+ *     word is kept) or, when the argument ends at the colon, the next one;
+ *   - the value of a long option whose name says it holds a secret (the
+ *     words key, token and auth; secret, password, passwd and bearer
+ *     anywhere: --api-key, --auth-token=X, --oauth2-bearer, not
+ *     --max-tokens or --keyboard), as --opt=VALUE or as the next argument;
+ *   - the value of an environment assignment with such a name
+ *     (OPENAI_API_KEY=X);
+ *   - anything shaped like a provider key wherever it appears (sk-...,
+ *     sk-ant-..., AIza..., xai-..., gsk_...).
+ *
+ * Pure functions, no I/O. Thread-safety: reentrant.
+ */
+#pragma once
+
+#include <glib.h>
+
+#define LW_REDACTED "[redacted]"
+
+/* A copy of `argv` (NULL-terminated; NULL gives an empty vector) with the
+ * secrets above replaced. Transfer full (g_strfreev). */
+char **lw_redact_argv(char *const *argv);
