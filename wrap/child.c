@@ -9,6 +9,8 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,13 +45,40 @@ static gboolean is_from_process(const struct signalfd_siginfo *si)
     return si->ssi_code == SI_USER || si->ssi_code == SI_QUEUE || si->ssi_code == SI_TKILL;
 }
 
-static int shell_status(int status)
+/* The signals a user ends a program with; llmwrap ends the same way. */
+static const int ending[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP};
+
+static int shell_status(int status, int *ret_termsig)
 {
+    if (ret_termsig != NULL)
+        *ret_termsig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return 1;
+}
+
+void lw_child_end_like(int sig)
+{
+    gboolean is_ending = FALSE;
+    for (guint i = 0; i < G_N_ELEMENTS(ending); i++)
+        is_ending = is_ending || ending[i] == sig;
+    if (!is_ending)
+        return;
+    /* SIGQUIT's default action dumps core: the program's crash is not
+     * llmwrap's. */
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_DUMPABLE, 0);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
 }
 
 /* posix_spawnp (a vfork underneath) rather than fork: llmwrap maps large
@@ -88,9 +117,12 @@ static int spawn(pid_t *ret_pid, char *const *argv, char *const *envp)
     return rc;
 }
 
-int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, GError **error)
+int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, int *ret_termsig,
+                 GError **error)
 {
     g_return_val_if_fail(prepared, -1);
+    if (ret_termsig != NULL)
+        *ret_termsig = 0;
     int sfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) {
         int e = errno;
@@ -136,7 +168,7 @@ int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, GErr
             while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
             }
             close(sfd);
-            return shell_status(status);
+            return shell_status(status, ret_termsig);
         }
         if (pfd[0].revents & POLLIN) {
             struct signalfd_siginfo si;
@@ -152,7 +184,7 @@ int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, GErr
             pid_t w = waitpid(child, &status, WNOHANG);
             if (w == child) {
                 close(sfd);
-                return shell_status(status);
+                return shell_status(status, ret_termsig);
             }
         }
         if (watch_fd >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))

@@ -50,5 +50,16 @@ const sigset_t *lw_child_original_mask(void);
  * Returns its status as a shell reports it: the exit code, 128+N when killed
  * by signal N, 127 when the command is not found and 126 when it cannot be
  * executed (with the shell's message on stderr). -1 with error set if it
- * could not be started for another reason. */
-int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, GError **error);
+ * could not be started for another reason. *ret_termsig (may be NULL) is
+ * the signal that killed the program, 0 when it exited or did not start. */
+int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, int *ret_termsig,
+                 GError **error);
+
+/* Ends llmwrap by signal `sig` when it is one a user ends a program with
+ * (SIGINT, SIGQUIT, SIGTERM, SIGHUP), as timeout(1) does: its default
+ * action restored, unblocked and raised, with no core dump. A shell that
+ * waits for llmwrap then sees what the program died of; bash stops a loop
+ * on Ctrl-C only when its command died of SIGINT, not when it exited 130.
+ * Returns (doing nothing) for 0 or any other signal. Call last: once all
+ * output is flushed. */
+void lw_child_end_like(int sig);

@@ -9,11 +9,12 @@
  * it dies mid-run, closes the run with CMD's status and prints what the run
  * spent.
  *
- * Exit status: CMD's (128+N when it died of signal N; 127 command not
- * found; 126 not executable); 2 on a usage error; 125 when llmwrap could
- * not start the run (collector unreachable, binaries missing) and
- * --fail-open was not given. --doctor: 0 intercepted and trusted, 1 not,
- * 2 usage.
+ * Exit status: CMD's (127 command not found; 126 not executable); when
+ * CMD died of SIGINT, SIGQUIT, SIGTERM or SIGHUP, llmwrap ends itself by
+ * the same signal after its summary, and exits 128+N for any other signal
+ * N; 2 on a usage error; 125 when llmwrap could not start the run
+ * (collector unreachable, binaries missing) and --fail-open was not given.
+ * --doctor: 0 intercepted and trusted, 1 not, 2 usage.
  */
 #define G_LOG_DOMAIN "llmwrap"
 
@@ -89,9 +90,11 @@ static void usage(FILE *out)
           "  --version             print the version\n"
           "  --help                print this help\n"
           "\n"
-          "Exit status: CMD's own (128+N if it died of signal N); 127 or 126 if it cannot\n"
-          "be found or run; 125 if llmwrap cannot run it under the collector; 86 if CMD\n"
-          "exited 0 but a budget, guard or llmctl kill refused some of its requests.\n"
+          "Exit status: CMD's own; if CMD died of SIGINT, SIGQUIT, SIGTERM or SIGHUP,\n"
+          "llmwrap ends by that signal too (a shell shows 128+N), of another signal N it\n"
+          "exits 128+N; 127 or 126 if CMD cannot be found or run; 125 if llmwrap cannot\n"
+          "run it under the collector; 86 if CMD exited 0 but a budget, guard or llmctl\n"
+          "kill refused some of its requests.\n"
           "\n"
           "Environment: LLMWRAP_HOME (state directory), LLMWRAP_COLLECTOR_BIN,\n"
           "LLMWRAP_PRELOAD_PATH; GITHUB_STEP_SUMMARY, when set, gets a spend table.\n",
@@ -374,14 +377,15 @@ static GPtrArray *check_program(const char *cmd, const char *path)
 }
 
 /* Runs CMD outside any run: --fail-open with no collector. */
-static int run_unmetered(const Options *opt, const LwPaths *paths, const char *why)
+static int run_unmetered(const Options *opt, const LwPaths *paths, const char *why,
+                         int *ret_termsig)
 {
     fprintf(stderr, "llmwrap: warning: %s; running %s unmetered (--fail-open)\n", why, opt->cmd[0]);
     g_autofree char *trust_dir = lw_trust_dir(paths->run_dir);
     g_auto(GStrv) base = g_get_environ();
     g_auto(GStrv) env = lw_childenv_for_collector(base, trust_dir, NULL);
     g_autoptr(GError) error = NULL;
-    int status = lw_child_run(opt->cmd, env, NULL, &error);
+    int status = lw_child_run(opt->cmd, env, NULL, ret_termsig, &error);
     if (status < 0) {
         fprintf(stderr, "llmwrap: cannot run %s: %s\n", opt->cmd[0], error->message);
         return EXIT_CANNOT_RUN;
@@ -389,10 +393,10 @@ static int run_unmetered(const Options *opt, const LwPaths *paths, const char *w
     return status;
 }
 
-static int cannot_run(const Options *opt, const LwPaths *paths, const char *what)
+static int cannot_run(const Options *opt, const LwPaths *paths, const char *what, int *ret_termsig)
 {
     if (opt->fail_open)
-        return run_unmetered(opt, paths, what);
+        return run_unmetered(opt, paths, what, ret_termsig);
     fprintf(stderr, "llmwrap: %s\n", what);
     return EXIT_CANNOT_RUN;
 }
@@ -475,7 +479,9 @@ static int report(const App *app, int status, GPtrArray *warnings)
     return status;
 }
 
-static int run(const Options *opt)
+/* Runs CMD under a run of the collector; *ret_termsig is the signal that
+ * ended CMD, 0 if none. Returns the exit status. */
+static int run(const Options *opt, int *ret_termsig)
 {
     const char *cmd = opt->cmd[0];
     g_autofree char *path = NULL;
@@ -502,10 +508,10 @@ static int run(const Options *opt)
     g_autoptr(GError) error = NULL;
     g_autofree char *collector_bin = lw_launch_find_collector(&error);
     if (collector_bin == NULL)
-        return cannot_run(opt, paths, error->message);
+        return cannot_run(opt, paths, error->message, ret_termsig);
     g_autofree char *preload = lw_launch_find_preload(&error);
     if (preload == NULL)
-        return cannot_run(opt, paths, error->message);
+        return cannot_run(opt, paths, error->message, ret_termsig);
 
     g_autofree char *trust_dir = lw_trust_dir(paths->run_dir);
     g_auto(GStrv) environ_copy = g_get_environ();
@@ -517,10 +523,10 @@ static int run(const Options *opt)
     app.client = lw_ipc_client_connect(paths->ipc_socket, NULL);
     if (app.client == NULL) {
         if (!lw_paths_ensure(paths, &error))
-            return cannot_run(opt, paths, error->message);
+            return cannot_run(opt, paths, error->message, ret_termsig);
         app.client = lw_launch_connect(launch, 0, START_TIMEOUT_MS, NULL, &error);
         if (app.client == NULL)
-            return cannot_run(opt, paths, error->message);
+            return cannot_run(opt, paths, error->message, ret_termsig);
     }
 
     guint64 parent = outer_run(paths);
@@ -528,7 +534,7 @@ static int run(const Options *opt)
     if (opened == NULL) {
         g_autofree char *msg = g_strdup_printf("cannot open a run: %s", error->message);
         lw_ipc_client_free(app.client);
-        return cannot_run(opt, paths, msg);
+        return cannot_run(opt, paths, msg, ret_termsig);
     }
     const Lw__StatusReply *st = opened->open_run->status;
     app.run_id = opened->open_run->run_id;
@@ -579,7 +585,7 @@ static int run(const Options *opt)
         .on_ready = on_collector_event,
         .data = &app,
     };
-    int status = lw_child_run(opt->cmd, child_env, &watch, &error);
+    int status = lw_child_run(opt->cmd, child_env, &watch, ret_termsig, &error);
     if (status < 0) {
         fprintf(stderr, "llmwrap: cannot run %s: %s\n", cmd, error->message);
         g_clear_error(&error);
@@ -605,17 +611,21 @@ int main(int argc, char **argv)
         .tag_keys = g_ptr_array_new_with_free_func(g_free),
         .tag_values = g_ptr_array_new_with_free_func(g_free),
     };
+    int termsig = 0;
     int rc = parse_options(argc, argv, &opt);
     if (rc < 0) {
         if (opt.doctor)
             rc = lw_doctor_run(opt.cmd[0], g_getenv("PATH"), stdout);
         else
-            rc = run(&opt);
+            rc = run(&opt, &termsig);
     }
     fflush(stdout);
     g_ptr_array_unref(opt.tag_keys);
     g_ptr_array_unref(opt.tag_values);
     g_free(opt.json_summary);
     g_strfreev(opt.shown_cmd);
+    /* After the summary: a program ended by Ctrl-C ends llmwrap by SIGINT
+     * too, so a shell running llmwrap in a loop stops. */
+    lw_child_end_like(termsig);
     return rc;
 }

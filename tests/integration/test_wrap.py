@@ -440,8 +440,14 @@ class TestExitAndSignals(WrapCase):
         cases = [
             (["true"], 0, None),
             (["sh", "-c", "exit 3"], 3, None),
-            (["sh", "-c", "kill -TERM $$"], 128 + signal.SIGTERM, None),
+            # The signals a user ends a program with end llmwrap too (a
+            # negative returncode: killed by that signal); others are 128+N.
+            (["sh", "-c", "kill -TERM $$"], -signal.SIGTERM, None),
+            (["sh", "-c", "kill -INT $$"], -signal.SIGINT, None),
+            (["sh", "-c", "kill -HUP $$"], -signal.SIGHUP, None),
+            (["sh", "-c", "kill -QUIT $$"], -signal.SIGQUIT, None),
             (["sh", "-c", "kill -KILL $$"], 128 + signal.SIGKILL, None),
+            (["sh", "-c", "kill -USR1 $$"], 128 + signal.SIGUSR1, None),
             (["no-such-command-lw"], 127, b"llmwrap: no-such-command-lw: command not found"),
             ([notexec], 126, b"Permission denied"),
             ([self.workdir], 126, b"Is a directory"),
@@ -490,6 +496,53 @@ sys.exit(3)
         self.assertEqual(proc.returncode, 7, err)
         self.assertEqual(lwtest._read(marker).split(), ["USR1", "TERM"])
 
+    def _in_terminal(self, argv):
+        """Starts argv as the session leader of a new terminal; returns the
+        process and the terminal's master side."""
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+
+        def make_controlling_tty():
+            import fcntl
+            import termios
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        proc = subprocess.Popen(argv, env=self.env(), stdin=slave, stdout=slave, stderr=slave,
+                                start_new_session=True, preexec_fn=make_controlling_tty)
+        os.close(slave)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        return proc, master
+
+    def _drain(self, proc, master):
+        """Reads the terminal until proc exits (bounded); returns the output."""
+        out = b""
+        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    break
+        proc.wait(DEFAULT_TIMEOUT)
+        return out.decode(errors="replace")
+
+    def test_ctrl_c_stops_a_shell_loop_around_llmwrap(self):
+        # bash, waiting for a command when Ctrl-C comes, stops its loop
+        # only if the command died of SIGINT: llmwrap must die of it too,
+        # not exit 130. The program runs once (later iterations would
+        # return at once), so a loop that goes on finishes quickly.
+        ready = os.path.join(self.workdir, "ready")
+        program = '[ -e "$0" ] && exit 0; : > "$0"; exec sleep 60'
+        loop = ('for i in 1 2 3; do "$0" -q sh -c \'%s\' "$1"; echo "after $i: $?"; done; '
+                'echo LOOP FINISHED' % program)
+        proc, master = self._in_terminal(["/bin/bash", "-c", loop, self.llmwrap, ready])
+        wait_for(lambda: os.path.exists(ready), what="wrapped program ready")
+        os.write(master, b"\x03")
+        out = self._drain(proc, master)
+        self.assertEqual(proc.returncode, -signal.SIGINT, out)
+        self.assertNotIn("after 1", out)
+        self.assertNotIn("LOOP FINISHED", out)
+
     def test_terminal_ctrl_c_is_not_delivered_twice(self):
         # Under a terminal, Ctrl-C signals the whole foreground process
         # group: the program gets it from the kernel, and llmwrap must not
@@ -520,32 +573,13 @@ while time.monotonic() < deadline:
     signal.pause()
 sys.exit(3)
 """)
-        master, slave = pty.openpty()
-        self.addCleanup(os.close, master)
-
-        def make_controlling_tty():
-            import fcntl
-            import termios
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        proc = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, path, counts, ready],
-                                env=self.env(), stdin=slave, stdout=slave, stderr=slave,
-                                start_new_session=True, preexec_fn=make_controlling_tty)
-        os.close(slave)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        proc, master = self._in_terminal([self.llmwrap, "--quiet", PYTHON, path, counts, ready])
         wait_for(lambda: os.path.exists(ready), what="wrapped program ready")
         os.write(master, b"\x03")
         wait_for(lambda: lwtest._read(counts) == "1", what="the first SIGINT")
         proc.send_signal(signal.SIGUSR1)
         # Drain the terminal so the program never blocks writing to it.
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
-        while proc.poll() is None and time.monotonic() < deadline:
-            if select.select([master], [], [], 0.1)[0]:
-                try:
-                    os.read(master, 4096)
-                except OSError:
-                    break
-        proc.wait(DEFAULT_TIMEOUT)
+        self._drain(proc, master)
         self.assertEqual(proc.returncode, 0)
         self.assertEqual(lwtest._read(counts + ".final"), "1")
 
