@@ -59,6 +59,21 @@ static int shell_status(int status, int *ret_termsig)
     return 1;
 }
 
+/* Takes (consumes) one pending ending signal: its number, or 0 if none is
+ * pending. */
+static int take_pending_ending(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (guint i = 0; i < G_N_ELEMENTS(ending); i++)
+        sigaddset(&set, ending[i]);
+    const struct timespec now = {0, 0};
+    int sig;
+    while ((sig = sigtimedwait(&set, NULL, &now)) < 0 && errno == EINTR) {
+    }
+    return sig > 0 ? sig : 0;
+}
+
 void lw_child_end_like(int sig)
 {
     gboolean is_ending = FALSE;
@@ -128,6 +143,17 @@ int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, int 
         int e = errno;
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "signalfd: %s", g_strerror(e));
         return -1;
+    }
+    /* A Ctrl-C (or kill) that came while llmwrap was starting is held by
+     * the mask: it means "do not run it", not a signal for nobody. */
+    int early = take_pending_ending();
+    if (early != 0) {
+        close(sfd);
+        fprintf(stderr, "llmwrap: %s while starting: not running %s\n", g_strsignal(early),
+                argv[0]);
+        if (ret_termsig != NULL)
+            *ret_termsig = early;
+        return 128 + early;
     }
     pid_t child = 0;
     int rc = spawn(&child, argv, envp);

@@ -51,7 +51,10 @@ const sigset_t *lw_child_original_mask(void);
  * by signal N, 127 when the command is not found and 126 when it cannot be
  * executed (with the shell's message on stderr). -1 with error set if it
  * could not be started for another reason. *ret_termsig (may be NULL) is
- * the signal that killed the program, 0 when it exited or did not start. */
+ * the signal that killed the program, 0 when it exited or did not start.
+ * When SIGINT, SIGQUIT, SIGTERM or SIGHUP arrived before the program was
+ * started (a Ctrl-C while the collector starts), it is not started: that
+ * signal N is *ret_termsig and 128+N is returned. */
 int lw_child_run(char *const *argv, char *const *envp, LwChildWatch *watch, int *ret_termsig,
                  GError **error);
 

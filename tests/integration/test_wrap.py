@@ -496,7 +496,7 @@ sys.exit(3)
         self.assertEqual(proc.returncode, 7, err)
         self.assertEqual(lwtest._read(marker).split(), ["USR1", "TERM"])
 
-    def _in_terminal(self, argv):
+    def _in_terminal(self, argv, env=None):
         """Starts argv as the session leader of a new terminal; returns the
         process and the terminal's master side."""
         master, slave = pty.openpty()
@@ -507,7 +507,7 @@ sys.exit(3)
             import termios
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-        proc = subprocess.Popen(argv, env=self.env(), stdin=slave, stdout=slave, stderr=slave,
+        proc = subprocess.Popen(argv, env=env or self.env(), stdin=slave, stdout=slave, stderr=slave,
                                 start_new_session=True, preexec_fn=make_controlling_tty)
         os.close(slave)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
@@ -542,6 +542,37 @@ sys.exit(3)
         self.assertEqual(proc.returncode, -signal.SIGINT, out)
         self.assertNotIn("after 1", out)
         self.assertNotIn("LOOP FINISHED", out)
+
+    def test_ctrl_c_while_starting_does_not_run_the_program(self):
+        # A Ctrl-C typed while llmwrap waits for the collector to start is
+        # held by llmwrap's signal mask; it must stop the run, not be
+        # dropped. The collector's start is held until the SIGINT is
+        # pending in llmwrap.
+        started = os.path.join(self.workdir, "started")
+        go = os.path.join(self.workdir, "go")
+        ran = os.path.join(self.workdir, "ran")
+        os.mkfifo(go)
+        # llmwrap bounds the wait (it kills a collector that does not start).
+        slow = self.script("slow-collector", "#!/bin/sh\ntrap '' INT\n: > %s\nread _ < %s\n"
+                           'exec %s "$@"\n' % (started, go, lwtest.binary("LLM_COLLECTOR")))
+        os.chmod(slow, 0o755)
+        proc, master = self._in_terminal(
+            [self.llmwrap, "sh", "-c", ': > "$0"', ran],
+            env=self.env(LLMWRAP_COLLECTOR_BIN=slow))
+        wait_for(lambda: os.path.exists(started), what="the collector starting")
+        os.write(master, b"\x03")
+
+        def sigint_pending():
+            with open(f"/proc/{proc.pid}/status") as f:
+                fields = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+            return int(fields["ShdPnd"], 16) & (1 << (signal.SIGINT - 1))
+
+        wait_for(sigint_pending, what="SIGINT pending in llmwrap")
+        os.close(os.open(go, os.O_WRONLY))
+        out = self._drain(proc, master)
+        self.assertEqual(proc.returncode, -signal.SIGINT, out)
+        self.assertFalse(os.path.exists(ran), out)
+        self.assertIn("not running sh", out)
 
     def test_terminal_ctrl_c_is_not_delivered_twice(self):
         # Under a terminal, Ctrl-C signals the whole foreground process
