@@ -54,7 +54,7 @@ char *lw_launch_find_collector(GError **error)
     return found;
 }
 
-char *lw_launch_find_preload(GError **error)
+static char *find_preload(GError **error)
 {
     const char *env = g_getenv("LLMWRAP_PRELOAD_PATH");
     if (env != NULL && *env != '\0') {
@@ -75,6 +75,23 @@ char *lw_launch_find_preload(GError **error)
                     "set LLMWRAP_PRELOAD_PATH)",
                     LW_PRELOAD_INSTALLED);
     return found;
+}
+
+char *lw_launch_find_preload(GError **error)
+{
+    g_autofree char *found = find_preload(error);
+    /* ld.so splits LD_PRELOAD at spaces and colons (and childenv.c, reading
+     * a user's LD_PRELOAD, at tabs too): the shim would silently not load,
+     * and the program would run unmetered, its budget unenforced. */
+    if (found != NULL && strpbrk(found, " :\t") != NULL) {
+        g_set_error(error, LW_LAUNCH_ERROR, LW_LAUNCH_ERROR_BAD_PATH,
+                    "the preload shim's path \"%s\" contains a space, tab or ':', which "
+                    "LD_PRELOAD cannot hold; put libllmwrap-preload.so in a directory without "
+                    "them and point LLMWRAP_PRELOAD_PATH at it",
+                    found);
+        return NULL;
+    }
+    return g_steal_pointer(&found);
 }
 
 /* ---- starting the collector ---- */

@@ -24,6 +24,7 @@ GQuark lw_launch_error_quark(void);
 
 typedef enum {
     LW_LAUNCH_ERROR_NOT_FOUND, /* no llm-collector / shim binary */
+    LW_LAUNCH_ERROR_BAD_PATH,  /* the shim's path cannot be put in LD_PRELOAD */
     LW_LAUNCH_ERROR_START,     /* llm-collector failed to start */
     LW_LAUNCH_ERROR_TIMEOUT,   /* nothing answered in time */
 } LwLaunchError;
@@ -43,7 +44,8 @@ char *lw_launch_find_collector(GError **error);
 
 /* Where the shim is, as an absolute path: $LLMWRAP_PRELOAD_PATH, else the
  * build tree's ../preload/libllmwrap-preload.so, else the install path.
- * Transfer full; NULL with an error when none exists. */
+ * Transfer full; NULL with an error when none exists, or (BAD_PATH) when
+ * its path holds a space, tab or ':', where ld.so would split it. */
 char *lw_launch_find_preload(GError **error);
 
 typedef struct {

@@ -707,6 +707,25 @@ print(s1, chat())
         self.assertEqual(p.stdout, b"ran\n")
         self.assertIn(b"unmetered", p.stderr)
 
+    def test_shim_path_that_ld_preload_would_split_is_refused(self):
+        # ld.so splits LD_PRELOAD at spaces and colons: such a shim path
+        # would load nothing and the program would run unmetered.
+        shim = os.environ.get("LLMWRAP_PRELOAD_PATH")
+        if not shim:
+            self.skipTest("LLMWRAP_PRELOAD_PATH not set")
+        ran = os.path.join(self.workdir, "ran")
+        for dirname in ("my build", "a:b"):
+            with self.subTest(dir=dirname):
+                d = os.path.join(self.workdir, dirname)
+                os.mkdir(d)
+                copy = os.path.join(d, "libllmwrap-preload.so")
+                shutil.copy(shim, copy)
+                p = self.wrap("--budget", "1", "sh", "-c", ': > "$0"', ran,
+                              env=self.env(LLMWRAP_PRELOAD_PATH=copy))
+                self.assertRan(p, 125)
+                self.assertFalse(os.path.exists(ran))
+                self.assertIn(b"LD_PRELOAD cannot hold", p.stderr)
+
     def test_fail_open_is_passed_only_when_asked(self):
         show = ["sh", "-c", 'echo "${LLMWRAP_FAIL_OPEN-unset}"']
         self.assertEqual(self.wrap("-q", *show).stdout, b"unset\n")
