@@ -1,7 +1,7 @@
 /* main.c - llmwrap: run a command with its LLM API traffic metered.
  *
  *   llmwrap [options] [--] CMD [ARGS...]
- *   llmwrap --doctor CMD
+ *   llmwrap --doctor [--] CMD
  *
  * Starts (or joins) the collector of this state directory, opens a run,
  * writes the trust files, runs CMD with the preload shim and the trust
@@ -74,7 +74,7 @@ typedef struct {
 static void usage(FILE *out)
 {
     fputs("Usage: llmwrap [OPTIONS] [--] CMD [ARGS...]\n"
-          "       llmwrap --doctor CMD\n"
+          "       llmwrap --doctor [--] CMD\n"
           "\n"
           "Runs CMD with its LLM API traffic (OpenAI, Anthropic, Gemini, ...) sent through\n"
           "the local llmwrap collector, which records requests, tokens and cost.\n"
@@ -157,6 +157,9 @@ static int parse_options(int argc, char **argv, Options *opt)
         } else if (strcmp(name, "--doctor") == 0) {
             opt->doctor = TRUE;
             i++;
+            /* "llmwrap --doctor -- CMD", as "llmwrap -- CMD". */
+            if (i < argc && strcmp(argv[i], "--") == 0)
+                i++;
             break;
         } else if (strcmp(name, "--json-summary") == 0) {
             if (*value == '\0')

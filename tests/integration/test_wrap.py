@@ -1124,6 +1124,18 @@ int main(void) { return 0; }
         self.assertIn(b"not found", p.stdout)
         self.assertRan(self.wrap("--doctor", "a", "b"), 2)
 
+    def test_double_dash_before_the_command(self):
+        # "llmwrap --doctor -- CMD" is "llmwrap --doctor CMD", as for a run.
+        plain = self.doctor(PYTHON)
+        p = self.wrap("--doctor", "--", PYTHON)
+        self.assertRan(p, plain.returncode)
+        self.assertEqual(p.stdout, plain.stdout)
+        for argv in (["--doctor", "--"], ["--doctor", "--", "a", "b"]):
+            with self.subTest(argv=argv):
+                p = self.wrap(*argv)
+                self.assertRan(p, 2)
+                self.assertTrue(p.stderr.startswith(b"llmwrap: --doctor"), p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
