@@ -48,6 +48,10 @@ struct _LwReservation {
     gboolean metered;
     gint64 base_pusd;
     gint64 output_rate;
+    /* The lowest blocking per-request budget of a metered stream (which
+     * has no state to hold it): its name, NULL if none, and limit. */
+    char *request_budget;
+    gint64 request_limit_pusd;
 };
 
 /* A state whose definition changed (or went away) while requests it had
@@ -666,7 +670,16 @@ LwReservation *lw_budgets_admit(LwBudgets *b, const LwBudgetRequest *req, LwBudg
             return NULL;
         }
     }
-    if (states->len == 0)
+    /* A metered stream must also stay under the per-request budgets it
+     * passed on its input alone: the meter holds it to the lowest. */
+    const LwBudgetDef *request_cap = NULL;
+    for (guint i = 0; d->metered && i < request_defs->len; i++) {
+        const LwBudgetDef *def = g_ptr_array_index(request_defs, i);
+        if (def->action != LW_ACTION_WARN &&
+            (request_cap == NULL || def->limit_pusd < request_cap->limit_pusd))
+            request_cap = def;
+    }
+    if (states->len == 0 && request_cap == NULL)
         return NULL;
 
     /* Passed every budget: reserve the bound (for a metered stream, what is
@@ -674,6 +687,8 @@ LwReservation *lw_budgets_admit(LwBudgets *b, const LwBudgetRequest *req, LwBudg
     LwReservation *res = g_new0(LwReservation, 1);
     res->entries = g_array_new(FALSE, FALSE, sizeof(Entry));
     res->metered = d->metered;
+    res->request_budget = request_cap != NULL ? g_strdup(request_cap->name) : NULL;
+    res->request_limit_pusd = request_cap != NULL ? request_cap->limit_pusd : 0;
     res->base_pusd = bd.price != NULL ? bd.w.pusd : 0;
     res->output_rate = bd.price != NULL ? bd.w.output_rate : 0;
     for (guint i = 0; i < states->len; i++) {
@@ -722,6 +737,8 @@ static gboolean meter_over(const LwBudgets *b, const State *s)
 
 const char *lw_budget_meter(LwBudgets *b, LwReservation *res, gint64 running_pusd)
 {
+    if (res->request_budget != NULL && running_pusd > res->request_limit_pusd)
+        return res->request_budget;
     for (guint i = 0; i < res->entries->len; i++) {
         Entry *e = &g_array_index(res->entries, Entry, i);
         State *s = e->state;
@@ -870,6 +887,7 @@ void lw_budgets_settle(LwBudgets *b, LwReservation *res, gboolean cost_known, gi
         check_alerts(b, s);
     }
     g_array_unref(res->entries);
+    g_free(res->request_budget);
     g_free(res);
 }
 

@@ -509,6 +509,26 @@ class ActionsTest(BudgetTestCase):
             results = [f.result() for f in first + second]
         self.assert_streams_share_the_limit(results, limit)
 
+    def test_unbounded_stream_is_ended_at_a_per_request_cap(self):
+        # A per-request budget has no state of its own to meter against.
+        body = json.dumps(chat("sim-open", stream=True)).encode()
+        limit = D("0.0005")
+        self.llmctl("budget", "set", "each", "--limit", str(limit), "--per", "request")
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=body,
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "in=100;words=5000"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200)
+        text = r.read().decode()
+        conn.close()
+        self.assertFalse("[DONE]" in text, "the stream ran to its end")
+        self.assertIn("'each'", text[-2000:])
+        row = self.rows()[0]
+        self.assertTrue(row["partial"])
+        self.assertEqual(row["refused_by"], "budget each")
+        self.assertLessEqual(D(str(row["cost_usd"])), limit)
+
     def test_warn_forwards_with_a_header(self):
         self.llmctl("budget", "set", "soft", "--limit", "0.000001", "--per", "day",
                     "--action", "warn")
