@@ -55,6 +55,10 @@ gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **err
 gboolean lw_ledger_recost_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row, LwCost old,
                               GError **error);
 
+/* How long this connection waits for another's lock before SQLITE_BUSY
+ * (0: the default, 5 s). */
+void lw_ledger_set_busy_timeout(LwLedger *ledger, gint64 limit_us);
+
 /* A text column as a new string (NULL for NULL). */
 static inline char *lw_ledger_column_dup(sqlite3_stmt *st, int i)
 {

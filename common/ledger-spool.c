@@ -43,6 +43,14 @@
 /* After a batch failed (the ledger locked by another process for longer
  * than the busy timeout, a full disk), before trying again. */
 #define RETRY_US 1000000
+/* How long an apply waits for another process's write lock before it
+ * gives up (the rows stay queued and in the file, and are tried again).
+ * Short, because the collector's loop applies too (lw_spool_hold), and
+ * waits for the thread's apply to end before its own: a sqlite3 shell in
+ * an open transaction would otherwise stop the collector for the busy
+ * timeout, twice. Long enough for a chunk of llmctl reprice (~25 ms) or
+ * another process's small write. */
+#define APPLY_BUSY_US 100000
 /* For llmctl draining a spool the collector is about to open. */
 #define LOCK_WAIT_US 5000000
 #define LOCK_POLL_US 10000
@@ -340,6 +348,7 @@ LwSpool *lw_spool_open(const char *path, const char *ledger_path, GError **error
     }
     if ((st.st_mode & 077) != 0)
         (void)fchmod(fd, 0600);
+    lw_ledger_set_busy_timeout(ledger, APPLY_BUSY_US);
 
     LwSpool *sp = g_new0(LwSpool, 1);
     sp->path = g_strdup(path);

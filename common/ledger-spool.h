@@ -52,8 +52,9 @@ gint64 lw_spool_append(LwSpool *spool, const LwLedgerRequest *row, GError **erro
 
 /* See the top of this file. NULL-safe; hold/release pair up, not nested.
  * Returns FALSE when rows are still queued because they could not be
- * applied (another process held the ledger past the busy timeout): the
- * hold is taken all the same, and the caller reads without them. */
+ * applied (another process held the ledger's write lock for more than
+ * 100 ms): the hold is taken all the same, and the caller reads without
+ * them. */
 gboolean lw_spool_hold(LwSpool *spool);
 void lw_spool_release(LwSpool *spool);
 

@@ -262,6 +262,12 @@ typedef struct {
     char hash[HASH_HEX_LEN + 1];
 } CredentialSlot;
 
+/* How long a connection waits for another's lock (on_busy). */
+typedef struct {
+    gint64 since;
+    gint64 limit_us; /* 0: BUSY_TIMEOUT_US */
+} BusyWait;
+
 struct _LwLedger {
     sqlite3 *db;
     gboolean readonly;
@@ -277,7 +283,7 @@ struct _LwLedger {
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert, *rollup;
     sqlite3_stmt *run_start, *run_end, *recost;
-    gint64 busy_since; /* for on_busy */
+    BusyWait busy; /* for on_busy */
     /* Rollups of the rows inserted or repriced in the open transaction,
      * written at commit. */
     LwRollupBatch *rollups;
@@ -501,14 +507,19 @@ static gboolean ensure_salt(LwLedger *ledger, GError **error)
  * time out; this one looks every millisecond. */
 static int on_busy(void *data, int count)
 {
-    gint64 *since = data;
+    BusyWait *w = data;
     gint64 now = g_get_monotonic_time();
     if (count == 0)
-        *since = now;
-    if (now - *since >= BUSY_TIMEOUT_US)
+        w->since = now;
+    if (now - w->since >= (w->limit_us > 0 ? w->limit_us : BUSY_TIMEOUT_US))
         return 0;
     g_usleep(BUSY_POLL_US);
     return 1;
+}
+
+void lw_ledger_set_busy_timeout(LwLedger *ledger, gint64 limit_us)
+{
+    ledger->busy.limit_us = limit_us;
 }
 
 /* Checkpoints while the writer keeps writing, then sleeps until asked
@@ -530,8 +541,8 @@ static gpointer checkpointer_main(gpointer data)
     }
     /* A connection learns that the database is in WAL mode when it first
      * reads it; until then a checkpoint is a silent no-op (log = -1). */
-    gint64 busy_since = 0;
-    sqlite3_busy_handler(db, on_busy, &busy_since);
+    BusyWait busy = {0};
+    sqlite3_busy_handler(db, on_busy, &busy);
     /* A checkpoint copies pages through its own buffer, not the cache. */
     sqlite3_exec(db, "PRAGMA cache_size = -64", NULL, NULL, NULL);
     sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
@@ -681,7 +692,7 @@ LwLedger *lw_ledger_open(const char *path, gboolean readonly, GError **error)
         return NULL;
     }
     sqlite3_extended_result_codes(ledger->db, 1);
-    sqlite3_busy_handler(ledger->db, on_busy, &ledger->busy_since);
+    sqlite3_busy_handler(ledger->db, on_busy, &ledger->busy);
 
     /* Before anything writes (even the journal mode): a newer ledger is
      * refused untouched. */

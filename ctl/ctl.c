@@ -64,8 +64,14 @@ int lw_ctl_error(const char *name, const char *format, ...)
  * its spool; it may be waiting for the ledger's lock meanwhile. */
 #define SYNC_CONNECT_WAIT_US 5000000
 #define SYNC_CONNECT_POLL_US 20000
-/* A sync waits for one batch to commit, and the ledger's busy timeout. */
+/* A sync waits for one batch to commit. */
 #define SYNC_TIMEOUT_MS 15000
+/* While another process holds the ledger's write lock the collector
+ * answers at once that it could not apply its rows (its loop does not
+ * wait): llmctl asks again for this long, as SQLite's own busy timeout
+ * would have waited. */
+#define SYNC_LOCKED_WAIT_US 5000000
+#define SYNC_LOCKED_POLL_US 50000
 
 static gboolean ask_collector_to_sync(LwCtl *ctl, GError **error)
 {
@@ -77,7 +83,18 @@ static gboolean ask_collector_to_sync(LwCtl *ctl, GError **error)
         g_clear_error(error);
         g_usleep(SYNC_CONNECT_POLL_US);
     }
-    return lw_ipc_client_ledger_sync(client, SYNC_TIMEOUT_MS, error);
+    deadline = g_get_monotonic_time() + SYNC_LOCKED_WAIT_US;
+    GError *local = NULL;
+    while (!lw_ipc_client_ledger_sync(client, SYNC_TIMEOUT_MS, &local)) {
+        if (!g_error_matches(local, LW_IPC_ERROR, LW_IPC_ERROR_REMOTE) ||
+            g_get_monotonic_time() >= deadline) {
+            g_propagate_error(error, local);
+            return FALSE;
+        }
+        g_clear_error(&local);
+        g_usleep(SYNC_LOCKED_POLL_US);
+    }
+    return TRUE;
 }
 
 /* Every request a collector has recorded is in the SQLite file before

@@ -306,6 +306,34 @@ static void test_kill_9_then_replay(SpoolFixture *sf, gconstpointer data)
     lw_spool_close(sp);
 }
 
+/* Another process holding the ledger's write lock (a sqlite3 shell in an
+ * open transaction) must not stop the caller of lw_spool_hold, the
+ * collector's loop, for the 5 s busy timeout (twice: the spool thread's
+ * try, then its own): the hold gives up after a short wait, the row stays
+ * queued, and it is applied once the lock is gone. */
+static void test_hold_gives_up_on_a_held_lock(SpoolFixture *sf, gconstpointer data)
+{
+    GError *error = NULL;
+    LwSpool *sp = open_spool(sf);
+    sqlite3 *lock = lock_ledger(sf);
+    LwLedgerRequest r = numbered_row(1);
+    g_assert_cmpint(lw_spool_append(sp, &r, &error), ==, 1);
+    for (int i = 0; i < 3; i++) {
+        gint64 start = g_get_monotonic_time();
+        g_assert_false(lw_spool_hold(sp));
+        lw_spool_release(sp);
+        g_assert_cmpint(g_get_monotonic_time() - start, <, 2500000);
+    }
+    g_autofree char *said = take_warnings();
+    g_assert_nonnull(strstr(said, "cannot apply spooled rows yet"));
+    g_assert_cmpint(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+    sqlite3_close(lock);
+    g_assert_true(lw_spool_hold(sp));
+    lw_spool_release(sp);
+    g_assert_cmpint(rows(sf), ==, 1);
+    lw_spool_close(sp);
+}
+
 /* Killed after a batch committed but before the file was emptied: the
  * rows are applied again, which must change nothing. */
 static void test_replay_is_idempotent(SpoolFixture *sf, gconstpointer data)
@@ -433,6 +461,7 @@ int main(int argc, char **argv)
     ADD("/spool/applier-needs-no-hold", test_applier_needs_no_hold);
     ADD("/spool/file-stays-small", test_file_stays_small);
     ADD("/spool/kill-9-then-replay", test_kill_9_then_replay);
+    ADD("/spool/hold-gives-up-on-a-held-lock", test_hold_gives_up_on_a_held_lock);
     ADD("/spool/replay-is-idempotent", test_replay_is_idempotent);
     ADD("/spool/torn-tail-is-dropped", test_torn_tail_is_dropped);
     for (guint i = 0; i < G_N_ELEMENTS(damage_cases); i++) {
