@@ -93,6 +93,13 @@ static void reload(Collector *c)
 {
     LwServer *s = &c->server;
     g_autoptr(GError) error = NULL;
+    /* A missing file would load the defaults: the public provider hosts in
+     * place of the configured upstreams, without a word. */
+    if (!g_file_test(s->config->path, G_FILE_TEST_EXISTS)) {
+        g_warning("reload: %s is missing; keeping the running configuration",
+                  s->config->path);
+        return;
+    }
     LwConfig *config = lw_config_load(s->config->path, &error);
     if (config == NULL) {
         g_warning("reload failed, keeping the running configuration: %s", error->message);

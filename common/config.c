@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -162,12 +163,33 @@ static gboolean scan_text(const char *path, const char *text, LineIndex *idx, GE
 
 /* ---- value parsers ---- */
 
+/* What libcurl takes as CURLOPT_PROXY, checked here so that a typo is an
+ * error at load time rather than a 502 on every request. */
+static gboolean is_proxy_url(const char *s)
+{
+    static const char *const schemes[] = {"http", "https", "socks4", "socks4a", "socks5",
+                                          "socks5h"};
+    GUri *uri = g_uri_parse(s, G_URI_FLAGS_NONE, NULL);
+    if (uri == NULL)
+        return FALSE;
+    gboolean ok = FALSE;
+    for (guint i = 0; i < G_N_ELEMENTS(schemes); i++)
+        ok = ok || g_ascii_strcasecmp(g_uri_get_scheme(uri), schemes[i]) == 0;
+    const char *host = g_uri_get_host(uri);
+    ok = ok && host != NULL && host[0] != '\0' && g_uri_get_port(uri) != 0;
+    g_uri_unref(uri);
+    return ok;
+}
+
 gboolean lw_config_parse_duration_ms(const char *s, guint *ret_ms)
 {
     char *end = NULL;
+    /* Digits: strtod would also take "nan", "inf" and hex. */
+    if (!g_ascii_isdigit(s[0]) && !(s[0] == '.' && g_ascii_isdigit(s[1])))
+        return FALSE;
     errno = 0;
     double v = g_ascii_strtod(s, &end);
-    if (end == s || errno != 0 || v < 0)
+    if (end == s || errno != 0 || !isfinite(v) || v < 0 || g_ascii_strncasecmp(s, "0x", 2) == 0)
         return FALSE;
     while (*end == ' ')
         end++;
@@ -547,6 +569,11 @@ static gboolean load_upstream(Loader *l, LwConfig *c, GError **error)
         return FALSE;
     if (c->proxy != NULL && c->proxy[0] == '\0')
         g_clear_pointer(&c->proxy, g_free);
+    if (c->proxy != NULL && !is_proxy_url(c->proxy))
+        return bad_value(l, g, "proxy", c->proxy,
+                         "a proxy URL: http://, https://, socks4://, socks4a://, socks5:// or "
+                         "socks5h://, a host and a port in 1-65535",
+                         error);
     if (!get_duration(l, g, "connect_timeout", &c->connect_timeout_ms, error) ||
         !get_duration(l, g, "first_byte_timeout", &c->first_byte_timeout_ms, error) ||
         !get_bool(l, g, "http2", &c->http2, error))

@@ -115,6 +115,14 @@ static char *normalize_upstream(const char *url)
         return NULL;
     if (*rest == '\0' || *rest == '/' || strpbrk(url, " \t\r\n?#") != NULL)
         return NULL;
+    /* A host, and a port in 1-65535 if one is given. */
+    GUri *uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+    gboolean ok = uri != NULL && g_uri_get_host(uri) != NULL && g_uri_get_host(uri)[0] != '\0' &&
+                  g_uri_get_port(uri) != 0;
+    if (uri != NULL)
+        g_uri_unref(uri);
+    if (!ok)
+        return NULL;
     size_t len = strlen(url);
     if (url[len - 1] == '/')
         len--;

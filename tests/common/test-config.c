@@ -36,10 +36,22 @@ static const ErrorCase error_cases[] = {
     {"bad listen port", "[collector]\nlisten = 127.0.0.1:99999\n", "'listen'", 2},
     {"bad size", "[collector]\nmax_body = 12 parsecs\n", "'max_body'", 2},
     {"bad duration", "[collector]\nidle_timeout = soon\n", "'idle_timeout'", 2},
+    {"nan duration", "[collector]\nidle_timeout = nan\n", "'idle_timeout'", 2},
+    {"negative nan duration", "[collector]\ndrain_timeout = -nan\n", "'drain_timeout'", 2},
+    {"infinite duration", "[collector]\nidle_timeout = inf s\n", "'idle_timeout'", 2},
+    {"hex duration", "[collector]\nidle_timeout = 0x10\n", "'idle_timeout'", 2},
+    {"bad proxy", "[upstream]\nproxy = not a url at all\n", "'proxy'", 2},
+    {"bad proxy scheme", "[upstream]\nproxy = ftp://p:21\n", "'proxy'", 2},
+    {"bad proxy port", "[upstream]\nproxy = http://127.0.0.1:99999\n", "'proxy'", 2},
+    {"proxy", "[upstream]\nproxy = socks5h://127.0.0.1:1080\n", NULL, 0},
     {"bad log level", "[collector]\nlog_level = loud\n", "'log_level'", 2},
     {"bad bool", "[upstream]\nhttp2 = maybe\n", "'http2'", 2},
     {"missing ca file", "[upstream]\nca_file = /nonexistent/anchors.pem\n", "'ca_file'", 2},
     {"bad upstream url", "[provider.openai]\nupstream = ftp://x\n", "not an upstream URL", 2},
+    {"bad upstream port", "[provider.openai]\nupstream = https://127.0.0.1:99999\n",
+     "not an upstream URL", 2},
+    {"upstream port 0", "[provider.openai]\nupstream = https://127.0.0.1:0\n",
+     "not an upstream URL", 2},
     {"bad format", "[provider.openai]\nformat = xml\n", "'format'", 2},
     {"new provider needs host", "[provider.acme]\nupstream = https://a.example\n",
      "needs 'host ='", 1},
@@ -208,6 +220,9 @@ static void test_parsers(void)
     g_assert_true(lw_config_parse_duration_ms("1h", &ms) && ms == 3600000);
     g_assert_false(lw_config_parse_duration_ms("-1s", &ms));
     g_assert_false(lw_config_parse_duration_ms("", &ms));
+    g_assert_true(lw_config_parse_duration_ms(".5s", &ms) && ms == 500);
+    g_assert_false(lw_config_parse_duration_ms("nan", &ms));
+    g_assert_false(lw_config_parse_duration_ms("infinity", &ms));
     guint64 b;
     g_assert_true(lw_config_parse_size("64KiB", &b) && b == 65536);
     g_assert_true(lw_config_parse_size("2G", &b) && b == 2ull << 30);

@@ -325,6 +325,22 @@ class ForwardingTest(lwtest.CollectorTestCase):
         self.assertIn(b"content-length: ", got[:first_end])
         self.assertTrue(got[first_end:].startswith(b"HTTP/1.1 502 "), got)
 
+    def test_reload_keeps_the_running_configuration_when_the_file_is_bad_or_gone(self):
+        # The defaults would send requests to the public provider hosts.
+        config = os.path.join(self.home, "config.ini")
+        for change in ("bad", "gone"):
+            with self.subTest(change=change):
+                mark = len(self.collector.read_log())
+                if change == "bad":
+                    with open(config, "a") as f:
+                        f.write("\n[collector]\nno_such_key = 1\n")
+                else:
+                    os.unlink(config)
+                self.collector.proc.send_signal(signal.SIGHUP)
+                wait_for(lambda: "keeping the running configuration" in
+                         self.collector.read_log()[mark:], what="the reload refused")
+                self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
     def test_upstream_down_gives_shaped_502(self):
         dead = lwtest.free_port()
         lwtest.write_config(self.home, lwtest.sim_config(self.sim, ("gemini",)) +
