@@ -55,12 +55,17 @@ GString *lw_refusal_stream_event(LwFormat format, LwEndpoint endpoint, const cha
     case LW_FORMAT_OPENAI:
     default:
         if (endpoint == LW_ENDPOINT_RESPONSES) {
-            /* openai-node throws on `error`; openai-python surfaces events,
-             * so the response also fails explicitly. */
+            /* The Responses error event, plus an "error" member: that is
+             * what makes openai-node and openai-python raise APIError (a
+             * bare error event is yielded as just another event). A
+             * client that reads events sees the response fail too. */
             g_string_append(out, "event: error\ndata: {\"type\":\"error\",\"code\":"
                                  "\"insufficient_quota\",\"message\":");
             lw_json_append_string(out, message, -1);
-            g_string_append(out, ",\"param\":null}\n\n");
+            g_string_append(out, ",\"param\":null,\"error\":{\"type\":\"insufficient_quota\","
+                                 "\"code\":\"insufficient_quota\",\"message\":");
+            lw_json_append_string(out, message, -1);
+            g_string_append(out, ",\"param\":null}}\n\n");
             g_string_append(out, "event: response.failed\ndata: {\"type\":\"response.failed\","
                                  "\"response\":{\"status\":\"failed\",\"error\":{\"code\":"
                                  "\"insufficient_quota\",\"message\":");

@@ -62,11 +62,32 @@ async function one(client) {
 """
 
 
+# A Responses stream with no output bound, metered and ended by the budget.
+RESPONSES_STREAM = r"""
+const { createRequire } = require("module");
+const sdk = createRequire(process.env.LW_NODE_DIR + "/");
+(async () => {
+  const OpenAI = sdk("openai").default || sdk("openai");
+  const client = new OpenAI({ apiKey: "sk-test", defaultHeaders: { "x-sim": process.argv[2] } });
+  let events = 0;
+  try {
+    const stream = await client.responses.create({ model: "sim-open", input: "hi", stream: true });
+    for await (const ev of stream) events++;
+    console.log(JSON.stringify({ ok: true, events }));
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, events, name: e.constructor.name,
+                                 message: String(e.message) }));
+  }
+})();
+"""
+
+
 def body_bytes(body):
     return len(json.dumps(body, separators=(",", ":")).encode())
 
 
 class NodeBudgetTest(WrapCase):
+    config_extra = "\n[price.sim-open]\ninput = 1\noutput = 10\n"
 
     def setUp(self):
         if shutil.which("node") is None:
@@ -142,6 +163,21 @@ class NodeBudgetTest(WrapCase):
         for r in refused:
             self.assertEqual(r["status"], 402)
             self.assertEqual(r["type"], "billing_error")
+
+
+    def test_openai_sdk_raises_when_the_budget_ends_a_responses_stream(self):
+        # A stream the SDK took for finished would hand the program a cut
+        # answer as if it were whole.
+        self.script("responses.js", RESPONSES_STREAM)
+        p = self.wrap("--budget", "0.0005", "--quiet", "node",
+                      os.path.join(self.workdir, "responses.js"), "in=100;words=5000",
+                      env=self.env(LW_NODE_DIR=NODE_DIR))
+        result = json.loads(p.stdout)
+        self.assertFalse(result["ok"], result)
+        self.assertEqual(result["name"], "APIError", result)
+        self.assertIn("budget", result["message"])
+        self.assertGreater(result["events"], 0)
+        self.assertEqual(p.returncode, 86, p.stderr)
 
 
 class RunawaySuiteTest(WrapCase):
