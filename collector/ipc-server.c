@@ -20,7 +20,11 @@
 #include "upstream.h"
 
 
-#define MAX_CLIENTS 256
+/* Each llmwrap run keeps a client for its whole life: room for many runs
+ * at once, with a bound so that a runaway cannot take every descriptor. */
+#define MAX_CLIENTS 4096
+/* A refusal for being full is logged at most this often. */
+#define FULL_LOG_GAP_US (10 * G_USEC_PER_SEC)
 #define MAX_CLIENT_OUT (1024 * 1024)
 
 typedef struct {
@@ -43,6 +47,7 @@ struct _LwIpcServer {
     char *path;
     GQueue clients;
     GHashTable *handlers; /* body case -> Handler* */
+    gint64 full_logged_us; /* when a refusal for being full was last logged */
 };
 
 static void client_close(Client *c)
@@ -287,7 +292,17 @@ static void on_accept(LwLoop *loop, int fd, uint32_t events, void *data)
         struct ucred cred;
         socklen_t len = sizeof cred;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-            cred.uid != geteuid() || g_queue_get_length(&ipc->clients) >= MAX_CLIENTS) {
+            cred.uid != geteuid()) {
+            close(cfd);
+            continue;
+        }
+        if (g_queue_get_length(&ipc->clients) >= MAX_CLIENTS) {
+            gint64 now = g_get_monotonic_time();
+            if (now - ipc->full_logged_us >= FULL_LOG_GAP_US) {
+                g_warning("IPC: %d clients already (llmwrap runs, llmctl): refusing more",
+                          MAX_CLIENTS);
+                ipc->full_logged_us = now;
+            }
             close(cfd);
             continue;
         }

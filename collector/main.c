@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -161,6 +162,20 @@ static void on_signal(LwLoop *loop, int fd, uint32_t events, void *data)
             break;
         }
     }
+}
+
+/* Every client connection, upstream connection and llmwrap run holds a
+ * descriptor, and Debian's soft limit is 1024: raise it to the hard limit,
+ * as servers do (the loop uses epoll, so high descriptors are fine). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        g_debug("open files limit stays %lu: %s", (unsigned long)was, g_strerror(errno));
 }
 
 static int setup_signals(GError **error)
@@ -332,6 +347,7 @@ int main(int argc, char **argv)
     g_setenv("LLMWRAP_COLLECTOR", "1", TRUE);
 
     lw_log_init("llm-collector", "info");
+    raise_fd_limit();
     g_autoptr(LwPaths) paths = lw_paths_new();
     LwConfig *config = lw_config_load(config_path, &error);
     if (config == NULL) {

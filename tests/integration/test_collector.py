@@ -10,6 +10,7 @@ import http.client
 import io
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -324,6 +325,21 @@ class ForwardingTest(lwtest.CollectorTestCase):
         self.assertTrue(got.startswith(b"HTTP/1.1 502 "), got)
         self.assertIn(b"content-length: ", got[:first_end])
         self.assertTrue(got[first_end:].startswith(b"HTTP/1.1 502 "), got)
+
+    def test_open_files_limit_is_raised_to_the_hard_limit(self):
+        # Every connection, upstream connection and llmwrap run holds one;
+        # the usual soft limit of 1024 would cap them. Started under a
+        # soft limit of 256, the collector raises its own.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.assertEqual(self.collector.stop(), 0)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        try:
+            self.collector.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with open(f"/proc/{self.collector.proc.pid}/limits") as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        self.assertEqual(line.split()[3:5], [str(hard), str(hard)])
 
     def test_reload_keeps_the_running_configuration_when_the_file_is_bad_or_gone(self):
         # The defaults would send requests to the public provider hosts.
