@@ -450,7 +450,10 @@ static void on_first_byte_timeout(LwLoop *loop, void *data)
         lw_transfer_cancel(ex->transfer);
         ex->transfer = NULL;
     }
-    answer_error(ex, 504, "the provider did not answer in time");
+    g_autofree char *msg = g_strdup_printf(
+        "llmwrap: %s did not answer within [upstream] first_byte_timeout (%g s)",
+        ex->provider->host, ex->server->config->first_byte_timeout_ms / 1000.0);
+    answer_error(ex, 504, msg);
 }
 
 /* ---- public ---- */

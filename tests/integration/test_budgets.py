@@ -297,8 +297,10 @@ class UnansweredTest(BudgetTestCase):
         self.assertEqual(self.send(self.body)[0], 429)
 
     def test_provider_too_slow_is_charged_the_worst_case(self):
-        status, _, _ = self.send(self.body, "in=50;out=100;delay_ms=5000")
+        status, _, body = self.send(self.body, "in=50;out=100;delay_ms=5000")
         self.assertEqual(status, 504)
+        self.assertIn("api.openai.com did not answer within [upstream] first_byte_timeout (1 s)",
+                      json.loads(body)["error"]["message"])
         self.check_row(504)
 
     def test_request_never_sent_costs_nothing(self):
