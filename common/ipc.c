@@ -64,8 +64,14 @@ LwIpcClient *lw_ipc_client_connect(const char *socket_path, GError **error)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_UNREACHABLE,
-                    "no collector at %s: %s", socket_path, g_strerror(e));
+        /* No socket, or no one behind it: not running. Anything else (a
+         * socket of another user's, no permission) is not that. */
+        if (e == ENOENT || e == ECONNREFUSED)
+            g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_UNREACHABLE, "no collector at %s: %s",
+                        socket_path, g_strerror(e));
+        else
+            g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_IO, "cannot reach the collector at %s: %s",
+                        socket_path, g_strerror(e));
         return NULL;
     }
     LwIpcClient *c = g_new0(LwIpcClient, 1);

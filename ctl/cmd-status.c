@@ -142,6 +142,8 @@ int lw_cmd_status(LwCtl *ctl, int argc, char **argv)
     g_autofree char *state_dir = lw_ctl_state_dir(ctl);
     g_autoptr(GError) error = NULL;
     g_autoptr(LwIpcClient) client = lw_ipc_client_connect(ctl->paths->ipc_socket, &error);
+    if (client == NULL && !g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_UNREACHABLE))
+        return lw_ctl_error(NAME, "%s", error->message);
     if (client == NULL) {
         if (json) {
             g_autoptr(GString) out = g_string_new("{\"running\": false, \"state_dir\": ");

@@ -221,7 +221,7 @@ gboolean lw_ctl_reload_collector(LwCtl *ctl, const char *name)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(LwIpcClient) client = lw_ipc_client_connect(ctl->paths->ipc_socket, &error);
-    if (client == NULL) {
+    if (client == NULL && g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_UNREACHABLE)) {
         printf("No collector is running: it applies the change when it starts.\n");
         return TRUE;
     }
@@ -229,7 +229,8 @@ gboolean lw_ctl_reload_collector(LwCtl *ctl, const char *name)
     Lw__Request req = LW__REQUEST__INIT;
     req.body_case = LW__REQUEST__BODY_RELOAD;
     req.reload = &reload;
-    Lw__Response *resp = lw_ipc_client_call(client, &req, RELOAD_TIMEOUT_MS, &error);
+    Lw__Response *resp =
+        client != NULL ? lw_ipc_client_call(client, &req, RELOAD_TIMEOUT_MS, &error) : NULL;
     if (resp == NULL) {
         lw_ctl_error(name,
                      "saved, but the running collector did not reload: %s. It applies the "

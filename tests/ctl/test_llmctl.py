@@ -723,6 +723,23 @@ class Collector(unittest.TestCase):
         self.assertEqual(status, {"running": False, "state_dir": self.home.dir,
                                   "ledger": os.path.join(self.home.dir, "ledger.db")})
 
+    def test_status_stale_socket_is_not_running(self):
+        # A collector killed with -9 leaves its socket behind.
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(self.socket)
+        s.close()
+        out, _, _ = self.home.run("status", expect=3)
+        self.assertIn("not running", out)
+
+    def test_status_unreachable_is_an_error_not_not_running(self):
+        # A socket llmctl cannot reach (another user's, a broken run
+        # directory) is not "not running": scripts would start another.
+        os.rmdir(os.path.join(self.home.dir, "run"))
+        with open(os.path.join(self.home.dir, "run"), "w"):
+            pass
+        _, err, _ = self.home.run("status", expect=1)
+        self.assertIn("cannot reach the collector", err)
+
     def test_status_running(self):
         fake = FakeCollector(self.socket)
         self.addCleanup(fake.close)
