@@ -47,6 +47,7 @@ static void handle_open(LwServer *server, const Lw__Request *req, Lw__Response *
         lw_ipc_response_set_error(resp, error->message);
         return;
     }
+    lw_runs_set_owner(runs, id, lw_ipc_server_current_client(server->ipc));
     g_info("run %" G_GUINT64_FORMAT " opened: %s%s", id, o->n_argv > 0 ? o->argv[0] : "?",
            run.budget_pusd >= 0 ? " (with a budget)" : "");
     Lw__OpenRunReply *r = g_malloc(sizeof *r);
@@ -155,8 +156,16 @@ static void handle_summary(LwServer *server, const Lw__Request *req, Lw__Respons
     resp->run_summary = r;
 }
 
+/* An llmwrap killed with -9 never closes its run: its connection closing
+ * is the last word. */
+static void on_client_closed(guint64 client, void *data)
+{
+    lw_runs_abandon(data, client);
+}
+
 void lw_ipc_runs_register(LwIpcServer *ipc, LwRuns *runs)
 {
+    lw_ipc_server_set_close_handler(ipc, on_client_closed, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_RUN_SUMMARY, handle_summary, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_OPEN_RUN, handle_open, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_CLOSE_RUN, handle_close, runs);

@@ -29,6 +29,7 @@
 
 typedef struct {
     LwIpcServer *ipc;
+    guint64 id; /* lw_ipc_server_current_client */
     int fd;
     GByteArray *in;
     LwBuf out;
@@ -48,11 +49,17 @@ struct _LwIpcServer {
     GQueue clients;
     GHashTable *handlers; /* body case -> Handler* */
     gint64 full_logged_us; /* when a refusal for being full was last logged */
+    guint64 next_client_id;
+    guint64 current_client; /* whose request a handler is running; 0 outside */
+    LwIpcCloseFunc on_close;
+    void *on_close_data;
 };
 
 static void client_close(Client *c)
 {
     LwIpcServer *ipc = c->ipc;
+    if (ipc->on_close != NULL)
+        ipc->on_close(c->id, ipc->on_close_data);
     lw_loop_unwatch(ipc->server->loop, c->fd);
     close(c->fd);
     g_byte_array_unref(c->in);
@@ -218,7 +225,9 @@ static gboolean dispatch(Client *c, const Lw__Request *req)
     default: {
         Handler *h = g_hash_table_lookup(ipc->handlers, GINT_TO_POINTER(req->body_case));
         if (h != NULL) {
+            ipc->current_client = c->id;
             h->func(ipc->server, req, resp, h->data);
+            ipc->current_client = 0;
         } else {
             g_autofree char *msg =
                 g_strdup_printf("this collector does not handle request type %d",
@@ -308,6 +317,7 @@ static void on_accept(LwLoop *loop, int fd, uint32_t events, void *data)
         }
         Client *c = g_new0(Client, 1);
         c->ipc = ipc;
+        c->id = ++ipc->next_client_id;
         c->fd = cfd;
         c->in = g_byte_array_new();
         c->link.data = c;
@@ -362,6 +372,8 @@ void lw_ipc_server_free(LwIpcServer *ipc)
 {
     if (ipc == NULL)
         return;
+    /* The collector is going away, not the clients: their runs go on. */
+    ipc->on_close = NULL;
     while (ipc->clients.head != NULL)
         client_close(ipc->clients.head->data);
     lw_loop_unwatch(ipc->server->loop, ipc->fd);
@@ -393,4 +405,15 @@ void lw_ipc_server_publish(LwIpcServer *ipc, const Lw__RequestEvent *event)
         if (c->tail)
             client_send(c, &resp);
     }
+}
+
+guint64 lw_ipc_server_current_client(const LwIpcServer *ipc)
+{
+    return ipc->current_client;
+}
+
+void lw_ipc_server_set_close_handler(LwIpcServer *ipc, LwIpcCloseFunc func, void *data)
+{
+    ipc->on_close = func;
+    ipc->on_close_data = data;
 }

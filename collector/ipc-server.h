@@ -30,6 +30,16 @@ void lw_ipc_server_free(LwIpcServer *ipc);
 void lw_ipc_server_set_handler(LwIpcServer *ipc, Lw__Request__BodyCase which, LwIpcHandler func,
                                void *data);
 
+/* The client whose request a handler is running (a number unique for the
+ * server's life; 0 outside a handler): for state that lives as long as a
+ * client's connection, such as a run as long as its llmwrap. */
+guint64 lw_ipc_server_current_client(const LwIpcServer *ipc);
+
+/* Called with a client's number when its connection closes, whatever the
+ * reason (not when the server itself is freed). One per server. */
+typedef void (*LwIpcCloseFunc)(guint64 client, void *data);
+void lw_ipc_server_set_close_handler(LwIpcServer *ipc, LwIpcCloseFunc func, void *data);
+
 /* Sends `event` to every tail subscriber; a subscriber that cannot keep up
  * (over 1 MiB queued) is disconnected rather than buffered without bound. */
 void lw_ipc_server_publish(LwIpcServer *ipc, const Lw__RequestEvent *event);

@@ -80,6 +80,40 @@ gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **e
     return ok;
 }
 
+void lw_runs_set_owner(LwRuns *runs, guint64 run_id, guint64 owner)
+{
+    LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
+    if (r != NULL)
+        r->owner = owner;
+}
+
+void lw_runs_abandon(LwRuns *runs, guint64 owner)
+{
+    if (owner == 0)
+        return;
+    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint64));
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, runs->by_id);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        const LwRun *r = value;
+        if (r->open && r->owner == owner)
+            g_array_append_val(ids, r->id);
+    }
+    for (guint i = 0; i < ids->len; i++) {
+        guint64 id = g_array_index(ids, guint64, i);
+        g_autoptr(GError) error = NULL;
+        if (lw_runs_close(runs, id, -1, &error))
+            g_warning("run %" G_GUINT64_FORMAT ": its llmwrap went away without closing it; "
+                      "ended with an unknown exit status",
+                      id);
+        else
+            g_warning("run %" G_GUINT64_FORMAT ": its llmwrap went away, and the run cannot be "
+                      "ended: %s",
+                      id, error->message);
+    }
+}
+
 const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id)
 {
     LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);

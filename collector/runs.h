@@ -23,6 +23,7 @@ typedef struct {
     gint64 spent_pusd;  /* known spend of this run alone, settled */
     gboolean killed;    /* llmctl kill: refuse every further request */
     gboolean open;
+    guint64 owner;      /* the IPC client of the llmwrap that opened it; 0 = none */
 } LwRun;
 
 typedef struct _LwRuns LwRuns;
@@ -36,8 +37,16 @@ void lw_runs_free(LwRuns *runs);
  * error. */
 guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error);
 
-/* Marks a run ended (ledger and registry). */
+/* Marks a run ended (ledger and registry); a negative exit_status is
+ * recorded as unknown. */
 gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error);
+
+/* Ties an open run to the IPC client that opened it. */
+void lw_runs_set_owner(LwRuns *runs, guint64 run_id, guint64 owner);
+
+/* Ends, with an unknown exit status, the runs still open that `owner`
+ * opened: its llmwrap went away without closing them (killed with -9). */
+void lw_runs_abandon(LwRuns *runs, guint64 owner);
 
 /* The run, from the cache or the ledger; NULL when unknown. Borrowed until
  * the next call that changes the registry. */

@@ -955,7 +955,10 @@ gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, in
         return FALSE;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)run_id);
     sqlite3_bind_int64(st, 2, ended_ms);
-    sqlite3_bind_int(st, 3, exit_status);
+    if (exit_status >= 0)
+        sqlite3_bind_int(st, 3, exit_status);
+    else
+        sqlite3_bind_null(st, 3);
     if (!step_done(ledger, st, "ending a run", error))
         return FALSE;
     if (sqlite3_changes(ledger->db) == 0) {

@@ -115,7 +115,8 @@ gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *row, GError **e
 /* Records the start of a run; returns its id (> 0) or 0 with error set. */
 guint64 lw_ledger_run_start(LwLedger *ledger, const LwLedgerRun *run, GError **error);
 
-/* Records the end of a run. */
+/* Records the end of a run; a negative exit_status is stored as unknown
+ * (NULL). */
 gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, int exit_status,
                            GError **error);
 

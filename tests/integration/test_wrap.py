@@ -434,6 +434,29 @@ print(c.getresponse().status)
 
 class TestExitAndSignals(WrapCase):
 
+    def runs(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "runs", "--json"], capture_output=True,
+                             text=True, env=self.env(), timeout=RUN_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def test_run_of_a_killed_llmwrap_ends(self):
+        # kill -9 leaves no llmwrap to close its run: the collector ends it
+        # when llmwrap's connection goes, with the exit status unknown,
+        # rather than showing it running for ever.
+        proc = subprocess.Popen([self.llmwrap, "sleep", "30"], env=self.env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+        run = wait_for(lambda: next(iter(self.runs()), None), what="the run opened")
+        self.assertIsNone(run["ended"])
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(RUN_TIMEOUT)
+        ended = wait_for(lambda: self.runs()[0]["ended"] is not None and self.runs()[0],
+                         what="the run ended")
+        self.assertEqual(ended["id"], run["id"])
+        self.assertIsNone(ended["exit_status"])
+
     def test_exit_statuses(self):
         notexec = self.script("notexec.sh", "#!/bin/sh\nexit 0\n")
         os.chmod(notexec, 0o644)
