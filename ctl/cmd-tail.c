@@ -113,8 +113,15 @@ int lw_cmd_tail(LwCtl *ctl, int argc, char **argv)
             if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_TIMEOUT))
                 continue;
             if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_IO)) {
+                /* The collector also drops a tail that falls 1 MiB behind,
+                 * rather than buffer for it without bound. */
+                g_autoptr(LwIpcClient) probe =
+                    lw_ipc_client_connect(ctl->paths->ipc_socket, NULL);
                 fflush(stdout);
-                fprintf(stderr, "llmctl %s: the collector went away\n", NAME);
+                fprintf(stderr, "llmctl %s: %s\n", NAME,
+                        probe != NULL ? "the collector dropped this tail: it fell too far behind "
+                                        "(requests came faster than they were printed)"
+                                      : "the collector went away");
                 return LW_CTL_EXIT_ERROR;
             }
             return lw_ctl_error(NAME, "%s", error->message);

@@ -797,6 +797,16 @@ class Collector(unittest.TestCase):
         self.assertEqual(proc.wait(timeout=TIMEOUT), 1)
         self.assertIn("went away", proc.stderr.read().decode())
 
+    def test_tail_dropped_by_a_running_collector(self):
+        # The collector drops a tail that falls too far behind; it is still
+        # running, so "went away" would send the user looking for a crash.
+        fake, proc = self.start_tail()
+        fake.conn.shutdown(socket.SHUT_RDWR)
+        self.assertEqual(proc.wait(timeout=TIMEOUT), 1)
+        err = proc.stderr.read().decode()
+        self.assertIn("dropped this tail: it fell too far behind", err)
+        fake.close()
+
     def test_tail_not_running(self):
         _, err, _ = self.home.run("tail", expect=1)
         self.assertIn("not running", err)
