@@ -545,19 +545,11 @@ static int run(const Options *opt, int *ret_termsig)
 
     g_autoptr(LwTrust) trust =
         lw_trust_prepare(paths->run_dir, st->ca_file, g_getenv("SSL_CERT_FILE"), &error);
-    if (trust == NULL) {
+    g_auto(GStrv) user_trust =
+        trust != NULL ? user_trust_files(trust, environ_copy, &error) : NULL;
+    if (error != NULL) {
         /* Without trust files every TLS handshake with the collector would
          * fail: do not run the program half-configured. */
-        fprintf(stderr, "llmwrap: cannot prepare the trust files: %s\n", error->message);
-        g_clear_error(&error);
-        close_run(app.client, app.run_id, EXIT_CANNOT_RUN, NULL);
-        lw__response__free_unpacked(opened, NULL);
-        lw_ipc_client_free(app.client);
-        return EXIT_CANNOT_RUN;
-    }
-
-    g_auto(GStrv) user_trust = user_trust_files(trust, environ_copy, &error);
-    if (error != NULL) {
         fprintf(stderr, "llmwrap: cannot prepare the trust files: %s\n", error->message);
         g_clear_error(&error);
         close_run(app.client, app.run_id, EXIT_CANNOT_RUN, NULL);

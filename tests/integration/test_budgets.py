@@ -426,17 +426,10 @@ class ActionsTest(BudgetTestCase):
     def test_unbounded_stream_is_ended_at_the_cap(self):
         # sim-open has a price but no output limit and the request no
         # max-tokens field: the stream is admitted and metered.
-        body = json.dumps(chat("sim-open", stream=True)).encode()
         limit = D("0.0005")
         self.llmctl("budget", "set", "meter", "--limit", str(limit), "--per", "day")
-        conn = self.via("openai")
-        conn.request("POST", CHAT, body=body,
-                     headers={"authorization": "Bearer k", "content-type": "application/json",
-                              "x-sim": "in=100;words=5000"})
-        r = conn.getresponse()
-        self.assertEqual(r.status, 200)
-        text = r.read().decode()
-        conn.close()
+        status, text = self.stream(chat("sim-open", stream=True), "in=100;words=5000")
+        self.assertEqual(status, 200)
         events = [e for e in text.split("\n\n") if e.strip()]
         last = json.loads(events[-1][len("data: "):])
         self.assertEqual(last["error"]["code"], "insufficient_quota")
@@ -513,17 +506,10 @@ class ActionsTest(BudgetTestCase):
 
     def test_unbounded_stream_is_ended_at_a_per_request_cap(self):
         # A per-request budget has no state of its own to meter against.
-        body = json.dumps(chat("sim-open", stream=True)).encode()
         limit = D("0.0005")
         self.llmctl("budget", "set", "each", "--limit", str(limit), "--per", "request")
-        conn = self.via("openai")
-        conn.request("POST", CHAT, body=body,
-                     headers={"authorization": "Bearer k", "content-type": "application/json",
-                              "x-sim": "in=100;words=5000"})
-        r = conn.getresponse()
-        self.assertEqual(r.status, 200)
-        text = r.read().decode()
-        conn.close()
+        status, text = self.stream(chat("sim-open", stream=True), "in=100;words=5000")
+        self.assertEqual(status, 200)
         self.assertFalse("[DONE]" in text, "the stream ran to its end")
         self.assertIn("'each'", text[-2000:])
         row = self.rows()[0]
