@@ -11,13 +11,13 @@
 #include "guard.h"
 #include "ipc-server.h"
 #include "json.h"
-#include "refusal.h"
 #include "ledger.h"
-#include "worst-case.h"
 #include "ledger-spool.h"
 #include "loop.h"
 #include "pricing.h"
+#include "refusal.h"
 #include "runs.h"
+#include "worst-case.h"
 
 struct _LwAccount {
     LwServer *server;

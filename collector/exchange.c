@@ -154,7 +154,6 @@ static void drop_body_for_head(const LwExchange *ex, GString *out)
         g_string_truncate(out, (gsize)(end + 4 - out->str));
 }
 
-/* Answers with an error of our own (before any response byte was sent). */
 /* The shape the client's SDK expects: the endpoint's, which is not always
  * the provider's (Gemini's OpenAI-compatible chat completions). */
 static LwFormat answer_format(const LwExchange *ex)
@@ -165,6 +164,7 @@ static LwFormat answer_format(const LwExchange *ex)
     return format;
 }
 
+/* Answers with an error of our own (before any response byte was sent). */
 static void answer_error(LwExchange *ex, int status, const char *message)
 {
     LwFormat format = answer_format(ex);
