@@ -39,6 +39,7 @@ struct _LwAccount {
     gboolean metered;
     char *downgraded_to;
     char *ended_by;        /* budget that ended a metered stream */
+    gboolean ended_by_kill; /* llmctl kill ended the stream */
     gboolean discard_tail; /* the stream was cut by us: drop a partial event */
     GBytes *unanswered;    /* during lw_account_settle_unanswered: the body sent */
 };
@@ -174,9 +175,9 @@ void lw_account_set_reservation(LwAccount *a, LwReservation *res, gboolean meter
     a->downgraded_to = g_strdup(downgraded_to);
 }
 
-gboolean lw_account_over_budget(LwAccount *a)
+static gboolean over_budget(LwAccount *a)
 {
-    if (!a->metered || a->observer == NULL || a->ended_by != NULL)
+    if (!a->metered)
         return FALSE;
     const LwUsage *u = lw_observer_usage(a->observer);
     /* No tokeniser makes more tokens than bytes of text: a bound. */
@@ -191,12 +192,31 @@ gboolean lw_account_over_budget(LwAccount *a)
     return TRUE;
 }
 
+gboolean lw_account_must_end_stream(LwAccount *a)
+{
+    if (a->observer == NULL || a->ended_by != NULL || a->ended_by_kill)
+        return FALSE;
+    /* Only a stream can be ended with an event; a JSON answer is whole or
+     * nothing, and what it cost is spent already. */
+    if (a->info.sse && a->upstream_status >= 200 && a->upstream_status < 300 &&
+        lw_runs_killed(a->server->runs, lw_account_run_id(a))) {
+        a->ended_by_kill = TRUE;
+        return TRUE;
+    }
+    return over_budget(a);
+}
+
 GString *lw_account_end_stream(LwAccount *a)
 {
     a->discard_tail = TRUE;
-    g_autofree char *msg = g_strdup_printf(
-        "llmwrap budget '%s' reached: the stream was ended before it could exceed the limit",
-        a->ended_by != NULL ? a->ended_by : "?");
+    g_autofree char *msg =
+        a->ended_by_kill
+            ? g_strdup_printf("llmwrap run %" G_GUINT64_FORMAT " was stopped with `llmctl "
+                              "kill`: the stream was ended",
+                              lw_account_run_id(a))
+            : g_strdup_printf("llmwrap budget '%s' reached: the stream was ended before it "
+                              "could exceed the limit",
+                              a->ended_by != NULL ? a->ended_by : "?");
     g_warning("%s", msg);
     return lw_refusal_stream_event(lw_endpoint_format(a->info.endpoint, a->provider->format),
                                    a->info.endpoint, msg);
@@ -394,9 +414,10 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     row.output_tokens = t.output_tokens;
     row.reasoning_tokens = t.reasoning_tokens;
     g_autofree char *refused_by = NULL;
-    if (a->ended_by != NULL) {
-        /* Charged for what it used, and marked as stopped by the budget. */
-        refused_by = g_strdup_printf("budget %s", a->ended_by);
+    if (a->ended_by != NULL || a->ended_by_kill) {
+        /* Charged for what it used, and marked as stopped by us. */
+        refused_by = a->ended_by_kill ? g_strdup("kill")
+                                      : g_strdup_printf("budget %s", a->ended_by);
         row.refused_by = refused_by;
         row.partial = TRUE;
     }

@@ -49,15 +49,17 @@ guint64 lw_account_run_id(const LwAccount *account);
 
 /* Hands the budget reservation to the account (settled with the actual
  * cost). `metered`: the stream has no output bound and must be checked as
- * it runs (lw_account_over_budget). `downgraded_to`: the model the budget
+ * it runs (lw_account_must_end_stream). `downgraded_to`: the model the budget
  * rewrote the request to (priced when the answer does not name one). */
 struct _LwReservation;
 void lw_account_set_reservation(LwAccount *account, struct _LwReservation *res,
                                 gboolean metered, const char *downgraded_to);
 
-/* For a metered stream: has what it produced so far reached a budget? Then
- * the exchange ends it (lw_account_end_stream). */
-gboolean lw_account_over_budget(LwAccount *account);
+/* Must the streamed answer be ended now? A metered stream whose output so
+ * far reached a budget, or any stream of a run stopped with `llmctl kill`
+ * (spend stops at once, not when the stream ends). The exchange then ends
+ * it (lw_account_end_stream). */
+gboolean lw_account_must_end_stream(LwAccount *account);
 
 /* The response head arrived. Creates the observer; bytes then flow through
  * `sink`. */

@@ -379,9 +379,10 @@ static gboolean on_body(void *data, const char *buf, size_t len)
         return FALSE; /* backpressure: resumed from lw_exchange_on_drain() */
     ex->body_bytes += len;
     lw_account_body(ex->account, buf, len);
-    if (lw_account_over_budget(ex->account)) {
-        /* A metered stream reached its budget: end it with the provider's
-         * own error event, charge what it used, stop the upstream. */
+    if (lw_account_must_end_stream(ex->account)) {
+        /* A metered stream reached its budget, or its run was killed: end
+         * it with the provider's own error event, charge what it used,
+         * stop the upstream. */
         g_autoptr(GString) ev = lw_account_end_stream(ex->account);
         lw_transfer_cancel(ex->transfer);
         ex->transfer = NULL;
@@ -390,7 +391,7 @@ static gboolean on_body(void *data, const char *buf, size_t len)
         lw_account_settle(ex->account, ex->status, TRUE);
         if (ex->chunked_out)
             lw_conn_send(ex->conn, "0\r\n\r\n", 5);
-        log_done(ex, "ended by a budget");
+        log_done(ex, "ended by llmwrap");
         LwConn *conn = ex->conn;
         gboolean keep = ex->client_keep_alive && !ex->close_delimited && ex->chunked_out;
         lw_conn_response_done(conn, keep); /* frees ex */

@@ -46,18 +46,6 @@ static char *rewrite_path_model(const char *path, const char *model)
     return g_strdup_printf("%.*s%s%s", (int)(m - path), path, model, colon);
 }
 
-/* Is the run, or a run it is nested in, stopped by `llmctl kill`? */
-static gboolean run_killed(LwRuns *runs, guint64 run_id)
-{
-    const LwRun *r = run_id != 0 && runs != NULL ? lw_runs_get(runs, run_id) : NULL;
-    for (int depth = 0; r != NULL && depth < 32; depth++) {
-        if (r->killed)
-            return TRUE;
-        r = r->parent_id != 0 ? lw_runs_get(runs, r->parent_id) : NULL;
-    }
-    return FALSE;
-}
-
 void lw_policy_admit(LwServer *server, LwAccount *account, const char *path, GBytes *body,
                      LwPolicyDecision *d)
 {
@@ -69,7 +57,7 @@ void lw_policy_admit(LwServer *server, LwAccount *account, const char *path, GBy
     const char *body_data = body != NULL ? g_bytes_get_data(body, &body_len) : NULL;
     gint64 now_ms = lw_clock_now_ms();
 
-    if (run_killed(server->runs, run_id)) {
+    if (lw_runs_killed(server->runs, run_id)) {
         d->refuse = TRUE;
         d->refused_by = g_strdup("kill");
         d->message = g_strdup_printf("llmwrap run %" G_GUINT64_FORMAT

@@ -138,6 +138,17 @@ void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd)
         r->spent_pusd += pusd;
 }
 
+gboolean lw_runs_killed(LwRuns *runs, guint64 run_id)
+{
+    const LwRun *r = run_id != 0 && runs != NULL ? lw_runs_get(runs, run_id) : NULL;
+    for (int depth = 0; r != NULL && depth < 32; depth++) {
+        if (r->killed)
+            return TRUE;
+        r = r->parent_id != 0 ? lw_runs_get(runs, r->parent_id) : NULL;
+    }
+    return FALSE;
+}
+
 gboolean lw_runs_kill(LwRuns *runs, guint64 run_id)
 {
     lw_runs_get(runs, run_id);

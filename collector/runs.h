@@ -57,3 +57,7 @@ void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd);
 
 /* Refuses every further request of the run. FALSE when unknown. */
 gboolean lw_runs_kill(LwRuns *runs, guint64 run_id);
+
+/* Is the run, or a run it is nested in, stopped by `llmctl kill`? NULL
+ * runs and run 0 are not. */
+gboolean lw_runs_killed(LwRuns *runs, guint64 run_id);

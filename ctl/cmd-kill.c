@@ -1,7 +1,8 @@
 /* cmd-kill.c - `llmctl kill RUN`: the collector refuses every further
  * provider request of a run and of the runs nested in it, whatever their
- * budgets say. The program itself is not signalled: it sees refusals in
- * its provider's own error shape and decides what to do. */
+ * budgets say, and ends their streams in flight. The program itself is not
+ * signalled: it sees refusals in its provider's own error shape and
+ * decides what to do. */
 #include "ctl.h"
 #include "ipc.h"
 
@@ -13,7 +14,8 @@ int lw_cmd_kill(LwCtl *ctl, int argc, char **argv)
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
         NAME, "RUN", NULL,
         "Makes the running collector refuse every further request of run RUN (see\n"
-        "`llmctl runs`). Exit status 3 when no collector runs.");
+        "`llmctl runs`) and end its streams in flight. Exit status 3 when no\n"
+        "collector runs.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc < 2)

@@ -74,6 +74,25 @@ sys.exit(0 if r.status == 200 else 1)
 """
 
 
+# A long chat stream; touches argv[1] once the first event arrived, then
+# prints how the stream ended.
+STREAM_PY = r"""
+import http.client, json, sys
+body = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                   "messages": [{"role": "user", "content": "hi"}]})
+c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+c.request("POST", "/v1/chat/completions", body,
+          {"content-type": "application/json", "authorization": "Bearer sk-test",
+           "x-sim": "words=5000;chunk_delay_ms=5"})
+r = c.getresponse()
+first = r.readline()
+open(sys.argv[1], "w").close()
+rest = r.read().decode()
+print(json.dumps({"status": r.status, "done": "[DONE]" in rest,
+                  "killed": "llmctl kill" in rest}))
+"""
+
+
 def curl_chat(*extra):
     return ["curl", "-sS", "--fail", "--max-time", "30", CHAT_URL,
             "-H", "content-type: application/json", "-H", "authorization: Bearer sk-test",
@@ -439,6 +458,25 @@ class TestExitAndSignals(WrapCase):
                              text=True, env=self.env(), timeout=RUN_TIMEOUT)
         self.assertEqual(out.returncode, 0, out.stderr)
         return json.loads(out.stdout)
+
+    def test_llmctl_kill_ends_a_stream_in_flight(self):
+        # `llmctl kill` is the way to stop a run's spending now: a stream
+        # already running must end too, not only the requests after it.
+        self.script("stream.py", STREAM_PY)
+        marker = os.path.join(self.workdir, "streaming")
+        proc = subprocess.Popen([self.llmwrap, "--quiet", PYTHON,
+                                 os.path.join(self.workdir, "stream.py"), marker],
+                                env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: os.path.exists(marker), what="the stream started")
+        run = self.runs()[0]
+        out = subprocess.run([lwtest.binary("LLMCTL"), "kill", str(run["id"])],
+                             capture_output=True, text=True, env=self.env(), timeout=RUN_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        result = json.loads(stdout)
+        self.assertEqual(result, {"status": 200, "done": False, "killed": True}, stderr)
+        self.assertEqual(self.runs()[0]["requests"], 1)
 
     def test_run_of_a_killed_llmwrap_ends(self):
         # kill -9 leaves no llmwrap to close its run: the collector ends it
