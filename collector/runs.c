@@ -9,6 +9,7 @@ struct _LwRuns {
     LwLedger *ledger;
     LwSpool *spool;
     GHashTable *by_id; /* guint64* -> LwRun* */
+    guint killed;      /* runs killed so far: none, and no run need be looked up */
     guint64 next_memory_id; /* ids when there is no ledger */
 };
 
@@ -140,7 +141,10 @@ void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd)
 
 gboolean lw_runs_killed(LwRuns *runs, guint64 run_id)
 {
-    const LwRun *r = run_id != 0 && runs != NULL ? lw_runs_get(runs, run_id) : NULL;
+    /* Asked for every event of every stream: nearly always nothing to find. */
+    if (runs == NULL || runs->killed == 0)
+        return FALSE;
+    const LwRun *r = run_id != 0 ? lw_runs_get(runs, run_id) : NULL;
     for (int depth = 0; r != NULL && depth < 32; depth++) {
         if (r->killed)
             return TRUE;
@@ -155,6 +159,8 @@ gboolean lw_runs_kill(LwRuns *runs, guint64 run_id)
     LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
     if (r == NULL)
         return FALSE;
+    if (!r->killed)
+        runs->killed++;
     r->killed = TRUE;
     return TRUE;
 }

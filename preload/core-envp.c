@@ -109,10 +109,22 @@ bool lw_shim_preload_has(const char *value, const char *path, size_t path_len)
     return false;
 }
 
+bool lw_shim_preload_entry_leads(const char *entry, size_t len)
+{
+    const char *base = entry;
+    for (size_t i = 0; i < len; i++) {
+        if (entry[i] == '/')
+            base = entry + i + 1;
+    }
+    size_t base_len = len - (size_t)(base - entry);
+    return (base_len >= 10 && memcmp(base, "libasan.so", 10) == 0 &&
+            (base_len == 10 || base[10] == '.')) ||
+           (base_len >= 16 && memcmp(base, "libclang_rt.asan", 16) == 0);
+}
+
 /* The length of the first entry of an LD_PRELOAD value (after leading
- * separators, skipped into *skip) when that entry must stay first: the
- * ASan runtime, which refuses to run unless it comes first in the initial
- * library list. 0 when it need not. */
+ * separators, skipped into *skip) when it must stay first
+ * (lw_shim_preload_entry_leads); 0 when it need not. */
 static size_t first_must_stay(const char *value, size_t *skip)
 {
     const char *p = value;
@@ -121,17 +133,8 @@ static size_t first_must_stay(const char *value, size_t *skip)
     const char *start = p;
     while (*p != '\0' && !is_preload_sep(*p))
         p++;
-    const char *base = start;
-    for (const char *q = start; q < p; q++) {
-        if (*q == '/')
-            base = q + 1;
-    }
-    size_t base_len = (size_t)(p - base);
-    bool asan = (base_len >= 10 && memcmp(base, "libasan.so", 10) == 0 &&
-                 (base_len == 10 || base[10] == '.')) ||
-                (base_len >= 16 && memcmp(base, "libclang_rt.asan", 16) == 0);
     *skip = (size_t)(start - value);
-    return asan ? (size_t)(p - start) : 0;
+    return lw_shim_preload_entry_leads(start, (size_t)(p - start)) ? (size_t)(p - start) : 0;
 }
 
 /* Whether envp defines the variable `entry` ("NAME=..." with the name's

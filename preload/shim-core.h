@@ -217,6 +217,12 @@ void lw_shim_env_snapshot(LwShimEnvSnapshot *snap, char *const *envp, const char
 /* Number of entries in envp (NULL = empty), or SIZE_MAX if over `max`. */
 size_t lw_shim_envp_count(char *const *envp, size_t max);
 
+/* Whether an LD_PRELOAD entry (`len` bytes) must stay in front of the
+ * shim: a sanitizer runtime (libasan.so[.N], libclang_rt.asan*), which
+ * refuses to run unless it is the first object loaded. llmwrap applies the
+ * same rule. */
+bool lw_shim_preload_entry_leads(const char *entry, size_t len);
+
 /* Whether `path` is an element of an LD_PRELOAD value (separated by ':' or
  * spaces, as ld.so reads it). */
 bool lw_shim_preload_has(const char *value, const char *path, size_t path_len);

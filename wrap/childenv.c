@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "shim-core.h"
+
 const char *const lw_childenv_combined_vars[] = {
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
@@ -52,17 +54,6 @@ static void append_user_preloads(GString *out, const char *user)
     }
 }
 
-/* A sanitizer runtime refuses to start unless it is the first object
- * loaded: it keeps its place in front of the shim. */
-static gboolean must_be_first(const char *entry, size_t len)
-{
-    const char *slash = g_strrstr_len(entry, (gssize)len, "/");
-    const char *base = slash != NULL ? slash + 1 : entry;
-    size_t base_len = len - (size_t)(base - entry);
-    return (base_len >= 9 && memcmp(base, "libasan.so", 9) == 0) ||
-           (base_len >= 16 && memcmp(base, "libclang_rt.asan", 16) == 0);
-}
-
 char *lw_childenv_preload_value(const char *user, const char *shim)
 {
     GString *out = g_string_new(NULL);
@@ -70,7 +61,8 @@ char *lw_childenv_preload_value(const char *user, const char *shim)
     if (user != NULL) {
         size_t skip = strspn(user, ": \t");
         size_t len = strcspn(user + skip, ": \t");
-        if (len > 0 && must_be_first(user + skip, len)) {
+        /* A sanitizer runtime keeps its place in front of the shim. */
+        if (len > 0 && lw_shim_preload_entry_leads(user + skip, len)) {
             g_string_append_len(out, user + skip, (gssize)len);
             rest = user + skip + len;
         }
