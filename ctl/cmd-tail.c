@@ -14,6 +14,8 @@
 /* How often a wait for the next event checks for SIGINT/SIGTERM: the
  * IPC client retries interrupted polls, so the flag is looked at here. */
 #define SIGNAL_CHECK_MS 200
+/* How long a collector that dropped the tail has to answer a status. */
+#define PROBE_TIMEOUT_MS 1000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -72,6 +74,26 @@ static void print_event(const Lw__RequestEvent *e, gboolean json)
     fflush(stdout);
 }
 
+/* The collector also drops a tail that falls 1 MiB behind, rather than
+ * buffer for it without bound. Told apart from a collector that stopped
+ * by asking it something: one that is exiting may still accept a
+ * connection for a moment, but does not answer. */
+static gboolean collector_answers(LwCtl *ctl)
+{
+    g_autoptr(LwIpcClient) probe = lw_ipc_client_connect(ctl->paths->ipc_socket, NULL);
+    if (probe == NULL)
+        return FALSE;
+    Lw__StatusRequest status = LW__STATUS_REQUEST__INIT;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_STATUS;
+    req.status = &status;
+    Lw__Response *resp = lw_ipc_client_call(probe, &req, PROBE_TIMEOUT_MS, NULL);
+    if (resp == NULL)
+        return FALSE;
+    lw__response__free_unpacked(resp, NULL);
+    return TRUE;
+}
+
 int lw_cmd_tail(LwCtl *ctl, int argc, char **argv)
 {
     gboolean json = FALSE;
@@ -113,15 +135,12 @@ int lw_cmd_tail(LwCtl *ctl, int argc, char **argv)
             if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_TIMEOUT))
                 continue;
             if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_IO)) {
-                /* The collector also drops a tail that falls 1 MiB behind,
-                 * rather than buffer for it without bound. */
-                g_autoptr(LwIpcClient) probe =
-                    lw_ipc_client_connect(ctl->paths->ipc_socket, NULL);
                 fflush(stdout);
                 fprintf(stderr, "llmctl %s: %s\n", NAME,
-                        probe != NULL ? "the collector dropped this tail: it fell too far behind "
-                                        "(requests came faster than they were printed)"
-                                      : "the collector went away");
+                        collector_answers(ctl)
+                            ? "the collector dropped this tail: it fell too far behind "
+                              "(requests came faster than they were printed)"
+                            : "the collector went away");
                 return LW_CTL_EXIT_ERROR;
             }
             return lw_ctl_error(NAME, "%s", error->message);

@@ -656,6 +656,7 @@ class FakeCollector:
         self.sock.settimeout(TIMEOUT)
         self.subscribed = threading.Event()
         self.conn = None
+        self.closed = False
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -664,6 +665,11 @@ class FakeCollector:
         self.conn.sendall(struct.pack(">I", len(msg)) + msg)
 
     def serve(self):
+        # One client after another, as long as the socket listens.
+        while self.serve_one():
+            pass
+
+    def serve_one(self):
         try:
             self.conn, _ = self.sock.accept()
             self.conn.settimeout(TIMEOUT)
@@ -671,7 +677,7 @@ class FakeCollector:
             while True:
                 data = self.conn.recv(65536)
                 if not data:
-                    return
+                    return True
                 buf += data
                 while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
                     n = struct.unpack(">I", buf[:4])[0]
@@ -683,10 +689,13 @@ class FakeCollector:
                         self.send(15, b"", req_id)
                         self.subscribed.set()
         except OSError:
-            return
+            return not self.closed
 
     def close(self):
-        for s in (self.conn, self.sock):
+        # The listening socket first, as a collector that exits stops
+        # answering before its clients see their connections end.
+        self.closed = True
+        for s in (self.sock, self.conn):
             if s is not None:
                 try:
                     s.shutdown(socket.SHUT_RDWR)
