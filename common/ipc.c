@@ -190,6 +190,21 @@ Lw__Response *lw_ipc_client_call(LwIpcClient *c, Lw__Request *req, int timeout_m
     }
 }
 
+Lw__Response *lw_ipc_client_status(LwIpcClient *c, int timeout_ms, GError **error)
+{
+    Lw__StatusRequest body = LW__STATUS_REQUEST__INIT;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_STATUS;
+    req.status = &body;
+    Lw__Response *resp = lw_ipc_client_call(c, &req, timeout_ms, error);
+    if (resp != NULL && (resp->body_case != LW__RESPONSE__BODY_STATUS || resp->status == NULL)) {
+        lw__response__free_unpacked(resp, NULL);
+        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_PROTOCOL, "the collector sent no status");
+        return NULL;
+    }
+    return resp;
+}
+
 gboolean lw_ipc_client_ledger_sync(LwIpcClient *c, int timeout_ms, GError **error)
 {
     Lw__LedgerSyncRequest body = LW__LEDGER_SYNC_REQUEST__INIT;

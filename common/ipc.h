@@ -66,6 +66,10 @@ Lw__Response *lw_ipc_client_call(LwIpcClient *client, Lw__Request *req, int time
  * subscriptions). Returns NULL with LW_IPC_ERROR_TIMEOUT on timeout. */
 Lw__Response *lw_ipc_client_next(LwIpcClient *client, int timeout_ms, GError **error);
 
+/* The collector's status: a response whose `status` is set (any other
+ * answer is LW_IPC_ERROR_PROTOCOL). Transfer full, as lw_ipc_client_call. */
+Lw__Response *lw_ipc_client_status(LwIpcClient *client, int timeout_ms, GError **error);
+
 /* Returns once the collector has applied its ledger spool: every request
  * it recorded so far is then in the SQLite file. */
 gboolean lw_ipc_client_ledger_sync(LwIpcClient *client, int timeout_ms, GError **error);

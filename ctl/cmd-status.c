@@ -160,18 +160,10 @@ int lw_cmd_status(LwCtl *ctl, int argc, char **argv)
         return lw_ctl_flush(NAME) ? LW_CTL_EXIT_NOT_RUNNING : LW_CTL_EXIT_ERROR;
     }
 
-    Lw__StatusRequest status_req = LW__STATUS_REQUEST__INIT;
-    Lw__Request req = LW__REQUEST__INIT;
-    req.body_case = LW__REQUEST__BODY_STATUS;
-    req.status = &status_req;
-    Lw__Response *resp = lw_ipc_client_call(client, &req, STATUS_TIMEOUT_MS, &error);
+    Lw__Response *resp = lw_ipc_client_status(client, STATUS_TIMEOUT_MS, &error);
     if (resp == NULL)
         return lw_ctl_error(NAME, "the collector at %s did not answer: %s",
                             ctl->paths->ipc_socket, error->message);
-    if (resp->body_case != LW__RESPONSE__BODY_STATUS || resp->status == NULL) {
-        lw__response__free_unpacked(resp, NULL);
-        return lw_ctl_error(NAME, "the collector sent no status");
-    }
     if (json)
         print_json(resp->status, state_dir, ctl->paths->ledger_file);
     else

@@ -83,11 +83,7 @@ static gboolean collector_answers(LwCtl *ctl)
     g_autoptr(LwIpcClient) probe = lw_ipc_client_connect(ctl->paths->ipc_socket, NULL);
     if (probe == NULL)
         return FALSE;
-    Lw__StatusRequest status = LW__STATUS_REQUEST__INIT;
-    Lw__Request req = LW__REQUEST__INIT;
-    req.body_case = LW__REQUEST__BODY_STATUS;
-    req.status = &status;
-    Lw__Response *resp = lw_ipc_client_call(probe, &req, PROBE_TIMEOUT_MS, NULL);
+    Lw__Response *resp = lw_ipc_client_status(probe, PROBE_TIMEOUT_MS, NULL);
     if (resp == NULL)
         return FALSE;
     lw__response__free_unpacked(resp, NULL);

@@ -276,21 +276,6 @@ static gboolean close_run(LwIpcClient *client, guint64 run_id, int status, GErro
     return TRUE;
 }
 
-static Lw__Response *status_call(LwIpcClient *client, GError **error)
-{
-    Lw__StatusRequest s = LW__STATUS_REQUEST__INIT;
-    Lw__Request req = LW__REQUEST__INIT;
-    req.body_case = LW__REQUEST__BODY_STATUS;
-    req.status = &s;
-    Lw__Response *resp = call(client, &req, error);
-    if (resp != NULL && resp->body_case != LW__RESPONSE__BODY_STATUS) {
-        lw__response__free_unpacked(resp, NULL);
-        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_PROTOCOL, "unexpected status answer");
-        return NULL;
-    }
-    return resp;
-}
-
 /* ---- the collector dying mid-run ---- */
 
 /* The collector's IPC connection became readable, or (fd -1) a restart is
@@ -328,7 +313,7 @@ static int on_collector_event(int fd, void *data)
         return LW_CHILD_WATCH_RETRY;
     }
     g_clear_error(&error);
-    Lw__Response *st = status_call(app->client, &error);
+    Lw__Response *st = lw_ipc_client_status(app->client, IPC_TIMEOUT_MS, &error);
     if (st == NULL) {
         /* It went away again right after answering: the next event restarts it. */
         fprintf(stderr, "llmwrap: the restarted collector does not answer: %s\n", error->message);
