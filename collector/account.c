@@ -218,8 +218,7 @@ GString *lw_account_end_stream(LwAccount *a)
                               "could exceed the limit",
                               a->ended_by != NULL ? a->ended_by : "?");
     g_warning("%s", msg);
-    return lw_refusal_stream_event(lw_endpoint_format(a->info.endpoint, a->provider->format),
-                                   a->info.endpoint, msg);
+    return lw_refusal_stream_event(a->provider->format, a->info.endpoint, msg);
 }
 
 void lw_account_response(LwAccount *a, int status, const char *content_type,

@@ -39,7 +39,7 @@ GString *lw_refusal_response(LwFormat format, const char *message, const char *r
 GString *lw_refusal_stream_event(LwFormat format, LwEndpoint endpoint, const char *message)
 {
     GString *out = g_string_sized_new(256);
-    switch (format) {
+    switch (lw_endpoint_format(endpoint, format)) {
     case LW_FORMAT_ANTHROPIC:
         g_string_append(out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
                              "\"billing_error\",\"message\":");

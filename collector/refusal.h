@@ -31,5 +31,7 @@ GString *lw_refusal_response(LwFormat format, const char *message, const char *r
 /* The HTTP status a refusal uses for `format`. */
 int lw_refusal_status(LwFormat format);
 
-/* The event(s) that end a stream of `endpoint` with an error. Transfer full. */
+/* The event(s) that end a stream of `endpoint` with an error, in the
+ * endpoint's dialect (`format` is the provider's: Gemini's OpenAI-compatible
+ * endpoint speaks OpenAI). Transfer full. */
 GString *lw_refusal_stream_event(LwFormat format, LwEndpoint endpoint, const char *message);

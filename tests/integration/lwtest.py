@@ -117,6 +117,18 @@ class Sim:
         self.log.close()
 
 
+def read_head(conn):
+    """Bytes from `conn` up to and including the blank line that ends an
+    HTTP head (what a stand-in proxy reads first); fewer if it closes."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
 def _read(path):
     try:
         with open(path) as f:

@@ -248,6 +248,24 @@ class SpoolTest(lwtest.CollectorTestCase):
         self.assertIn(rid, [r["upstream_request_id"] for r in json.loads(out)])
         self.assertEqual([r["upstream_request_id"] for r in self.llmctl_rows()], [rid2, rid])
 
+    def test_llmctl_warns_when_the_lock_outlasts_its_wait(self):
+        # llmctl waits 5 s for another process's write lock, then answers
+        # from what the ledger holds and says the newest rows may be missing.
+        first = self.send()
+        self.assertEqual(len(self.llmctl_rows()), 1)  # in the ledger now
+        db = self.lock_ledger()
+        self.send()
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        db.execute("ROLLBACK")
+        db.close()
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("the newest requests may be missing", out.stderr)
+        self.assertIn("locked by another process", out.stderr)
+        self.assertEqual([r["upstream_request_id"] for r in json.loads(out.stdout)], [first])
+
     def test_llmctl_applies_a_killed_collectors_spool(self):
         first = self.send()
         self.assertEqual(len(self.llmctl_rows()), 1)

@@ -818,12 +818,9 @@ class ConnectProxy:
     def _tunnel(self, c):
         with c:
             c.settimeout(DEFAULT_TIMEOUT)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = c.recv(4096)
-                if not data:
-                    return
-                head += data
+            head = lwtest.read_head(c)
+            if b"\r\n\r\n" not in head:
+                return
             host, port = head.split(b"\r\n")[0].split()[1].decode().rsplit(":", 1)
             with socket.create_connection((host, int(port)), DEFAULT_TIMEOUT) as u:
                 self.tunnels += 1

@@ -373,12 +373,7 @@ class _Proxy:
             with conn:
                 conn.settimeout(DEFAULT_TIMEOUT)
                 try:
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        head += chunk
+                    head = lwtest.read_head(conn)
                     self.seen.append(head.split(b"\r\n")[0].decode())
                     conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
                 except OSError:
