@@ -84,6 +84,14 @@ static const char *auth_header_value(const char *arg)
     return NULL;
 }
 
+/* Replaces `s`[from, to) by LW_REDACTED; returns the index just past it. */
+static gsize replace_span(GString *s, gsize from, gsize to)
+{
+    g_string_erase(s, (gssize)from, (gssize)(to - from));
+    g_string_insert(s, (gssize)from, LW_REDACTED);
+    return from + strlen(LW_REDACTED);
+}
+
 /* Replaces in `s` every word shaped like a provider key. */
 static void redact_keys(GString *s)
 {
@@ -99,11 +107,78 @@ static void redact_keys(GString *s)
                 end++;
             if (end - i - n < KEY_MIN_TAIL)
                 continue;
-            g_string_erase(s, (gssize)i, (gssize)(end - i));
-            g_string_insert(s, (gssize)i, LW_REDACTED);
-            i += strlen(LW_REDACTED) - 1;
+            i = replace_span(s, i, end) - 1;
             break;
         }
+    }
+}
+
+/* Replaces the password of every URL with user info ("https://u:PW@host"). */
+static void redact_url_passwords(GString *s)
+{
+    for (gsize i = 0; i + 3 <= s->len; i++) {
+        if (memcmp(s->str + i, "://", 3) != 0)
+            continue;
+        gsize start = i + 3, end = start, colon = 0;
+        while (end < s->len && strchr("/?#@ \t'\"", s->str[end]) == NULL) {
+            if (s->str[end] == ':' && colon == 0)
+                colon = end;
+            end++;
+        }
+        if (end < s->len && s->str[end] == '@' && colon > start && colon + 1 < end)
+            i = replace_span(s, colon + 1, end);
+    }
+}
+
+/* Replaces the value of every query or form parameter whose name says it
+ * holds a secret ("?key=X&alt=sse", "&access_token=X"). */
+static void redact_query_secrets(GString *s)
+{
+    for (gsize i = 0; i < s->len; i++) {
+        if (s->str[i] != '?' && s->str[i] != '&')
+            continue;
+        gsize name = i + 1, eq = name;
+        while (eq < s->len && is_key_char(s->str[eq]))
+            eq++;
+        if (eq == name || eq >= s->len || s->str[eq] != '=' ||
+            !is_secret_name(s->str + name, eq - name))
+            continue;
+        gsize end = eq + 1;
+        while (end < s->len && strchr("&# \t'\"", s->str[end]) == NULL)
+            end++;
+        if (end > eq + 1)
+            i = replace_span(s, eq + 1, end) - 1;
+    }
+}
+
+/* Replaces the string value of every JSON member whose name says it holds
+ * a secret ('{"api_key": "X"}'). */
+static void redact_json_secrets(GString *s)
+{
+    for (gsize i = 0; i < s->len; i++) {
+        if (s->str[i] != '"')
+            continue;
+        gsize name = i + 1, close = name;
+        while (close < s->len && is_key_char(s->str[close]))
+            close++;
+        if (close == name || close >= s->len || s->str[close] != '"' ||
+            !is_secret_name(s->str + name, close - name))
+            continue;
+        gsize v = close + 1;
+        while (v < s->len && (s->str[v] == ' ' || s->str[v] == '\t'))
+            v++;
+        if (v >= s->len || s->str[v] != ':')
+            continue;
+        v++;
+        while (v < s->len && (s->str[v] == ' ' || s->str[v] == '\t'))
+            v++;
+        if (v >= s->len || s->str[v] != '"')
+            continue;
+        gsize end = v + 1;
+        while (end < s->len && s->str[end] != '"')
+            end += s->str[end] == '\\' && end + 1 < s->len ? 2 : 1;
+        if (end > v + 1)
+            i = replace_span(s, v + 1, MIN(end, s->len));
     }
 }
 
@@ -118,19 +193,63 @@ static size_t assignment_name(const char *arg)
     return arg[n] == '=' ? n : 0;
 }
 
-/* Redacts one argument. Sets *ret_next when the argument names a secret
- * whose value is the next argument. Transfer full. */
-static char *redact_arg(const char *arg, gboolean *ret_next)
+/* What the argument after the current one holds. */
+typedef enum {
+    NEXT_PLAIN,
+    NEXT_SECRET,    /* a secret, redacted whole */
+    NEXT_USER_PASS, /* curl's user:password, the password redacted */
+} NextArg;
+
+/* curl's options whose value is user:password (-u, -U and their long names). */
+static const char *const user_pass_options[] = {"--user", "--proxy-user", "-u", "-U"};
+
+/* Where the value of a user:password option starts in `arg` ("-uU:P",
+ * "--user=U:P"), "" when the value is the next argument, or NULL. */
+static const char *user_pass_value(const char *arg)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(user_pass_options); i++) {
+        const char *opt = user_pass_options[i];
+        size_t n = strlen(opt);
+        if (strncmp(arg, opt, n) != 0)
+            continue;
+        if (arg[n] == '\0')
+            return arg + n;
+        if (opt[1] != '-') /* a short option glued to its value */
+            return arg + n;
+        if (arg[n] == '=')
+            return arg + n + 1;
+    }
+    return NULL;
+}
+
+/* Where the password starts in a user:password value, or NULL. */
+static const char *password_of(const char *value)
+{
+    const char *colon = strchr(value, ':');
+    return colon != NULL && colon[1] != '\0' ? colon + 1 : NULL;
+}
+
+/* Redacts one argument, given what the one before said of it. Sets
+ * *ret_next to what the argument says of the one after. Transfer full. */
+static char *redact_arg(const char *arg, NextArg this_one, NextArg *ret_next)
 {
     GString *out = g_string_new(NULL);
-    *ret_next = FALSE;
+    *ret_next = NEXT_PLAIN;
     const char *value = NULL;
-    if (g_str_has_prefix(arg, "--") && arg[2] != '\0') {
+    if (this_one == NEXT_SECRET) {
+        value = arg;
+    } else if (this_one == NEXT_USER_PASS) {
+        value = password_of(arg);
+    } else if ((value = user_pass_value(arg)) != NULL) {
+        if (*value == '\0')
+            *ret_next = NEXT_USER_PASS;
+        value = password_of(value);
+    } else if (g_str_has_prefix(arg, "--") && arg[2] != '\0') {
         const char *eq = strchr(arg, '=');
         size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
         if (is_secret_name(arg + 2, len - 2)) {
             if (eq == NULL)
-                *ret_next = TRUE;
+                *ret_next = NEXT_SECRET;
             else
                 value = eq + 1;
         }
@@ -141,7 +260,7 @@ static char *redact_arg(const char *arg, gboolean *ret_next)
     }
     if (value == NULL && (value = auth_header_value(arg)) != NULL) {
         if (*value == '\0') {
-            *ret_next = TRUE;
+            *ret_next = NEXT_SECRET;
             value = NULL;
         } else {
             /* Keep the scheme: "Bearer [redacted]" says what was there. */
@@ -158,6 +277,9 @@ static char *redact_arg(const char *arg, gboolean *ret_next)
     } else {
         g_string_append(out, arg);
     }
+    redact_url_passwords(out);
+    redact_query_secrets(out);
+    redact_json_secrets(out);
     redact_keys(out);
     return g_string_free(out, FALSE);
 }
@@ -166,14 +288,8 @@ char **lw_redact_argv(char *const *argv)
 {
     guint n = argv != NULL ? g_strv_length((char **)argv) : 0;
     char **out = g_new0(char *, n + 1);
-    gboolean next = FALSE;
-    for (guint i = 0; i < n; i++) {
-        if (next) {
-            out[i] = g_strdup(LW_REDACTED);
-            next = FALSE;
-            continue;
-        }
-        out[i] = redact_arg(argv[i], &next);
-    }
+    NextArg next = NEXT_PLAIN;
+    for (guint i = 0; i < n; i++)
+        out[i] = redact_arg(argv[i], next, &next);
     return out;
 }

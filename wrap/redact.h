@@ -19,6 +19,12 @@
  *     --max-tokens or --keyboard), as --opt=VALUE or as the next argument;
  *   - the value of an environment assignment with such a name
  *     (OPENAI_API_KEY=X);
+ *   - the password of curl's -u/--user and -U/--proxy-user (user:PW,
+ *     glued, after '=' or as the next argument);
+ *   - the password in a URL's user info (https://user:PW@host);
+ *   - the value of a query or form parameter, and the string value of a
+ *     JSON member, whose name says it holds a secret (?key=X&...,
+ *     &access_token=X, {"api_key": "X"});
  *   - anything shaped like a provider key wherever it appears (sk-...,
  *     sk-ant-..., AIza..., xai-..., gsk_...).
  *

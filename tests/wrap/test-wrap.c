@@ -475,6 +475,22 @@ static const RedactCase redact_cases[] = {
     {{"tool", "https://x/v1?key=AIzaSyA1234567890abcdef&alt=sse"},
      {"tool", "https://x/v1?key=" R "&alt=sse"}},
     {{"tool", "xai-0123456789", "gsk_0123456789 and " KEY}, {"tool", R, R " and " R}},
+    /* curl's user:password, in each of its forms; a bare user stays. */
+    {{"curl", "-u", "me:hunter2", "https://x"}, {"curl", "-u", "me:" R, "https://x"}},
+    {{"curl", "-ume:hunter2", "--user=me:pw", "--user", "me"},
+     {"curl", "-ume:" R, "--user=me:" R, "--user", "me"}},
+    {{"curl", "-U", "me:pw", "--proxy-user", "me:pw"},
+     {"curl", "-U", "me:" R, "--proxy-user", "me:" R}},
+    {{"python3", "-u", "agent.py", "-x"}, {"python3", "-u", "agent.py", "-x"}},
+    /* Passwords in URLs; secret-named query parameters and JSON members. */
+    {{"git", "clone", "https://me:ghp_abc@host/r.git", "ftp://host:21/x"},
+     {"git", "clone", "https://me:" R "@host/r.git", "ftp://host:21/x"}},
+    {{"curl", "https://x/v1?access_token=abc&alt=sse", "http://x/?max_tokens=5&token=t"},
+     {"curl", "https://x/v1?access_token=" R "&alt=sse", "http://x/?max_tokens=5&token=" R}},
+    {{"curl", "-d", "{\"model\": \"m\", \"api_key\": \"abc\\\"d\", \"n\": 1}"},
+     {"curl", "-d", "{\"model\": \"m\", \"api_key\": \"" R "\", \"n\": 1}"}},
+    {{"tool", "{\"max_tokens\": \"5\", \"token\": 7}"},
+     {"tool", "{\"max_tokens\": \"5\", \"token\": 7}"}},
 };
 
 static void test_redact(gconstpointer data)
