@@ -297,8 +297,6 @@ static void commit(LwAccount *a, LwLedgerRequest *row)
             g_critical("ledger: cannot record %s %s: %s", row->provider,
                        row->model_requested ? row->model_requested : "-", error->message);
     }
-    if (run != NULL && row->cost.known)
-        lw_runs_add_spend(s->runs, row->run_id, row->cost.pusd);
     if (a->reservation != NULL) {
         lw_budgets_settle(s->budgets, a->reservation, row->cost.known, row->cost.pusd);
         a->reservation = NULL;

@@ -156,6 +156,20 @@ static void handle_summary(LwServer *server, const Lw__Request *req, Lw__Respons
     resp->run_summary = r;
 }
 
+/* An llmwrap that reconnected to this collector after a restart. */
+static void handle_attach(LwServer *server, const Lw__Request *req, Lw__Response *resp,
+                          void *data)
+{
+    const Lw__AttachRunRequest *a = req->attach_run;
+    if (!a->has_run_id ||
+        !lw_runs_set_owner(data, a->run_id, lw_ipc_server_current_client(server->ipc))) {
+        lw_ipc_response_set_error(resp, "no such open run");
+        return;
+    }
+    g_info("run %" G_GUINT64_FORMAT ": its llmwrap reattached", a->run_id);
+    reply_ok(resp);
+}
+
 /* An llmwrap killed with -9 never closes its run: its connection closing
  * is the last word. */
 static void on_client_closed(guint64 client, void *data)
@@ -170,4 +184,5 @@ void lw_ipc_runs_register(LwIpcServer *ipc, LwRuns *runs)
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_OPEN_RUN, handle_open, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_CLOSE_RUN, handle_close, runs);
     lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_KILL_RUN, handle_kill, runs);
+    lw_ipc_server_set_handler(ipc, LW__REQUEST__BODY_ATTACH_RUN, handle_attach, runs);
 }

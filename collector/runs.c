@@ -70,8 +70,10 @@ guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error)
 gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error)
 {
     LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
-    if (r != NULL)
+    if (r != NULL && r->killed)
         r->open = FALSE;
+    else if (r != NULL)
+        g_hash_table_remove(runs->by_id, &run_id);
     if (runs->ledger == NULL)
         return TRUE;
     lw_spool_hold(runs->spool);
@@ -81,11 +83,14 @@ gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **e
     return ok;
 }
 
-void lw_runs_set_owner(LwRuns *runs, guint64 run_id, guint64 owner)
+gboolean lw_runs_set_owner(LwRuns *runs, guint64 run_id, guint64 owner)
 {
+    lw_runs_get(runs, run_id);
     LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
-    if (r != NULL)
-        r->owner = owner;
+    if (r == NULL || !r->open)
+        return FALSE;
+    r->owner = owner;
+    return TRUE;
 }
 
 void lw_runs_abandon(LwRuns *runs, guint64 owner)
@@ -127,16 +132,8 @@ const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id)
         return NULL;
     r = insert(runs, run_id, info.parent_id, info.tags_json, info.budget_pusd);
     r->open = !info.ended;
-    r->spent_pusd = 0;
     lw_ledger_run_info_clear(&info);
     return r;
-}
-
-void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd)
-{
-    LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
-    if (r != NULL)
-        r->spent_pusd += pusd;
 }
 
 gboolean lw_runs_killed(LwRuns *runs, guint64 run_id)

@@ -3,8 +3,10 @@
  * llmwrap opens a run over IPC before it starts the program and closes it
  * when the program exits; requests carry the run id in their attribution.
  * The registry caches what requests need on every call (tags for the
- * ledger row, the run's budget and spend). A run opened before a collector
- * restart is loaded from the ledger the first time a request names it.
+ * ledger row, the run's budget, its nesting). It holds the open runs, the
+ * killed ones, and ended runs a late request named: a run leaves it when
+ * it closes. A run opened before a collector restart is loaded from the
+ * ledger the first time a request names it.
  *
  * Thread: the loop thread only.
  */
@@ -20,7 +22,6 @@ typedef struct {
     guint64 parent_id;
     char *tags_json;    /* NULL = none */
     gint64 budget_pusd; /* -1 = none */
-    gint64 spent_pusd;  /* known spend of this run alone, settled */
     gboolean killed;    /* llmctl kill: refuse every further request */
     gboolean open;
     guint64 owner;      /* the IPC client of the llmwrap that opened it; 0 = none */
@@ -37,12 +38,15 @@ void lw_runs_free(LwRuns *runs);
  * error. */
 guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error);
 
-/* Marks a run ended (ledger and registry); a negative exit_status is
- * recorded as unknown. */
+/* Marks a run ended in the ledger and drops it from the registry (a killed
+ * run stays: its children must still see the kill); a negative
+ * exit_status is recorded as unknown. */
 gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error);
 
-/* Ties an open run to the IPC client that opened it. */
-void lw_runs_set_owner(LwRuns *runs, guint64 run_id, guint64 owner);
+/* Ties an open run to the IPC client that opened it, or that reattached
+ * to it after a collector restart (the run is then loaded from the
+ * ledger). FALSE when the run is unknown or already ended. */
+gboolean lw_runs_set_owner(LwRuns *runs, guint64 run_id, guint64 owner);
 
 /* Ends, with an unknown exit status, the runs still open that `owner`
  * opened: its llmwrap went away without closing them (killed with -9). */
@@ -51,9 +55,6 @@ void lw_runs_abandon(LwRuns *runs, guint64 owner);
 /* The run, from the cache or the ledger; NULL when unknown. Borrowed until
  * the next call that changes the registry. */
 const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id);
-
-/* Adds settled spend to a run. */
-void lw_runs_add_spend(LwRuns *runs, guint64 run_id, gint64 pusd);
 
 /* Refuses every further request of the run. FALSE when unknown. */
 gboolean lw_runs_kill(LwRuns *runs, guint64 run_id);

@@ -276,6 +276,23 @@ static gboolean close_run(LwIpcClient *client, guint64 run_id, int status, GErro
     return TRUE;
 }
 
+/* Ties the run to this connection of a restarted collector, so that the
+ * run ends if llmwrap dies without closing it. */
+static gboolean attach_run(LwIpcClient *client, guint64 run_id, GError **error)
+{
+    Lw__AttachRunRequest a = LW__ATTACH_RUN_REQUEST__INIT;
+    a.has_run_id = TRUE;
+    a.run_id = run_id;
+    Lw__Request req = LW__REQUEST__INIT;
+    req.body_case = LW__REQUEST__BODY_ATTACH_RUN;
+    req.attach_run = &a;
+    Lw__Response *resp = call(client, &req, error);
+    if (resp == NULL)
+        return FALSE;
+    lw__response__free_unpacked(resp, NULL);
+    return TRUE;
+}
+
 /* ---- the collector dying mid-run ---- */
 
 /* The collector's IPC connection became readable, or (fd -1) a restart is
@@ -322,6 +339,14 @@ static int on_collector_event(int fd, void *data)
     guint port = st->status->has_synthetic_port ? st->status->synthetic_port : 0;
     guint pid = st->status->pid;
     lw__response__free_unpacked(st, NULL);
+    if (!attach_run(app->client, app->run_id, &error)) {
+        /* The run's requests are still booked; only an unannounced end of
+         * llmwrap would leave the run open. */
+        fprintf(stderr, "llmwrap: the restarted collector does not know run %" G_GUINT64_FORMAT
+                        ": %s\n",
+                app->run_id, error->message);
+        g_clear_error(&error);
+    }
     if (port != app->port)
         fprintf(stderr,
                 "llmwrap: the collector now listens on port %u instead of %u: this program's "

@@ -490,6 +490,30 @@ class TestExitAndSignals(WrapCase):
         self.assertEqual(ended["id"], run["id"])
         self.assertIsNone(ended["exit_status"])
 
+    def test_run_of_a_killed_llmwrap_ends_after_a_collector_restart(self):
+        # The restarted collector never saw the run open: llmwrap reattaches
+        # its run to the new connection, so a kill -9 still ends it.
+        proc = subprocess.Popen([self.llmwrap, "sleep", "30"], env=self.env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+        run = wait_for(lambda: next(iter(self.runs()), None), what="the run opened")
+        old_pid = self.status()["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+        err = b""
+        deadline = time.monotonic() + 10
+        while b"collector restarted" not in err and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 0.1)[0]:
+                err += os.read(proc.stderr.fileno(), 4096)
+        self.assertIn(b"collector restarted", err)
+        self.assertNotIn(b"does not know run", err)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(RUN_TIMEOUT)
+        ended = wait_for(lambda: self.runs()[0]["ended"] is not None and self.runs()[0],
+                         what="the run ended")
+        self.assertEqual(ended["id"], run["id"])
+        self.assertIsNone(ended["exit_status"])
+
     def test_exit_statuses(self):
         notexec = self.script("notexec.sh", "#!/bin/sh\nexit 0\n")
         os.chmod(notexec, 0o644)
