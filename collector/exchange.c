@@ -25,7 +25,8 @@ struct _LwExchange {
     char *path; /* request target after any /NAME/ routing prefix */
 
     LwTransfer *transfer;
-    LwTimer first_byte_timer;
+    LwTimer upstream_timer; /* first_byte_timeout, then stall_timeout once the head is out */
+    guint64 last_body_ms;   /* when the upstream last sent body bytes (loop time) */
     guint64 started_us;
     LwAccount *account;
     char *warning; /* x-llmwrap-warning value (budget or guard warned) */
@@ -304,11 +305,35 @@ static char *header_value(const LwHttpHeader *headers, size_t n, const char *nam
     return h != NULL ? g_strndup(h->value, h->value_len) : NULL;
 }
 
+/* The provider went silent inside an answer body. Re-armed lazily: body
+ * bytes only note the time, the timer checks it when it fires. */
+static void on_stall_timeout(LwLoop *loop, void *data)
+{
+    LwExchange *ex = data;
+    guint64 now = lw_loop_now_ms(loop), limit = ex->server->config->stall_timeout_ms;
+    /* A client that does not read pauses the upstream: its silence is
+     * then ours, not the provider's. */
+    if (lw_conn_pending(ex->conn) > 0)
+        ex->last_body_ms = now;
+    if (now - ex->last_body_ms < limit) {
+        lw_timer_start(loop, &ex->upstream_timer, limit - (now - ex->last_body_ms),
+                       on_stall_timeout, ex);
+        return;
+    }
+    g_warning("upstream %s: no answer bytes for [upstream] stall_timeout (%g s); cutting the "
+              "answer",
+              ex->provider->name, limit / 1000.0);
+    lw_account_settle(ex->account, ex->status, TRUE);
+    ex->server->counters.upstream_errors++;
+    log_done(ex, "cut: upstream stalled mid-body");
+    lw_conn_abort(ex->conn); /* frees ex, which cancels the transfer */
+}
+
 static void on_head(void *data, int status, const char *reason, const LwHttpHeader *headers,
                     size_t n_headers, int64_t content_length)
 {
     LwExchange *ex = data;
-    lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    lw_timer_stop(ex->server->loop, &ex->upstream_timer);
     ex->status = status;
     ex->upstream_proto = lw_transfer_http_version(ex->transfer);
     gboolean is_head = is_head_request(ex);
@@ -368,6 +393,11 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     g_string_append(out, "\r\n");
     ex->head_sent = TRUE;
     lw_conn_send(ex->conn, out->str, out->len);
+    if (!ex->no_body) {
+        ex->last_body_ms = lw_loop_now_ms(ex->server->loop);
+        lw_timer_start(ex->server->loop, &ex->upstream_timer, ex->server->config->stall_timeout_ms,
+                       on_stall_timeout, ex);
+    }
 }
 
 static gboolean on_body(void *data, const char *buf, size_t len)
@@ -375,6 +405,7 @@ static gboolean on_body(void *data, const char *buf, size_t len)
     LwExchange *ex = data;
     if (ex->no_body)
         return TRUE;
+    ex->last_body_ms = lw_loop_now_ms(ex->server->loop);
     if (lw_conn_pending(ex->conn) > LW_CONN_HIGH_WATER)
         return FALSE; /* backpressure: resumed from lw_exchange_on_drain() */
     ex->body_bytes += len;
@@ -403,7 +434,7 @@ static void on_done(void *data, LwUpstreamStatus status, const char *detail)
 {
     LwExchange *ex = data;
     ex->transfer = NULL;
-    lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    lw_timer_stop(ex->server->loop, &ex->upstream_timer);
     LwConn *conn = ex->conn;
     if (status != LW_UPSTREAM_OK) {
         if (!ex->head_sent) {
@@ -477,7 +508,7 @@ LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *pr
     ex->client_keep_alive = head->req.keep_alive;
     ex->started_us = lw_loop_now_us();
     ex->content_length = -1;
-    lw_timer_init(&ex->first_byte_timer);
+    lw_timer_init(&ex->upstream_timer);
     return ex;
 }
 
@@ -564,7 +595,7 @@ void lw_exchange_start(LwExchange *ex)
         answer_error(ex, 502, error->message);
         return;
     }
-    lw_timer_start(server->loop, &ex->first_byte_timer, server->config->first_byte_timeout_ms,
+    lw_timer_start(server->loop, &ex->upstream_timer, server->config->first_byte_timeout_ms,
                    on_first_byte_timeout, ex);
 }
 
@@ -594,7 +625,7 @@ void lw_exchange_free(LwExchange *ex)
         return;
     if (ex->transfer != NULL)
         lw_transfer_cancel(ex->transfer);
-    lw_timer_stop(ex->server->loop, &ex->first_byte_timer);
+    lw_timer_stop(ex->server->loop, &ex->upstream_timer);
     lw_account_free(ex->account);
     g_free(ex->warning);
     lw_buf_clear(&ex->held);

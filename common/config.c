@@ -29,7 +29,7 @@ static const char *const collector_keys[] = {
     "release_memory_after", NULL,
 };
 static const char *const upstream_keys[] = {
-    "ca_file", "proxy", "connect_timeout", "first_byte_timeout", "http2", NULL,
+    "ca_file", "proxy", "connect_timeout", "first_byte_timeout", "stall_timeout", "http2", NULL,
 };
 static const char *const budget_keys[] = {"clamp_floor", NULL};
 static const char *const provider_keys[] = {"host", "upstream", "format", NULL};
@@ -456,6 +456,7 @@ LwConfig *lw_config_new_default(void)
     c->clamp_floor = 64;
     c->connect_timeout_ms = 10 * 1000;
     c->first_byte_timeout_ms = 600 * 1000;
+    c->stall_timeout_ms = 600 * 1000;
     c->http2 = TRUE;
     c->providers = lw_provider_table_new();
     c->price_overrides = g_ptr_array_new_with_free_func(price_override_free);
@@ -576,6 +577,7 @@ static gboolean load_upstream(Loader *l, LwConfig *c, GError **error)
                          error);
     if (!get_duration(l, g, "connect_timeout", &c->connect_timeout_ms, error) ||
         !get_duration(l, g, "first_byte_timeout", &c->first_byte_timeout_ms, error) ||
+        !get_duration(l, g, "stall_timeout", &c->stall_timeout_ms, error) ||
         !get_bool(l, g, "http2", &c->http2, error))
         return FALSE;
     return TRUE;

@@ -58,6 +58,7 @@ typedef struct {
     char *proxy;            /* explicit upstream proxy URL, NULL = none (environment proxies are ignored) */
     guint connect_timeout_ms; /* default 10 s */
     guint first_byte_timeout_ms; /* time to the response head, 504 above (default 600 s) */
+    guint stall_timeout_ms;  /* longest silence inside an answer body, cut above (default 600 s) */
     gboolean http2;          /* offer h2 upstream (default TRUE) */
 
     /* [provider.NAME] merged over the built-ins, sealed. */

@@ -142,6 +142,7 @@ static void test_values(void)
                                        "[upstream]\n"
                                        "http2 = no\n"
                                        "connect_timeout = 3\n"
+                                       "stall_timeout = 90s\n"
                                        "[provider.openai]\n"
                                        "upstream = https://127.0.0.1:18443/\n"
                                        "[provider.zeta]\n"
@@ -171,6 +172,7 @@ static void test_values(void)
     g_assert_cmpuint(c->header_timeout_ms, ==, 120000);
     g_assert_cmpuint(c->release_memory_after_ms, ==, 0);
     g_assert_cmpuint(c->connect_timeout_ms, ==, 3000);
+    g_assert_cmpuint(c->stall_timeout_ms, ==, 90000);
     g_assert_false(c->http2);
     g_assert_cmpstr(c->log_level, ==, "debug");
 

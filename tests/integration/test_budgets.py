@@ -7,8 +7,10 @@ the model's highest input-side rate and its output rate.
 
 import concurrent.futures
 import decimal
+import http.client
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import time
@@ -266,9 +268,10 @@ class RepriceTest(BudgetTestCase):
 class UnansweredTest(BudgetTestCase):
     """A request the provider has but never answers (the client gave up, or
     the provider was too slow) may be billed in full: it is booked at its
-    worst case, or retries of timed-out requests would pass a hard budget."""
+    worst case, or retries of timed-out requests would pass a hard budget.
+    An answer the provider stops sending mid-way is cut and booked."""
 
-    upstream_extra = "first_byte_timeout = 1s"
+    upstream_extra = "first_byte_timeout = 1s\nstall_timeout = 1s"
 
     body = json.dumps(chat(max_tokens=100)).encode()
     # gpt-4o-mini: len(body) x 0.15 + 100 x 0.60 (USD/1M)
@@ -302,6 +305,53 @@ class UnansweredTest(BudgetTestCase):
         self.assertIn("api.openai.com did not answer within [upstream] first_byte_timeout (1 s)",
                       json.loads(body)["error"]["message"])
         self.check_row(504)
+
+    def test_provider_stalled_mid_answer_is_cut_and_charged(self):
+        # The head is out, then nothing: without the collector's own cut, a
+        # client with no read timeout (curl) would wait for ever.
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=json.dumps(chat(max_tokens=100, stream=True)),
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "in=50;out=100;fault=stall"})
+        r = conn.getresponse()
+        self.assertEqual(r.status, 200)
+        t0 = time.monotonic()
+        with self.assertRaises(http.client.IncompleteRead):
+            r.read()
+        self.assertLess(time.monotonic() - t0, DEFAULT_TIMEOUT)
+        conn.close()
+        row = wait_for(lambda: (self.rows() or [None])[0], timeout=DEFAULT_TIMEOUT,
+                       what="the request's row")
+        self.assertEqual(row["status"], 200)
+        self.assertTrue(row["partial"])
+        self.assertGreater(row["cost_usd"], 0)
+        self.assertEqual(self.send(self.body)[0], 200)
+
+    def test_client_reading_slowly_is_not_a_stall(self):
+        # A client that does not read pauses the provider's transfer; that
+        # silence is the client's, and must not cut its answer.
+        words = 100000  # one SSE event each: ~15 MB, more than any socket buffer
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(DEFAULT_TIMEOUT)
+        sock.connect(("127.0.0.1", self.collector.listen_port()))
+        self.addCleanup(sock.close)
+        body = json.dumps(chat(stream=True, stream_options={"include_usage": True})).encode()
+        sock.sendall(b"POST %s HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\n"
+                     b"content-type: application/json\r\nx-sim: out=%d\r\n"
+                     b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                     % (CHAT.encode(), words, len(body), body))
+        first = sock.recv(4096)
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
+        time.sleep(2.5)  # over the 1 s stall_timeout, reading nothing
+        data = bytearray(first)
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+        self.assertTrue(data.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), bytes(data[-200:]))
+        row = wait_for(lambda: (self.rows() or [None])[0], timeout=DEFAULT_TIMEOUT,
+                       what="the request's row")
+        self.assertFalse(row["partial"])
+        self.assertEqual(row["output_tokens"], words)
 
     def test_request_never_sent_costs_nothing(self):
         dead = lwtest.free_port()
