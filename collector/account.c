@@ -250,6 +250,27 @@ static gboolean is_billable(LwEndpoint e)
     return e != LW_ENDPOINT_OTHER && e != LW_ENDPOINT_COUNT_TOKENS;
 }
 
+/* The price of the model that answered; when it has none (a dated
+ * snapshot the table does not list yet), of the model the request was sent
+ * for, which admission priced (providers.md 1.2). Sets *ret_model to the
+ * name the price belongs to, or the best name for a warning. */
+static const LwPrice *price_of(const LwAccount *a, const char *served, const char **ret_model)
+{
+    const char *sent = a->downgraded_to != NULL ? a->downgraded_to : a->info.model;
+    const char *names[] = {served, sent};
+    *ret_model = served != NULL ? served : sent;
+    for (guint i = 0; i < G_N_ELEMENTS(names) && a->server->pricing != NULL; i++) {
+        const LwPrice *p = names[i] != NULL ? lw_pricing_lookup(a->server->pricing,
+                                                                a->provider->name, names[i])
+                                            : NULL;
+        if (p != NULL) {
+            *ret_model = names[i];
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static gint64 ceil_div4(gint64 n)
 {
     return (n + 3) / 4;
@@ -379,17 +400,15 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
             gint64 out_estimate = ceil_div4(u != NULL ? u->output_text_bytes : 0);
             t.output_tokens = MAX(t.output_tokens, out_estimate);
         }
-        const char *model = row.model_served != NULL     ? row.model_served
-                            : a->downgraded_to != NULL ? a->downgraded_to
-                                                       : row.model_requested;
         if (u != NULL && u->have_provider_cost && complete) {
             row.cost = (LwCost){TRUE, u->provider_cost_pusd};
             row.cost_source = "provider";
         } else {
-            const LwPrice *price = model != NULL && a->server->pricing != NULL
-                                       ? lw_pricing_lookup(a->server->pricing, a->provider->name,
-                                                           model)
-                                       : NULL;
+            const char *model;
+            const LwPrice *price = price_of(a, row.model_served, &model);
+            if (price != NULL && row.model_served != NULL && model != row.model_served)
+                warning = g_strdup_printf("no price for %s: priced as %s", row.model_served,
+                                          model);
             if (price != NULL) {
                 if (a->unanswered != NULL && !have_usage)
                     take_worst_case(a, price, &t);

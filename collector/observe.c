@@ -84,7 +84,7 @@ struct _LwObserver {
     LwUsageFields merged; /* Anthropic: message_start's usage under message_delta's */
     guint64 finished;     /* Gemini candidates seen finishing */
     guint want_finished;
-    gboolean seen_model, seen_id; /* a parsed event could name them: later ones need not be */
+    gboolean seen_model, seen_id; /* named (non-empty): later events need no parse for them */
     GString *pending_usage;       /* Gemini: the latest event whose usage is not parsed yet */
 
     Encoding enc;
@@ -164,9 +164,11 @@ static gboolean is_lifecycle_type(const char *t, gsize n)
 #undef T
 }
 
+/* The first non-empty name wins: a stream's first chunk may carry "" (an
+ * Azure prompt-filter chunk does), which names nothing. */
 static void set_name(char **slot, const char *value)
 {
-    if (value != NULL && *slot == NULL)
+    if (value != NULL && value[0] != '\0' && *slot == NULL)
         *slot = g_strdup(value);
 }
 
@@ -309,9 +311,9 @@ static Fate openai_event(LwObserver *obs, const LwSseUnit *u, const char *data, 
     }
 
     parse_event(obs, data, len);
-    /* the first parsed document had its chance to name the model and id */
-    obs->seen_model |= pk.model;
-    obs->seen_id |= pk.id;
+    /* once named, the model and id need no parse of later events */
+    obs->seen_model = obs->usage.model_served != NULL;
+    obs->seen_id = obs->usage.response_id != NULL;
     const EventFacts *ev = &obs->ev;
     const char *t = u->event != NULL ? u->event : (ev->have_type ? ev->type : NULL);
     gsize tl = u->event != NULL ? u->event_len : (t != NULL ? strlen(t) : 0);
@@ -362,7 +364,7 @@ static Fate anthropic_event(LwObserver *obs, const LwSseUnit *u, const char *dat
         slice_is(type, type_len, "error") || pk.usage_value > 0 || pk.error ||
         (pk.model && !obs->seen_model) || type == NULL) {
         parse_event(obs, data, len);
-        obs->seen_model |= pk.model;
+        obs->seen_model = obs->usage.model_served != NULL;
         if (u->event == NULL && type_is(&obs->ev, "message_stop")) {
             obs->usage.complete = TRUE;
             return FATE_TERMINAL;
@@ -398,8 +400,8 @@ static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
 
     gboolean was_complete = obs->usage.complete;
     parse_event(obs, data, len);
-    obs->seen_model |= pk.model;
-    obs->seen_id |= pk.id;
+    obs->seen_model = obs->usage.model_served != NULL;
+    obs->seen_id = obs->usage.response_id != NULL;
     if (pk.usage_metadata && obs->pending_usage != NULL)
         g_string_truncate(obs->pending_usage, 0); /* superseded */
     return obs->usage.complete && !was_complete ? FATE_TERMINAL : FATE_PASS;

@@ -777,6 +777,18 @@ static void test_usage_null_split(void)
     result_clear(&whole);
 }
 
+/* An empty model name (the first chunk of an Azure stream, its prompt
+ * filter results) names nothing: the next chunk's name is the served one. */
+static void test_empty_model_name_skipped(void)
+{
+    const char *body = "data: {\"id\":\"\",\"model\":\"\",\"choices\":[]}\n\n"
+                       "data: {\"id\":\"c\",\"model\":\"gpt-4o-2024-08-06\",\"choices\":[]}\n\n"
+                       "data: [DONE]\n\n";
+    Result r = run_whole(LW_FORMAT_OPENAI, SSE, NULL, TRUE, body, strlen(body));
+    g_assert_cmpstr(r.usage.model_served, ==, "gpt-4o-2024-08-06");
+    result_clear(&r);
+}
+
 /* Out-of-range counts are clamped, never negative or wrapped. */
 static void test_clamped(void)
 {
@@ -962,6 +974,7 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/cap/inflate", test_cap_inflate);
     g_test_add_func("/observe/garbage", test_garbage);
     g_test_add_func("/observe/usage-null-split", test_usage_null_split);
+    g_test_add_func("/observe/empty-model-name-skipped", test_empty_model_name_skipped);
     g_test_add_func("/observe/clamped", test_clamped);
     g_test_add_func("/observe/decimal", test_decimal);
     g_test_add_func("/observe/openrouter-byok", test_openrouter_byok);

@@ -967,6 +967,31 @@ static void on_reprice_chunk(const LwRepriceResult *so_far, void *data)
  * ledger beside a running collector): it commits chunk by chunk, lets
  * another writer in between chunks, and ends with the same costs and
  * rollups as one big transaction would. */
+/* A row whose served model the table does not list (a dated snapshot) is
+ * priced as the model it was requested as, as the collector prices it. */
+static void test_reprice_served_unlisted(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwPricing *pricing = reprice_table(f);
+    LwLedger *l = open_rw(f);
+    LwLedgerRequest r = {.time_ms = BASE_MS, .provider = "openai", .model_requested = "gpt-4o",
+                         .model_served = "gpt-4o-2099-01-01", .input_tokens = 1000,
+                         .output_tokens = 100, .cost = {TRUE, 1}, .cost_source = "price",
+                         .ttft_ms = -1};
+    lw_ledger_insert(l, &r, &error);
+    g_assert_no_error(error);
+    LwRepriceResult res;
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(res.changed, ==, 1);
+    g_assert_cmpint(res.now_unpriced, ==, 0);
+    /* gpt-4o: 2.50 in, 10.00 out */
+    g_assert_cmpint(sql_int(l, "SELECT cost_pusd FROM requests"), ==,
+                    G_GINT64_CONSTANT(1000) * 2500000 + 100 * 10000000);
+    lw_ledger_close(l);
+    lw_pricing_free(pricing);
+}
+
 static void test_reprice_chunks(Fixture *f, gconstpointer data)
 {
     GError *error = NULL;
@@ -1194,6 +1219,7 @@ int main(int argc, char **argv)
     ADD("request-filters", test_request_filters);
     ADD("reprice", test_reprice);
     ADD("reprice-chunks", test_reprice_chunks);
+    ADD("reprice-served-unlisted", test_reprice_served_unlisted);
     ADD("concurrent-reader", test_concurrent_reader);
     ADD("background-checkpoint", test_background_checkpoint);
     ADD("wal-bounded", test_wal_bounded);

@@ -139,7 +139,19 @@ CASES = [
     ("unknown model: cost unknown, never guessed", "openai", "/v1/chat/completions",
      chat("mystery-model-9"), "in=100;out=10", {},
      ((100, 0, 0, 0, 10, 0), None, None)),
+    # A dated snapshot the price table does not list yet: the requested
+    # model's price (providers.md 1.2), and the row says so.
+    ("served snapshot unlisted: priced as requested", "openai", "/v1/chat/completions",
+     chat("gpt-5.2", stream=True), "in=1000;out=100;served=gpt-5.2-2099-12-11", {},
+     # gpt-5.2: 1.75 in, 14.00 out
+     ((1000, 0, 0, 0, 100, 0), 1000 * 1_750_000 + 100 * 14 * M, "price")),
 ]
+
+# Rows of CASES whose warning says something: name -> what it contains.
+WARNINGS = {
+    "served snapshot unlisted: priced as requested":
+        "no price for gpt-5.2-2099-12-11: priced as gpt-5.2",
+}
 
 
 class AccountingTest(lwtest.CollectorTestCase):
@@ -180,6 +192,10 @@ class AccountingTest(lwtest.CollectorTestCase):
                 else:
                     self.assertEqual(D(str(row["cost_usd"])), usd(pusd))
                     self.assertEqual(row["cost_source"], source)
+                    if name in WARNINGS:
+                        self.assertIn(WARNINGS[name], row["warning"] or "")
+                    else:
+                        self.assertIsNone(row["warning"])
 
     def test_usage_totals_by_model(self):
         for model, sim in (("gpt-4o-mini", "in=100;out=10"), ("gpt-4o-mini", "in=300;out=30"),

@@ -580,6 +580,17 @@ class ActionsTest(BudgetTestCase):
         self.assertEqual(status, 429)
         self.assertIn("no price", json.loads(body)["error"]["message"])
 
+    def test_unlisted_snapshot_counts_against_a_hard_budget(self):
+        # Admitted at the requested model's price, answered by a dated
+        # snapshot the table does not list: its cost must still count.
+        body = json.dumps(chat("gpt-5.2", max_tokens=100)).encode()
+        sim = "in=1000;out=100;served=gpt-5.2-2099-12-11"
+        cost = (1000 * D("1.75") + 100 * 14) / 10**6  # gpt-5.2: 1.75 in, 14.00 out
+        self.llmctl("budget", "set", "day", "--limit", str(cost * D("2.05")), "--per", "day")
+        statuses = [self.send(body, sim)[0] for _ in range(4)]
+        self.assertEqual(statuses, [200, 200, 429, 429])
+        self.assertEqual(D(str(self.budget("day")["spent_usd"])), 2 * cost)
+
     def test_alerts_fire_once_per_threshold(self):
         marker = os.path.join(self.workdir, "alerts")
         body = json.dumps(chat(max_tokens=10)).encode()

@@ -302,6 +302,8 @@ static void openai_usage(GString *s, const SimRequest *r, const SimUsage *u)
 
 static const char *response_model(const SimRequest *r)
 {
+    if (r->d.served[0] != '\0')
+        return r->d.served;
     if (!r->d.snapshot || r->flavor != SIM_FLAVOR_OPENAI)
         return r->model;
     static const char *const snapshots[][2] = {

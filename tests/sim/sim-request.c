@@ -180,6 +180,13 @@ static void apply_one(SimDirectives *d, const char *k, size_t klen, const char *
         d->snapshot = flag;
     } else if (key_is(k, klen, "flavor") || key_is(k, klen, "flavour")) {
         d->flavor = sim_flavor_from_name(v, vlen);
+    } else if (key_is(k, klen, "served")) {
+        if (vlen < sizeof d->served && strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-") >=
+                                           vlen) {
+            memcpy(d->served, v, vlen);
+            d->served[vlen] = '\0';
+        }
     } else if (key_is(k, klen, "cost")) {
         if (vlen > 0 && vlen < sizeof d->cost && strspn(v, "0123456789.eE+-") >= vlen &&
             v[0] >= '0' && v[0] <= '9') {

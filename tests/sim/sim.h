@@ -79,6 +79,7 @@ typedef struct {
     int flavor; /* SimFlavor, or -1 */
     SimFault fault;
     char cost[24]; /* decimal literal copied verbatim; "" when not given */
+    char served[SIM_MODEL_MAX + 1]; /* the model the answer names; "" = the request's */
 } SimDirectives;
 
 /* Everything the renderer needs to know about one provider request. */

@@ -451,6 +451,18 @@ class OpenAIChat(unittest.TestCase):
         st, _, raw = request("/v1/chat/completions", chat_body(model="gpt-4o"))
         self.assertEqual(json.loads(raw)["model"], "gpt-4o")
 
+    def test_served(self):
+        st, _, raw = request("/v1/chat/completions", chat_body(model="gpt-4o"),
+                             {"x-sim": "snapshot=1;served=gpt-4o-2099-01-01"})
+        self.assertEqual(json.loads(raw)["model"], "gpt-4o-2099-01-01")
+        st, _, raw = request("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5,
+                                              "messages": [{"role": "user", "content": "hi"}]},
+                             {"x-sim": "served=claude-x"})
+        self.assertEqual(json.loads(raw)["model"], "claude-x")
+        st, _, raw = request("/v1/chat/completions", chat_body(model="gpt-4o"),
+                             {"x-sim": "served=bad\"name"})
+        self.assertEqual(json.loads(raw)["model"], "gpt-4o")
+
     def test_tools(self):
         body = chat_body(prompt="[[sim tools=1 out=3]]",
                          tools=[{"type": "function", "function": {
