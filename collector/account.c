@@ -42,6 +42,7 @@ struct _LwAccount {
     gboolean ended_by_kill; /* llmctl kill ended the stream */
     gboolean discard_tail; /* the stream was cut by us: drop a partial event */
     GBytes *unanswered;    /* during lw_account_settle_unanswered: the body sent */
+    char *unpriced_path;   /* LW_ENDPOINT_UNPRICED: the path, without its query */
 };
 
 /* Stream usage has to be asked for (stream_options.include_usage) from
@@ -129,6 +130,8 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     else
         lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
     a->credential = credential_hash(server, r->req, r->path);
+    if (a->info.endpoint == LW_ENDPOINT_UNPRICED) /* the query may hold key=SECRET */
+        a->unpriced_path = g_strndup(r->path, MIN(strcspn(r->path, "?#"), 200));
 
     *ret_body = rewritten;
     /* An answer that will be edited must come unencoded. */
@@ -148,6 +151,7 @@ void lw_account_free(LwAccount *a)
     lw_observer_free(a->observer);
     lw_request_info_clear(&a->info);
     g_free(a->credential);
+    g_free(a->unpriced_path);
     g_free(a);
 }
 
@@ -403,6 +407,10 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
         if (u != NULL && u->have_provider_cost && complete) {
             row.cost = (LwCost){TRUE, u->provider_cost_pusd};
             row.cost_source = "provider";
+        } else if (a->info.endpoint == LW_ENDPOINT_UNPRICED) {
+            row.cost = (LwCost){FALSE, 0};
+            warning = g_strdup_printf("llmwrap cannot price POST %s: cost unknown",
+                                      a->unpriced_path);
         } else {
             const char *model;
             const LwPrice *price = price_of(a, row.model_served, &model);

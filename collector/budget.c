@@ -549,6 +549,21 @@ static CheckResult check_step(LwBudgets *b, const LwBudgetRequest *req, Bound *b
     const char *model = req->info->model != NULL ? req->info->model : "(none)";
     gint64 remaining = limit - spent - reserved;
 
+    if (req->info->endpoint == LW_ENDPOINT_UNPRICED) {
+        g_autofree char *target =
+            req->path != NULL ? g_strndup(req->path, MIN(strcspn(req->path, "?#"), 200))
+                              : g_strdup("(unknown)");
+        if (action == LW_ACTION_WARN) {
+            g_autofree char *w = g_strdup_printf("%s: cost of POST %s unknown", name, target);
+            add_warning(d, w);
+            return CHECK_PASS;
+        }
+        refuse(d, name,
+               g_strdup_printf("llmwrap budget '%s' cannot be enforced for POST %s: llmwrap "
+                               "cannot price it",
+                               name, target));
+        return CHECK_REFUSE;
+    }
     if (bd->price == NULL) {
         if (action == LW_ACTION_WARN) {
             g_autofree char *w = g_strdup_printf("%s: cost of %s unknown", name, model);
@@ -636,7 +651,8 @@ LwReservation *lw_budgets_admit(LwBudgets *b, const LwBudgetRequest *req, LwBudg
         return NULL;
 
     Bound bd = {.max_output = -1};
-    if (req->info->model != NULL && b->server->pricing != NULL)
+    if (req->info->model != NULL && b->server->pricing != NULL &&
+        req->info->endpoint != LW_ENDPOINT_UNPRICED)
         bd.price = lw_pricing_lookup(b->server->pricing, req->provider->name, req->info->model);
     bound(&bd, req);
 

@@ -53,6 +53,7 @@ typedef struct {
     const LwRequestInfo *info;
     const char *body;
     gsize body_len;
+    const char *path; /* the request target, for messages (its query is never shown) */
     guint64 run_id; /* 0 = not under llmwrap */
     gint64 now_ms;  /* lw_clock_now_ms() */
 } LwBudgetRequest;

@@ -72,6 +72,7 @@ const char *lw_endpoint_name(LwEndpoint endpoint)
     case LW_ENDPOINT_GENERATE: return "generate";
     case LW_ENDPOINT_STREAM_GENERATE: return "stream_generate";
     case LW_ENDPOINT_EMBED_CONTENT: return "embed_content";
+    case LW_ENDPOINT_UNPRICED: return "unpriced";
     }
     return "other";
 }
@@ -112,7 +113,46 @@ static LwEndpoint gemini_method(const char *m, gsize n)
     if (M("embedContent") || M("batchEmbedContents"))
         return LW_ENDPOINT_EMBED_CONTENT;
 #undef M
-    return LW_ENDPOINT_OTHER;
+    /* batchGenerateContent, predict (Imagen), predictLongRunning (Veo), ... */
+    return LW_ENDPOINT_UNPRICED;
+}
+
+/* Is a POST to path[0..n) one that costs nothing per call? Objects are
+ * created, uploaded or cancelled; what they cost later (storage) is not a
+ * request's. Anything else that is not a call llmwrap prices may cost. */
+static gboolean is_free_post(const char *path, gsize n)
+{
+    static const char *const free_segments[] = {
+        "files", "uploads", "moderations", "vector_stores", "assistants", "conversations",
+    };
+    gboolean threads = FALSE, runs = FALSE, stored = FALSE;
+    const char *last = NULL;
+    gsize last_len = 0;
+    for (gsize i = 0; i < n;) {
+        gsize j = i;
+        while (j < n && path[j] != '/')
+            j++;
+        const char *seg = path + i;
+        gsize len = j - i;
+        for (guint k = 0; k < G_N_ELEMENTS(free_segments); k++) {
+            if (len == strlen(free_segments[k]) && memcmp(seg, free_segments[k], len) == 0)
+                return TRUE;
+        }
+        threads |= len == 7 && memcmp(seg, "threads", 7) == 0;
+        runs |= len == 4 && memcmp(seg, "runs", 4) == 0;
+        /* .../chat/completions/{id}, .../responses/{id}/...: a stored
+         * answer's metadata, not a new answer */
+        stored |= j < n && ((len == 11 && memcmp(seg, "completions", 11) == 0) ||
+                            (len == 9 && memcmp(seg, "responses", 9) == 0));
+        if (len > 0) {
+            last = seg;
+            last_len = len;
+        }
+        i = j + 1;
+    }
+    if (stored || (last_len == 6 && memcmp(last, "cancel", 6) == 0))
+        return TRUE;
+    return threads && !runs; /* a thread's runs are billed, its messages are not */
 }
 
 /* Gemini: .../models/{model}:method or .../tunedModels/{model}:method. */
@@ -163,7 +203,10 @@ static LwEndpoint endpoint_of(const char *method, const char *path, char **ret_m
         return LW_ENDPOINT_COMPLETIONS;
     if (ends_with(path, n, "/embeddings"))
         return LW_ENDPOINT_EMBEDDINGS;
-    if (ends_with(path, n, "/responses"))
+    /* Perplexity's Agent API speaks Responses; compaction answers a
+     * response object with its usage. */
+    if (ends_with(path, n, "/responses") || ends_with(path, n, "/responses/compact") ||
+        ends_with(path, n, "/v1/agent"))
         return LW_ENDPOINT_RESPONSES;
     if (ends_with(path, n, "/responses/input_tokens"))
         return LW_ENDPOINT_COUNT_TOKENS;
@@ -171,7 +214,7 @@ static LwEndpoint endpoint_of(const char *method, const char *path, char **ret_m
         return LW_ENDPOINT_MESSAGES;
     if (ends_with(path, n, "/v1/messages/count_tokens"))
         return LW_ENDPOINT_COUNT_TOKENS;
-    return LW_ENDPOINT_OTHER;
+    return is_free_post(path, n) ? LW_ENDPOINT_OTHER : LW_ENDPOINT_UNPRICED;
 }
 
 /* The dialect a body is written in: the endpoint's, else the provider's. */
@@ -191,6 +234,7 @@ LwFormat lw_endpoint_format(LwEndpoint endpoint, LwFormat format)
         return LW_FORMAT_GEMINI;
     case LW_ENDPOINT_COUNT_TOKENS:
     case LW_ENDPOINT_OTHER:
+    case LW_ENDPOINT_UNPRICED:
         break;
     }
     return format;

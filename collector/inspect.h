@@ -16,7 +16,9 @@
 #include "providers.h"
 
 typedef enum {
-    LW_ENDPOINT_OTHER = 0,    /* not a billable call we know (models list, files, ...) */
+    LW_ENDPOINT_OTHER = 0,    /* free: every GET, DELETE, ...; POSTs to files, uploads,
+                               * moderations, vector stores, assistants, threads (not
+                               * runs), conversations, and any .../cancel */
     LW_ENDPOINT_CHAT,         /* OpenAI-format /chat/completions (any provider) */
     LW_ENDPOINT_RESPONSES,    /* OpenAI /responses */
     LW_ENDPOINT_EMBEDDINGS,   /* OpenAI-format /embeddings */
@@ -26,6 +28,8 @@ typedef enum {
     LW_ENDPOINT_GENERATE,     /* Gemini :generateContent */
     LW_ENDPOINT_STREAM_GENERATE, /* Gemini :streamGenerateContent */
     LW_ENDPOINT_EMBED_CONTENT,   /* Gemini :embedContent / :batchEmbedContents */
+    LW_ENDPOINT_UNPRICED, /* a POST that may cost and llmwrap cannot price (images, audio,
+                           * batches, Gemini :predict, ...): hard budgets refuse it */
 } LwEndpoint;
 
 /* Short stable name ("chat", "responses", "messages", ...) for the ledger. */

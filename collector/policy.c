@@ -93,6 +93,7 @@ void lw_policy_admit(LwServer *server, LwAccount *account, const char *path, GBy
         .info = info,
         .body = body_data,
         .body_len = body_len,
+        .path = path,
         .run_id = run_id,
         .now_ms = now_ms,
     };

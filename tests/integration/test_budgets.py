@@ -580,6 +580,25 @@ class ActionsTest(BudgetTestCase):
         self.assertEqual(status, 429)
         self.assertIn("no price", json.loads(body)["error"]["message"])
 
+    def test_unpriced_endpoint_cannot_pass_a_hard_budget(self):
+        # An image generation costs money llmwrap cannot compute: a hard
+        # budget cannot hold it, so it refuses; free calls still pass.
+        self.llmctl("budget", "set", "hard", "--limit", "1", "--per", "day")
+        path = "/v1/images/generations?key=SECRET"
+        status, _, body = self.send({"model": "gpt-image-1", "prompt": "a cat"}, path=path)
+        self.assertEqual(status, 429)
+        message = json.loads(body)["error"]["message"]
+        self.assertIn("cannot be enforced for POST /v1/images/generations", message)
+        self.assertNotIn("SECRET", message)
+        self.assertEqual(self.sim.stats()["requests"], 0)
+        for free in ("/v1/files", "/v1/moderations", "/v1/responses/resp_1/cancel"):
+            self.assertNotEqual(self.send({}, path=free)[0], 429, free)
+        self.llmctl("budget", "set", "hard", "--limit", "1", "--per", "day", "--action", "warn")
+        status, headers, _ = self.send({"model": "gpt-image-1", "prompt": "a cat"}, path=path)
+        self.assertNotEqual(status, 429)
+        self.assertIn("cost of POST /v1/images/generations unknown",
+                      headers["x-llmwrap-warning"])
+
     def test_unlisted_snapshot_counts_against_a_hard_budget(self):
         # Admitted at the requested model's price, answered by a dated
         # snapshot the table does not list: its cost must still count.

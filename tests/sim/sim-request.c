@@ -98,8 +98,8 @@ SimApi sim_route(const char *path, size_t len, char *ret_model)
         return SIM_API_COMPLETIONS;
     if (ends_with(path, len, "/responses/input_tokens"))
         return SIM_API_RESPONSES_COUNT;
-    if (ends_with(path, len, "/responses"))
-        return SIM_API_RESPONSES;
+    if (ends_with(path, len, "/responses") || ends_with(path, len, "/v1/agent"))
+        return SIM_API_RESPONSES; /* Perplexity's Agent API speaks Responses */
     if (ends_with(path, len, "/embeddings"))
         return SIM_API_EMBEDDINGS;
     if (ends_with(path, len, "/messages/count_tokens"))
