@@ -89,6 +89,8 @@ struct _LwConn {
     gboolean have_attribution;
     gboolean close_after; /* close when the current response is flushed */
     gboolean io_error;    /* the transport failed: never write again */
+    gboolean cut;         /* an answer was cut: no close_notify, which would say it ended */
+    guint64 out_moved_ms; /* loop time the queue was last empty or written from */
     gboolean ssl_read_wants_write;
     gboolean ssl_write_wants_read;
 };
@@ -129,7 +131,8 @@ static void conn_close(LwConn *conn)
     }
     lw_loop_unwatch(server->loop, conn->fd);
     if (conn->ssl != NULL) {
-        if (!conn->io_error && was != CONN_HANDSHAKE && was != CONN_SNIFF && was != CONN_LINGER)
+        if (!conn->io_error && !conn->cut && was != CONN_HANDSHAKE && was != CONN_SNIFF &&
+            was != CONN_LINGER)
             SSL_shutdown(conn->ssl); /* best-effort close_notify, never wait for the peer's */
         SSL_free(conn->ssl);
         conn->ssl = NULL;
@@ -175,7 +178,7 @@ static void conn_linger(LwConn *conn)
         conn_close(conn);
         return;
     }
-    if (conn->ssl != NULL) {
+    if (conn->ssl != NULL && !conn->cut) {
         SSL_shutdown(conn->ssl); /* close_notify, as conn_close would */
         ERR_clear_error();
     }
@@ -321,6 +324,29 @@ static void send_error(LwConn *conn, int status, const char *message)
         conn_close_after_flush(conn);
 }
 
+static gboolean is_websocket_upgrade(const LwHttpRequest *req)
+{
+    const LwHttpHeader *h = lw_http1_find_header(req, "upgrade");
+    static const char ws[] = "websocket";
+    for (size_t i = 0; h != NULL && i + sizeof ws - 1 <= h->value_len; i++) {
+        if (g_ascii_strncasecmp(h->value + i, ws, sizeof ws - 1) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* Does an absolute-form target's authority name a provider, and on a
+ * provider's own connection, that provider? */
+static gboolean is_for_this_provider(LwConn *conn, const LwHttpTarget *target)
+{
+    g_autofree char *host = g_strndup(target->authority, target->authority_len);
+    char *colon = strrchr(host, ':');
+    if (colon != NULL && strchr(host, ']') == NULL)
+        *colon = '\0';
+    const LwProvider *p = lw_provider_table_by_host(conn->server->providers, host);
+    return p != NULL && (conn->provider == NULL || p == conn->provider);
+}
+
 /* ---- timers ---- */
 
 static void on_timeout(LwLoop *loop, void *data)
@@ -365,6 +391,7 @@ static void conn_flush(LwConn *conn)
         if (r == IO_OK) {
             lw_buf_consume(&conn->out, n);
             conn->server->counters.bytes_out += n;
+            conn->out_moved_ms = lw_loop_now_ms(conn->server->loop);
         } else if (r == IO_AGAIN) {
             break;
         } else {
@@ -422,6 +449,8 @@ void lw_conn_send(LwConn *conn, const void *data, size_t len)
 {
     if (conn->io_error || conn->state == CONN_CLOSED)
         return;
+    if (lw_buf_len(&conn->out) == 0)
+        conn->out_moved_ms = lw_loop_now_ms(conn->server->loop);
     lw_buf_append(&conn->out, data, len);
     if (lw_buf_len(&conn->out) >= FLUSH_NOW_BYTES) {
         lw_timer_stop(conn->server->loop, &conn->flush_timer);
@@ -442,6 +471,13 @@ void lw_conn_flush_now(LwConn *conn)
 size_t lw_conn_pending(const LwConn *conn)
 {
     return lw_buf_len(&conn->out);
+}
+
+guint64 lw_conn_unread_ms(const LwConn *conn)
+{
+    if (lw_buf_len(&conn->out) == 0)
+        return 0;
+    return lw_loop_now_ms(conn->server->loop) - conn->out_moved_ms;
 }
 
 /* ---- request reading ---- */
@@ -571,6 +607,31 @@ static gboolean read_head(LwConn *conn)
     LwHttpTarget target;
     if (!lw_http1_split_target(req.target, req.target_len, &target)) {
         send_error(conn, 400, "the request target must be a path or an http(s) URL");
+        return FALSE;
+    }
+    if (!lw_http1_path_is_normal(target.path, target.path_len)) {
+        send_error(conn, 400,
+                   "the request target must not hold a fragment, a \".\" or \"..\" segment or a "
+                   "percent-encoded letter, digit or -._~");
+        return FALSE;
+    }
+    if (is_websocket_upgrade(&req)) {
+        /* Upgrade is hop-by-hop: dropped, the request would reach the
+         * provider as a plain GET and fail there, obscurely. */
+        send_error(conn, 501,
+                   "llmwrap does not carry WebSocket connections (the Realtime and Live APIs); "
+                   "their spend would not be seen");
+        return FALSE;
+    }
+    if (target.authority != NULL && !is_for_this_provider(conn, &target)) {
+        /* A proxy client (http_proxy set to the listen address) sends every
+         * plain-HTTP call here, credentials included: only provider hosts
+         * are forwarded (RFC 9110 §15.5.20). */
+        g_autofree char *msg = g_strdup_printf(
+            "llmwrap forwards only to LLM provider hosts, and %.*s is not one%s",
+            (int)MIN(target.authority_len, 256), target.authority,
+            conn->provider != NULL ? " served on this connection" : "");
+        send_error(conn, 421, msg);
         return FALSE;
     }
     /* From here on the target is the path (which exchange completes with
@@ -822,6 +883,9 @@ void lw_conn_response_done(LwConn *conn, gboolean keep_alive)
 
 void lw_conn_abort(LwConn *conn)
 {
+    /* A close-delimited answer (HTTP/1.0) ends at close_notify: without
+     * it the client can tell the cut (RFC 9112 §9.8). */
+    conn->cut = TRUE;
     LwExchange *ex = conn->exchange;
     conn->exchange = NULL;
     conn->server->counters.requests_active--;

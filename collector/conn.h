@@ -42,6 +42,10 @@ void lw_conn_flush_now(LwConn *conn);
 /* Bytes queued but not yet written. */
 size_t lw_conn_pending(const LwConn *conn);
 
+/* How long (ms, loop time) queued bytes have waited without the client
+ * taking any of them; 0 when nothing is queued. */
+guint64 lw_conn_unread_ms(const LwConn *conn);
+
 /* Above this many queued bytes the exchange stops taking upstream bytes
  * (backpressure); lw_exchange_on_drain() is called when the queue is empty
  * again. */

@@ -305,28 +305,48 @@ static char *header_value(const LwHttpHeader *headers, size_t n, const char *nam
     return h != NULL ? g_strndup(h->value, h->value_len) : NULL;
 }
 
-/* The provider went silent inside an answer body. Re-armed lazily: body
- * bytes only note the time, the timer checks it when it fires. */
+/* Ends an answer one side stopped moving: booked with what it used. */
+static void cut_stalled(LwExchange *ex, const char *outcome)
+{
+    lw_account_settle(ex->account, ex->status, TRUE);
+    log_done(ex, outcome);
+    lw_conn_abort(ex->conn); /* frees ex, which cancels the transfer */
+}
+
+/* Once the head is out, either side may stop: the provider (no body bytes
+ * for [upstream] stall_timeout) or the client (queued bytes it takes none
+ * of for [collector] idle_timeout, while the provider waits paused and a
+ * budget holds the reservation). Re-armed lazily: body bytes only note the
+ * time, the timer checks when it fires. */
 static void on_stall_timeout(LwLoop *loop, void *data)
 {
     LwExchange *ex = data;
-    guint64 now = lw_loop_now_ms(loop), limit = ex->server->config->stall_timeout_ms;
-    /* A client that does not read pauses the upstream: its silence is
-     * then ours, not the provider's. */
-    if (lw_conn_pending(ex->conn) > 0)
+    const LwConfig *config = ex->server->config;
+    guint64 now = lw_loop_now_ms(loop), limit = config->stall_timeout_ms;
+    guint64 unread = lw_conn_unread_ms(ex->conn);
+    if (unread >= config->idle_timeout_ms) {
+        g_warning("upstream %s: the client took none of the answer for [collector] idle_timeout "
+                  "(%g s); cutting it",
+                  ex->provider->name, config->idle_timeout_ms / 1000.0);
+        cut_stalled(ex, "cut: the client stopped reading");
+        return;
+    }
+    guint64 next = limit;
+    if (lw_conn_pending(ex->conn) > 0) {
+        /* The upstream is paused for the client: its silence is ours. */
         ex->last_body_ms = now;
+        next = MIN(limit, config->idle_timeout_ms - unread);
+    }
     if (now - ex->last_body_ms < limit) {
-        lw_timer_start(loop, &ex->upstream_timer, limit - (now - ex->last_body_ms),
+        lw_timer_start(loop, &ex->upstream_timer, MIN(next, limit - (now - ex->last_body_ms)),
                        on_stall_timeout, ex);
         return;
     }
     g_warning("upstream %s: no answer bytes for [upstream] stall_timeout (%g s); cutting the "
               "answer",
               ex->provider->name, limit / 1000.0);
-    lw_account_settle(ex->account, ex->status, TRUE);
     ex->server->counters.upstream_errors++;
-    log_done(ex, "cut: upstream stalled mid-body");
-    lw_conn_abort(ex->conn); /* frees ex, which cancels the transfer */
+    cut_stalled(ex, "cut: upstream stalled mid-body");
 }
 
 static void on_head(void *data, int status, const char *reason, const LwHttpHeader *headers,
@@ -406,8 +426,13 @@ static gboolean on_body(void *data, const char *buf, size_t len)
     if (ex->no_body)
         return TRUE;
     ex->last_body_ms = lw_loop_now_ms(ex->server->loop);
-    if (lw_conn_pending(ex->conn) > LW_CONN_HIGH_WATER)
-        return FALSE; /* backpressure: resumed from lw_exchange_on_drain() */
+    if (lw_conn_pending(ex->conn) > LW_CONN_HIGH_WATER) {
+        /* Backpressure: resumed from lw_exchange_on_drain(). The timer
+         * now watches the client instead (on_stall_timeout). */
+        lw_timer_start(ex->server->loop, &ex->upstream_timer, ex->server->config->idle_timeout_ms,
+                       on_stall_timeout, ex);
+        return FALSE;
+    }
     ex->body_bytes += len;
     lw_account_body(ex->account, buf, len);
     if (lw_account_must_end_stream(ex->account)) {

@@ -275,12 +275,19 @@ static void deliver_head(LwTransfer *t)
             continue;
         }
         const char *colon = strchr(line, ':');
-        if (colon == NULL || colon == line)
+        if (colon == NULL)
+            continue;
+        /* "Name : v": a proxy removes the blanks before the colon (RFC 9112
+         * §5.1), else a client may take them for part of the name. */
+        size_t name_len = (size_t)(colon - line);
+        while (name_len > 0 && (line[name_len - 1] == ' ' || line[name_len - 1] == '\t'))
+            name_len--;
+        if (name_len == 0)
             continue;
         const char *v = colon + 1;
         while (*v == ' ' || *v == '\t')
             v++;
-        headers[n++] = (LwHttpHeader){line, (size_t)(colon - line), v, strlen(v)};
+        headers[n++] = (LwHttpHeader){line, name_len, v, strlen(v)};
     }
     curl_off_t cl = -1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
@@ -303,6 +310,10 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
     size_t len = size * nitems;
     if (t->cancelled)
         return 0;
+    /* Trailers come through here too, after the head: not forwarded (the
+     * answer is re-framed), and not counted against the head's cap. */
+    if (t->head_done)
+        return size * nitems;
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
     if (len == 0) {
@@ -497,6 +508,9 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
 
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
+    /* The path goes out as the client sent it (the collector refuses dot
+     * segments before it gets here; libcurl would otherwise squash them). */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
@@ -529,7 +543,12 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 
-    if (req->body != NULL) {
+    if (strcmp(req->method, "HEAD") == 0) {
+        /* Without NOBODY libcurl waits for the body a HEAD answer only
+         * describes; a HEAD request's own body (Content-Length: 0) has no
+         * meaning (RFC 9110 §9.3.2) and is not sent. */
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (req->body != NULL) {
         gsize body_len = 0;
         t->body = g_bytes_ref(req->body);
         const char *body = g_bytes_get_data(t->body, &body_len);
@@ -538,8 +557,6 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body : "");
         if (strcmp(req->method, "POST") != 0)
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
-    } else if (strcmp(req->method, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     }

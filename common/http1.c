@@ -266,6 +266,42 @@ bool lw_http1_split_target(const char *target, size_t len, LwHttpTarget *out)
     return true;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool lw_http1_path_is_normal(const char *path, size_t len)
+{
+    if (memchr(path, '#', len) != NULL)
+        return false;
+    const char *q = memchr(path, '?', len);
+    size_t n = q != NULL ? (size_t)(q - path) : len;
+    for (size_t i = 0; i < n; i++) {
+        if (path[i] == '%' && i + 2 < n) {
+            int hi = hex_value(path[i + 1]), lo = hex_value(path[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                char c = (char)(hi * 16 + lo);
+                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_' || c == '~')
+                    return false;
+            }
+        }
+        if (path[i] != '/')
+            continue;
+        /* the segment after this slash: "." or ".." up to the next '/' or the end */
+        size_t s = i + 1, e = s;
+        while (e < n && path[e] != '/')
+            e++;
+        if ((e - s == 1 && path[s] == '.') || (e - s == 2 && path[s] == '.' && path[s + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
 /* Fills the derived fields of `req` from its parsed fields. */
 static int derive_semantics(LwHttpRequest *req)
 {
@@ -690,17 +726,6 @@ enum {
 void lw_http1_chunked_init(LwChunkedDecoder *d)
 {
     memset(d, 0, sizeof *d);
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Advances the framing state by one byte; false if the byte is invalid. */

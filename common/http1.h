@@ -92,6 +92,15 @@ typedef struct {
  * userinfo or an empty or invalid authority. */
 bool lw_http1_split_target(const char *target, size_t len, LwHttpTarget *out);
 
+/* Whether a path (and query) is in the one form a proxy that classifies
+ * requests by path can trust: no fragment ('#' never belongs in a request
+ * target, RFC 9112 §3.2), no "." or ".." segment, no percent-encoded
+ * unreserved character (RFC 3986 §6.2.2: "%63hat" is "chat" to a server
+ * that normalises, and to llmwrap a path it does not know). SDKs never send
+ * either; forwarded as is, they would reach a path other than the one
+ * judged. */
+bool lw_http1_path_is_normal(const char *path, size_t len);
+
 /* Case-insensitive lookup of the first field named `name`; NULL if absent. */
 const LwHttpHeader *lw_http1_find_header(const LwHttpRequest *req, const char *name);
 /* The same among any fields (a response head's, say). */

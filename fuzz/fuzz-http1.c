@@ -90,6 +90,9 @@ static ssize_t parse(const char *buf, size_t len, size_t last_len, LwHttpRequest
                 (t.authority_len > 0 &&
                  within(req->target, req->target_len, t.authority, t.authority_len)));
         require(t.authority != NULL || (t.path_len > 0 && t.path[0] == '/'));
+        /* a normal path has no fragment (ASan: reads stay inside it) */
+        require(!lw_http1_path_is_normal(t.path, t.path_len) ||
+                memchr(t.path, '#', t.path_len) == NULL);
     }
     return r;
 }

@@ -756,6 +756,39 @@ static void test_hop_by_hop(void)
 }
 
 /* What the server routes by: the path, and an absolute URL's authority. */
+static void test_path_is_normal(void)
+{
+    static const struct {
+        const char *path;
+        gboolean ok;
+    } cases[] = {
+        {"/v1/chat/completions", TRUE},
+        {"/v1/chat/completions?x=/../y&k=%41", TRUE}, /* the query is not a path */
+        {"/v1/files/file-abc.jsonl", TRUE},
+        {"/v1/a..b/.c/d.", TRUE},
+        {"/v1/models/a%20b%2Fc%3A", TRUE}, /* encoded, but not unreserved */
+        {"/", TRUE},
+        {"?x", TRUE},
+        {"/v1/..", FALSE},
+        {"/v1/../x", FALSE},
+        {"/./v1", FALSE},
+        {"/v1/.", FALSE},
+        {"/v1/chat/completion%73", FALSE},
+        {"/v1/%63hat", FALSE},
+        {"/v1/a%2Db", FALSE},
+        {"/v1/a%7e", FALSE},
+        {"/v1/a%2e%2e/b", FALSE},
+        {"/v1/x#frag", FALSE},
+        {"/v1/x?q#frag", FALSE},
+        {"/v1/%4", TRUE}, /* not an escape at all: the server's to judge */
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const char *p = cases[i].path;
+        g_test_message("%s", p);
+        g_assert_cmpint(lw_http1_path_is_normal(p, strlen(p)), ==, cases[i].ok);
+    }
+}
+
 static void test_split_target(void)
 {
     static const struct {
@@ -1176,6 +1209,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http1/name-is", test_name_is);
     g_test_add_func("/http1/hop-by-hop", test_hop_by_hop);
     g_test_add_func("/http1/split-target", test_split_target);
+    g_test_add_func("/http1/path-is-normal", test_path_is_normal);
     g_test_add_func("/http1/reason", test_reason);
 
     for (size_t i = 0; i < G_N_ELEMENTS(chunk_cases); i++) {

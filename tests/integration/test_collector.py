@@ -543,6 +543,31 @@ class AbsoluteFormTest(lwtest.CollectorTestCase):
                     self.assertEqual(status, 200)
                     self.assertEqual(got["object"], "chat.completion")
 
+    def raw(self, request):
+        with socket.create_connection(("127.0.0.1", self.collector.listen_port()),
+                                      DEFAULT_TIMEOUT) as s:
+            s.sendall(request)
+            return read_http_response(s.makefile("rb"))
+
+    def test_other_hosts_are_misdirected_not_forwarded(self):
+        # A program with http_proxy set to the listen address sends every
+        # plain-HTTP call here, with its credentials: none may reach a provider.
+        for target in (b"http://llm-gateway.internal.example:8080/v1/models",
+                       b"http://127.0.0.1:9/v1/chat/completions"):
+            with self.subTest(target=target):
+                status, _, body = self.raw(
+                    b"GET " + target + b" HTTP/1.1\r\nhost: x\r\n"
+                    b"authorization: Bearer sk-internal\r\nconnection: close\r\n\r\n")
+                self.assertEqual(status, 421)
+                self.assertIn("only to LLM provider hosts", json.loads(body)["error"]["message"])
+        # On a provider's own TLS connection, another provider is misdirected too.
+        s = raw_tls(self.collector)
+        s.sendall(b"GET https://api.anthropic.com/v1/models HTTP/1.1\r\nhost: api.openai.com"
+                  b"\r\nconnection: close\r\n\r\n")
+        self.assertEqual(read_http_response(s.makefile("rb"))[0], 421)
+        s.close()
+        self.assertEqual(self.sim.stats()["requests"], 0)
+
     def test_url_without_path_means_slash(self):
         with socket.create_connection(("127.0.0.1", self.collector.listen_port()),
                                       DEFAULT_TIMEOUT) as s:
@@ -551,6 +576,61 @@ class AbsoluteFormTest(lwtest.CollectorTestCase):
             status, _, _ = read_http_response(s.makefile("rb"))
         self.assertEqual(status, 404)  # the sim's: it has no "/"
         self.assertEqual(self.sim.stats()["by_path"], {"/": 1})
+
+
+class TargetFormTest(lwtest.CollectorTestCase):
+    """The path the collector judges (endpoint, budgets) is the one the
+    provider gets: forms a server normalises into another path are refused,
+    never rewritten or passed on."""
+
+    providers = ("openai",)
+
+    def test_unnormalised_targets_are_400(self):
+        for target in ("/v1/chat/completions/x/..", "/v1/a/../chat/completions",
+                       "/v1/./chat/completions", "/v1/chat/completion%73",
+                       "/v1/chat/%63ompletions", "/v1/chat/completions#frag",
+                       "/../../other/v1/chat/completions"):
+            with self.subTest(target=target):
+                status, _, body = self.post("openai", target, CHAT_BODY)
+                self.assertEqual(status, 400)
+                self.assertIn("request target", json.loads(body)["error"]["message"])
+        self.assertEqual(self.sim.stats()["requests"], 0)
+        # Encoded characters that are not letters or digits are no trick.
+        status, _, _ = self.post("openai", "/v1/chat/completions?user=a%20b", CHAT_BODY)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.sim.stats()["by_path"], {CHAT: 1})
+
+    def test_websocket_upgrade_is_refused_plainly(self):
+        s = raw_tls(self.collector)
+        s.sendall(b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nhost: api.openai.com\r\n"
+                  b"connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n"
+                  b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        status, _, body = read_http_response(s.makefile("rb"))
+        s.close()
+        self.assertEqual(status, 501)
+        self.assertIn("WebSocket", json.loads(body)["error"]["message"])
+        self.assertEqual(self.sim.stats()["requests"], 0)
+
+    def test_cut_answer_to_http10_client_has_no_close_notify(self):
+        # An HTTP/1.0 answer without a length ends at close: a close_notify
+        # would make a cut one look whole (RFC 9112, 9.8).
+        ctx = ssl.create_default_context(cafile=self.collector.ca_file)
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # a strict client (Debian sets it)
+        sock = socket.create_connection((self.collector.addr("openai"), self.collector.port),
+                                        DEFAULT_TIMEOUT)
+        s = ctx.wrap_socket(sock, server_hostname=HOSTS["openai"], suppress_ragged_eofs=False)
+        body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
+        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.0\r\nhost: api.openai.com\r\n"
+                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+                  b"x-sim: fault=drop;drop_after=2\r\ncontent-length: %d\r\n\r\n%s"
+                  % (len(body), body))
+        data = b""
+        with self.assertRaisesRegex(ssl.SSLError, "UNEXPECTED_EOF"):
+            while chunk := s.recv(65536):
+                data += chunk
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+        self.assertNotIn(b"[DONE]", data)
 
 
 class LimitsTest(lwtest.CollectorTestCase):
@@ -602,6 +682,27 @@ class LimitsTest(lwtest.CollectorTestCase):
         self.assertEqual(status, 408)
         self.assertLess(time.monotonic() - start, 5)
         s.close()
+
+    def test_client_that_stops_reading_is_cut(self):
+        # It holds the paused upstream transfer (and a budget's reservation)
+        # for as long as it stays: after idle_timeout without taking a byte
+        # the answer is cut and booked, as nginx's send_timeout does.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(DEFAULT_TIMEOUT)
+        sock.connect((self.collector.addr("openai"), self.collector.port))
+        ctx = ssl.create_default_context(cafile=self.collector.ca_file)
+        s = ctx.wrap_socket(sock, server_hostname=HOSTS["openai"])
+        self.addCleanup(s.close)
+        body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
+        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+                  b"x-sim: words=100000\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        self.assertTrue(s.recv(1024).startswith(b"HTTP/1.1 200"))
+        status = lambda: lwtest.ipc_status(self.home)["counters"]
+        wait_for(lambda: status()["requests_active"] == 0, timeout=DEFAULT_TIMEOUT,
+                 what="the stuck client's answer cut")
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
     def test_idle_keep_alive_connection_is_closed(self):
         s = raw_tls(self.collector)
@@ -878,7 +979,15 @@ class UpstreamHeadTest(unittest.TestCase):
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def do_HEAD(self):
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "1234")  # of the body a GET would get
+                self.end_headers()
+
             def do_GET(self):
+                if self.path == "/v1/trailers":
+                    return self.chunked_with_trailers()
                 n = 600 if self.path == "/v1/huge" else 5
                 body = b"{}"
                 self.send_response(200)
@@ -889,10 +998,22 @@ class UpstreamHeadTest(unittest.TestCase):
                     self.send_header("x-cr", "foo\rx-injected: 1")
                     self.send_header("connection", "x-hop, keep-alive")
                     self.send_header("x-hop", "for the next hop only")
+                    self.send_header("x-spaced ", "before the colon")
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def chunked_with_trailers(self):
+                # A head near the cap, then trailers: they are no part of it.
+                self.send_response(200)
+                for i in range(500):
+                    self.send_header(f"x-h{i}", "v")
+                self.send_header("transfer-encoding", "chunked")
+                self.send_header("trailer", "x-t0")
+                self.end_headers()
+                self.wfile.write(b"2\r\n{}\r\n0\r\n" +
+                                 b"".join(b"x-t%d: v\r\n" % i for i in range(20)) + b"\r\n")
 
             def log_message(self, *args):
                 pass
@@ -942,6 +1063,29 @@ class UpstreamHeadTest(unittest.TestCase):
         self.assertNotIn("x-hop", headers)
         self.assertNotIn("connection", headers)
         self.assertEqual(headers["content-type"], "application/json")
+        # Blanks before the colon go (RFC 9112, 5.1).
+        self.assertEqual(headers["x-spaced"], "before the colon")
+        self.assertNotIn("x-spaced ", headers)
+
+    def test_trailers_do_not_count_against_the_head_cap(self):
+        self.addCleanup(setattr, http.client, "_MAXHEADERS", http.client._MAXHEADERS)
+        http.client._MAXHEADERS = 1000  # the client's own cap is 100
+        status, headers, body = self.get("/v1/trailers")
+        self.assertEqual((status, body), (200, b"{}"))
+        self.assertEqual(headers["x-h499"], "v")
+
+    def test_head_with_an_empty_body_completes(self):
+        # HEAD with Content-Length: 0 (some clients send it): the answer
+        # describes a body it does not carry, and the connection goes on.
+        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+        self.addCleanup(conn.close)
+        conn.request("HEAD", "/v1/small", headers={"authorization": "Bearer k",
+                                                    "content-length": "0"})
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.getheader("content-length"), r.read()), (200, "1234", b""))
+        conn.request("GET", "/v1/small", headers={"authorization": "Bearer k"})
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"{}"))
 
 
 class Http2UpstreamTest(unittest.TestCase):
