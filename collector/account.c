@@ -130,8 +130,8 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     else
         lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
     a->credential = credential_hash(server, r->req, r->path);
-    if (a->info.endpoint == LW_ENDPOINT_UNPRICED) /* the query may hold key=SECRET */
-        a->unpriced_path = g_strndup(r->path, MIN(strcspn(r->path, "?#"), 200));
+    if (a->info.endpoint == LW_ENDPOINT_UNPRICED)
+        a->unpriced_path = lw_path_for_display(r->path);
 
     *ret_body = rewritten;
     /* An answer that will be edited must come unencoded. */

@@ -550,9 +550,7 @@ static CheckResult check_step(LwBudgets *b, const LwBudgetRequest *req, Bound *b
     gint64 remaining = limit - spent - reserved;
 
     if (req->info->endpoint == LW_ENDPOINT_UNPRICED) {
-        g_autofree char *target =
-            req->path != NULL ? g_strndup(req->path, MIN(strcspn(req->path, "?#"), 200))
-                              : g_strdup("(unknown)");
+        g_autofree char *target = lw_path_for_display(req->path != NULL ? req->path : "?");
         if (action == LW_ACTION_WARN) {
             g_autofree char *w = g_strdup_printf("%s: cost of POST %s unknown", name, target);
             add_warning(d, w);

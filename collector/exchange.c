@@ -117,21 +117,13 @@ static const LwProvider *route(LwExchange *ex, const LwProviderTable *providers)
     return lw_provider_table_by_name(providers, "openai");
 }
 
-/* The path without its query string, for logs: Gemini keys travel in
- * "?key=". */
-static char *loggable_path(const char *path)
-{
-    const char *q = strchr(path, '?');
-    return q != NULL ? g_strndup(path, (gsize)(q - path)) : g_strdup(path);
-}
-
 /* ---- finishing ---- */
 
 static void log_done(LwExchange *ex, const char *outcome)
 {
     if (!lw_log_enabled(G_LOG_LEVEL_INFO))
         return;
-    g_autofree char *path = loggable_path(ex->path);
+    g_autofree char *path = lw_path_for_display(ex->path);
     guint64 ms = (lw_loop_now_us() - ex->started_us) / 1000;
     g_info("%s %.*s %s -> %d %s (%" G_GUINT64_FORMAT " ms, %" G_GUINT64_FORMAT " B%s%s)",
            ex->provider != NULL ? ex->provider->name : "-", (int)ex->head->req.method_len,

@@ -79,6 +79,11 @@ const char *lw_endpoint_name(LwEndpoint endpoint)
 
 /* ---- the path --------------------------------------------------------------- */
 
+char *lw_path_for_display(const char *path)
+{
+    return g_strndup(path, MIN(strcspn(path, "?#"), 200));
+}
+
 static gboolean ends_with(const char *p, gsize n, const char *suffix)
 {
     gsize l = strlen(suffix);

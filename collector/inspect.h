@@ -32,6 +32,10 @@ typedef enum {
                            * batches, Gemini :predict, ...): hard budgets refuse it */
 } LwEndpoint;
 
+/* A request path fit for logs and messages: without its query (Gemini
+ * keys travel in "?key="), at most 200 bytes. Transfer full. */
+char *lw_path_for_display(const char *path);
+
 /* Short stable name ("chat", "responses", "messages", ...) for the ledger. */
 const char *lw_endpoint_name(LwEndpoint endpoint);
 
