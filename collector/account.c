@@ -368,6 +368,27 @@ static void take_worst_case(const LwAccount *a, const LwPrice *price, LwTokens *
         t->output_tokens = MAX(t->output_tokens, w.output_tokens);
 }
 
+/* Appends `more` to the row's warning (transfer full of both). */
+static char *add_warning(char *warning, char *more)
+{
+    if (warning == NULL)
+        return more;
+    char *both = g_strconcat(warning, "; ", more, NULL);
+    g_free(warning);
+    g_free(more);
+    return both;
+}
+
+/* What the usage leaves out, said on the row so a cost that looks exact
+ * is not taken for one. */
+static char *usage_warnings(const LwUsage *u, const LwLedgerRequest *row, char *warning)
+{
+    if (u != NULL && row->partial && u->unreadable[0] != '\0')
+        warning = add_warning(warning, g_strdup_printf("usage not read: %s; tokens estimated",
+                                                       u->unreadable));
+    return warning;
+}
+
 void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
 {
     if (a->settled)
@@ -448,6 +469,7 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     if (a->unanswered != NULL && !have_usage && warning == NULL)
         warning = g_strdup("no answer came back, but the provider had the request and may bill "
                            "it: charged the most it could cost");
+    warning = usage_warnings(u, &row, warning);
     row.warning = warning;
     commit(a, &row);
 }

@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "http1.h"
 #include "log.h"
+#include "observe.h"
 #include "policy.h"
 #include "refusal.h"
 #include "upstream.h"
@@ -529,13 +530,11 @@ LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *pr
     return ex;
 }
 
-static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHttpHeader *h,
-                                            gboolean identity)
+/* Accept-Encoding is not among them: upstream_accept_encoding replaces it. */
+static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHttpHeader *h)
 {
     static const char *const dropped[] = {"host", "content-length", "expect",
-                                          "proxy-authorization"};
-    if (identity && lw_http1_name_is(h->name, h->name_len, "accept-encoding"))
-        return FALSE;
+                                          "proxy-authorization", "accept-encoding"};
     if (lw_http1_is_hop_by_hop(req->headers, req->num_headers, h->name, h->name_len))
         return FALSE;
     for (guint i = 0; i < G_N_ELEMENTS(dropped); i++) {
@@ -543,6 +542,28 @@ static gboolean is_forwarded_request_header(const LwHttpRequest *req, const LwHt
             return FALSE;
     }
     return TRUE;
+}
+
+/* What the upstream may encode its answer with: only codings the observer
+ * reads, or the usage of a zstd or br answer would be lost (the client
+ * still gets the answer's bytes as they came); "identity" when the answer
+ * will be edited (include_usage). Transfer full. */
+static char *upstream_accept_encoding(const LwHttpRequest *req, gboolean identity)
+{
+    if (identity)
+        return g_strdup("identity");
+    g_autoptr(GString) accept = NULL;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const LwHttpHeader *h = &req->headers[i];
+        if (!lw_http1_name_is(h->name, h->name_len, "accept-encoding"))
+            continue;
+        if (accept == NULL)
+            accept = g_string_new(NULL);
+        else
+            g_string_append_c(accept, ',');
+        g_string_append_len(accept, h->value, (gssize)h->value_len);
+    }
+    return lw_observer_accept_encoding(accept != NULL ? accept->str : NULL);
 }
 
 void lw_exchange_start(LwExchange *ex)
@@ -589,14 +610,12 @@ void lw_exchange_start(LwExchange *ex)
     g_autofree LwHttpHeader *fwd = g_new(LwHttpHeader, req->num_headers + 1);
     size_t n_fwd = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
-        if (is_forwarded_request_header(req, &req->headers[i], identity))
+        if (is_forwarded_request_header(req, &req->headers[i]))
             fwd[n_fwd++] = req->headers[i];
     }
-    if (identity) {
-        /* The answer will be edited (include_usage): it must come unencoded. */
-        static const char name[] = "accept-encoding", value[] = "identity";
-        fwd[n_fwd++] = (LwHttpHeader){name, sizeof name - 1, value, sizeof value - 1};
-    }
+    static const char accept_name[] = "accept-encoding";
+    g_autofree char *accept = upstream_accept_encoding(req, identity);
+    fwd[n_fwd++] = (LwHttpHeader){accept_name, sizeof accept_name - 1, accept, strlen(accept)};
     g_autofree char *method = g_strndup(req->method, req->method_len);
     g_autofree char *url = g_strconcat(ex->provider->upstream, ex->path, NULL);
     LwTransferRequest treq = {

@@ -44,8 +44,9 @@
 
 typedef enum {
     ENC_IDENTITY,
-    ENC_ZLIB, /* gzip or deflate: inflated for parsing only */
-    ENC_OTHER,
+    ENC_GZIP,    /* inflated for parsing only, as all compressed bodies */
+    ENC_DEFLATE, /* zlib-wrapped (RFC 9110) or raw, as many servers send it */
+    ENC_OTHER,   /* not read: lw_observer_accept_encoding keeps it from being asked for */
 } Encoding;
 
 typedef enum {
@@ -91,6 +92,8 @@ struct _LwObserver {
     gboolean parse_off; /* given up on parsing; bytes still pass */
     z_stream z;
     gboolean z_ready;
+    char z_head[2]; /* ENC_DEFLATE: the first bytes, until there are two to tell the kind */
+    gsize z_head_len;
     guint64 inflated;
     char *zbuf;
     gboolean flag_rest; /* every further byte is terminal */
@@ -529,9 +532,15 @@ static void plain(LwObserver *obs, const char *buf, gsize len)
         parse_json(obs, buf, len);
 }
 
+static void set_unreadable(LwObserver *obs, const char *why)
+{
+    if (obs->usage.unreadable[0] == '\0')
+        g_strlcpy(obs->usage.unreadable, why, sizeof obs->usage.unreadable);
+}
+
 /* Inflates `len` bytes for parsing; returns the offset just past the end of
  * the compressed stream when it ends here, else -1. */
-static gssize inflate_feed(LwObserver *obs, const char *buf, gsize len)
+static gssize inflate_run(LwObserver *obs, const char *buf, gsize len)
 {
     gssize stream_end = -1;
     obs->z.next_in = (Bytef *)buf;
@@ -546,6 +555,7 @@ static gssize inflate_feed(LwObserver *obs, const char *buf, gsize len)
              * MAX_INFLATED bytes are parsed, however the input was cut. */
             plain(obs, obs->zbuf, MAX_INFLATED - obs->inflated);
             obs->parse_off = TRUE;
+            set_unreadable(obs, "the answer inflates past 64 MiB");
             break;
         }
         obs->inflated += produced;
@@ -563,10 +573,55 @@ static gssize inflate_feed(LwObserver *obs, const char *buf, gsize len)
             if (produced == 0)
                 break;
         } else if (rc != Z_OK) {
+            /* Said only when what inflated before the error still parsed:
+             * how much of it one call produced depends on the cuts. */
+            if (!obs->parse_off)
+                set_unreadable(obs, "the answer's compressed data is corrupt");
             obs->parse_off = TRUE;
         }
     }
     return stream_end;
+}
+
+static void z_start(LwObserver *obs, int window_bits)
+{
+    if (inflateInit2(&obs->z, window_bits) == Z_OK) {
+        obs->z_ready = TRUE;
+        obs->zbuf = g_malloc(ZBUF);
+    } else {
+        obs->parse_off = TRUE;
+        set_unreadable(obs, "zlib could not start");
+    }
+}
+
+/* A zlib stream starts with CMF (method 8, window at most 32 KiB) and FLG,
+ * which make a multiple of 31 (RFC 1950); a gzip member with 1f 8b. */
+static gboolean is_zlib_or_gzip_head(const char *h)
+{
+    guint8 cmf = (guint8)h[0], flg = (guint8)h[1];
+    if (cmf == 0x1f && flg == 0x8b)
+        return TRUE;
+    return (cmf & 0x0f) == 8 && (cmf >> 4) <= 7 && (cmf * 256u + flg) % 31 == 0;
+}
+
+/* HTTP's "deflate" is the zlib format (RFC 9110), but servers send raw
+ * deflate too, as browsers and curl accept both: the first two bytes say
+ * which, so the choice does not depend on how the body was cut. */
+static gssize inflate_feed(LwObserver *obs, const char *buf, gsize len)
+{
+    if (obs->z_ready)
+        return inflate_run(obs, buf, len);
+    gsize held = obs->z_head_len;
+    gsize take = MIN(len, sizeof obs->z_head - held);
+    memcpy(obs->z_head + held, buf, take);
+    obs->z_head_len += take;
+    if (obs->z_head_len < sizeof obs->z_head)
+        return -1;
+    /* 15 + 32: a zlib or a gzip header, whichever it is; -15: raw */
+    z_start(obs, is_zlib_or_gzip_head(obs->z_head) ? 15 + 32 : -15);
+    if (held > 0 && !obs->parse_off)
+        inflate_run(obs, obs->z_head, held); /* the byte an earlier feed brought */
+    return obs->parse_off ? -1 : inflate_run(obs, buf, len);
 }
 
 /* ---- API ------------------------------------------------------------------ */
@@ -588,9 +643,67 @@ static Encoding encoding_of(const char *value)
     g_autofree char *v = g_strstrip(g_ascii_strdown(value, -1));
     if (*v == '\0' || strcmp(v, "identity") == 0)
         return ENC_IDENTITY;
-    if (strcmp(v, "gzip") == 0 || strcmp(v, "x-gzip") == 0 || strcmp(v, "deflate") == 0)
-        return ENC_ZLIB;
+    if (strcmp(v, "gzip") == 0 || strcmp(v, "x-gzip") == 0)
+        return ENC_GZIP;
+    if (strcmp(v, "deflate") == 0)
+        return ENC_DEFLATE;
     return ENC_OTHER; /* br, zstd, stacked codings: not parsed */
+}
+
+/* One Accept-Encoding entry: "coding *( OWS ; OWS param )". Is it one of
+ * the codings inflate_feed reads, and is its q above zero? */
+static gboolean is_readable_coding(const char *entry, gsize len, gboolean *ret_nonzero)
+{
+    gsize n = 0;
+    while (n < len && entry[n] != ';' && entry[n] != ' ' && entry[n] != '\t')
+        n++;
+    static const char *const readable[] = {"gzip", "x-gzip", "deflate", "identity"};
+    gboolean known = FALSE;
+    for (guint i = 0; i < G_N_ELEMENTS(readable); i++)
+        known |= n == strlen(readable[i]) && g_ascii_strncasecmp(entry, readable[i], n) == 0;
+    *ret_nonzero = TRUE;
+    for (const char *p = entry + n, *end = entry + len; p < end; p++) {
+        if (*p != ';')
+            continue;
+        const char *q = p + 1;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        if (end - q >= 2 && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+            /* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
+            gboolean zero = q + 2 < end && q[2] == '0';
+            for (q += 3; zero && q < end && *q != ';' && *q != ' ' && *q != '\t'; q++)
+                zero = *q == '.' || *q == '0';
+            *ret_nonzero = !zero;
+        }
+    }
+    return known;
+}
+
+char *lw_observer_accept_encoding(const char *accept)
+{
+    GString *out = g_string_new(NULL);
+    gboolean any_nonzero = FALSE;
+    for (const char *p = accept; p != NULL && *p != '\0';) {
+        gsize len = strcspn(p, ",");
+        const char *e = p, *end = p + len;
+        while (e < end && (*e == ' ' || *e == '\t'))
+            e++;
+        while (end > e && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        gboolean nonzero;
+        if (end > e && is_readable_coding(e, (gsize)(end - e), &nonzero)) {
+            if (out->len > 0)
+                g_string_append(out, ", ");
+            g_string_append_len(out, e, end - e);
+            any_nonzero |= nonzero;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (!any_nonzero)
+        g_string_assign(out, "identity");
+    return g_string_free(out, FALSE);
 }
 
 /* The dialect of the answer: the endpoint's when known (Gemini's OpenAI
@@ -625,16 +738,16 @@ LwObserver *lw_observer_new(LwFormat format, const LwRequestInfo *req, int statu
     obs->uj = lw_usage_json_new(obs->format, on_doc, obs);
     if (obs->sse)
         obs->framer = lw_sse_new(LW_SSE_MAX_EVENT);
-    if (obs->enc == ENC_ZLIB) {
+    if (obs->enc == ENC_GZIP) {
         /* 15 + 32: a zlib or a gzip header, whichever the body has */
-        if (inflateInit2(&obs->z, 15 + 32) == Z_OK) {
-            obs->z_ready = TRUE;
-            obs->zbuf = g_malloc(ZBUF);
-        } else {
-            obs->parse_off = TRUE;
-        }
+        z_start(obs, 15 + 32);
     } else if (obs->enc == ENC_OTHER) {
+        /* Asked for by no request the collector sent (the provider chose it
+         * anyway): said so on the row, since its usage is then unknown. */
         obs->parse_off = TRUE;
+        g_autofree char *why = g_strdup_printf(
+            "the answer is encoded as '%.24s', which llmwrap cannot read", content_encoding);
+        set_unreadable(obs, why);
     }
     return obs;
 }

@@ -12,8 +12,9 @@
  *     "usage":null members that option caused, so the client receives
  *     exactly what it would have without the collector.
  *   - JSON answers are handed on as they arrive and parsed incrementally
- *     (no whole-body buffering); gzip/deflate bodies are inflated for
- *     parsing only, the client gets the original bytes.
+ *     (no whole-body buffering); gzip/deflate bodies (deflate zlib-wrapped
+ *     or raw) are inflated for parsing only, the client gets the original
+ *     bytes. Other codings are not read (see lw_observer_accept_encoding).
  * Work is O(bytes): each event is scanned once; JSON is parsed only for
  * events that can carry what we need.
  *
@@ -45,6 +46,8 @@ typedef struct {
     gint64 output_text_bytes; /* output text seen so far, answer and streamed reasoning
                                * alike: a bound on output tokens (no tokeniser makes more
                                * tokens than bytes) for estimates and budget metering */
+    char unreadable[96];      /* why the body could not be read ("" when it could), so a
+                               * missing usage is reported as unread, not just absent */
 } LwUsage;
 
 typedef struct {
@@ -82,3 +85,12 @@ const LwUsage *lw_observer_usage(LwObserver *obs);
 gboolean lw_observer_rewrites(const LwObserver *obs);
 
 void lw_usage_clear(LwUsage *usage);
+
+/* The Accept-Encoding to send upstream for a client that sent `accept`
+ * (its Accept-Encoding values joined with ","; NULL when it sent none): the
+ * client's entries for the codings an observer reads (gzip, x-gzip,
+ * deflate, identity), in its order and with its parameters, so the answer
+ * is still one the client accepts and one whose usage can be read; just
+ * "identity" when no entry with a non-zero q is left. Transfer full. Pure;
+ * any thread. */
+char *lw_observer_accept_encoding(const char *accept);

@@ -113,7 +113,8 @@ static bool same(const Run *a, const Run *b)
            x->output_text_bytes == y->output_text_bytes &&
            g_strcmp0(x->model_served, y->model_served) == 0 &&
            g_strcmp0(x->response_id, y->response_id) == 0 &&
-           g_strcmp0(x->raw_usage, y->raw_usage) == 0;
+           g_strcmp0(x->raw_usage, y->raw_usage) == 0 &&
+           strcmp(x->unreadable, y->unreadable) == 0;
 }
 
 static const char *const paths[] = {

@@ -298,7 +298,7 @@ static void assert_same(const Result *a, const Result *b, const char *how)
         x->output_text_bytes != y->output_text_bytes ||
         g_strcmp0(x->model_served, y->model_served) != 0 ||
         g_strcmp0(x->response_id, y->response_id) != 0 ||
-        g_strcmp0(x->raw_usage, y->raw_usage) != 0)
+        g_strcmp0(x->raw_usage, y->raw_usage) != 0 || strcmp(x->unreadable, y->unreadable) != 0)
         g_error("%s: usage differs from the whole-body run", how);
 }
 
@@ -421,12 +421,12 @@ static void test_golden(gconstpointer data)
 
 /* ---- compressed bodies ------------------------------------------------------ */
 
-static GBytes *gzip(const char *data, gsize len, gboolean gzip_header)
+/* window_bits: 15 + 16 gzip, 15 zlib, -15 raw deflate */
+static GBytes *compress_as(const char *data, gsize len, int window_bits)
 {
     z_stream z = {0};
-    g_assert_cmpint(deflateInit2(&z, 9, Z_DEFLATED, gzip_header ? 15 + 16 : 15, 8,
-                                 Z_DEFAULT_STRATEGY),
-                    ==, Z_OK);
+    g_assert_cmpint(deflateInit2(&z, 9, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), ==,
+                    Z_OK);
     gsize cap = deflateBound(&z, (uLong)len);
     guint8 *out = g_malloc(cap);
     z.next_in = (Bytef *)data;
@@ -439,15 +439,29 @@ static GBytes *gzip(const char *data, gsize len, gboolean gzip_header)
     return g_bytes_new_take(out, n);
 }
 
+static GBytes *gzip(const char *data, gsize len, gboolean gzip_header)
+{
+    return compress_as(data, len, gzip_header ? 15 + 16 : 15);
+}
+
 typedef struct {
     const char *golden; /* a name in goldens[] */
     const char *encoding;
+    int window_bits;    /* what the body really is (see compress_as) */
+    const char *label;  /* test name */
 } Compressed;
 
 static const Compressed compressed[] = {
-    {"openai-chat-json", "gzip"},
-    {"anthropic-stream-cache-5m-1h", "gzip"},
-    {"gemini-generate", "deflate"},
+    {"openai-chat-json", "gzip", 15 + 16, "gzip"},
+    {"anthropic-stream-cache-5m-1h", "gzip", 15 + 16, "gzip"},
+    {"openai-chat-json", "x-gzip", 15 + 16, "x-gzip"},
+    {"gemini-generate", "deflate", 15, "deflate"},
+    /* "deflate" as servers often send it: raw, without the zlib wrapper */
+    {"gemini-generate", "deflate", -15, "deflate-raw"},
+    {"openai-chat-json", "deflate", -15, "deflate-raw"},
+    {"anthropic-stream-cache-5m-1h", "deflate", -15, "deflate-raw"},
+    /* mislabelled, and still read */
+    {"openai-chat-json", "deflate", 15 + 16, "deflate-gzip"},
 };
 
 /* The client gets the compressed bytes unchanged; usage comes from the
@@ -464,7 +478,7 @@ static void test_compressed(gconstpointer data)
     g_autoptr(GBytes) plain = load(g->file);
     gsize plen;
     const char *pp = g_bytes_get_data(plain, &plen);
-    g_autoptr(GBytes) z = gzip(pp, plen, strcmp(c->encoding, "gzip") == 0);
+    g_autoptr(GBytes) z = compress_as(pp, plen, c->window_bits);
     gsize len;
     const char *p = g_bytes_get_data(z, &len);
 
@@ -481,8 +495,77 @@ static void test_compressed(gconstpointer data)
                    flags, &whole);
     check_golden_usage(g, &whole);
     g_assert_false(whole.rewrites);
+    g_assert_cmpstr(whole.usage.unreadable, ==, "");
     result_clear(&whole);
     lw_request_info_clear(&req);
+}
+
+/* A body in a coding the observer does not read passes unchanged, and says
+ * why its usage is missing; so does a corrupt compressed body. */
+static void test_unreadable_encoding(void)
+{
+    const char *json = "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}";
+    static const struct {
+        const char *encoding;
+        const char *body; /* NULL: json */
+        const char *want; /* in usage.unreadable; "" when readable */
+    } c[] = {
+        {NULL, NULL, ""},
+        {"identity", NULL, ""},
+        {"zstd", NULL, "encoded as 'zstd'"},
+        {"br", NULL, "encoded as 'br'"},
+        {"gzip, br", NULL, "encoded as 'gzip, br'"},
+        {"gzip", NULL, "compressed data is corrupt"}, /* plain text is no gzip */
+        /* raw deflate whose first block has the reserved type 11 */
+        {"deflate", "\x07garbage", "compressed data is corrupt"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(c); i++) {
+        Result r = {0};
+        const char *body = c[i].body != NULL ? c[i].body : json;
+        gsize len = strlen(body);
+        run_all_splits(LW_FORMAT_OPENAI, NULL, 200, JSON, c[i].encoding, FALSE, body, len, body,
+                       len, NULL, &r);
+        if (c[i].want[0] == '\0') {
+            g_assert_cmpstr(r.usage.unreadable, ==, "");
+            g_assert_true(r.usage.have_usage);
+        } else {
+            if (strstr(r.usage.unreadable, c[i].want) == NULL)
+                g_error("%s: unreadable [%s]", c[i].encoding, r.usage.unreadable);
+            g_assert_false(r.usage.have_usage);
+        }
+        result_clear(&r);
+    }
+}
+
+typedef struct {
+    const char *client; /* NULL: no Accept-Encoding */
+    const char *upstream;
+} AcceptCase;
+
+static const AcceptCase accept_cases[] = {
+    {NULL, "identity"},
+    {"", "identity"},
+    {"gzip, deflate, br, zstd", "gzip, deflate"},
+    {"br;q=1.0, zstd, gzip;q=0.8,deflate;q=0.5", "gzip;q=0.8, deflate;q=0.5"},
+    {"  X-GZIP ; q=0.3 ,Identity", "X-GZIP ; q=0.3, Identity"},
+    {"br, zstd", "identity"},
+    {"*", "identity"},
+    {"gzip;q=0, br", "identity"},
+    {"gzip;q=0.000, deflate;q=0.001", "gzip;q=0.000, deflate;q=0.001"},
+    {"gzipx, xgzip, deflate-raw", "identity"},
+    {"identity;q=0", "identity"},
+    {",,gzip,,", "gzip"},
+};
+
+/* Only codings the observer reads are asked for, as the client put them. */
+static void test_accept_encoding(void)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(accept_cases); i++) {
+        g_autofree char *got = lw_observer_accept_encoding(accept_cases[i].client);
+        if (strcmp(got, accept_cases[i].upstream) != 0)
+            g_error("accept-encoding [%s]: got [%s] want [%s]", accept_cases[i].client, got,
+                    accept_cases[i].upstream);
+    }
 }
 
 /* ---- strip mode, one chunk at a time ----------------------------------------- */
@@ -961,9 +1044,11 @@ int main(int argc, char **argv)
     }
     for (gsize i = 0; i < G_N_ELEMENTS(compressed); i++) {
         g_autofree char *path =
-            g_strdup_printf("/observe/compressed/%s/%s", compressed[i].encoding, compressed[i].golden);
+            g_strdup_printf("/observe/compressed/%s/%s", compressed[i].label, compressed[i].golden);
         g_test_add_data_func(path, &compressed[i], test_compressed);
     }
+    g_test_add_func("/observe/unreadable-encoding", test_unreadable_encoding);
+    g_test_add_func("/observe/accept-encoding", test_accept_encoding);
     g_test_add_func("/observe/strip-cases", test_strip_cases);
     g_test_add_func("/observe/rewrites-flag", test_rewrites_flag);
     g_test_add_func("/observe/cap/event", test_cap_event);

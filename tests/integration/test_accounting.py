@@ -11,6 +11,7 @@ times 1e6.
 import decimal
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -399,6 +400,121 @@ class PartialTest(lwtest.CollectorTestCase):
         self.assertEqual(row["input_tokens"], 3000)
         self.assertGreaterEqual(row["output_tokens"], 1)
         self.assertLess(row["output_tokens"], 200)
+
+
+class EncodingTest(unittest.TestCase):
+    """Compressed answers: the provider is asked only for codings the
+    collector reads, raw deflate is read, and an answer in another coding
+    (sent although not asked for) is booked as an estimate that says so.
+    The provider is a local plain-HTTP server written here, which answers
+    in the coding the request's x-answer header names, whatever it was
+    asked for."""
+
+    ANSWER = json.dumps({"id": "chatcmpl-enc", "object": "chat.completion",
+                         "model": "gpt-4o-mini", "choices": [],
+                         "usage": {"prompt_tokens": 1000, "completion_tokens": 2000,
+                                   "total_tokens": 3000}}).encode()
+
+    def setUp(self):
+        import http.server
+        import tempfile
+        import threading
+        import zlib
+
+        seen = self.seen = []
+        answer = self.ANSWER
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                seen.append(self.headers.get_all("accept-encoding") or [])
+                kind = self.headers.get("x-answer", "identity")
+                body, coding = answer, None
+                if kind == "raw-deflate":
+                    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    body, coding = z.compress(answer) + z.flush(), "deflate"
+                elif kind == "zstd":
+                    # zstd's magic, then bytes nobody here decodes
+                    body, coding = b"\x28\xb5\x2f\xfd" + bytes(range(64)), "zstd"
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                if coding:
+                    self.send_header("content-encoding", coding)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
+        self.home = os.path.join(self.workdir, "home")
+        lwtest.write_config(self.home, "[provider.openai]\nupstream = http://127.0.0.1:%d\n"
+                            % self.server.server_address[1])
+        self.collector = lwtest.Collector(self.home).start()
+        self.addCleanup(self.collector.stop)
+
+    def post(self, answer, accept=None):
+        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+        try:
+            h = {"authorization": "Bearer k", "content-type": "application/json",
+                 "x-answer": answer}
+            if accept is not None:
+                h["accept-encoding"] = accept
+            conn.request("POST", "/v1/chat/completions", body=json.dumps(chat("gpt-4o-mini")),
+                         headers=h)
+            r = conn.getresponse()
+            return r.status, r.getheader("content-encoding"), r.read()
+        finally:
+            conn.close()
+
+    def last_row(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)[0]
+
+    def test_only_readable_codings_are_asked_for(self):
+        for accept, upstream in (("br;q=1.0, zstd, gzip;q=0.8, deflate;q=0.5",
+                                  ["gzip;q=0.8, deflate;q=0.5"]),
+                                 ("gzip, deflate, br, zstd", ["gzip, deflate"]),
+                                 ("br, zstd", ["identity"]),
+                                 (None, ["identity"])):
+            with self.subTest(accept=accept):
+                status, _, _ = self.post("identity", accept)
+                self.assertEqual(status, 200)
+                self.assertEqual(self.seen[-1], upstream)
+
+    def test_raw_deflate_answer_is_read(self):
+        status, coding, body = self.post("raw-deflate", "deflate")
+        self.assertEqual((status, coding), (200, "deflate"))
+        import zlib
+        self.assertEqual(zlib.decompress(body, -15), self.ANSWER)  # passed on as it came
+        row = self.last_row()
+        self.assertEqual((row["input_tokens"], row["output_tokens"]), (1000, 2000))
+        self.assertFalse(row["partial"])
+        self.assertIsNone(row["warning"])
+        # gpt-4o-mini: 0.15 in, 0.60 out
+        self.assertEqual(D(str(row["cost_usd"])), usd(1000 * 150_000 + 2000 * 600_000))
+
+    def test_unreadable_coding_is_an_estimate_that_says_so(self):
+        status, coding, body = self.post("zstd", "zstd, gzip")
+        self.assertEqual((status, coding), (200, "zstd"))
+        self.assertEqual(body, b"\x28\xb5\x2f\xfd" + bytes(range(64)))
+        self.assertEqual(self.seen[-1], ["gzip"])
+        row = self.last_row()
+        self.assertTrue(row["partial"])
+        self.assertIn("encoded as 'zstd'", row["warning"])
+        self.assertIn("estimated", row["warning"])
 
 
 if __name__ == "__main__":
