@@ -142,17 +142,18 @@ static void output_from_total(const LwUsageFields *f, LwUsageField out_field, gi
 }
 
 /* cache_write_tokens is every write; cache_write_1h_tokens the part with
- * the 1-hour TTL (ledger.h). Without a TTL breakdown, all writes are
- * 5-minute ones, as Anthropic bills them. */
-static void cache_writes(const LwUsageFields *f, gint64 total, LwTokens *t)
+ * the 1-hour TTL (ledger.h), from the cache_creation breakdown. Writes are
+ * the larger of the reported total and the breakdown's sum: an Anthropic
+ * stream's message_delta brings the newer cumulative total (after server
+ * tool turns) without a breakdown, so message_start's breakdown is stale,
+ * and cumulative counts only grow. Writes no breakdown covers are 5-minute
+ * ones, the default TTL, as Anthropic bills them. Returns the writes. */
+static gint64 cache_writes(const LwUsageFields *f, gint64 total, LwTokens *t)
 {
-    if (has(f, LW_UF_EPHEMERAL_5M) || has(f, LW_UF_EPHEMERAL_1H)) {
-        t->cache_write_tokens = get(f, LW_UF_EPHEMERAL_5M) + get(f, LW_UF_EPHEMERAL_1H);
-        t->cache_write_1h_tokens = get(f, LW_UF_EPHEMERAL_1H);
-    } else {
-        t->cache_write_tokens = total;
-        t->cache_write_1h_tokens = 0;
-    }
+    gint64 by_ttl = get(f, LW_UF_EPHEMERAL_5M) + get(f, LW_UF_EPHEMERAL_1H);
+    t->cache_write_tokens = MAX(total, by_ttl);
+    t->cache_write_1h_tokens = get(f, LW_UF_EPHEMERAL_1H);
+    return t->cache_write_tokens;
 }
 
 gboolean lw_usage_fields_normalise(const LwUsageFields *f, LwFormat format, LwTokens *ret_tokens,
@@ -179,12 +180,9 @@ gboolean lw_usage_fields_normalise(const LwUsageFields *f, LwFormat format, LwTo
         if (!has_any(f, LW_UF_INPUT_TOKENS, LW_UF_OUTPUT_TOKENS) &&
             !has(f, LW_UF_CACHE_READ_INPUT) && !has(f, LW_UF_CACHE_CREATION_INPUT))
             return FALSE;
-        gint64 creation = get(f, LW_UF_CACHE_CREATION_INPUT);
-        if (!has(f, LW_UF_CACHE_CREATION_INPUT))
-            creation = get(f, LW_UF_EPHEMERAL_5M) + get(f, LW_UF_EPHEMERAL_1H);
         t.cached_input_tokens = get(f, LW_UF_CACHE_READ_INPUT);
+        gint64 creation = cache_writes(f, get(f, LW_UF_CACHE_CREATION_INPUT), &t);
         t.input_tokens = get(f, LW_UF_INPUT_TOKENS) + t.cached_input_tokens + creation;
-        cache_writes(f, creation, &t);
         t.output_tokens = get(f, LW_UF_OUTPUT_TOKENS);
         t.reasoning_tokens = get(f, LW_UF_THINKING_TOKENS);
     } else if (has(f, LW_UF_INPUT_TOKENS) || has(f, LW_UF_OUTPUT_TOKENS)) {

@@ -12,7 +12,10 @@
  *                              additive reasoning and compat layers that leave
  *                              thinking out of completion_tokens
  *   - input_tokens + top-level cache_*_input_tokens, or the Anthropic format:
- *                              Anthropic: cache reads and writes are on top
+ *                              Anthropic: cache reads and writes are on top;
+ *                              cache_creation gives the 1-hour part of the writes,
+ *                              a larger total (a stream's newer message_delta)
+ *                              wins, the rest billed at the 5-minute rate
  *   - input_tokens otherwise   OpenAI Responses: cached is a subset
  * Provider cost: xAI cost_in_usd_ticks, else Perplexity cost.total_cost, else
  * OpenRouter cost (plus cost_details.upstream_inference_cost with BYOK).

@@ -122,6 +122,14 @@ static const Golden goldens[] = {
      "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {280, 0, 200, 0, 420, 300}, FALSE, 0,
      "claude-opus-4-7", "msg_02T", TRUE, FALSE, 37, "\"thinking_tokens\":300",
      "event: message_stop"},
+    /* after a server-tool turn, message_delta's cumulative cache_creation_input_tokens
+     * (4000, with no breakdown) beats message_start's breakdown (1000 at 1h): the 1000
+     * stay 1-hour writes, the other 3000 are 5-minute ones (the default TTL), never plain
+     * input; input 14 + 0 + 4000; text {"query":"x"} (13) + "Found it." (9) */
+    {"anthropic-stream-delta-cache-writes", "anthropic-stream-delta-cache-writes.sse",
+     LW_FORMAT_ANTHROPIC, "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE,
+     {4014, 0, 4000, 1000, 420, 0}, FALSE, 0, "claude-sonnet-4-5-20250929", "msg_01W", TRUE, FALSE,
+     22, "\"cache_creation_input_tokens\":4000", "event: message_stop"},
     /* message_start's usage stands (output 1 is all that was reported); error event */
     {"anthropic-stream-overloaded", "anthropic-stream-overloaded.sse", LW_FORMAT_ANTHROPIC,
      "/v1/messages", CHAT_STREAM, 200, SSE, NULL, TRUE, {15014, 12000, 3000, 2000, 1, 0}, FALSE, 0,
@@ -956,6 +964,29 @@ static void test_xai_subset(void)
     result_clear(&r);
 }
 
+/* An Anthropic stream whose message_start reported no cache writes, with a
+ * zero breakdown, and whose message_delta brings 3000 (cumulative, no
+ * breakdown): 3000 writes at the 5-minute rate, not 3000 plain input. */
+static void test_anthropic_delta_writes(void)
+{
+    const char *body =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\","
+        "\"usage\":{\"input_tokens\":14,\"cache_creation_input_tokens\":0,"
+        "\"cache_read_input_tokens\":12000,\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,"
+        "\"ephemeral_1h_input_tokens\":0},\"output_tokens\":1}}}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"input_tokens\":14,"
+        "\"cache_creation_input_tokens\":3000,\"cache_read_input_tokens\":12000,"
+        "\"output_tokens\":420}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    Result r = {0};
+    gsize len = strlen(body);
+    run_all_splits(LW_FORMAT_ANTHROPIC, NULL, 200, SSE, NULL, FALSE, body, len, body, len, NULL,
+                   &r);
+    const LwTokens want = {15014, 12000, 3000, 0, 420, 0};
+    g_assert_cmpmem(&r.usage.tokens, sizeof r.usage.tokens, &want, sizeof want);
+    result_clear(&r);
+}
+
 /* Gemini with two candidates: the answer ends when both have finished. */
 static void test_gemini_candidates(void)
 {
@@ -1066,5 +1097,6 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/xai-subset", test_xai_subset);
     g_test_add_func("/observe/gemini-running-usage", test_gemini_running_usage);
     g_test_add_func("/observe/gemini-candidates", test_gemini_candidates);
+    g_test_add_func("/observe/anthropic-delta-writes", test_anthropic_delta_writes);
     return g_test_run();
 }
