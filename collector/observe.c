@@ -8,7 +8,10 @@
  *
  * Emission: identity SSE bodies go out unit by unit, each with its fate
  * (pass, terminal, dropped, or with the "usage":null member cut out);
- * contiguous pass-through units of one feed are handed on in one call.
+ * contiguous pass-through units of one feed are handed on in one call. The
+ * pieces of an event over the framer's cap pass as they come; its fate is
+ * known at its last piece, which ends with the blank line that dispatches
+ * it: only that line is then terminal.
  * Identity JSON bodies go out as they arrive; the bytes from the top-level
  * value's closing bracket on are terminal. Compressed bodies go out as they
  * arrive; the bytes from the last byte of the compressed stream on are
@@ -102,6 +105,13 @@ struct _LwObserver {
     LwUsageJson *uj;
     gboolean in_event; /* the document being parsed is an SSE event payload */
     EventFacts ev;
+    gboolean seen_unit; /* the framer reported a unit: a BOM can no longer lead */
+
+    /* An event over the framer's cap, read as its pieces pass. */
+    LwSseFields *os_fields; /* created for the first such event */
+    gboolean os_open;       /* its last piece has not come yet */
+    gboolean os_parsing;    /* its document is still being read */
+    gboolean os_was_complete;
 
     const char *feed_buf; /* current feed: emission runs may only span it */
     gsize feed_len;
@@ -422,6 +432,70 @@ static void apply_pending_usage(LwObserver *obs)
     g_string_truncate(obs->pending_usage, 0);
 }
 
+/* The fate of an event over the cap, once its last piece is in: what
+ * event_fate decides for a kept event, from its name and its parsed
+ * document. Its bytes are out already, so it is never cut or dropped. */
+static Fate oversize_fate(LwObserver *obs)
+{
+    gsize tl = 0;
+    const char *type = lw_sse_fields_event(obs->os_fields, &tl);
+    if (type == NULL && obs->ev.have_type) {
+        type = obs->ev.type;
+        tl = strlen(type);
+    }
+    if (obs->format != LW_FORMAT_GEMINI && slice_is(type, tl, "error") && obs->ok_status)
+        obs->usage.mid_stream_error = TRUE;
+    gboolean ends = FALSE;
+    switch (obs->format) {
+    case LW_FORMAT_OPENAI:
+        ends = slice_is(type, tl, "response.completed") ||
+               slice_is(type, tl, "response.incomplete") || slice_is(type, tl, "response.failed");
+        break;
+    case LW_FORMAT_ANTHROPIC:
+        ends = slice_is(type, tl, "message_stop");
+        break;
+    case LW_FORMAT_GEMINI:
+        if (obs->ev.have_usage && obs->pending_usage != NULL)
+            g_string_truncate(obs->pending_usage, 0); /* superseded */
+        return obs->usage.complete && !obs->os_was_complete ? FATE_TERMINAL : FATE_PASS;
+    }
+    if (ends)
+        obs->usage.complete = TRUE;
+    return ends ? FATE_TERMINAL : FATE_PASS;
+}
+
+/* A piece of an event over the framer's cap (a Responses
+ * response.completed repeating a 9 MiB image, a Gemini chunk with one
+ * inline): never kept whole, its data is parsed as it passes, where
+ * usage-json keeps long strings from yajl, so memory stays bounded and the
+ * usage after the image is still read. */
+static Fate oversize_piece(LwObserver *obs, const LwSseUnit *u)
+{
+    if (!obs->os_open) {
+        if (obs->os_fields == NULL)
+            obs->os_fields = lw_sse_fields_new();
+        lw_sse_fields_reset(obs->os_fields, !obs->seen_unit);
+        memset(&obs->ev, 0, sizeof obs->ev);
+        lw_usage_json_reset(obs->uj);
+        obs->os_open = TRUE;
+        obs->os_parsing = TRUE;
+        obs->os_was_complete = obs->usage.complete;
+    }
+    const char *p = u->raw, *data;
+    gsize n = u->raw_len, data_len;
+    while (lw_sse_fields_next(obs->os_fields, &p, &n, &data, &data_len)) {
+        if (!obs->os_parsing)
+            continue; /* the document ended or failed; the event name may still come */
+        obs->in_event = TRUE;
+        obs->os_parsing = lw_usage_json_feed(obs->uj, data, data_len, NULL) == LW_USAGE_JSON_MORE;
+        obs->in_event = FALSE;
+    }
+    if (!u->last)
+        return FATE_PASS;
+    obs->os_open = FALSE;
+    return oversize_fate(obs);
+}
+
 static Fate event_fate(LwObserver *obs, const LwSseUnit *u, gsize *ret_cut_start,
                        gsize *ret_cut_end)
 {
@@ -471,18 +545,35 @@ static void on_unit(LwObserver *obs, const LwSseUnit *u, gboolean out)
     case LW_SSE_TAIL:
         fate = obs->last_fate == FATE_CUT ? FATE_PASS : obs->last_fate;
         break;
-    case LW_SSE_NOISE:
     case LW_SSE_OVERSIZE:
+        fate = oversize_piece(obs, u);
+        break;
+    case LW_SSE_NOISE:
         break;
     }
+    obs->seen_unit = TRUE;
     if (u->kind != LW_SSE_TAIL)
         obs->last_fate = fate;
     if (!out)
         return;
     switch (fate) {
     case FATE_PASS:
+        emit(obs, u->raw, u->raw_len, FALSE);
+        break;
     case FATE_TERMINAL:
-        emit(obs, u->raw, u->raw_len, fate == FATE_TERMINAL);
+        if (u->kind == LW_SSE_OVERSIZE) {
+            /* The earlier pieces went out, so only the blank line that
+             * dispatches the event is held (its last piece ends with it):
+             * the same bytes however the event was cut. */
+            gsize blank = u->raw_len >= 2 && u->raw[u->raw_len - 2] == '\r' &&
+                                  u->raw[u->raw_len - 1] == '\n'
+                              ? 2
+                              : 1;
+            emit(obs, u->raw, u->raw_len - blank, FALSE);
+            emit(obs, u->raw + u->raw_len - blank, blank, TRUE);
+        } else {
+            emit(obs, u->raw, u->raw_len, TRUE);
+        }
         break;
     case FATE_DROP:
         break;
@@ -768,6 +859,7 @@ void lw_observer_free(LwObserver *obs)
         return;
     lw_usage_clear(&obs->usage);
     lw_sse_free(obs->framer);
+    lw_sse_fields_free(obs->os_fields);
     lw_usage_json_free(obs->uj);
     if (obs->z_ready)
         inflateEnd(&obs->z);
@@ -820,8 +912,15 @@ void lw_observer_finish(LwObserver *obs)
     if (obs->framer == NULL)
         return;
     LwSseUnit u;
-    if (lw_sse_finish(obs->framer, &u))
+    if (lw_sse_finish(obs->framer, &u)) {
         on_unit(obs, &u, obs->enc == ENC_IDENTITY);
+    } else if (obs->os_open) {
+        /* the stream ended inside an event over the cap: its bytes are
+         * out, and what it said counts, as for an unterminated kept one */
+        lw_sse_fields_end(obs->os_fields);
+        LwSseUnit none = {.kind = LW_SSE_OVERSIZE, .raw = "", .last = TRUE};
+        oversize_piece(obs, &none);
+    }
     flush_run(obs);
 }
 

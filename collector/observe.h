@@ -7,6 +7,10 @@
  *     can flag the event that ends the answer ([DONE], message_stop,
  *     response.completed, the Gemini chunk with finishReason) as terminal:
  *     the exchange holds terminal bytes until the ledger row is committed.
+ *     An event over the framer's 8 MiB cap (a response.completed that
+ *     repeats a base64 image) is handed on in pieces as they arrive and
+ *     read as it passes, never kept whole; if it ends the answer, its
+ *     dispatching blank line is the terminal part.
  *   - With `strip_injected_usage` (the collector added
  *     stream_options.include_usage), it drops the usage-only chunk and the
  *     "usage":null members that option caused, so the client receives

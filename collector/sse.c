@@ -414,3 +414,193 @@ gboolean lw_sse_finish(LwSse *sse, LwSseUnit *ret)
     sse->pend_release = TRUE;
     return TRUE;
 }
+
+/* ---- the fields of an event over the cap ---------------------------------- */
+
+typedef enum {
+    FS_NAME,        /* reading a field name (a line's start) */
+    FS_VALUE_START, /* just after the colon: one space is dropped */
+    FS_VALUE,       /* in the value of a data or event line */
+    FS_SKIP,        /* a comment or another field: to the line's end */
+} FieldState;
+
+typedef enum {
+    FIELD_OTHER,
+    FIELD_DATA,
+    FIELD_EVENT,
+} Field;
+
+#define NAME_KEPT 8 /* "event", after a BOM of 3 */
+
+struct _LwSseFields {
+    FieldState state;
+    Field field;
+    gboolean cr_pending; /* a CR ended the last line: an LF now is part of it */
+    gboolean first_line; /* the stream's first line: a BOM may lead it */
+    char name[NAME_KEPT];
+    gsize name_len;
+    gboolean name_long;
+    guint n_data;
+    gboolean sep_owed; /* a data line followed another: its "\n" is still to come */
+    char value[LW_SSE_MAX_EVENT_NAME]; /* the event line being read */
+    gsize value_len;
+    gboolean value_long;
+    char event[LW_SSE_MAX_EVENT_NAME]; /* the last complete one */
+    gsize event_len;
+    gboolean have_event;
+};
+
+LwSseFields *lw_sse_fields_new(void)
+{
+    LwSseFields *f = g_new(LwSseFields, 1);
+    lw_sse_fields_reset(f, FALSE);
+    return f;
+}
+
+void lw_sse_fields_free(LwSseFields *f)
+{
+    g_free(f);
+}
+
+void lw_sse_fields_reset(LwSseFields *f, gboolean stream_start)
+{
+    memset(f, 0, sizeof *f);
+    f->state = FS_NAME;
+    f->first_line = stream_start;
+}
+
+const char *lw_sse_fields_event(const LwSseFields *f, gsize *ret_len)
+{
+    *ret_len = f->have_event ? f->event_len : 0;
+    return f->have_event ? f->event : NULL;
+}
+
+/* What the name read so far makes the line (BOM dropped as take_line does). */
+static Field field_of_name(const LwSseFields *f, gboolean *ret_comment)
+{
+    const char *n = f->name;
+    gsize len = f->name_len;
+    if (f->first_line && len >= 3 && memcmp(n, "\xEF\xBB\xBF", 3) == 0) {
+        n += 3;
+        len -= 3;
+    }
+    *ret_comment = len == 0 && !f->name_long;
+    if (f->name_long)
+        return FIELD_OTHER;
+    if (len == 4 && memcmp(n, "data", 4) == 0)
+        return FIELD_DATA;
+    if (len == 5 && memcmp(n, "event", 5) == 0)
+        return FIELD_EVENT;
+    return FIELD_OTHER;
+}
+
+/* The field's name is complete: at its colon, or at the line's end for a
+ * line without one (then its value is empty). */
+static void name_done(LwSseFields *f, gboolean at_colon)
+{
+    gboolean comment;
+    f->field = field_of_name(f, &comment);
+    f->first_line = FALSE;
+    if (f->field == FIELD_DATA)
+        f->sep_owed = f->n_data++ > 0;
+    f->value_len = 0;
+    f->value_long = FALSE;
+    if (!at_colon)
+        return;
+    f->state = comment || f->field == FIELD_OTHER ? FS_SKIP : FS_VALUE_START;
+}
+
+/* A line ended: an event line's value counts from now on. */
+static void line_done(LwSseFields *f)
+{
+    if (f->field == FIELD_EVENT) {
+        f->have_event = !f->value_long;
+        memcpy(f->event, f->value, f->value_len);
+        f->event_len = f->value_len;
+    }
+    f->state = FS_NAME;
+    f->field = FIELD_OTHER;
+    f->name_len = 0;
+    f->name_long = FALSE;
+    f->first_line = FALSE;
+}
+
+void lw_sse_fields_end(LwSseFields *f)
+{
+    g_return_if_fail(f != NULL);
+    if (f->state == FS_NAME && (f->name_len > 0 || f->name_long))
+        name_done(f, FALSE);
+    line_done(f);
+    f->cr_pending = FALSE;
+}
+
+static void keep_value(LwSseFields *f, const char *p, gsize n)
+{
+    if (f->value_long || f->value_len + n > LW_SSE_MAX_EVENT_NAME) {
+        f->value_long = TRUE;
+        return;
+    }
+    memcpy(f->value + f->value_len, p, n);
+    f->value_len += n;
+}
+
+gboolean lw_sse_fields_next(LwSseFields *f, const char **buf, gsize *len, const char **ret_data,
+                            gsize *ret_len)
+{
+    g_return_val_if_fail(f != NULL && buf != NULL && len != NULL, FALSE);
+    while (*len > 0 || f->sep_owed) {
+        if (f->sep_owed) {
+            f->sep_owed = FALSE;
+            *ret_data = "\n";
+            *ret_len = 1;
+            return TRUE;
+        }
+        const char *p = *buf;
+        if (f->cr_pending) {
+            f->cr_pending = FALSE;
+            if (p[0] == '\n') {
+                consume(buf, len, 1);
+                continue;
+            }
+        }
+        if (f->state == FS_VALUE_START) {
+            f->state = FS_VALUE;
+            if (p[0] == ' ') {
+                consume(buf, len, 1);
+                continue;
+            }
+        }
+        const char *eol = find_eol(p, *len);
+        gsize n = eol != NULL ? (gsize)(eol - p) : *len;
+        if (f->state == FS_NAME) {
+            const char *colon = memchr(p, ':', n);
+            gsize name_n = colon != NULL ? (gsize)(colon - p) : n;
+            gsize room = NAME_KEPT - f->name_len;
+            if (name_n > room)
+                f->name_long = TRUE;
+            memcpy(f->name + f->name_len, p, MIN(name_n, room));
+            f->name_len += MIN(name_n, room);
+            if (colon != NULL) {
+                name_done(f, TRUE);
+                consume(buf, len, name_n + 1);
+                continue;
+            }
+            if (eol != NULL && (f->name_len > 0 || f->name_long))
+                name_done(f, FALSE); /* "data" alone: an empty data line */
+        } else if (f->state == FS_VALUE && f->field == FIELD_DATA && n > 0) {
+            consume(buf, len, n);
+            *ret_data = p;
+            *ret_len = n;
+            return TRUE;
+        } else if (f->state == FS_VALUE && f->field == FIELD_EVENT) {
+            keep_value(f, p, n);
+        }
+        consume(buf, len, n);
+        if (eol != NULL) {
+            f->cr_pending = *eol == '\r';
+            consume(buf, len, 1);
+            line_done(f);
+        }
+    }
+    return FALSE;
+}

@@ -14,7 +14,8 @@
  * answers with slices into it when a unit lies wholly inside, and copies
  * only the part of a unit that spans two feeds. An event larger than the
  * cap is never buffered: it is reported in LW_SSE_OVERSIZE pieces as its
- * bytes arrive, unparsed, and counted.
+ * bytes arrive, and counted; LwSseFields reads its fields from the pieces
+ * as they pass.
  *
  * Thread-safety: an LwSse is used by one thread at a time.
  */
@@ -35,7 +36,8 @@ typedef enum {
     LW_SSE_NOISE,    /* one blank or comment line outside any event (keep-alives) */
     LW_SSE_TAIL,     /* the LF of a CRLF whose CR ended the previous unit in an earlier
                       * feed: it belongs to that unit and shares its fate */
-    LW_SSE_OVERSIZE, /* a piece of an event over the cap: pass it on, do not parse */
+    LW_SSE_OVERSIZE, /* a piece of an event over the cap: pass it on; its fields only
+                      * through LwSseFields */
 } LwSseKind;
 
 typedef struct {
@@ -72,3 +74,41 @@ gboolean lw_sse_finish(LwSse *sse, LwSseUnit *ret);
 
 /* How many events exceeded the cap so far. */
 guint64 lw_sse_oversize_count(const LwSse *sse);
+
+/* ---- the fields of an event over the cap ---------------------------------- */
+
+/* Longest `event:` value LwSseFields keeps. */
+#define LW_SSE_MAX_EVENT_NAME 64
+
+/* Reads an event's field lines from its raw bytes, in pieces of any size
+ * (the LW_SSE_OVERSIZE pieces of one event, in order), by the framing rules
+ * above, keeping nothing but the event name: the data values come out as
+ * slices of the input, with "\n" between data lines as in a kept event's
+ * joined data, so a parser can read an event too big to keep whole. */
+typedef struct _LwSseFields LwSseFields;
+
+LwSseFields *lw_sse_fields_new(void);
+void lw_sse_fields_free(LwSseFields *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwSseFields, lw_sse_fields_free)
+
+/* Starts on a new event. `stream_start`: its bytes are the first of the
+ * stream, where a UTF-8 BOM is ignored. */
+void lw_sse_fields_reset(LwSseFields *f, gboolean stream_start);
+
+/* Reads from *buf (advancing *buf, decreasing *len) up to the next bytes of
+ * data. Returns TRUE with *ret_data / *ret_len set (a slice of the input,
+ * or a static "\n" between two data lines; never empty), FALSE once *len
+ * is 0. */
+gboolean lw_sse_fields_next(LwSseFields *f, const char **buf, gsize *len, const char **ret_data,
+                            gsize *ret_len);
+
+/* The event's bytes ended without its blank line (the stream did): its last
+ * line counts as complete, as lw_sse_finish has it. What that completes (the
+ * "\n" a bare last `data` line adds) comes from lw_sse_fields_next called
+ * with no input. */
+void lw_sse_fields_end(LwSseFields *f);
+
+/* The value of the last complete `event:` line so far (*ret_len bytes; it
+ * may hold a NUL); NULL when there is none or it is longer than
+ * LW_SSE_MAX_EVENT_NAME. Valid until the next call on `f`. */
+const char *lw_sse_fields_event(const LwSseFields *f, gsize *ret_len);

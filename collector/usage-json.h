@@ -6,7 +6,10 @@
  * top-level array is a document), or one SSE event's payload. It keeps the
  * path from the document root as interned keys and the facts of the
  * document being read; when a document ends it calls `on_doc` with them.
- * Nothing is buffered but yajl's own partial token, which is capped.
+ * Nothing is buffered but yajl's own partial token, which is capped: a
+ * string longer than LW_USAGE_JSON_MAX_STRING is not given to yajl whole
+ * (a base64 image in a 9 MiB answer), only its length is read, so what
+ * follows it is still read, in bounded memory and linear time.
  *
  * Paths it knows, relative to a document (ARR = any array element):
  *   OpenAI     usage | x_groq.usage | response.usage; model, id (also under
@@ -35,6 +38,8 @@
 #define LW_USAGE_JSON_MAX_RAW (8 * 1024)   /* longest raw usage object kept */
 #define LW_USAGE_JSON_MAX_DEPTH 256        /* deeper nesting stops the parse */
 #define LW_USAGE_JSON_MAX_TOKEN (8 * 1024 * 1024) /* input without a parse event */
+#define LW_USAGE_JSON_MAX_STRING (16 * 1024)      /* string bytes given to yajl; the rest
+                                                   * of a longer string is only counted */
 
 typedef struct {
     gboolean have_usage; /* a usage object was read (the last one in the document wins) */
@@ -44,7 +49,8 @@ typedef struct {
     const char *model; /* NULL when absent or longer than LW_USAGE_JSON_MAX_NAME */
     const char *id;
     const char *type; /* top-level "type" string, NULL when none */
-    gint64 text_bytes;  /* visible output text */
+    gint64 text_bytes;  /* visible output text (a long string's raw bytes beyond
+                         * LW_USAGE_JSON_MAX_STRING count as they are, escapes and all) */
     gint64 delta_bytes; /* top-level string "delta" (its meaning depends on type) */
     gboolean error;     /* top-level "error" that is not null/false/""/0 */
     gboolean have_choices;
@@ -87,5 +93,5 @@ void lw_usage_json_reset(LwUsageJson *uj);
 LwUsageJsonResult lw_usage_json_feed(LwUsageJson *uj, const char *buf, gsize len,
                                      gsize *ret_end);
 
-/* Total bytes fed since the last reset. */
+/* Total bytes fed since the last reset (those kept from yajl too). */
 guint64 lw_usage_json_fed(const LwUsageJson *uj);

@@ -681,23 +681,153 @@ static Result run_whole(LwFormat format, const char *ctype, const char *cenc, gb
     "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,"         \
     "\"completion_tokens\":3,\"total_tokens\":10}}\n\n"
 
-/* An event over the 8 MiB cap passes through unparsed (its text is not
- * counted); the usage chunk after it is still read. */
+/* An event over the 8 MiB cap passes through unkept, but read: its text
+ * is counted; the usage chunk after it is read too. */
 static void test_cap_event(void)
 {
     GString *b = g_string_new("data: {\"choices\":[{\"delta\":{\"content\":\"");
+    gsize start = b->len;
     gsize big = LW_SSE_MAX_EVENT + 1024;
     while (b->len < big)
         g_string_append(b, "abcdefghijklmnopqrstuvwxyz012345");
+    gint64 text = (gint64)(b->len - start);
     g_string_append(b, "\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}\n\n");
     g_string_append(b, USAGE_CHUNK "data: [DONE]\n\n");
     Result r = run_whole(LW_FORMAT_OPENAI, SSE, NULL, FALSE, b->str, b->len);
     g_assert_true(r.usage.have_usage);
     g_assert_cmpint(r.usage.tokens.input_tokens, ==, 7);
     g_assert_cmpint(r.usage.tokens.output_tokens, ==, 3);
-    g_assert_cmpint(r.usage.output_text_bytes, ==, 2);
+    g_assert_cmpint(r.usage.output_text_bytes, ==, text + 2);
     g_assert_true(r.usage.complete);
     result_clear(&r);
+    g_string_free(b, TRUE);
+}
+
+typedef struct {
+    const char *name;
+    LwFormat format;
+    const char *path;
+    const char *request;
+    const char *eol;       /* the line ending the stream uses */
+    const char *before;    /* events before the big one (with %s for eol) */
+    const char *big_head;  /* the big event up to the long string (lines ending in %s) */
+    const char *big_tail;  /* after the long string, through the blank line */
+    LwTokens tokens;
+    const char *model;
+    gboolean terminal; /* the big event ends the answer */
+} OversizeCase;
+
+#define B64 (9 * 1024 * 1024) /* the long string: over LW_SSE_MAX_EVENT */
+
+static const OversizeCase oversize_cases[] = {
+    /* a Responses stream whose response.completed repeats a 9 MiB image */
+    {"responses-completed", LW_FORMAT_OPENAI, "/v1/responses",
+     "{\"model\":\"gpt-5.4\",\"stream\":true}", "\n",
+     "event: response.created%sdata: {\"type\":\"response.created\",\"response\":{\"id\":"
+     "\"resp_1\",\"model\":\"gpt-5.4\",\"usage\":null,\"output\":[]}}%s%s",
+     "event: response.completed%sdata: {\"type\":\"response.completed\",\"response\":{\"id\":"
+     "\"resp_1\",\"model\":\"gpt-5.4\",\"output\":[{\"type\":\"image_generation_call\","
+     "\"result\":\"",
+     "\"}],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}%s%s",
+     {1000, 0, 0, 0, 500, 0}, "gpt-5.4", TRUE},
+    /* the same with CRLF, the JSON over two data lines and the event line last */
+    {"responses-completed-crlf-multiline", LW_FORMAT_OPENAI, "/v1/responses",
+     "{\"model\":\"gpt-5.4\",\"stream\":true}", "\r\n", "",
+     "data: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",%s"
+     "data: \"model\":\"gpt-5.4\",\"output\":[{\"type\":\"image_generation_call\","
+     "\"result\":\"",
+     "\"}],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}%s"
+     "event: response.completed%s%s",
+     {1000, 0, 0, 0, 500, 0}, "gpt-5.4", TRUE},
+    /* Gemini's last chunk with an inline image, the finish reason and the usage */
+    {"gemini-inline-image", LW_FORMAT_GEMINI,
+     "/v1beta/models/gemini-2.5-flash-image:streamGenerateContent?alt=sse", "{}", "\r\n",
+     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Here\"}]},\"index\":0}],"
+     "\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":1},"
+     "\"modelVersion\":\"gemini-2.5-flash-image\",\"responseId\":\"R\"}%s%s",
+     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"inlineData\":{\"mimeType\":"
+     "\"image/png\",\"data\":\"",
+     "\"}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":"
+     "8,\"candidatesTokenCount\":1290},\"modelVersion\":\"gemini-2.5-flash-image\"}%s%s",
+     {8, 0, 0, 0, 1290, 0}, "gemini-2.5-flash-image", TRUE},
+    /* not the last event: read, but not terminal; [DONE] ends the answer */
+    {"chat-chunk", LW_FORMAT_OPENAI, CHAT, CHAT_STREAM_IU, "\n", "",
+     "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"",
+     "\"}}],\"usage\":null}%s%s"
+     "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,"
+     "\"completion_tokens\":3}}%s%sdata: [DONE]%s%s",
+     {7, 0, 0, 0, 3, 0}, "m", FALSE},
+};
+
+/* Fills each %s in `fmt` with `eol`. */
+static void append_eol(GString *b, const char *fmt, const char *eol)
+{
+    for (const char *p = fmt; *p != '\0'; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            g_string_append(b, eol);
+            p++;
+        } else {
+            g_string_append_c(b, *p);
+        }
+    }
+}
+
+/* An event over the framer's cap that ends the answer: its usage is read
+ * as it passes (no 9 MiB buffer), and only its dispatching blank line is
+ * held as terminal, whatever the cuts (each cut near the event's start
+ * and end, where the framer's pieces begin and end). */
+static void test_oversize_event(gconstpointer data)
+{
+    const OversizeCase *c = data;
+    GString *b = g_string_new(NULL);
+    append_eol(b, c->before, c->eol);
+    gsize big_start = b->len;
+    append_eol(b, c->big_head, c->eol);
+    g_string_set_size(b, b->len + B64);
+    memset(b->str + b->len - B64, 'Q', B64);
+    append_eol(b, c->big_tail, c->eol);
+
+    LwRequestInfo req;
+    lw_inspect_request(c->format, "POST", c->path, c->request, strlen(c->request), &req);
+    g_autofree char *flags = g_malloc(b->len + 1);
+    memset(flags, '0', b->len);
+    flags[b->len] = '\0';
+    if (c->terminal)
+        memset(flags + b->len - strlen(c->eol), '1', strlen(c->eol));
+    else
+        memset(flags + b->len - strlen("data: [DONE]") - 2 * strlen(c->eol), '1',
+               strlen("data: [DONE]") + 2 * strlen(c->eol));
+
+    Result whole = {0};
+    run(c->format, &req, 200, SSE, NULL, FALSE, b->str, b->len, NULL, 0, &whole);
+    g_assert_cmpmem(whole.out, whole.out_len, b->str, b->len);
+    g_assert_true(strcmp(whole.flags, flags) == 0);
+    g_assert_true(whole.usage.have_usage);
+    const LwTokens *t = &whole.usage.tokens;
+    g_assert_cmpint(t->input_tokens, ==, c->tokens.input_tokens);
+    g_assert_cmpint(t->output_tokens, ==, c->tokens.output_tokens);
+    g_assert_cmpstr(whole.usage.model_served, ==, c->model);
+    g_assert_true(whole.usage.complete);
+
+    gsize cuts[] = {big_start + 1, big_start + 7, b->len - 90, b->len - 40, b->len - 3,
+                    b->len - 2, b->len - 1};
+    for (gsize i = 0; i < G_N_ELEMENTS(cuts); i++) {
+        Result r = {0};
+        run(c->format, &req, 200, SSE, NULL, FALSE, b->str, b->len, &cuts[i], 1, &r);
+        g_autofree char *how = g_strdup_printf("%s split at %zu", c->name, cuts[i]);
+        assert_same(&r, &whole, how);
+        result_clear(&r);
+    }
+    /* network-sized pieces */
+    gsize many[B64 / 65536 + 8], n = 0;
+    for (gsize at = 16411; at < b->len && n < G_N_ELEMENTS(many); at += 65531)
+        many[n++] = at;
+    Result r = {0};
+    run(c->format, &req, 200, SSE, NULL, FALSE, b->str, b->len, many, n, &r);
+    assert_same(&r, &whole, "in 64 KiB pieces");
+    result_clear(&r);
+    result_clear(&whole);
+    lw_request_info_clear(&req);
     g_string_free(b, TRUE);
 }
 
@@ -742,25 +872,92 @@ static void test_cap_names(void)
     }
 }
 
-/* A JSON body whose single string runs past 8 MiB stops the parse (yajl
- * would buffer it whole); the bytes still all pass. */
+/* A JSON body whose single string runs past 8 MiB (a base64 image) is read
+ * on: yajl sees only the string's head, its length is counted whole, and
+ * the usage after it is read; the bytes all pass. */
 static void test_cap_json_token(void)
 {
     GString *b = g_string_new("{\"choices\":[{\"message\":{\"content\":\"");
+    gsize start = b->len;
     while (b->len < LW_USAGE_JSON_MAX_TOKEN + 1024)
         g_string_append(b, "0123456789abcdef");
+    gint64 text = (gint64)(b->len - start);
     g_string_append(b, "\"}}],\"usage\":{\"prompt_tokens\":5}}");
-    Result r = {0};
     gsize cuts[64];
     gsize n = 0;
     for (gsize at = 65536; at < b->len && n < G_N_ELEMENTS(cuts); at += b->len / 32)
         cuts[n++] = at;
-    run(LW_FORMAT_OPENAI, NULL, 200, JSON, NULL, FALSE, b->str, b->len, cuts, n, &r);
-    g_assert_cmpmem(r.out, r.out_len, b->str, b->len);
+    for (int split = 0; split <= 1; split++) {
+        Result r = {0};
+        run(LW_FORMAT_OPENAI, NULL, 200, JSON, NULL, FALSE, b->str, b->len, cuts, split ? n : 0,
+            &r);
+        g_assert_cmpmem(r.out, r.out_len, b->str, b->len);
+        g_assert_true(r.usage.have_usage);
+        g_assert_cmpint(r.usage.tokens.input_tokens, ==, 5);
+        g_assert_true(r.usage.complete);
+        g_assert_cmpint(r.usage.output_text_bytes, ==, text);
+        result_clear(&r);
+    }
+    g_string_free(b, TRUE);
+}
+
+/* Any other token (here a number) running past 8 MiB still stops the
+ * parse: yajl would buffer it whole. */
+static void test_cap_json_number(void)
+{
+    GString *b = g_string_new("{\"x\":");
+    while (b->len < LW_USAGE_JSON_MAX_TOKEN + 1024)
+        g_string_append(b, "1234567890123456");
+    g_string_append(b, ",\"usage\":{\"prompt_tokens\":5}}");
+    Result r = run_whole(LW_FORMAT_OPENAI, JSON, NULL, FALSE, b->str, b->len);
     g_assert_false(r.usage.have_usage);
     g_assert_false(r.usage.complete);
     result_clear(&r);
     g_string_free(b, TRUE);
+}
+
+/* Where a long string stops going to yajl never falls inside an escape
+ * sequence: strings with an escape at every offset around the cap still
+ * parse, the usage after them is read, and the outcome does not depend on
+ * the cuts. The length counted lies between the decoded and the raw one. */
+static void test_long_string_escapes(void)
+{
+    static const struct {
+        const char *raw;
+        gsize decoded; /* bytes once decoded (UTF-8) */
+    } escapes[] = {
+        {"\\\"", 1}, {"\\\\", 1}, {"\\n", 1}, {"\\u00e9", 2}, {"\\uD83D\\uDE00", 4},
+    };
+    const gsize max = LW_USAGE_JSON_MAX_STRING;
+    for (gsize e = 0; e < G_N_ELEMENTS(escapes); e++) {
+        for (gsize k = max - 8; k <= max + 2; k++) {
+            g_autofree char *xs = g_strnfill(k, 'x');
+            g_autofree char *body = g_strdup_printf(
+                "{\"choices\":[{\"message\":{\"content\":\"%s%syyyyyyyy\"}}],\"model\":\"m\","
+                "\"usage\":{\"prompt_tokens\":5}}",
+                xs, escapes[e].raw);
+            gsize len = strlen(body);
+            gint64 raw = (gint64)(k + strlen(escapes[e].raw) + 8);
+            gint64 decoded = (gint64)(k + escapes[e].decoded + 8);
+            Result whole = {0};
+            run(LW_FORMAT_OPENAI, NULL, 200, JSON, NULL, FALSE, body, len, NULL, 0, &whole);
+            g_assert_true(whole.usage.have_usage);
+            g_assert_true(whole.usage.complete);
+            g_assert_cmpstr(whole.usage.model_served, ==, "m");
+            g_assert_cmpint(whole.usage.output_text_bytes, >=, decoded);
+            g_assert_cmpint(whole.usage.output_text_bytes, <=, raw);
+            /* cuts around the escape, where the scan decides */
+            gsize from = strlen("{\"choices\":[{\"message\":{\"content\":\"") + k - 4;
+            for (gsize cut = from; cut < from + 20; cut++) {
+                Result r = {0};
+                run(LW_FORMAT_OPENAI, NULL, 200, JSON, NULL, FALSE, body, len, &cut, 1, &r);
+                g_autofree char *how = g_strdup_printf("escape %zu, k %zu, cut %zu", e, k, cut);
+                assert_same(&r, &whole, how);
+                result_clear(&r);
+            }
+            result_clear(&whole);
+        }
+    }
 }
 
 /* Nesting deeper than the cap stops the parse. */
@@ -1083,9 +1280,15 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/strip-cases", test_strip_cases);
     g_test_add_func("/observe/rewrites-flag", test_rewrites_flag);
     g_test_add_func("/observe/cap/event", test_cap_event);
+    for (gsize i = 0; i < G_N_ELEMENTS(oversize_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/observe/oversize/%s", oversize_cases[i].name);
+        g_test_add_data_func(path, &oversize_cases[i], test_oversize_event);
+    }
     g_test_add_func("/observe/cap/raw-usage", test_cap_raw_usage);
     g_test_add_func("/observe/cap/names", test_cap_names);
     g_test_add_func("/observe/cap/json-token", test_cap_json_token);
+    g_test_add_func("/observe/cap/json-number", test_cap_json_number);
+    g_test_add_func("/observe/long-string-escapes", test_long_string_escapes);
     g_test_add_func("/observe/cap/depth", test_cap_depth);
     g_test_add_func("/observe/cap/inflate", test_cap_inflate);
     g_test_add_func("/observe/garbage", test_garbage);

@@ -277,6 +277,124 @@ static void test_default_cap(void)
     g_assert_cmpuint(pieces, >, 1);
 }
 
+/* ---- the fields of an event over the cap ----------------------------------- */
+
+/* Reads the fields of `raw` cut at `cuts` into *ret_data (data joined) and
+ * *ret_event (NULL: none). */
+static void read_fields(const char *raw, gsize len, const gsize *cuts, gsize n_cuts,
+                        gboolean stream_start, char **ret_data, char **ret_event)
+{
+    g_autoptr(LwSseFields) f = lw_sse_fields_new();
+    lw_sse_fields_reset(f, stream_start);
+    GString *data = g_string_new(NULL);
+    gsize from = 0;
+    for (gsize k = 0; k <= n_cuts; k++) {
+        gsize to = k < n_cuts ? cuts[k] : len;
+        const char *buf = raw + from, *piece;
+        gsize left = to - from, piece_len;
+        while (lw_sse_fields_next(f, &buf, &left, &piece, &piece_len)) {
+            g_assert_cmpuint(piece_len, >, 0);
+            g_assert_true((piece >= raw + from && piece + piece_len <= raw + to) ||
+                          (piece_len == 1 && piece[0] == '\n'));
+            g_string_append_len(data, piece, (gssize)piece_len);
+        }
+        g_assert_cmpuint(left, ==, 0);
+        from = to;
+    }
+    /* the stream ended here: a last line without its end counts (a no-op
+     * after a blank line) */
+    lw_sse_fields_end(f);
+    const char *none = "", *piece;
+    gsize zero = 0, piece_len;
+    while (lw_sse_fields_next(f, &none, &zero, &piece, &piece_len))
+        g_string_append_len(data, piece, (gssize)piece_len);
+    *ret_data = g_string_free(data, FALSE);
+    gsize event_len;
+    const char *event = lw_sse_fields_event(f, &event_len);
+    *ret_event = event != NULL ? g_strndup(event, event_len) : NULL;
+}
+
+static void check_fields(const char *raw, gsize len, gboolean stream_start, const char *want_data,
+                         const char *want_event)
+{
+    g_autofree gsize *cuts = g_new(gsize, len + 1);
+    for (gsize i = 1; i < len; i++)
+        cuts[i - 1] = i;
+    for (gsize how = 0; how <= len; how++) {
+        /* how 0: whole; 1..len-1: split there; len: byte by byte */
+        gsize n_cuts = how == 0 ? 0 : how < len ? 1 : (len > 0 ? len - 1 : 0);
+        const gsize *at = how > 0 && how < len ? &how : cuts;
+        g_autofree char *data = NULL, *event = NULL;
+        read_fields(raw, len, at, n_cuts, stream_start, &data, &event);
+        if (strcmp(data, want_data) != 0 || g_strcmp0(event, want_event) != 0)
+            g_error("fields of [%s] (cut %zu): data [%s] event [%s], want [%s] [%s]", raw, how,
+                    data, event, want_data, want_event);
+    }
+}
+
+/* Over every event of the framing cases, LwSseFields reads what the framer
+ * reads from the kept event, however the event is cut. */
+static void test_fields_match_framer(void)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(LwSse) sse = lw_sse_new(0);
+        const char *buf = cases[i].input;
+        gsize len = strlen(buf);
+        LwSseUnit u;
+        gboolean first = TRUE, more = TRUE;
+        while (more) {
+            gboolean got = lw_sse_next(sse, &buf, &len, &u) == LW_SSE_UNIT;
+            if (!got) {
+                got = lw_sse_finish(sse, &u);
+                more = FALSE;
+            }
+            if (got && u.kind == LW_SSE_EVENT) {
+                g_autofree char *data = g_strndup(u.data != NULL ? u.data : "", u.data_len);
+                g_autofree char *event = u.event != NULL ? g_strndup(u.event, u.event_len) : NULL;
+                check_fields(u.raw, u.raw_len, first, data, event);
+            }
+            first &= !got;
+        }
+    }
+}
+
+static void test_fields_cases(void)
+{
+    static const struct {
+        const char *raw;
+        const char *data;
+        const char *event;
+    } c[] = {
+        {"event: response.completed\ndata: {\"a\":1,\ndata: \"b\":2}\n\n", "{\"a\":1,\n\"b\":2}",
+         "response.completed"},
+        /* the event line may come after the data */
+        {"data: x\r\nevent: e\r\n\r\n", "x", "e"},
+        /* a name longer than any field's, and names that only start like one */
+        {"datadatadata: no\ndat: no\ndata : no\nevents: no\ndata: yes\n\n", "yes", NULL},
+        /* an event name over the cap is no name; a later one is */
+        {"event: 01234567890123456789012345678901234567890123456789012345678901234\ndata: x\n\n",
+         "x", NULL},
+        {"event: 01234567890123456789012345678901234567890123456789012345678901234\n"
+         "event: short\ndata: x\n\n",
+         "x", "short"},
+        /* exactly at the cap */
+        {"event: 0123456789012345678901234567890123456789012345678901234567890123\ndata:\n\n", "",
+         "0123456789012345678901234567890123456789012345678901234567890123"},
+        /* empty data lines still join */
+        {"data:\ndata\ndata: z\n\n", "\n\nz", NULL},
+        {": comment: data: no\ndata::x\n\n", ":x", NULL},
+        /* cut streams: the last line counts whole */
+        {"data: a\ndata", "a\n", NULL},
+        {"data: a\nevent: e", "a", "e"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(c); i++)
+        check_fields(c[i].raw, strlen(c[i].raw), FALSE, c[i].data, c[i].event);
+    /* a BOM counts at the stream's start only */
+    const char *bom = "\xEF\xBB\xBF" "data: a\n\n";
+    check_fields(bom, strlen(bom), TRUE, "a", NULL);
+    check_fields(bom, strlen(bom), FALSE, "", NULL);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -286,5 +404,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/sse/zero-copy", test_zero_copy);
     g_test_add_func("/sse/default-cap", test_default_cap);
+    g_test_add_func("/sse/fields-match-framer", test_fields_match_framer);
+    g_test_add_func("/sse/fields-cases", test_fields_cases);
     return g_test_run();
 }
