@@ -379,13 +379,44 @@ static char *add_warning(char *warning, char *more)
     return both;
 }
 
+/* The price table has standard rates only; other tiers are priced
+ * otherwise (priority about 2x, flex and batch about half). NULL for a
+ * standard tier. */
+static char *tier_warning(const char *tier)
+{
+    static const char *const standard[] = {"", "default", "standard", "auto", "on_demand"};
+    for (guint i = 0; i < G_N_ELEMENTS(standard); i++) {
+        if (strcmp(tier, standard[i]) == 0)
+            return NULL;
+    }
+    const char *effect = "";
+    if (strcmp(tier, "priority") == 0)
+        effect = " (the provider charges more)";
+    else if (strcmp(tier, "flex") == 0 || strcmp(tier, "batch") == 0)
+        effect = " (the provider charges less: cost over-stated)";
+    return g_strdup_printf("service tier '%s' priced at standard rates%s", tier, effect);
+}
+
 /* What the usage leaves out, said on the row so a cost that looks exact
- * is not taken for one. */
+ * is not taken for one. A cost the provider reported covers the charges
+ * the table cannot express. */
 static char *usage_warnings(const LwUsage *u, const LwLedgerRequest *row, char *warning)
 {
-    if (u != NULL && row->partial && u->unreadable[0] != '\0')
+    if (u == NULL)
+        return warning;
+    if (row->partial && u->unreadable[0] != '\0')
         warning = add_warning(warning, g_strdup_printf("usage not read: %s; tokens estimated",
                                                        u->unreadable));
+    if (g_strcmp0(row->cost_source, "provider") == 0)
+        return warning;
+    char *tier = tier_warning(u->service_tier);
+    if (tier != NULL)
+        warning = add_warning(warning, tier);
+    if (u->web_searches > 0)
+        warning = add_warning(warning, g_strdup_printf("%" G_GINT64_FORMAT " web search%s not "
+                                                       "included in the cost (charged per search)",
+                                                       u->web_searches,
+                                                       u->web_searches == 1 ? "" : "es"));
     return warning;
 }
 

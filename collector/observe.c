@@ -209,6 +209,10 @@ static void apply_usage(LwObserver *obs, const LwDocFacts *f)
     obs->usage.provider_cost_pusd = cost >= 0 ? cost : 0;
     g_free(obs->usage.raw_usage);
     obs->usage.raw_usage = f->raw_usage != NULL ? g_strndup(f->raw_usage, f->raw_usage_len) : NULL;
+    /* cumulative in an Anthropic stream, like the rest: the latest count */
+    obs->usage.web_searches = lw_usage_fields_has(fields, LW_UF_WEB_SEARCHES)
+                                  ? MAX(fields->v[LW_UF_WEB_SEARCHES], 0)
+                                  : 0;
 }
 
 static void on_doc(const LwDocFacts *f, void *data)
@@ -216,6 +220,8 @@ static void on_doc(const LwDocFacts *f, void *data)
     LwObserver *obs = data;
     set_name(&obs->usage.model_served, f->model);
     set_name(&obs->usage.response_id, f->id);
+    if (f->service_tier != NULL) /* the latest report wins */
+        g_strlcpy(obs->usage.service_tier, f->service_tier, sizeof obs->usage.service_tier);
     obs->usage.output_text_bytes += f->text_bytes;
     if (f->type != NULL && is_text_delta_type(f->type, strlen(f->type)))
         obs->usage.output_text_bytes += f->delta_bytes;

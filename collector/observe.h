@@ -52,6 +52,10 @@ typedef struct {
                                * tokens than bytes) for estimates and budget metering */
     char unreadable[96];      /* why the body could not be read ("" when it could), so a
                                * missing usage is reported as unread, not just absent */
+    /* Charges beyond the tokens that the price table cannot express, so the
+     * row can say its cost leaves them out: */
+    char service_tier[24];    /* the tier the provider says served it ("" when none) */
+    gint64 web_searches;      /* Anthropic server_tool_use.web_search_requests */
 } LwUsage;
 
 typedef struct {

@@ -85,6 +85,8 @@ static int field_of(LwKey parent, LwKey key, int *ret_scale)
     case LW_KEY_COST_DETAILS:
         *ret_scale = 12;
         return key == LW_KEY_UPSTREAM_INFERENCE_COST ? LW_UF_UPSTREAM_COST_PUSD : -1;
+    case LW_KEY_SERVER_TOOL_USE:
+        return key == LW_KEY_WEB_SEARCH_REQUESTS ? LW_UF_WEB_SEARCHES : -1;
     default:
         return -1;
     }

@@ -62,6 +62,8 @@ typedef enum {
     LW_UF_UPSTREAM_COST_PUSD,  /* OpenRouter cost_details.upstream_inference_cost */
     LW_UF_TICKS_PUSD,          /* xAI cost_in_usd_ticks x 100 */
     LW_UF_IS_BYOK,             /* 0/1 */
+    LW_UF_WEB_SEARCHES,        /* server_tool_use.web_search_requests (Anthropic): a charge
+                                * per search that no price in the table covers */
     LW_UF_COUNT,
 } LwUsageField;
 

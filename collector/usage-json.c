@@ -29,6 +29,7 @@
 #define ARR LW_KEY_COUNT
 #define SLICE (64 * 1024) /* feed yajl in slices so the token cap is checked often */
 #define MAX_TYPE 64
+#define MAX_TIER 23 /* "default", "priority", "flex": longer is none we know */
 
 G_STATIC_ASSERT(LW_KEY_COUNT < 255);
 /* a string kept from yajl is longer than the raw usage text kept */
@@ -81,6 +82,7 @@ struct _LwUsageJson {
     char model[LW_USAGE_JSON_MAX_NAME + 1];
     char id[LW_USAGE_JSON_MAX_NAME + 1];
     char type[MAX_TYPE + 1];
+    char tier[MAX_TIER + 1];
     GString *raw;       /* text of the document's last complete usage object */
     gboolean raw_ok;
 
@@ -387,6 +389,8 @@ static void openai_string(LwUsageJson *uj, const unsigned char *s, gsize len)
 {
     if (AT(uj, LW_KEY_MODEL) || AT(uj, LW_KEY_RESPONSE, LW_KEY_MODEL))
         copy_name(uj->model, LW_USAGE_JSON_MAX_NAME, &uj->f.model, s, len);
+    else if (AT(uj, LW_KEY_SERVICE_TIER) || AT(uj, LW_KEY_RESPONSE, LW_KEY_SERVICE_TIER))
+        copy_name(uj->tier, MAX_TIER, &uj->f.service_tier, s, len);
     else if (AT(uj, LW_KEY_ID) || AT(uj, LW_KEY_RESPONSE, LW_KEY_ID))
         copy_name(uj->id, LW_USAGE_JSON_MAX_NAME, &uj->f.id, s, len);
     else if (AT(uj, LW_KEY_DELTA))
@@ -437,8 +441,16 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
     len += (size_t)take_string_extra(uj);
     if (!value_begin(uj))
         return 0;
-    if (!in_doc(uj) || uj->u_depth > 0)
+    if (!in_doc(uj))
         return 1;
+    LwKey parent, key;
+    if (uj->u_depth > 0) {
+        /* Anthropic reports the tier in the usage object */
+        if (usage_member(uj, &parent, &key) && parent == LW_KEY_OTHER &&
+            key == LW_KEY_SERVICE_TIER)
+            copy_name(uj->tier, MAX_TIER, &uj->f.service_tier, s, len);
+        return 1;
+    }
     if (AT(uj, LW_KEY_TYPE)) {
         copy_name(uj->type, MAX_TYPE, &uj->f.type, s, len);
         return 1;

@@ -12,14 +12,15 @@
  * follows it is still read, in bounded memory and linear time.
  *
  * Paths it knows, relative to a document (ARR = any array element):
- *   OpenAI     usage | x_groq.usage | response.usage; model, id (also under
- *              response); type; error; choices (count); text from
+ *   OpenAI     usage | x_groq.usage | response.usage; model, id, service_tier
+ *              (also under response); type; error; choices (count); text from
  *              choices.ARR.{delta,message}.{content,refusal,
  *              tool_calls.ARR.function.arguments}, choices.ARR.text,
  *              output.ARR.content.ARR.{text,refusal}, output.ARR.arguments;
  *              a top-level string "delta" separately
- *   Anthropic  usage | message.usage; model, id (also under message); type;
- *              error; text from content.ARR.text, delta.{text,partial_json}
+ *   Anthropic  usage | message.usage (with service_tier); model, id (also
+ *              under message); type; error; text from content.ARR.text,
+ *              delta.{text,partial_json}
  *   Gemini     usageMetadata; modelVersion; responseId; error; text from
  *              candidates.ARR.content.parts.ARR.text unless the part is a
  *              thought; candidates with a finishReason;
@@ -49,6 +50,8 @@ typedef struct {
     const char *model; /* NULL when absent or longer than LW_USAGE_JSON_MAX_NAME */
     const char *id;
     const char *type; /* top-level "type" string, NULL when none */
+    const char *service_tier; /* the tier that served it: top-level or response.service_tier
+                               * (OpenAI), usage.service_tier (Anthropic); NULL when none */
     gint64 text_bytes;  /* visible output text (a long string's raw bytes beyond
                          * LW_USAGE_JSON_MAX_STRING count as they are, escapes and all) */
     gint64 delta_bytes; /* top-level string "delta" (its meaning depends on type) */

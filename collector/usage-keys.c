@@ -77,6 +77,8 @@ static const Entry entries[] = {
     E("refusal", LW_KEY_REFUSAL),
     E("response", LW_KEY_RESPONSE),
     E("responseId", LW_KEY_RESPONSE_ID),
+    E("server_tool_use", LW_KEY_SERVER_TOOL_USE),
+    E("service_tier", LW_KEY_SERVICE_TIER),
     E("stream", LW_KEY_STREAM),
     E("stream_options", LW_KEY_STREAM_OPTIONS),
     E("text", LW_KEY_TEXT),
@@ -97,6 +99,7 @@ static const Entry entries[] = {
     E("upstream_inference_cost", LW_KEY_UPSTREAM_INFERENCE_COST),
     E("usage", LW_KEY_USAGE),
     E("usageMetadata", LW_KEY_USAGE_METADATA),
+    E("web_search_requests", LW_KEY_WEB_SEARCH_REQUESTS),
     E("x_groq", LW_KEY_X_GROQ),
 };
 

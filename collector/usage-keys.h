@@ -70,6 +70,9 @@ typedef enum {
     LW_KEY_TOTAL_COST,
     LW_KEY_COST_IN_USD_TICKS,
     LW_KEY_IS_BYOK,
+    LW_KEY_SERVICE_TIER,            /* priced differently, and not in the table */
+    LW_KEY_SERVER_TOOL_USE,         /* Anthropic usage.server_tool_use */
+    LW_KEY_WEB_SEARCH_REQUESTS,     /* ... charged per search */
     LW_KEY_COST_DETAILS,
     LW_KEY_UPSTREAM_INFERENCE_COST,
     LW_KEY_PROMPT_TOKEN_COUNT,

@@ -114,7 +114,8 @@ static bool same(const Run *a, const Run *b)
            g_strcmp0(x->model_served, y->model_served) == 0 &&
            g_strcmp0(x->response_id, y->response_id) == 0 &&
            g_strcmp0(x->raw_usage, y->raw_usage) == 0 &&
-           strcmp(x->unreadable, y->unreadable) == 0;
+           strcmp(x->unreadable, y->unreadable) == 0 &&
+           strcmp(x->service_tier, y->service_tier) == 0 && x->web_searches == y->web_searches;
 }
 
 static const char *const paths[] = {

@@ -306,7 +306,8 @@ static void assert_same(const Result *a, const Result *b, const char *how)
         x->output_text_bytes != y->output_text_bytes ||
         g_strcmp0(x->model_served, y->model_served) != 0 ||
         g_strcmp0(x->response_id, y->response_id) != 0 ||
-        g_strcmp0(x->raw_usage, y->raw_usage) != 0 || strcmp(x->unreadable, y->unreadable) != 0)
+        g_strcmp0(x->raw_usage, y->raw_usage) != 0 || strcmp(x->unreadable, y->unreadable) != 0 ||
+        strcmp(x->service_tier, y->service_tier) != 0 || x->web_searches != y->web_searches)
         g_error("%s: usage differs from the whole-body run", how);
 }
 
@@ -1184,6 +1185,70 @@ static void test_anthropic_delta_writes(void)
     result_clear(&r);
 }
 
+typedef struct {
+    const char *name;
+    LwFormat format;
+    const char *ctype;
+    const char *body; /* or, when it starts with '@', a golden file */
+    const char *tier;
+    gint64 web_searches;
+} ChargeCase;
+
+static const ChargeCase charge_cases[] = {
+    {"openai-json-priority", LW_FORMAT_OPENAI, JSON,
+     "{\"id\":\"c\",\"model\":\"gpt-5.5\",\"service_tier\":\"priority\",\"choices\":[],"
+     "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1}}",
+     "priority", 0},
+    /* the first chunk is parsed (it names the model); text deltas are not */
+    {"openai-stream-flex", LW_FORMAT_OPENAI, SSE,
+     "data: {\"id\":\"c\",\"model\":\"o3\",\"service_tier\":\"flex\",\"choices\":[{\"delta\":"
+     "{\"content\":\"Hi\"}}]}\n\ndata: {\"id\":\"c\",\"service_tier\":\"flex\",\"choices\":[],"
+     "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
+     "flex", 0},
+    {"responses-stream-priority", LW_FORMAT_OPENAI, SSE,
+     "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":"
+     "\"r\",\"model\":\"gpt-5.5\",\"service_tier\":\"priority\",\"usage\":{\"input_tokens\":"
+     "10,\"output_tokens\":1}}}\n\n",
+     "priority", 0},
+    /* a tier named in a message is no tier */
+    {"openai-json-nested", LW_FORMAT_OPENAI, JSON,
+     "{\"choices\":[{\"message\":{\"service_tier\":\"priority\"}}],\"usage\":"
+     "{\"prompt_tokens\":10}}",
+     "", 0},
+    {"anthropic-json-searches-batch", LW_FORMAT_ANTHROPIC, JSON,
+     "{\"id\":\"m\",\"type\":\"message\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":"
+     "100,\"server_tool_use\":{\"web_search_requests\":5,\"web_fetch_requests\":2},"
+     "\"service_tier\":\"batch\"}}",
+     "batch", 5},
+    /* message_delta's count is cumulative: 3, not 1 + 3 */
+    {"anthropic-stream-searches", LW_FORMAT_ANTHROPIC, SSE,
+     "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\","
+     "\"usage\":{\"input_tokens\":14,\"output_tokens\":1,\"server_tool_use\":"
+     "{\"web_search_requests\":1},\"service_tier\":\"standard\"}}}\n\n"
+     "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":"
+     "42,\"server_tool_use\":{\"web_search_requests\":3}}}\n\n"
+     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+     "standard", 3},
+    {"anthropic-golden-delta", LW_FORMAT_ANTHROPIC, SSE, "@anthropic-stream-delta-cache-writes.sse",
+     "", 1},
+};
+
+/* What the price table cannot express is reported: the tier that served
+ * the answer and the web searches it made, however the body was cut. */
+static void test_unpriced_charges(gconstpointer data)
+{
+    const ChargeCase *c = data;
+    g_autoptr(GBytes) file = c->body[0] == '@' ? load(c->body + 1) : NULL;
+    gsize len = file != NULL ? g_bytes_get_size(file) : strlen(c->body);
+    const char *body = file != NULL ? g_bytes_get_data(file, NULL) : c->body;
+    Result r = {0};
+    run_all_splits(c->format, NULL, 200, c->ctype, NULL, FALSE, body, len, body, len, NULL, &r);
+    g_assert_true(r.usage.have_usage);
+    g_assert_cmpstr(r.usage.service_tier, ==, c->tier);
+    g_assert_cmpint(r.usage.web_searches, ==, c->web_searches);
+    result_clear(&r);
+}
+
 /* Gemini with two candidates: the answer ends when both have finished. */
 static void test_gemini_candidates(void)
 {
@@ -1301,5 +1366,9 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/gemini-running-usage", test_gemini_running_usage);
     g_test_add_func("/observe/gemini-candidates", test_gemini_candidates);
     g_test_add_func("/observe/anthropic-delta-writes", test_anthropic_delta_writes);
+    for (gsize i = 0; i < G_N_ELEMENTS(charge_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/observe/unpriced/%s", charge_cases[i].name);
+        g_test_add_data_func(path, &charge_cases[i], test_unpriced_charges);
+    }
     return g_test_run();
 }

@@ -402,27 +402,22 @@ class PartialTest(lwtest.CollectorTestCase):
         self.assertLess(row["output_tokens"], 200)
 
 
-class EncodingTest(unittest.TestCase):
-    """Compressed answers: the provider is asked only for codings the
-    collector reads, raw deflate is read, and an answer in another coding
-    (sent although not asked for) is booked as an estimate that says so.
-    The provider is a local plain-HTTP server written here, which answers
-    in the coding the request's x-answer header names, whatever it was
-    asked for."""
+class ScriptedProviderTestCase(unittest.TestCase):
+    """A collector whose providers (openai, anthropic) are a local
+    plain-HTTP server written here, which answers with the body the
+    request's x-answer header names (from ANSWERS: name -> (body,
+    content-encoding or None)), whatever the request asked for, and records
+    the Accept-Encoding it was sent."""
 
-    ANSWER = json.dumps({"id": "chatcmpl-enc", "object": "chat.completion",
-                         "model": "gpt-4o-mini", "choices": [],
-                         "usage": {"prompt_tokens": 1000, "completion_tokens": 2000,
-                                   "total_tokens": 3000}}).encode()
+    ANSWERS = {}
 
     def setUp(self):
         import http.server
         import tempfile
         import threading
-        import zlib
 
         seen = self.seen = []
-        answer = self.ANSWER
+        answers = self.ANSWERS
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -430,14 +425,7 @@ class EncodingTest(unittest.TestCase):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", "0")))
                 seen.append(self.headers.get_all("accept-encoding") or [])
-                kind = self.headers.get("x-answer", "identity")
-                body, coding = answer, None
-                if kind == "raw-deflate":
-                    z = zlib.compressobj(6, zlib.DEFLATED, -15)
-                    body, coding = z.compress(answer) + z.flush(), "deflate"
-                elif kind == "zstd":
-                    # zstd's magic, then bytes nobody here decodes
-                    body, coding = b"\x28\xb5\x2f\xfd" + bytes(range(64)), "zstd"
+                body, coding = answers[self.headers.get("x-answer")]
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 if coding:
@@ -456,20 +444,21 @@ class EncodingTest(unittest.TestCase):
         self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
         self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
         self.home = os.path.join(self.workdir, "home")
-        lwtest.write_config(self.home, "[provider.openai]\nupstream = http://127.0.0.1:%d\n"
-                            % self.server.server_address[1])
+        url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        lwtest.write_config(self.home, f"[provider.openai]\nupstream = {url}\n"
+                                       f"[provider.anthropic]\nupstream = {url}\n")
         self.collector = lwtest.Collector(self.home).start()
         self.addCleanup(self.collector.stop)
 
-    def post(self, answer, accept=None):
-        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+    def post(self, answer, accept=None, provider="openai", path="/v1/chat/completions",
+             body=None):
+        conn = lwtest.HTTPSViaCollector(self.collector, provider)
         try:
-            h = {"authorization": "Bearer k", "content-type": "application/json",
-                 "x-answer": answer}
+            h = {"authorization": "Bearer k", "x-api-key": "k",
+                 "content-type": "application/json", "x-answer": answer}
             if accept is not None:
                 h["accept-encoding"] = accept
-            conn.request("POST", "/v1/chat/completions", body=json.dumps(chat("gpt-4o-mini")),
-                         headers=h)
+            conn.request("POST", path, body=json.dumps(body or chat("gpt-4o-mini")), headers=h)
             r = conn.getresponse()
             return r.status, r.getheader("content-encoding"), r.read()
         finally:
@@ -482,6 +471,26 @@ class EncodingTest(unittest.TestCase):
                              timeout=DEFAULT_TIMEOUT)
         self.assertEqual(out.returncode, 0, out.stderr)
         return json.loads(out.stdout)[0]
+
+
+def _raw_deflate(data):
+    import zlib
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return z.compress(data) + z.flush()
+
+
+class EncodingTest(ScriptedProviderTestCase):
+    """Compressed answers: the provider is asked only for codings the
+    collector reads, raw deflate is read, and an answer in another coding
+    (sent although not asked for) is booked as an estimate that says so."""
+
+    ANSWER = json.dumps({"id": "chatcmpl-enc", "object": "chat.completion",
+                         "model": "gpt-4o-mini", "choices": [],
+                         "usage": {"prompt_tokens": 1000, "completion_tokens": 2000,
+                                   "total_tokens": 3000}}).encode()
+    ZSTD = b"\x28\xb5\x2f\xfd" + bytes(range(64))  # zstd's magic, then bytes nobody decodes
+    ANSWERS = {"identity": (ANSWER, None), "raw-deflate": (_raw_deflate(ANSWER), "deflate"),
+               "zstd": (ZSTD, "zstd")}
 
     def test_only_readable_codings_are_asked_for(self):
         for accept, upstream in (("br;q=1.0, zstd, gzip;q=0.8, deflate;q=0.5",
@@ -509,12 +518,69 @@ class EncodingTest(unittest.TestCase):
     def test_unreadable_coding_is_an_estimate_that_says_so(self):
         status, coding, body = self.post("zstd", "zstd, gzip")
         self.assertEqual((status, coding), (200, "zstd"))
-        self.assertEqual(body, b"\x28\xb5\x2f\xfd" + bytes(range(64)))
+        self.assertEqual(body, self.ZSTD)
         self.assertEqual(self.seen[-1], ["gzip"])
         row = self.last_row()
         self.assertTrue(row["partial"])
         self.assertIn("encoded as 'zstd'", row["warning"])
         self.assertIn("estimated", row["warning"])
+
+
+def _tier_answer(tier):
+    """A gpt-5.5 chat answer served in `tier`: 10000 tokens in, 1000 out."""
+    return json.dumps({"id": "chatcmpl-t", "object": "chat.completion", "model": "gpt-5.5",
+                       "service_tier": tier, "choices": [],
+                       "usage": {"prompt_tokens": 10000, "completion_tokens": 1000,
+                                 "total_tokens": 11000}}).encode(), None
+
+
+class UnpricedChargesTest(ScriptedProviderTestCase):
+    """Charges the price table cannot express (a service tier other than the
+    standard one, Anthropic's web searches) are named on the row; the cost
+    stays what the table says, nothing is made up."""
+
+    ANSWERS = {
+        "priority": _tier_answer("priority"),
+        "flex": _tier_answer("flex"),
+        "default": _tier_answer("default"),
+        "searches": (json.dumps({
+            "id": "msg_1", "type": "message", "model": "claude-sonnet-4-5", "content": [],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 1000, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0, "output_tokens": 100,
+                      "server_tool_use": {"web_search_requests": 5, "web_fetch_requests": 0},
+                      "service_tier": "standard"}}).encode(), None),
+    }
+
+    # gpt-5.5: 5.00 in, 30.00 out (standard rates; priority would be 10 / 60)
+    GPT55 = 10000 * 5 * M + 1000 * 30 * M
+
+    def test_service_tier_other_than_standard_is_named(self):
+        for tier, says in (("priority", "the provider charges more"),
+                           ("flex", "cost over-stated")):
+            with self.subTest(tier=tier):
+                status, _, _ = self.post(tier, body=chat("gpt-5.5", service_tier=tier))
+                self.assertEqual(status, 200)
+                row = self.last_row()
+                self.assertEqual(D(str(row["cost_usd"])), usd(self.GPT55))
+                self.assertIn(f"service tier '{tier}' priced at standard rates", row["warning"])
+                self.assertIn(says, row["warning"])
+        self.post("default", body=chat("gpt-5.5"))
+        row = self.last_row()
+        self.assertEqual(D(str(row["cost_usd"])), usd(self.GPT55))
+        self.assertIsNone(row["warning"])
+
+    def test_web_searches_are_named(self):
+        status, _, _ = self.post("searches", provider="anthropic", path="/v1/messages",
+                                 body={"model": "claude-sonnet-4-5", "max_tokens": 100,
+                                       "messages": []})
+        self.assertEqual(status, 200)
+        row = self.last_row()
+        # claude-sonnet-4-5: 3.00 in, 15.00 out; the searches ($0.01 each) are not priced
+        self.assertEqual(D(str(row["cost_usd"])), usd(1000 * 3 * M + 100 * 15 * M))
+        self.assertEqual(row["warning"],
+                         "5 web searches not included in the cost (charged per search)")
+        self.assertFalse(row["partial"])
 
 
 if __name__ == "__main__":
