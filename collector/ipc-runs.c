@@ -32,8 +32,19 @@ static void handle_open(LwServer *server, const Lw__Request *req, Lw__Response *
     g_autofree char **argv = g_new0(char *, o->n_argv + 1);
     for (size_t i = 0; i < o->n_argv; i++)
         argv[i] = o->argv[i];
+    guint64 parent = o->has_parent_run_id ? o->parent_run_id : 0;
+    if (parent != 0 && lw_runs_get(runs, parent) == NULL) {
+        /* Only a run that exists can be a parent: run ids only grow, so a
+         * parent is then older than its child and runs cannot form a loop
+         * (which a run-tree query would follow for ever). An outer llmwrap
+         * with another state directory names a run of another ledger. */
+        g_warning("a run names run %" G_GUINT64_FORMAT " as its parent, which this ledger does "
+                  "not hold: opened as a top-level run",
+                  parent);
+        parent = 0;
+    }
     LwLedgerRun run = {
-        .parent_id = o->has_parent_run_id ? o->parent_run_id : 0,
+        .parent_id = parent,
         .started_ms = g_get_real_time() / 1000,
         .argv = argv,
         .cwd = o->cwd,

@@ -277,10 +277,6 @@ GPtrArray *lw_ledger_budget_list(LwLedger *ledger, GError **error)
 
 /* ---- spend ---- */
 
-/* A run and every run nested under it. */
-#define RUN_TREE_CTE                                                                               \
-    "WITH RECURSIVE tree(id) AS (SELECT :run UNION ALL "                                           \
-    "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
 
 /* Hour arithmetic stays far from overflow: times are clamped to ±2^50 ms
  * (35,000 years) when hours are computed; the raw ranges keep the exact
@@ -384,7 +380,7 @@ gint64 lw_ledger_budget_spent(LwLedger *ledger, const LwBudgetDef *def, gint64 s
         /* The run index: a run's rows are few, and its window is usually
          * everything (`+time_ms` keeps the planner off the time index). */
         g_string_append_printf(sql,
-                               RUN_TREE_CTE
+                               LW_LEDGER_RUN_TREE_CTE
                                "SELECT COALESCE(SUM(cost_pusd), 0) FROM requests WHERE "
                                "+time_ms >= :a0 AND +time_ms < :b0 "
                                "AND run_id IS NOT NULL AND run_id IN (SELECT id FROM tree)%s",

@@ -17,6 +17,13 @@
 #define LW_LEDGER_DIM_TAGS "1"  /* k1 the tags text */
 #define LW_LEDGER_DIM_RUN "2"   /* k1 the run id */
 
+/* A run (bound as :run, the statement's first parameter) and every run
+ * nested under it. UNION, not UNION ALL: should the ledger hold a loop of
+ * parents, the recursion ends instead of running for ever. */
+#define LW_LEDGER_RUN_TREE_CTE                                                                    \
+    "WITH RECURSIVE tree(id) AS (SELECT :run UNION "                                               \
+    "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
+
 /* The model a row is counted under: the one the provider served, else the
  * one the client asked for. The rollups store exactly this value. */
 #define LW_LEDGER_MODEL_SQL "COALESCE(model_served, model_requested, '')"

@@ -4,10 +4,7 @@
 #include <sqlite3.h>
 #include <string.h>
 
-/* A run and every run nested under it. */
-#define RUN_TREE_CTE                                                                              \
-    "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION ALL "                                             \
-    "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
+#include "ledger-private.h"
 
 static gboolean sqlite_error(GError **error, sqlite3 *db, const char *what)
 {
@@ -65,7 +62,7 @@ static gboolean distinct_values(sqlite3 *db, guint64 run_id, const char *column,
                                 GPtrArray *out, GError **error)
 {
     g_autofree char *sql = g_strdup_printf(
-        RUN_TREE_CTE "SELECT DISTINCT %s FROM requests WHERE run_id IN (SELECT id FROM tree) "
+        LW_LEDGER_RUN_TREE_CTE "SELECT DISTINCT %s FROM requests WHERE run_id IN (SELECT id FROM tree) "
                      "AND %s IS NOT NULL ORDER BY 1 LIMIT 50",
         column, column);
     sqlite3_stmt *st = NULL;
@@ -89,7 +86,7 @@ gboolean lw_ledger_run_summary(LwLedger *ledger, guint64 run_id, LwRunSummary *r
     };
     sqlite3_stmt *st = NULL;
     const char *sql =
-        RUN_TREE_CTE
+        LW_LEDGER_RUN_TREE_CTE
         "SELECT provider, COALESCE(model_served, model_requested, '') AS m, COUNT(*), "
         "SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), "
         "SUM(reasoning_tokens), SUM(COALESCE(cost_pusd, 0)), "
@@ -137,7 +134,7 @@ gint64 lw_ledger_run_spent(LwLedger *ledger, guint64 run_id, GError **error)
     sqlite3 *db = lw_ledger_db(ledger);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
-                           RUN_TREE_CTE "SELECT COALESCE(SUM(cost_pusd), 0) FROM requests "
+                           LW_LEDGER_RUN_TREE_CTE "SELECT COALESCE(SUM(cost_pusd), 0) FROM requests "
                                         "WHERE run_id IN (SELECT id FROM tree)",
                            -1, &st, NULL) != SQLITE_OK) {
         sqlite_error(error, db, "run spend");

@@ -985,6 +985,22 @@ class TestEnvironment(WrapCase):
 
 class TestNesting(WrapCase):
 
+    def test_a_parent_the_ledger_lacks_is_dropped(self):
+        # The first run of a fresh ledger gets id 1: were it kept as its
+        # own parent, every question about its run tree would loop for ever
+        # in the collector (its summary at exit among them).
+        summary = os.path.join(self.workdir, "summary.json")
+        env = self.env(LLMWRAP_RUN_ID="1",
+                       LLMWRAP_ATTRIB_SOCK=os.path.join(self.home, "run", "attrib.sock"))
+        p = self.wrap("--json-summary", summary, "true", env=env)
+        self.assertRan(p)
+        with open(summary) as f:
+            self.assertEqual(json.load(f)["run_id"], 1)
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("SELECT parent_id FROM runs").fetchall(), [(None,)])
+        self.assertEqual(self.counters()["requests_total"], 0)  # and it still answers
+
     def test_nested_llmwrap_joins_the_outer_run(self):
         outer_json = os.path.join(self.workdir, "outer.json")
         inner_json = os.path.join(self.workdir, "inner.json")
