@@ -40,6 +40,7 @@ struct _LwAttrib {
     GHashTable *by_port; /* port -> Entry* */
     GArray *pending;     /* Pending: accepted, message not read yet */
     LwTimer sweep;
+    LwAcceptPause pause;
 };
 
 gboolean lw_attrib_decode(const guint8 *buf, size_t len, LwAttribution *ret, guint16 *ret_port)
@@ -109,8 +110,11 @@ static void drain(LwAttrib *at)
     }
     for (int i = 0; i < 4096; i++) {
         int fd = accept4(at->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            lw_accept_pause_on_error(&at->pause, at->server->loop, at->fd, errno,
+                                     "attribution socket");
             return;
+        }
         if (read_one(at, fd)) {
             close(fd);
             continue;
@@ -186,6 +190,7 @@ LwAttrib *lw_attrib_new(LwServer *server, const char *path, GError **error)
     at->by_port = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     at->pending = g_array_new(FALSE, FALSE, sizeof(Pending));
     lw_timer_init(&at->sweep);
+    lw_accept_pause_init(&at->pause);
     if (!lw_loop_watch(server->loop, fd, EPOLLIN, on_readable, at, error)) {
         lw_attrib_free(at);
         return NULL;
@@ -199,6 +204,7 @@ void lw_attrib_free(LwAttrib *at)
     if (at == NULL)
         return;
     lw_timer_stop(at->server->loop, &at->sweep);
+    lw_accept_pause_stop(&at->pause);
     for (guint i = 0; i < at->pending->len; i++) {
         Pending *p = &g_array_index(at->pending, Pending, i);
         lw_loop_unwatch(at->server->loop, p->fd);

@@ -500,6 +500,8 @@ static void start_exchange(LwConn *conn)
 
 static gboolean body_append(LwConn *conn, const char *data, size_t len)
 {
+    if (len == 0) /* an empty chunked body: no buffer yet, and memcpy may not take NULL */
+        return TRUE;
     if (conn->body_len + len > conn->body_cap) {
         size_t cap = MAX(conn->body_cap * 2, conn->body_len + len);
         conn->body = g_realloc(conn->body, cap);

@@ -53,6 +53,7 @@ struct _LwIpcServer {
     guint64 current_client; /* whose request a handler is running; 0 outside */
     LwIpcCloseFunc on_close;
     void *on_close_data;
+    LwAcceptPause pause;
 };
 
 static void client_close(Client *c)
@@ -296,8 +297,10 @@ static void on_accept(LwLoop *loop, int fd, uint32_t events, void *data)
     LwIpcServer *ipc = data;
     for (int i = 0; i < 16; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0)
+        if (cfd < 0) {
+            lw_accept_pause_on_error(&ipc->pause, loop, fd, errno, "IPC socket");
             return;
+        }
         struct ucred cred;
         socklen_t len = sizeof cred;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
@@ -356,6 +359,7 @@ LwIpcServer *lw_ipc_server_new(LwServer *server, const char *path, GError **erro
         return NULL;
     }
     LwIpcServer *ipc = g_new0(LwIpcServer, 1);
+    lw_accept_pause_init(&ipc->pause);
     ipc->server = server;
     ipc->fd = fd;
     ipc->path = g_strdup(path);
@@ -376,6 +380,7 @@ void lw_ipc_server_free(LwIpcServer *ipc)
     ipc->on_close = NULL;
     while (ipc->clients.head != NULL)
         client_close(ipc->clients.head->data);
+    lw_accept_pause_stop(&ipc->pause);
     lw_loop_unwatch(ipc->server->loop, ipc->fd);
     close(ipc->fd);
     unlink(ipc->path);

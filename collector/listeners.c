@@ -18,14 +18,12 @@
 #define BACKLOG 1024
 #define ACCEPTS_PER_WAKEUP 64
 #define PORT_ATTEMPTS 32
-/* After EMFILE/ENFILE, accepting pauses this long instead of spinning. */
-#define ACCEPT_BACKOFF_MS 100
 
 typedef struct {
     LwListeners *owner;
     int fd;
     const LwProvider *provider;
-    LwTimer backoff;
+    LwAcceptPause pause;
 } Listener;
 
 struct _LwListeners {
@@ -39,7 +37,7 @@ static void listener_close(Listener *l)
 {
     if (l->fd < 0)
         return;
-    lw_timer_stop(l->owner->server->loop, &l->backoff);
+    lw_accept_pause_stop(&l->pause);
     lw_loop_unwatch(l->owner->server->loop, l->fd);
     close(l->fd);
     l->fd = -1;
@@ -52,13 +50,6 @@ static void listener_free(gpointer p)
     g_free(l);
 }
 
-static void on_backoff_over(LwLoop *loop, void *data)
-{
-    Listener *l = data;
-    if (l->fd >= 0)
-        lw_loop_set_events(loop, l->fd, EPOLLIN);
-}
-
 static void on_accept(LwLoop *loop, int fd, uint32_t events, void *data)
 {
     Listener *l = data;
@@ -66,12 +57,8 @@ static void on_accept(LwLoop *loop, int fd, uint32_t events, void *data)
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                g_warning("accept: %s; pausing for %d ms", g_strerror(errno), ACCEPT_BACKOFF_MS);
-                lw_loop_set_events(loop, fd, 0);
-                lw_timer_start(loop, &l->backoff, ACCEPT_BACKOFF_MS, on_backoff_over, l);
-            }
-            return; /* EAGAIN, or a connection that died in the queue */
+            lw_accept_pause_on_error(&l->pause, loop, fd, errno, "client listener");
+            return;
         }
         if (server->draining ||
             server->counters.connections_active >= server->config->max_connections) {
@@ -136,7 +123,7 @@ static void add_listener(LwListeners *ls, int fd, const LwProvider *provider)
     l->owner = ls;
     l->fd = fd;
     l->provider = provider;
-    lw_timer_init(&l->backoff);
+    lw_accept_pause_init(&l->pause);
     g_ptr_array_add(ls->listeners, l);
     LwListenerInfo info = {.provider = provider != NULL ? provider->name : NULL};
     info.port = bound_port(fd, info.address, sizeof info.address);

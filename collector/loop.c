@@ -204,6 +204,33 @@ void lw_timer_start(LwLoop *loop, LwTimer *t, uint64_t delay_ms, LwTimerFunc fun
     heap_up(loop, loop->heap_len - 1);
 }
 
+#define ACCEPT_PAUSE_MS 100
+
+static void on_accept_pause_over(LwLoop *loop, void *data)
+{
+    LwAcceptPause *p = data;
+    lw_loop_set_events(loop, p->fd, EPOLLIN);
+}
+
+gboolean lw_accept_pause_on_error(LwAcceptPause *p, LwLoop *loop, int fd, int err,
+                                  const char *what)
+{
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+        return FALSE;
+    g_warning("%s: accept: %s; pausing for %d ms", what, g_strerror(err), ACCEPT_PAUSE_MS);
+    p->loop = loop;
+    p->fd = fd;
+    lw_loop_set_events(loop, fd, 0);
+    lw_timer_start(loop, &p->timer, ACCEPT_PAUSE_MS, on_accept_pause_over, p);
+    return TRUE;
+}
+
+void lw_accept_pause_stop(LwAcceptPause *p)
+{
+    if (p->loop != NULL)
+        lw_timer_stop(p->loop, &p->timer);
+}
+
 uint64_t lw_loop_now_ms(LwLoop *loop)
 {
     return loop->now_ms;

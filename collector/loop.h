@@ -27,8 +27,8 @@ typedef struct _LwLoop LwLoop;
 typedef void (*LwIoFunc)(LwLoop *loop, int fd, uint32_t events, void *data);
 typedef void (*LwTimerFunc)(LwLoop *loop, void *data);
 
-/* A timer lives inside its owner's struct (no allocation per arm).
- * Zero-initialise it, or call lw_timer_init(). */
+/* A timer lives inside its owner's struct (no allocation per arm). Call
+ * lw_timer_init() before its first use: a zeroed one looks armed. */
 typedef struct {
     uint64_t deadline_ms;
     uint64_t pass; /* timer pass in which it was armed (see run_timers) */
@@ -77,6 +77,31 @@ void lw_timer_start(LwLoop *loop, LwTimer *t, uint64_t delay_ms, LwTimerFunc fun
 
 /* Disarms `t`; no-op when it is not armed. */
 void lw_timer_stop(LwLoop *loop, LwTimer *t);
+
+/* A listening socket's pause after accept4() ran out of descriptors or
+ * memory: its readiness is level-triggered, so without one the loop would
+ * wake at once, for ever, spinning while nothing can be accepted. */
+typedef struct {
+    LwTimer timer;
+    LwLoop *loop;
+    int fd;
+} LwAcceptPause;
+
+static inline void lw_accept_pause_init(LwAcceptPause *p)
+{
+    lw_timer_init(&p->timer);
+    p->loop = NULL;
+    p->fd = -1;
+}
+
+/* After accept4() on `fd` (watched for EPOLLIN) failed with `err`: for
+ * EMFILE, ENFILE, ENOBUFS and ENOMEM stops watching fd for 100 ms, with a
+ * warning naming `what`, and returns TRUE; FALSE for other errors (EAGAIN,
+ * a connection that died in the queue). Call lw_accept_pause_stop()
+ * before fd is unwatched. */
+gboolean lw_accept_pause_on_error(LwAcceptPause *p, LwLoop *loop, int fd, int err,
+                                  const char *what);
+void lw_accept_pause_stop(LwAcceptPause *p);
 
 /* Monotonic milliseconds, cached per loop iteration. */
 uint64_t lw_loop_now_ms(LwLoop *loop);

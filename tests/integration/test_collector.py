@@ -162,6 +162,22 @@ class ForwardingTest(lwtest.CollectorTestCase):
         # The simulator counts input tokens as ceil(body bytes / 4).
         self.assertEqual(payload["usage"]["prompt_tokens"], -(-len(body) // 4))
 
+    def test_empty_chunked_body_is_forwarded(self):
+        # No body bytes at all: the provider answers it (the sim: 400, not
+        # JSON), and the collector (under UBSan too) keeps serving.
+        conn = self.via("openai")
+        conn.putrequest("POST", CHAT)
+        conn.putheader("authorization", "Bearer sk-test")
+        conn.putheader("transfer-encoding", "chunked")
+        conn.endheaders()
+        conn.send(b"0\r\n\r\n")
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        self.assertEqual(r.status, 400)
+        self.assertEqual(self.sim.stats()["requests"], 1)
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
     def test_keep_alive_and_100_concurrent_connections(self):
         def client(i):
             conn = self.via("openai")
@@ -340,6 +356,39 @@ class ForwardingTest(lwtest.CollectorTestCase):
         with open(f"/proc/{self.collector.proc.pid}/limits") as f:
             line = next(l for l in f if l.startswith("Max open files"))
         self.assertEqual(line.split()[3:5], [str(hard), str(hard)])
+
+    def test_out_of_descriptors_pauses_accepting_instead_of_spinning(self):
+        # Listening sockets are level-triggered: an accept that fails for
+        # want of a descriptor, retried at once, would spin the loop.
+        pid = self.collector.proc.pid
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used + 4, hard))
+        sock = os.path.join(self.home, "run", "collector.sock")
+        clients = []
+        self.addCleanup(lambda: [c.close() for c in clients])
+        for _ in range(12):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(sock)
+            clients.append(c)
+        wait_for(lambda: len(os.listdir(f"/proc/{pid}/fd")) >= used + 4,
+                 what="the collector out of descriptors")
+
+        def cpu_ticks():
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime + stime
+
+        before = cpu_ticks()
+        time.sleep(1)
+        spent = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+        self.assertLess(spent, 0.3, "the collector spun while out of descriptors")
+        self.assertIn("IPC socket: accept: Too many open files", self.collector.read_log())
+        for c in clients:
+            c.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        wait_for(lambda: lwtest.ipc_status(self.home, timeout=1)["pid"] == pid,
+                 what="IPC served again")
 
     def test_reload_keeps_the_running_configuration_when_the_file_is_bad_or_gone(self):
         # The defaults would send requests to the public provider hosts.
