@@ -94,6 +94,16 @@ gboolean lw_spool_frame_append(GByteArray *out, gint64 id, const LwLedgerRequest
     return TRUE;
 }
 
+size_t lw_spool_frame_check_cost(const guint8 *buf, size_t len)
+{
+    if (len < LW_SPOOL_FRAME_HEADER || memcmp(buf, magic, sizeof magic) != 0)
+        return 0;
+    guint32 n = get_be32(buf + 4);
+    if (n > LW_SPOOL_MAX_PAYLOAD || len - LW_SPOOL_FRAME_HEADER < n)
+        return 0;
+    return n;
+}
+
 LwSpoolFrameResult lw_spool_frame_check(const guint8 *buf, size_t len, size_t *ret_len)
 {
     /* A torn header is short too, as long as what is there fits. */

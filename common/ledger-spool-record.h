@@ -34,6 +34,10 @@ typedef enum {
     LW_SPOOL_FRAME_BAD,   /* wrong magic, length or CRC */
 } LwSpoolFrameResult;
 
+/* How many payload bytes lw_spool_frame_check would read for its CRC
+ * (0 when it would stop at the header). */
+size_t lw_spool_frame_check_cost(const guint8 *buf, size_t len);
+
 /* Checks the frame at the start of `buf`. */
 LwSpoolFrameResult lw_spool_frame_check(const guint8 *buf, size_t len, size_t *ret_len);
 

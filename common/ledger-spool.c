@@ -245,12 +245,20 @@ static gboolean frame_at(const GByteArray *data, gsize off, gsize *n)
 
 /* The next offset after `from` where a whole frame starts, or data->len. A
  * damaged byte (a bit flip in a length, say) must not cost the rows after
- * it: the scan looks for the next frame's magic and checks its CRC. */
-static gsize resync(const GByteArray *data, gsize from)
+ * it: the scan looks for the next frame's magic and checks its CRC.
+ * *budget bounds the bytes those CRCs may read over a whole replay: a file
+ * of headers that each announce a long payload would otherwise cost a CRC
+ * of up to 1 MiB per header (minutes for a few MiB). Once it is spent the
+ * rest counts as damaged, which keeps it aside rather than lose it. */
+static gsize resync(const GByteArray *data, gsize from, guint64 *budget)
 {
-    for (gsize off = from + 1; off < data->len; off++) {
+    for (gsize off = from + 1; off < data->len && *budget > 0; off++) {
         gsize n;
-        if (data->data[off] == LW_SPOOL_FRAME_MAGIC0 && frame_at(data, off, &n))
+        if (data->data[off] != LW_SPOOL_FRAME_MAGIC0)
+            continue;
+        guint64 cost = lw_spool_frame_check_cost(data->data + off, data->len - off);
+        *budget -= MIN(*budget, cost);
+        if (frame_at(data, off, &n))
             return off;
     }
     return data->len;
@@ -265,6 +273,7 @@ static gboolean replay(int fd, const char *path, LwLedger *ledger, GError **erro
     g_autoptr(GByteArray) good = g_byte_array_new();
     g_autoptr(GByteArray) damaged = g_byte_array_new();
     gsize rows = 0, torn = 0;
+    guint64 budget = 16 * (guint64)data->len + (64u << 20);
     for (gsize off = 0, n = 0; off < data->len;) {
         if (frame_at(data, off, &n)) {
             g_byte_array_append(good, data->data + off, (guint)n);
@@ -272,7 +281,7 @@ static gboolean replay(int fd, const char *path, LwLedger *ledger, GError **erro
             rows++;
             continue;
         }
-        gsize next = resync(data, off);
+        gsize next = resync(data, off, &budget);
         if (next == data->len &&
             lw_spool_frame_check(data->data + off, data->len - off, &n) == LW_SPOOL_FRAME_SHORT)
             /* The last row, cut short: its writer was killed while
