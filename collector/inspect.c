@@ -252,15 +252,22 @@ static gsize consumed(const Scan *s)
     return yajl_get_bytes_consumed(s->yh);
 }
 
+/* What yajl skips as whitespace: the JSON four, and \v and \f too, which
+ * g_ascii_isspace() does not all take. */
+static gboolean is_yajl_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
 /* Where the value of the member whose name ended at `key_end` starts. */
 static gssize value_start(const Scan *s, gsize key_end)
 {
     gsize p = key_end;
-    while (p < s->len && g_ascii_isspace(s->body[p]))
+    while (p < s->len && is_yajl_space(s->body[p]))
         p++;
     if (p < s->len && s->body[p] == ':')
         p++;
-    while (p < s->len && g_ascii_isspace(s->body[p]))
+    while (p < s->len && is_yajl_space(s->body[p]))
         p++;
     return (gssize)p;
 }

@@ -290,6 +290,8 @@ static const RewriteCase rewrite_cases[] = {
     {REWRITE_MODEL, O, NULL, "{\"messages\":[],\"model\" : \"a\\u0062\" }", "x", 0,
      "{\"messages\":[],\"model\" : \"x\" }"},
     {REWRITE_MODEL, O, NULL, "{\"model\":\"a\"}", "a\"b\\c", 0, "{\"model\":\"a\\\"b\\\\c\"}"},
+    /* yajl takes \v and \f for blanks too: the edit must start at the value */
+    {REWRITE_MODEL, O, NULL, "{\"model\"\v:\f\"a\"}", "x", 0, "{\"model\"\v:\f\"x\"}"},
     {REWRITE_MODEL, O, NULL, "{\"messages\":[{\"model\":\"a\"}]}", "x", 0, NULL},
     {REWRITE_MODEL, O, NULL, "{\"messages\":[]}", "x", 0, NULL},
     {REWRITE_MODEL, O, NULL, "[\"model\"]", "x", 0, NULL},
