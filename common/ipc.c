@@ -205,17 +205,22 @@ Lw__Response *lw_ipc_client_status(LwIpcClient *c, int timeout_ms, GError **erro
     return resp;
 }
 
+gboolean lw_ipc_client_call_ok(LwIpcClient *c, Lw__Request *req, int timeout_ms, GError **error)
+{
+    Lw__Response *resp = lw_ipc_client_call(c, req, timeout_ms, error);
+    if (resp == NULL)
+        return FALSE;
+    lw__response__free_unpacked(resp, NULL);
+    return TRUE;
+}
+
 gboolean lw_ipc_client_ledger_sync(LwIpcClient *c, int timeout_ms, GError **error)
 {
     Lw__LedgerSyncRequest body = LW__LEDGER_SYNC_REQUEST__INIT;
     Lw__Request req = LW__REQUEST__INIT;
     req.body_case = LW__REQUEST__BODY_LEDGER_SYNC;
     req.ledger_sync = &body;
-    Lw__Response *resp = lw_ipc_client_call(c, &req, timeout_ms, error);
-    if (resp == NULL)
-        return FALSE;
-    lw__response__free_unpacked(resp, NULL);
-    return TRUE;
+    return lw_ipc_client_call_ok(c, &req, timeout_ms, error);
 }
 
 gboolean lw_ipc_client_run_summary(LwIpcClient *c, guint64 run_id, int timeout_ms,

@@ -62,6 +62,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwIpcClient, lw_ipc_client_free)
 Lw__Response *lw_ipc_client_call(LwIpcClient *client, Lw__Request *req, int timeout_ms,
                                  GError **error);
 
+/* lw_ipc_client_call() for a request answered by ok or an error only. */
+gboolean lw_ipc_client_call_ok(LwIpcClient *client, Lw__Request *req, int timeout_ms,
+                               GError **error);
+
 /* Waits up to timeout_ms (-1: forever) for the next message (for tail
  * subscriptions). Returns NULL with LW_IPC_ERROR_TIMEOUT on timeout. */
 Lw__Response *lw_ipc_client_next(LwIpcClient *client, int timeout_ms, GError **error);

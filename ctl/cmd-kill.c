@@ -45,14 +45,12 @@ int lw_cmd_kill(LwCtl *ctl, int argc, char **argv)
     Lw__Request req = LW__REQUEST__INIT;
     req.body_case = LW__REQUEST__BODY_KILL_RUN;
     req.kill_run = &kill;
-    Lw__Response *resp = lw_ipc_client_call(client, &req, KILL_TIMEOUT_MS, &error);
-    if (resp == NULL) {
+    if (!lw_ipc_client_call_ok(client, &req, KILL_TIMEOUT_MS, &error)) {
         if (g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_REMOTE))
             return lw_ctl_error(NAME, "run %" G_GUINT64_FORMAT ": %s", run, error->message);
         return lw_ctl_error(NAME, "the collector at %s did not answer: %s", ctl->paths->ipc_socket,
                             error->message);
     }
-    lw__response__free_unpacked(resp, NULL);
     printf("Run %" G_GUINT64_FORMAT " killed: the collector refuses its further requests.\n", run);
     return lw_ctl_flush(NAME) ? LW_CTL_EXIT_OK : LW_CTL_EXIT_ERROR;
 }

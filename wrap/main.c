@@ -269,11 +269,7 @@ static gboolean close_run(LwIpcClient *client, guint64 run_id, int status, GErro
     Lw__Request req = LW__REQUEST__INIT;
     req.body_case = LW__REQUEST__BODY_CLOSE_RUN;
     req.close_run = &c;
-    Lw__Response *resp = call(client, &req, error);
-    if (resp == NULL)
-        return FALSE;
-    lw__response__free_unpacked(resp, NULL);
-    return TRUE;
+    return lw_ipc_client_call_ok(client, &req, IPC_TIMEOUT_MS, error);
 }
 
 /* Ties the run to this connection of a restarted collector, so that the
@@ -286,11 +282,7 @@ static gboolean attach_run(LwIpcClient *client, guint64 run_id, GError **error)
     Lw__Request req = LW__REQUEST__INIT;
     req.body_case = LW__REQUEST__BODY_ATTACH_RUN;
     req.attach_run = &a;
-    Lw__Response *resp = call(client, &req, error);
-    if (resp == NULL)
-        return FALSE;
-    lw__response__free_unpacked(resp, NULL);
-    return TRUE;
+    return lw_ipc_client_call_ok(client, &req, IPC_TIMEOUT_MS, error);
 }
 
 /* ---- the collector dying mid-run ---- */

@@ -229,6 +229,27 @@ class HTTPSViaCollector(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def start_scripted_upstream(test, handler, providers=("openai",)):
+    """A plain-HTTP server running `handler` (an http.server request handler
+    class) on a free loopback port, and a collector whose `providers` all
+    forward to it, both stopped when `test` ends. Sets test.server,
+    test.workdir, test.home and test.collector."""
+    import http.server
+    import threading
+
+    test.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=test.server.serve_forever, daemon=True).start()
+    test.addCleanup(test.server.server_close)
+    test.addCleanup(test.server.shutdown)
+    test.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
+    test.addCleanup(shutil.rmtree, test.workdir, ignore_errors=True)
+    test.home = os.path.join(test.workdir, "home")
+    url = "http://127.0.0.1:%d" % test.server.server_address[1]
+    write_config(test.home, "".join(f"[provider.{p}]\nupstream = {url}\n" for p in providers))
+    test.collector = Collector(test.home).start()
+    test.addCleanup(test.collector.stop)
+
+
 def write_config(home, text):
     os.makedirs(home, exist_ok=True)
     with open(os.path.join(home, "config.ini"), "w") as f:

@@ -11,7 +11,6 @@ times 1e6.
 import decimal
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -413,8 +412,6 @@ class ScriptedProviderTestCase(unittest.TestCase):
 
     def setUp(self):
         import http.server
-        import tempfile
-        import threading
 
         seen = self.seen = []
         answers = self.ANSWERS
@@ -437,18 +434,7 @@ class ScriptedProviderTestCase(unittest.TestCase):
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.addCleanup(self.server.server_close)
-        self.addCleanup(self.server.shutdown)
-        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
-        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
-        self.home = os.path.join(self.workdir, "home")
-        url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        lwtest.write_config(self.home, f"[provider.openai]\nupstream = {url}\n"
-                                       f"[provider.anthropic]\nupstream = {url}\n")
-        self.collector = lwtest.Collector(self.home).start()
-        self.addCleanup(self.collector.stop)
+        lwtest.start_scripted_upstream(self, Handler, ("openai", "anthropic"))
 
     def post(self, answer, accept=None, provider="openai", path="/v1/chat/completions",
              body=None):

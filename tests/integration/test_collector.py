@@ -1022,8 +1022,6 @@ class UpstreamHeadTest(unittest.TestCase):
 
     def setUp(self):
         import http.server
-        import tempfile
-        import threading
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -1067,17 +1065,7 @@ class UpstreamHeadTest(unittest.TestCase):
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.addCleanup(self.server.server_close)
-        self.addCleanup(self.server.shutdown)
-        self.workdir = tempfile.mkdtemp(prefix="lw-", dir="/tmp")
-        self.addCleanup(shutil.rmtree, self.workdir, ignore_errors=True)
-        home = os.path.join(self.workdir, "home")
-        lwtest.write_config(home, "[provider.openai]\nupstream = http://127.0.0.1:%d\n"
-                            % self.server.server_address[1])
-        self.collector = lwtest.Collector(home).start()
-        self.addCleanup(self.collector.stop)
+        lwtest.start_scripted_upstream(self, Handler)
 
     def get(self, path):
         conn = lwtest.HTTPSViaCollector(self.collector, "openai")

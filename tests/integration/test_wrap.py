@@ -473,16 +473,15 @@ class TestExitAndSignals(WrapCase):
         self.assertEqual(result, {"status": 200, "done": False, "killed": True}, stderr)
         self.assertEqual(self.runs()[0]["requests"], 1)
 
-    def test_run_of_a_killed_llmwrap_ends(self):
-        # kill -9 leaves no llmwrap to close its run: the collector ends it
-        # when llmwrap's connection goes, with the exit status unknown,
-        # rather than showing it running for ever.
+    def start_sleeping_run(self, stderr=subprocess.DEVNULL):
+        """llmwrap sleep 30, in a session of its own; returns it and its run
+        once the run is open."""
         proc = subprocess.Popen([self.llmwrap, "sleep", "30"], env=self.env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
         self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
-        run = wait_for(lambda: next(iter(self.runs()), None), what="the run opened")
-        self.assertIsNone(run["ended"])
+        return proc, wait_for(lambda: next(iter(self.runs()), None), what="the run opened")
+
+    def assert_killed_run_ends(self, proc, run):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(RUN_TIMEOUT)
         ended = wait_for(lambda: self.runs()[0]["ended"] is not None and self.runs()[0],
@@ -490,14 +489,18 @@ class TestExitAndSignals(WrapCase):
         self.assertEqual(ended["id"], run["id"])
         self.assertIsNone(ended["exit_status"])
 
+    def test_run_of_a_killed_llmwrap_ends(self):
+        # kill -9 leaves no llmwrap to close its run: the collector ends it
+        # when llmwrap's connection goes, with the exit status unknown,
+        # rather than showing it running for ever.
+        proc, run = self.start_sleeping_run()
+        self.assertIsNone(run["ended"])
+        self.assert_killed_run_ends(proc, run)
+
     def test_run_of_a_killed_llmwrap_ends_after_a_collector_restart(self):
         # The restarted collector never saw the run open: llmwrap reattaches
         # its run to the new connection, so a kill -9 still ends it.
-        proc = subprocess.Popen([self.llmwrap, "sleep", "30"], env=self.env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
-        run = wait_for(lambda: next(iter(self.runs()), None), what="the run opened")
+        proc, run = self.start_sleeping_run(stderr=subprocess.PIPE)
         old_pid = self.status()["pid"]
         os.kill(old_pid, signal.SIGKILL)
         err = b""
@@ -507,12 +510,7 @@ class TestExitAndSignals(WrapCase):
                 err += os.read(proc.stderr.fileno(), 4096)
         self.assertIn(b"collector restarted", err)
         self.assertNotIn(b"does not know run", err)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(RUN_TIMEOUT)
-        ended = wait_for(lambda: self.runs()[0]["ended"] is not None and self.runs()[0],
-                         what="the run ended")
-        self.assertEqual(ended["id"], run["id"])
-        self.assertIsNone(ended["exit_status"])
+        self.assert_killed_run_ends(proc, run)
 
     def test_exit_statuses(self):
         notexec = self.script("notexec.sh", "#!/bin/sh\nexit 0\n")
