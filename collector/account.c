@@ -254,25 +254,15 @@ static gboolean is_billable(LwEndpoint e)
     return e != LW_ENDPOINT_OTHER && e != LW_ENDPOINT_COUNT_TOKENS;
 }
 
-/* The price of the model that answered; when it has none (a dated
- * snapshot the table does not list yet), of the model the request was sent
- * for, which admission priced (providers.md 1.2). Sets *ret_model to the
- * name the price belongs to, or the best name for a warning. */
+/* The answer's price; the model sent is the one admission priced. */
 static const LwPrice *price_of(const LwAccount *a, const char *served, const char **ret_model)
 {
     const char *sent = a->downgraded_to != NULL ? a->downgraded_to : a->info.model;
-    const char *names[] = {served, sent};
     *ret_model = served != NULL ? served : sent;
-    for (guint i = 0; i < G_N_ELEMENTS(names) && a->server->pricing != NULL; i++) {
-        const LwPrice *p = names[i] != NULL ? lw_pricing_lookup(a->server->pricing,
-                                                                a->provider->name, names[i])
-                                            : NULL;
-        if (p != NULL) {
-            *ret_model = names[i];
-            return p;
-        }
-    }
-    return NULL;
+    if (a->server->pricing == NULL)
+        return NULL;
+    return lw_pricing_lookup_answer(a->server->pricing, a->provider->name, served, sent,
+                                    ret_model);
 }
 
 static gint64 ceil_div4(gint64 n)

@@ -79,12 +79,9 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
         res->examined++;
         const char *served = (const char *)sqlite3_column_text(st, COL_SERVED);
         const char *requested = (const char *)sqlite3_column_text(st, COL_REQUESTED);
-        /* The served model's price, else the requested one's, as the
-         * collector prices (a dated snapshot the table does not list). */
-        const char *provider = (const char *)sqlite3_column_text(st, COL_PROVIDER);
-        const LwPrice *price = served != NULL ? lw_pricing_lookup(pricing, provider, served) : NULL;
-        if (price == NULL && requested != NULL)
-            price = lw_pricing_lookup(pricing, provider, requested);
+        const LwPrice *price =
+            lw_pricing_lookup_answer(pricing, (const char *)sqlite3_column_text(st, COL_PROVIDER),
+                                     served, requested, NULL);
         LwCost cost = {.known = price != NULL};
         if (price != NULL) {
             LwTokens tokens = {

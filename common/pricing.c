@@ -819,6 +819,25 @@ const char *lw_pricing_version(const LwPricing *pricing)
     return pricing->version;
 }
 
+const LwPrice *lw_pricing_lookup_answer(const LwPricing *pricing, const char *provider,
+                                        const char *served, const char *sent,
+                                        const char **ret_model)
+{
+    const char *names[] = {served, sent};
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        const LwPrice *p =
+            names[i] != NULL ? lw_pricing_lookup(pricing, provider, names[i]) : NULL;
+        if (p != NULL) {
+            if (ret_model != NULL)
+                *ret_model = names[i];
+            return p;
+        }
+    }
+    if (ret_model != NULL)
+        *ret_model = served != NULL ? served : sent;
+    return NULL;
+}
+
 const LwPrice *lw_pricing_lookup(const LwPricing *pricing, const char *provider, const char *model)
 {
     g_return_val_if_fail(pricing != NULL, NULL);

@@ -87,6 +87,15 @@ const char *lw_pricing_version(const LwPricing *pricing);
 const LwPrice *lw_pricing_lookup(const LwPricing *pricing, const char *provider,
                                  const char *model);
 
+/* The price of an answer: the model that answered (`served`), else, when
+ * that one has no price (a dated snapshot the table does not list yet), the
+ * model the request was sent for (`sent`), as providers.md 1.2 says. Sets
+ * *ret_model (unless NULL) to the name priced, or (no price) served, else
+ * sent. Either name may be NULL. Borrowed, as lw_pricing_lookup. */
+const LwPrice *lw_pricing_lookup_answer(const LwPricing *pricing, const char *provider,
+                                        const char *served, const char *sent,
+                                        const char **ret_model);
+
 /* The rates that apply to a request with `input_tokens` input tokens: the
  * highest tier it exceeds over the base rates, with every rate resolved
  * (an unlisted cache rate is the input rate; an unlisted 1-hour write rate

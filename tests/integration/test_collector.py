@@ -28,10 +28,30 @@ CHAT = "/v1/chat/completions"
 CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def raw_tls(collector, provider="openai", server_hostname=None, timeout=DEFAULT_TIMEOUT):
+def raw_tls(collector, provider="openai", server_hostname=None, timeout=DEFAULT_TIMEOUT,
+            rcvbuf=None, strict_eof=False):
+    """A TLS socket to the collector's address for `provider`. rcvbuf: a
+    receive buffer this small (a client slow to take an answer); strict_eof:
+    an end without close_notify raises, as Debian's default context does
+    not let it."""
     ctx = ssl.create_default_context(cafile=collector.ca_file)
-    sock = socket.create_connection((collector.addr(provider), collector.port), timeout)
-    return ctx.wrap_socket(sock, server_hostname=server_hostname or HOSTS[provider])
+    if strict_eof:
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect((collector.addr(provider), collector.port))
+    return ctx.wrap_socket(sock, server_hostname=server_hostname or HOSTS[provider],
+                           suppress_ragged_eofs=not strict_eof)
+
+
+def send_chat_stream(s, sim, version=b"1.1"):
+    """Writes a streamed chat request with x-sim directives `sim` on `s`."""
+    body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
+    s.sendall(b"POST " + CHAT.encode() + b" HTTP/" + version + b"\r\nhost: api.openai.com\r\n"
+              b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+              b"x-sim: " + sim + b"\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
 
 
 def pump_tls(s, data, done, timeout=DEFAULT_TIMEOUT):
@@ -663,16 +683,8 @@ class TargetFormTest(lwtest.CollectorTestCase):
     def test_cut_answer_to_http10_client_has_no_close_notify(self):
         # An HTTP/1.0 answer without a length ends at close: a close_notify
         # would make a cut one look whole (RFC 9112, 9.8).
-        ctx = ssl.create_default_context(cafile=self.collector.ca_file)
-        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # a strict client (Debian sets it)
-        sock = socket.create_connection((self.collector.addr("openai"), self.collector.port),
-                                        DEFAULT_TIMEOUT)
-        s = ctx.wrap_socket(sock, server_hostname=HOSTS["openai"], suppress_ragged_eofs=False)
-        body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
-        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.0\r\nhost: api.openai.com\r\n"
-                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
-                  b"x-sim: fault=drop;drop_after=2\r\ncontent-length: %d\r\n\r\n%s"
-                  % (len(body), body))
+        s = raw_tls(self.collector, strict_eof=True)
+        send_chat_stream(s, b"fault=drop;drop_after=2", version=b"1.0")
         data = b""
         with self.assertRaisesRegex(ssl.SSLError, "UNEXPECTED_EOF"):
             while chunk := s.recv(65536):
@@ -736,17 +748,9 @@ class LimitsTest(lwtest.CollectorTestCase):
         # It holds the paused upstream transfer (and a budget's reservation)
         # for as long as it stays: after idle_timeout without taking a byte
         # the answer is cut and booked, as nginx's send_timeout does.
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(DEFAULT_TIMEOUT)
-        sock.connect((self.collector.addr("openai"), self.collector.port))
-        ctx = ssl.create_default_context(cafile=self.collector.ca_file)
-        s = ctx.wrap_socket(sock, server_hostname=HOSTS["openai"])
+        s = raw_tls(self.collector, rcvbuf=4096)
         self.addCleanup(s.close)
-        body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
-        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
-                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
-                  b"x-sim: words=100000\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        send_chat_stream(s, b"words=100000")
         self.assertTrue(s.recv(1024).startswith(b"HTTP/1.1 200"))
         status = lambda: lwtest.ipc_status(self.home)["counters"]
         wait_for(lambda: status()["requests_active"] == 0, timeout=DEFAULT_TIMEOUT,
@@ -780,10 +784,7 @@ class BackpressureTest(lwtest.CollectorTestCase):
         # A stream of ~20 MB; a client that reads nothing for a while must not
         # make the collector buffer it.
         s = raw_tls(self.collector)
-        body = json.dumps(dict(CHAT_BODY, stream=True)).encode()
-        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
-                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
-                  b"x-sim: words=100000\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        send_chat_stream(s, b"words=100000")
         baseline = self.rss_kib()
         s.recv(1024)
         # Give the simulator time to push what it can into the pipe.
