@@ -49,7 +49,7 @@ struct _LwTransfer {
     gboolean want_resume;
     gboolean cancelled;
     gboolean queued; /* in up->pending */
-    gboolean head_too_long; /* more than MAX_HEAD_LINES: the transfer was stopped */
+    const char *head_refused; /* why the head stopped the transfer (static), NULL if it did not */
     LwUpstreamTrust *trust; /* the CA file it verifies with, kept while it runs */
 };
 
@@ -208,11 +208,9 @@ static void check_done(LwUpstream *up)
         curl_multi_remove_handle(up->multi, t->easy);
         if (!t->cancelled) {
             LwUpstreamStatus status = status_from_curl(rc);
-            const char *detail =
-                t->head_too_long
-                    ? "the response head has more than " G_STRINGIFY(MAX_HEAD_LINES) " lines"
-                : t->errbuf[0] ? t->errbuf
-                               : curl_easy_strerror(rc);
+            const char *detail = t->head_refused != NULL ? t->head_refused
+                                 : t->errbuf[0]            ? t->errbuf
+                                                           : curl_easy_strerror(rc);
             /* A response that ended before its head is broken even when
              * curl saw a clean close. */
             if (status == LW_UPSTREAM_OK && !t->head_done) {
@@ -295,6 +293,57 @@ static void deliver_head(LwTransfer *t)
     t->cb.on_head(t->data, t->status, reason, headers, n, (int64_t)cl);
 }
 
+/* Whether a field line (already cleaned) is `name: ...`, case-insensitive;
+ * its value (blanks skipped) in *ret_value, *ret_len bytes (trailing
+ * blanks too). */
+static gboolean field_is(const char *line, const char *name, const char **ret_value,
+                         size_t *ret_len)
+{
+    size_t n = strlen(name);
+    if (g_ascii_strncasecmp(line, name, n) != 0)
+        return FALSE;
+    const char *p = line + n;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != ':')
+        return FALSE;
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n_value = strlen(p);
+    while (n_value > 0 && (p[n_value - 1] == ' ' || p[n_value - 1] == '\t'))
+        n_value--;
+    *ret_value = p;
+    *ret_len = n_value;
+    return TRUE;
+}
+
+/* Why an answer's framing cannot be passed on (NULL when it can): the
+ * collector re-frames the body with the length or chunking it announces,
+ * so Content-Length fields that disagree, or a transfer coding other than
+ * chunked (its bytes would reach the client still coded, unlabelled),
+ * would hand the client an answer other than the provider's (RFC 9112
+ * §6.3). */
+static const char *framing_problem(const GPtrArray *lines)
+{
+    const char *length = NULL;
+    size_t length_len = 0;
+    for (guint i = 1; i < lines->len; i++) {
+        const char *line = g_ptr_array_index(lines, i), *v;
+        size_t n;
+        if (field_is(line, "content-length", &v, &n)) {
+            if (length != NULL && (n != length_len || memcmp(length, v, n) != 0))
+                return "the response has Content-Length fields that disagree";
+            length = v;
+            length_len = n;
+        } else if (field_is(line, "transfer-encoding", &v, &n) &&
+                   !(n == 7 && g_ascii_strncasecmp(v, "chunked", 7) == 0)) {
+            return "the response uses a transfer coding other than chunked";
+        }
+    }
+    return NULL;
+}
+
 /* A CR or LF inside a field line becomes a space (RFC 9112, 5.5):
  * passed on bare, a client could read it as the end of the line and the
  * rest as a field of its own. */
@@ -318,8 +367,11 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
         len--;
     if (len == 0) {
         /* End of a head: 1xx heads are interim, skip them. */
-        if (t->status >= 200 && !t->head_done)
+        if (t->status >= 200 && !t->head_done) {
+            if ((t->head_refused = framing_problem(t->head_lines)) != NULL)
+                return 0; /* stops the transfer: a 502, as nginx answers */
             deliver_head(t);
+        }
         return size * nitems;
     }
     if (g_str_has_prefix(buf, "HTTP/")) {
@@ -342,7 +394,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
         return size * nitems;
     }
     if (t->head_lines->len >= MAX_HEAD_LINES) {
-        t->head_too_long = TRUE;
+        t->head_refused = "the response head has more than " G_STRINGIFY(MAX_HEAD_LINES) " lines";
         return 0; /* stops the transfer */
     }
     char *line = g_strndup(buf, len);

@@ -1017,6 +1017,16 @@ class UpstreamProxyTest(lwtest.CollectorTestCase):
         self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
 
+# Raw answers of UpstreamHeadTest's upstream: path -> bytes.
+FRAMINGS = {
+    "/v1/cl-disagree": b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 12\r\n\r\n"
+                       b"{}{\"x\":\"yz\"}",
+    "/v1/cl-agree": b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2 \r\n\r\n{}",
+    "/v1/te-gzip": b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
+                   b"2\r\n{}\r\n0\r\n\r\n",
+}
+
+
 class UpstreamHeadTest(unittest.TestCase):
     """What the collector makes of unusual upstream heads. The upstream is a
     local plain-HTTP server written here."""
@@ -1036,6 +1046,9 @@ class UpstreamHeadTest(unittest.TestCase):
             def do_GET(self):
                 if self.path == "/v1/trailers":
                     return self.chunked_with_trailers()
+                if self.path in FRAMINGS:
+                    self.wfile.write(FRAMINGS[self.path])
+                    return
                 n = 600 if self.path == "/v1/huge" else 5
                 body = b"{}"
                 self.send_response(200)
@@ -1104,6 +1117,18 @@ class UpstreamHeadTest(unittest.TestCase):
         # Blanks before the colon go (RFC 9112, 5.1).
         self.assertEqual(headers["x-spaced"], "before the colon")
         self.assertNotIn("x-spaced ", headers)
+
+    def test_framing_that_cannot_be_passed_on_is_a_shaped_502(self):
+        # The collector re-frames the body: with lengths that disagree, or a
+        # coding it would pass on unlabelled, the client would get an answer
+        # other than the provider's (RFC 9112, 6.3). nginx answers 502 too.
+        for path, why in (("/v1/cl-disagree", "Content-Length fields that disagree"),
+                          ("/v1/te-gzip", "transfer coding other than chunked")):
+            with self.subTest(path=path):
+                status, _, body = self.get(path)
+                self.assertEqual(status, 502)
+                self.assertIn(why, json.loads(body)["error"]["message"])
+        self.assertEqual(self.get("/v1/cl-agree")[::2], (200, b"{}"))
 
     def test_trailers_do_not_count_against_the_head_cap(self):
         self.addCleanup(setattr, http.client, "_MAXHEADERS", http.client._MAXHEADERS)
