@@ -252,6 +252,10 @@ char *lw_output_duration(gint64 ms)
 {
     if (ms < 0)
         return g_strdup("?");
+    /* The ledger keeps whole milliseconds, truncated: 0 is an answer faster
+     * than 1 ms (a cache hit, a loopback provider), not an instant one. */
+    if (ms == 0)
+        return g_strdup("<1ms");
     if (ms < 1000)
         return g_strdup_printf("%" G_GINT64_FORMAT "ms", ms);
     gint64 s = ms / 1000;

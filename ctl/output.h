@@ -87,5 +87,5 @@ char *lw_output_time_iso(gint64 ms);
 /* "2026-11-21 13:45:01" (UTC). Transfer full. */
 char *lw_output_time_human(gint64 ms);
 
-/* "850ms", "12.3s", "4m05s", "2h03m", "3d04h". Transfer full. */
+/* "<1ms", "850ms", "12.3s", "4m05s", "2h03m", "3d04h". Transfer full. */
 char *lw_output_duration(gint64 ms);

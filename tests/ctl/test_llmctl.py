@@ -109,7 +109,7 @@ REQUESTS = [
     {"time_ms": NOW_MS - 10 * MIN, "run_id": 2, "pid": 101, "provider": "openai",
      "endpoint": "chat", "model_requested": "gpt-4o", "model_served": "gpt-4o",
      "status": 200, "input_tokens": 300, "output_tokens": 30, "cost_pusd": 0,
-     "cache_hit": True, "latency_ms": 2, "tags_json": '{"team":"b"}'},
+     "cache_hit": True, "latency_ms": 0, "tags_json": '{"team":"b"}'},
     # r7: refused by a budget
     {"time_ms": NOW_MS - 5 * MIN, "run_id": 1, "pid": 100, "provider": "anthropic",
      "endpoint": "messages", "model_requested": "claude-x", "status": 429,
@@ -362,6 +362,10 @@ class Requests(LedgerTest):
         # Control characters from the ledger never reach the terminal.
         self.assertNotIn('"quoted"\nmodel', out)
         self.assertIn('weird, "quoted"?model', out)
+        # Latency: whole milliseconds in the ledger, so 0 was under 1 ms.
+        self.assertRegex(out, r"\s812ms\s")
+        self.assertRegex(out, r"\s<1ms\s")
+        self.assertNotRegex(out, r"\s0ms\s")
 
 
 class Usage(LedgerTest):
