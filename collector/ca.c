@@ -391,6 +391,15 @@ static gboolean is_p256_key(EVP_PKEY *key)
 /* A CA certificate for `subject_key`. With `issuer` NULL it is the
  * self-signed root; otherwise an intermediate (pathlen 0) signed by
  * `issuer_key`. Both carry the same critical name constraints. */
+/* Does `cert` carry LW_CA_PURPOSE, TLS server authentication and nothing
+ * else? On a CA certificate, verifiers (OpenSSL's purpose checks, Go, NSS,
+ * Windows) read it as a limit on every certificate below it. */
+static gboolean is_server_only(X509 *cert)
+{
+    uint32_t xku = X509_get_extended_key_usage(cert);
+    return (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 && xku == XKU_SSL_SERVER;
+}
+
 static X509 *make_ca_cert(EVP_PKEY *subject_key, const char *common_name, const char *org,
                           X509 *issuer, EVP_PKEY *issuer_key, char *const *hosts, time_t now,
                           GError **error)
@@ -413,6 +422,7 @@ static X509 *make_ca_cert(EVP_PKEY *subject_key, const char *common_name, const 
     if (!add_conf_ext(cert, &v3, NID_basic_constraints,
                       issuer != NULL ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE", error) ||
         !add_conf_ext(cert, &v3, NID_key_usage, "critical,keyCertSign,cRLSign", error) ||
+        !add_conf_ext(cert, &v3, NID_ext_key_usage, LW_CA_PURPOSE, error) ||
         !add_conf_ext(cert, &v3, NID_subject_key_identifier, "hash", error))
         return NULL;
     if (issuer != NULL &&
@@ -863,6 +873,13 @@ static gboolean load_existing(int dirfd, const char *dir, char *const *hosts, Lw
         *ret_detail = describe_host_change(root_hosts, hosts);
         return TRUE;
     }
+    if (!is_server_only(root) || !is_server_only(intermediate)) {
+        *ret_origin = LW_CA_REGEN_PURPOSE;
+        *ret_detail = g_strdup_printf(
+            "%s: not limited to TLS servers (a chain made by an older llmwrap)",
+            is_server_only(root) ? LW_CA_INTERMEDIATE_FILE : LW_CA_ROOT_FILE);
+        return TRUE;
+    }
 
     time_t now = time(NULL);
     time_t renew_at = now + LW_CA_RENEW_BEFORE_DAYS * SECONDS_PER_DAY;
@@ -948,6 +965,8 @@ const char *lw_ca_origin_to_string(LwCaOrigin origin)
         return "regenerated: expiring or not yet valid";
     case LW_CA_REGEN_INVALID:
         return "regenerated: files missing, corrupt or mismatched";
+    case LW_CA_REGEN_PURPOSE:
+        return "regenerated: not limited to TLS servers";
     }
     return "unknown";
 }

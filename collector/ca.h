@@ -6,8 +6,9 @@
  * intermediate signs short-lived leaves, one per provider host. Both CA
  * certificates carry a critical NameConstraints extension that permits
  * exactly the provider hosts (as dNSName subtrees) and excludes every IPv4
- * and IPv6 address, so a leaked intermediate key can only impersonate the
- * providers, and only to wrapped programs (DESIGN §2). The constraint sits
+ * and IPv6 address, and an extended key usage of TLS server authentication
+ * only, so a leaked intermediate key can only impersonate the providers, and
+ * only to wrapped programs (DESIGN §2). The constraint sits
  * in both certificates because some verifiers ignore constraints on a trust
  * anchor (Java), and a DNS-only constraint would leave IP SANs unrestricted.
  *
@@ -57,6 +58,13 @@
  * never outlives the intermediate. */
 #define LW_CA_LEAF_VALIDITY_DAYS 45
 
+/* The extended key usage of the root and the intermediate: they vouch for
+ * TLS servers only. Name constraints bind the names in a certificate; a
+ * client certificate need carry none, so without this a wrapped program
+ * that verifies client certificates with OpenSSL (the shim adds root.pem
+ * to its stores) would accept any one signed with intermediate.key. */
+#define LW_CA_PURPOSE "serverAuth"
+
 /* notBefore is set this far in the past, so a client whose clock lags the
  * collector's still accepts a fresh certificate. */
 #define LW_CA_BACKDATE_DAYS 1
@@ -91,6 +99,7 @@ typedef enum {
     LW_CA_REGEN_HOSTS,    /* its name constraints differ from the requested hosts */
     LW_CA_REGEN_EXPIRING, /* it expires within LW_CA_RENEW_BEFORE_DAYS, or is not yet valid */
     LW_CA_REGEN_INVALID,  /* a file is missing, unreadable, corrupt, or they do not match */
+    LW_CA_REGEN_PURPOSE,  /* it is not limited to TLS servers (made before LW_CA_PURPOSE was) */
 } LwCaOrigin;
 
 typedef struct _LwCa LwCa;

@@ -629,6 +629,9 @@ static void test_ca_properties(Fixture *f, gconstpointer data)
         g_assert_true(bc->ca);
         g_assert_true(ext_is_critical(cert, NID_key_usage));
         g_assert_cmpuint(X509_get_key_usage(cert), ==, KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+        /* TLS servers only: see LW_CA_PURPOSE. */
+        g_assert_true((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0);
+        g_assert_cmpuint(X509_get_extended_key_usage(cert), ==, XKU_SSL_SERVER);
         g_assert_false(ext_is_critical(cert, NID_subject_key_identifier));
         g_assert_nonnull(X509_get0_subject_key_id(cert));
         assert_constraints(cert, provider_hosts);
@@ -870,13 +873,21 @@ static void test_damaged_files_regenerate(Fixture *f, gconstpointer data)
 /* Re-signs the chain in the directory with a new root key (ours is gone)
  * so the intermediate expires in `inter_days`; everything else stays as
  * lw_ca_open() wrote it. */
-static void forge_chain_validity(const Fixture *f, long inter_days)
+/* Re-signs the chain in the directory (the root with a new key, since its
+ * own was discarded) with the intermediate expiring in `inter_days`, and
+ * without the extended key usage when `drop_purpose`, as an older llmwrap
+ * made it. */
+static void forge_chain(const Fixture *f, long inter_days, gboolean drop_purpose)
 {
     g_autofree char *root_path = ca_file(f, LW_CA_ROOT_FILE);
     g_autofree char *inter_path = ca_file(f, LW_CA_INTERMEDIATE_FILE);
     g_autoptr(X509) root = read_cert_file(root_path);
     g_autoptr(X509) inter = read_cert_file(inter_path);
     g_autoptr(EVP_PKEY) root_key = EVP_EC_gen("prime256v1");
+    for (int i = 0; drop_purpose && i < 2; i++) {
+        X509 *cert = i == 0 ? root : inter;
+        X509_EXTENSION_free(X509_delete_ext(cert, X509_get_ext_by_NID(cert, NID_ext_key_usage, -1)));
+    }
 
     X509_set_pubkey(root, root_key);
     X509_EXTENSION_free(
@@ -899,13 +910,13 @@ static void test_expiring_regenerates(Fixture *f, gconstpointer data)
     lw_ca_free(create_ca(f));
     /* Control: the forged chain with plenty of validity left is accepted,
      * so only the expiry can trigger what follows. */
-    forge_chain_validity(f, LW_CA_RENEW_BEFORE_DAYS + 5);
+    forge_chain(f, LW_CA_RENEW_BEFORE_DAYS + 5, FALSE);
     g_autofree char *fp_forged = NULL;
     {
         g_autoptr(LwCa) ca = open_ok(f, provider_hosts, LW_CA_LOADED);
         fp_forged = fingerprint(ca);
     }
-    forge_chain_validity(f, LW_CA_RENEW_BEFORE_DAYS - 5);
+    forge_chain(f, LW_CA_RENEW_BEFORE_DAYS - 5, FALSE);
     g_autoptr(GError) error = NULL;
     g_autofree char *detail = NULL;
     LwCaOrigin origin = LW_CA_LOADED;
@@ -917,7 +928,7 @@ static void test_expiring_regenerates(Fixture *f, gconstpointer data)
     g_assert_cmpstr(fp_new, !=, fp_forged);
 
     /* Leaves never outlive their issuer: mint from a CA about to expire. */
-    forge_chain_validity(f, LW_CA_RENEW_BEFORE_DAYS + 5);
+    forge_chain(f, LW_CA_RENEW_BEFORE_DAYS + 5, FALSE);
     g_autoptr(LwCa) short_lived = open_ok(f, provider_hosts, LW_CA_LOADED);
     g_autoptr(EVP_PKEY) key = NULL;
     g_autoptr(X509) leaf = NULL;
@@ -925,6 +936,31 @@ static void test_expiring_regenerates(Fixture *f, gconstpointer data)
     g_assert_cmpint(ASN1_TIME_compare(X509_get0_notAfter(leaf),
                                       X509_get0_notAfter(lw_ca_get_intermediate(short_lived))),
                     <=, 0);
+}
+
+/* A chain an older llmwrap made, valid in every other way, is replaced by
+ * one limited to TLS servers. */
+static void test_chain_without_purpose_regenerates(Fixture *f, gconstpointer data)
+{
+    lw_ca_free(create_ca(f));
+    /* Control: re-signed with the purpose kept, it loads. */
+    forge_chain(f, LW_CA_CA_VALIDITY_DAYS / 2, FALSE);
+    lw_ca_free(open_ok(f, provider_hosts, LW_CA_LOADED));
+
+    forge_chain(f, LW_CA_CA_VALIDITY_DAYS / 2, TRUE);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *detail = NULL;
+    LwCaOrigin origin = LW_CA_LOADED;
+    g_autoptr(LwCa) ca = lw_ca_open(f->ca_dir, provider_hosts, &origin, &detail, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(origin, ==, LW_CA_REGEN_PURPOSE);
+    g_assert_cmpstr(detail, ==, "root.pem: not limited to TLS servers (a chain made by an older "
+                                "llmwrap)");
+    g_assert_cmpuint(X509_get_extended_key_usage(lw_ca_get_root(ca)), ==, XKU_SSL_SERVER);
+    g_assert_cmpuint(X509_get_extended_key_usage(lw_ca_get_intermediate(ca)), ==,
+                     XKU_SSL_SERVER);
+    lw_ca_free(g_steal_pointer(&ca));
+    lw_ca_free(open_ok(f, provider_hosts, LW_CA_LOADED));
 }
 
 static void test_rotate(Fixture *f, gconstpointer data)
@@ -1188,6 +1224,7 @@ int main(int argc, char **argv)
         ADD(path, test_damaged_files_regenerate, &damage_cases[i]);
     }
     ADD("/ca/expiring", test_expiring_regenerates, NULL);
+    ADD("/ca/without-purpose", test_chain_without_purpose_regenerates, NULL);
     ADD("/ca/rotate", test_rotate, NULL);
     ADD("/ca/insecure-directory", test_insecure_directory, NULL);
     ADD("/ca/invalid-hosts", test_invalid_hosts, NULL);

@@ -445,6 +445,89 @@ print(c.getresponse().status)
         self.assertEqual(c["connections_accepted"], 0)
         self.assertEqual(c["requests_total"], 0)
 
+    def test_a_wrapped_tls_server_refuses_client_certificates_from_the_llmwrap_ca(self):
+        # The shim adds llmwrap's root to every OpenSSL store in the
+        # program, a server's included. Name constraints bind only the names
+        # a certificate carries, and a client certificate needs none: only
+        # the CA's server-only key usage stops one signed with
+        # intermediate.key from logging in to a wrapped server.
+        self.assertRan(self.wrap("--quiet", "--", "true"))
+        ca = os.path.join(self.home, "ca")
+        w = self.workdir
+
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True,
+                           timeout=DEFAULT_TIMEOUT)
+
+        def client_cert(name, issuer_pem, issuer_key):
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", f"{w}/{name}.key", "-out", f"{w}/{name}.csr",
+                    "-subj", "/CN=admin")
+            openssl("x509", "-req", "-in", f"{w}/{name}.csr", "-CA", issuer_pem,
+                    "-CAkey", issuer_key, "-CAcreateserial", "-out", f"{w}/{name}.pem",
+                    "-days", "2", "-extfile", f"{w}/client.cnf")
+            with open(f"{w}/{name}.pem") as cert, open(issuer_pem) as issuer:
+                with open(f"{w}/{name}-chain.pem", "w") as chain:
+                    chain.write(cert.read() + issuer.read())
+
+        with open(f"{w}/client.cnf", "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=clientAuth\n")
+        # The server's own client CA, the only one it means to trust.
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", f"{w}/own.key", "-out", f"{w}/own.pem", "-subj", "/CN=own client CA",
+                "-days", "2")
+        client_cert("legit", f"{w}/own.pem", f"{w}/own.key")
+        client_cert("forged", f"{ca}/intermediate.pem", f"{ca}/intermediate.key")
+
+        server = self.script("mtls-server.py", r"""
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1] + "/sim-server.pem", sys.argv[1] + "/sim-server.key")
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(cafile=sys.argv[2])
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(2)
+print(s.getsockname()[1], flush=True)
+for _ in range(2):
+    c, _ = s.accept()
+    c.settimeout(30)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        print("accepted", flush=True)
+        t.close()
+    except (ssl.SSLError, OSError) as e:
+        print("refused:", getattr(e, "verify_message", None) or e, flush=True)
+        c.close()
+""")
+        p = subprocess.Popen([self.llmwrap, "--quiet", "--", PYTHON, server, self.sim.dir,
+                              f"{w}/own.pem"], env=self.env(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.kill)
+        port = int(p.stdout.readline())
+
+        def present(name):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.load_cert_chain(f"{w}/{name}-chain.pem", f"{w}/{name}.key")
+            with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as s:
+                try:
+                    with ctx.wrap_socket(s) as t:
+                        t.recv(1)  # the server's verdict on a TLS 1.3 client certificate
+                except (ssl.SSLError, OSError):
+                    pass
+
+        # Control: the server accepts a certificate from its own CA.
+        present("legit")
+        present("forged")
+        out, err = p.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(p.returncode, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "accepted", out + err)
+        self.assertEqual(lines[1], "refused: unsuitable certificate purpose", out + err)
+
 
 class TestExitAndSignals(WrapCase):
 
