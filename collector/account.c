@@ -387,6 +387,61 @@ static char *tier_warning(const char *tier)
     return g_strdup_printf("service tier '%s' priced at standard rates%s", tier, effect);
 }
 
+/* Regional inference is priced with a multiplier the table does not hold
+ * (US-only 1.1x on the models the reference names, other regions not
+ * given), so it is named, not applied: data/README.md says why. NULL for
+ * global inference. */
+static char *geo_warning(const char *geo)
+{
+    if (geo[0] == '\0' || strcmp(geo, "global") == 0)
+        return NULL;
+    return g_strdup_printf("inference_geo '%s' priced at global rates (regional inference "
+                           "costs more on some models)",
+                           geo);
+}
+
+/* The Responses built-in tools the answer called, each billed per call or
+ * session outside the tokens: "2 web_search_call, 1 mcp_call". NULL when
+ * none. */
+static char *tool_calls_warning(const LwUsage *u)
+{
+    g_autoptr(GString) calls = g_string_new(NULL);
+    for (int t = 0; t < LW_TOOL_COUNT; t++) {
+        if (u->tool_calls[t] > 0)
+            g_string_append_printf(calls, "%s%" G_GINT64_FORMAT " %s", calls->len > 0 ? ", " : "",
+                                   u->tool_calls[t], lw_usage_json_tool_item((LwTool)t));
+    }
+    if (calls->len == 0)
+        return NULL;
+    return g_strdup_printf("built-in tool calls not included in the cost (charged per call or "
+                           "session): %s",
+                           calls->str);
+}
+
+/* What the answer says it used beyond the tokens. */
+static char *answer_warnings(const LwUsage *u, char *warning)
+{
+    char *more = tier_warning(u->service_tier);
+    if (more != NULL)
+        warning = add_warning(warning, more);
+    if (u->web_searches > 0)
+        warning = add_warning(warning, g_strdup_printf("%" G_GINT64_FORMAT " web search%s not "
+                                                       "included in the cost (charged per search)",
+                                                       u->web_searches,
+                                                       u->web_searches == 1 ? "" : "es"));
+    if ((more = geo_warning(u->inference_geo)) != NULL)
+        warning = add_warning(warning, more);
+    if ((more = tool_calls_warning(u)) != NULL)
+        warning = add_warning(warning, more);
+    if (u->search_queries > 0)
+        warning = add_warning(warning,
+                              g_strdup_printf("%" G_GINT64_FORMAT " Google Search grounding quer%s "
+                                              "not included in the cost (charged per query)",
+                                              u->search_queries,
+                                              u->search_queries == 1 ? "y" : "ies"));
+    return warning;
+}
+
 /* What the usage leaves out, said on the row so a cost that looks exact
  * is not taken for one. A cost the provider reported covers the charges
  * the table cannot express. */
@@ -399,15 +454,7 @@ static char *usage_warnings(const LwUsage *u, const LwLedgerRequest *row, char *
                                                        u->unreadable));
     if (g_strcmp0(row->cost_source, "provider") == 0)
         return warning;
-    char *tier = tier_warning(u->service_tier);
-    if (tier != NULL)
-        warning = add_warning(warning, tier);
-    if (u->web_searches > 0)
-        warning = add_warning(warning, g_strdup_printf("%" G_GINT64_FORMAT " web search%s not "
-                                                       "included in the cost (charged per search)",
-                                                       u->web_searches,
-                                                       u->web_searches == 1 ? "" : "es"));
-    return warning;
+    return answer_warnings(u, warning);
 }
 
 void lw_account_settle(LwAccount *a, int client_status, gboolean cut)

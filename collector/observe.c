@@ -90,6 +90,9 @@ struct _LwObserver {
     guint want_finished;
     gboolean seen_model, seen_id; /* named (non-empty): later events need no parse for them */
     GString *pending_usage;       /* Gemini: the latest event whose usage is not parsed yet */
+    gint64 tools_done[LW_TOOL_COUNT];   /* Responses: built-in tool calls output_item.done
+                                         * announced */
+    gint64 tools_listed[LW_TOOL_COUNT]; /* ... and those the latest output array lists */
 
     Encoding enc;
     gboolean parse_off; /* given up on parsing; bytes still pass */
@@ -215,6 +218,22 @@ static void apply_usage(LwObserver *obs, const LwDocFacts *f)
                                   : 0;
 }
 
+/* Responses built-in tool calls. The answer's output array lists every
+ * call (the whole body, or response.completed's response); a stream also
+ * announces each as it finishes (response.output_item.done), which is all
+ * there is of a stream cut before its end. The larger count of the two,
+ * never their sum. */
+static void count_tool_calls(LwObserver *obs, const LwDocFacts *f)
+{
+    if (f->item_tool < LW_TOOL_COUNT && f->type != NULL &&
+        strcmp(f->type, "response.output_item.done") == 0)
+        obs->tools_done[f->item_tool]++;
+    if (f->have_output)
+        memcpy(obs->tools_listed, f->output_tools, sizeof obs->tools_listed);
+    for (int t = 0; t < LW_TOOL_COUNT; t++)
+        obs->usage.tool_calls[t] = MAX(obs->tools_done[t], obs->tools_listed[t]);
+}
+
 static void on_doc(const LwDocFacts *f, void *data)
 {
     LwObserver *obs = data;
@@ -222,6 +241,12 @@ static void on_doc(const LwDocFacts *f, void *data)
     set_name(&obs->usage.response_id, f->id);
     if (f->service_tier != NULL) /* the latest report wins */
         g_strlcpy(obs->usage.service_tier, f->service_tier, sizeof obs->usage.service_tier);
+    if (f->inference_geo != NULL)
+        g_strlcpy(obs->usage.inference_geo, f->inference_geo, sizeof obs->usage.inference_geo);
+    count_tool_calls(obs, f);
+    /* a stream may repeat the grounding metadata on later chunks: the most
+     * one chunk lists, never a sum */
+    obs->usage.search_queries = MAX(obs->usage.search_queries, f->search_queries);
     obs->usage.output_text_bytes += f->text_bytes;
     if (f->type != NULL && is_text_delta_type(f->type, strlen(f->type)))
         obs->usage.output_text_bytes += f->delta_bytes;
@@ -291,9 +316,9 @@ static Fate openai_event(LwObserver *obs, const LwSseUnit *u, const char *data, 
     const char *type = u->event != NULL ? u->event : pk.type;
     gsize type_len = u->event != NULL ? u->event_len : pk.type_len;
     gboolean responses = has_prefix(type, type_len, "response.");
-    /* Parse what can carry usage, model, id, an error or the end; a text
-     * delta only needs its text measured. */
-    gboolean slow = pk.usage_value > 0 || pk.error || pk.x_groq || pk.truncated ||
+    /* Parse what can carry usage, model, id, an error, a tool call or the
+     * end; a text delta only needs its text measured. */
+    gboolean slow = pk.usage_value > 0 || pk.error || pk.x_groq || pk.truncated || pk.call_item ||
                     (pk.model && !obs->seen_model) || (pk.id && !obs->seen_id) ||
                     slice_is(type, type_len, "error") ||
                     (responses && is_lifecycle_type(type, type_len));
@@ -394,16 +419,17 @@ static Fate anthropic_event(LwObserver *obs, const LwSseUnit *u, const char *dat
 
 /* Gemini sends usageMetadata on every chunk, each a running total, so only
  * the latest one counts. A chunk that can neither end the answer (finish
- * or block reason, error) nor name the model or id is only scanned for its
- * text, and kept whole if it carries usage; that usage is parsed when
- * someone asks for it (lw_observer_usage), which settlement does once and
- * a metered stream after every read. */
+ * or block reason, error), name the model or id, nor list grounding
+ * queries is only scanned for its text, and kept whole if it carries
+ * usage; that usage is parsed when someone asks for it
+ * (lw_observer_usage), which settlement does once and a metered stream
+ * after every read. */
 static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
 {
     LwPeek pk;
     lw_usage_peek(data, len, &pk);
     if (obs->seen_model && obs->seen_id && !pk.truncated && !pk.error && !pk.finish_reason &&
-        !pk.prompt_feedback && pk.usage_value == 0) {
+        !pk.prompt_feedback && !pk.grounding && pk.usage_value == 0) {
         /* Parts' text, thoughts too. The scan counts every "text" member, so
          * grounding metadata's segment texts would count as well: an
          * over-estimate, on the side a metering bound can take. */

@@ -36,6 +36,7 @@
 
 #include "inspect.h"
 #include "pricing.h"
+#include "usage-json.h"
 
 typedef struct {
     LwTokens tokens;          /* normalised counts (valid when have_usage) */
@@ -56,6 +57,11 @@ typedef struct {
      * row can say its cost leaves them out: */
     char service_tier[24];    /* the tier the provider says served it ("" when none) */
     gint64 web_searches;      /* Anthropic server_tool_use.web_search_requests */
+    char inference_geo[24];   /* Anthropic usage.inference_geo ("" when none) */
+    gint64 tool_calls[LW_TOOL_COUNT]; /* Responses built-in tool calls: the output the answer
+                                       * lists, or (a stream cut before it) the calls its
+                                       * output_item.done events announced */
+    gint64 search_queries;    /* Gemini grounding: the most webSearchQueries one chunk lists */
 } LwUsage;
 
 typedef struct {

@@ -30,6 +30,7 @@
 #define SLICE (64 * 1024) /* feed yajl in slices so the token cap is checked often */
 #define MAX_TYPE 64
 #define MAX_TIER 23 /* "default", "priority", "flex": longer is none we know */
+#define MAX_GEO 23  /* "global", "us": likewise */
 
 G_STATIC_ASSERT(LW_KEY_COUNT < 255);
 /* a string kept from yajl is longer than the raw usage text kept */
@@ -83,6 +84,7 @@ struct _LwUsageJson {
     char id[LW_USAGE_JSON_MAX_NAME + 1];
     char type[MAX_TYPE + 1];
     char tier[MAX_TIER + 1];
+    char geo[MAX_GEO + 1];
     GString *raw;       /* text of the document's last complete usage object */
     gboolean raw_ok;
 
@@ -189,10 +191,56 @@ static void copy_name(char *dst, gsize cap, const char **ret, const unsigned cha
     *ret = dst;
 }
 
+/* ---- charges outside usage ------------------------------------------------ */
+
+static const char *const tool_items[LW_TOOL_COUNT] = {
+    [LW_TOOL_WEB_SEARCH] = "web_search_call",
+    [LW_TOOL_FILE_SEARCH] = "file_search_call",
+    [LW_TOOL_CODE_INTERPRETER] = "code_interpreter_call",
+    [LW_TOOL_IMAGE_GENERATION] = "image_generation_call",
+    [LW_TOOL_MCP] = "mcp_call",
+};
+
+const char *lw_usage_json_tool_item(LwTool tool)
+{
+    g_return_val_if_fail(tool < LW_TOOL_COUNT, NULL);
+    return tool_items[tool];
+}
+
+/* The tool whose call an output item of type `s` is; LW_TOOL_COUNT for any
+ * other item (a message, reasoning, a function call the client runs). */
+static LwTool tool_of(const unsigned char *s, gsize len)
+{
+    for (int t = 0; t < LW_TOOL_COUNT; t++) {
+        if (len == strlen(tool_items[t]) && memcmp(s, tool_items[t], len) == 0)
+            return (LwTool)t;
+    }
+    return LW_TOOL_COUNT;
+}
+
+static gboolean is_output_array(const LwUsageJson *uj)
+{
+    return AT(uj, LW_KEY_OUTPUT) || AT(uj, LW_KEY_RESPONSE, LW_KEY_OUTPUT);
+}
+
+static gboolean is_output_item_type(const LwUsageJson *uj)
+{
+    return AT(uj, LW_KEY_OUTPUT, ARR, LW_KEY_TYPE) ||
+           AT(uj, LW_KEY_RESPONSE, LW_KEY_OUTPUT, ARR, LW_KEY_TYPE);
+}
+
+static void count_output_item(LwUsageJson *uj, const unsigned char *s, gsize len)
+{
+    LwTool t = tool_of(s, len);
+    if (t < LW_TOOL_COUNT)
+        uj->f.output_tools[t]++;
+}
+
 static void doc_begin(LwUsageJson *uj, int root)
 {
     uj->root = root;
     memset(&uj->f, 0, sizeof uj->f);
+    uj->f.item_tool = LW_TOOL_COUNT;
     g_string_truncate(uj->raw, 0);
     uj->raw_ok = FALSE;
     uj->u_depth = 0;
@@ -395,6 +443,10 @@ static void openai_string(LwUsageJson *uj, const unsigned char *s, gsize len)
         copy_name(uj->id, LW_USAGE_JSON_MAX_NAME, &uj->f.id, s, len);
     else if (AT(uj, LW_KEY_DELTA))
         uj->f.delta_bytes += (gint64)len;
+    else if (is_output_item_type(uj))
+        count_output_item(uj, s, len);
+    else if (AT(uj, LW_KEY_ITEM, LW_KEY_TYPE))
+        uj->f.item_tool = tool_of(s, len);
     else if (is_openai_text(uj))
         uj->f.text_bytes += (gint64)len;
 }
@@ -421,6 +473,9 @@ static void gemini_string(LwUsageJson *uj, const unsigned char *s, gsize len)
         uj->cand_finished |= len > 0;
     else if (AT(uj, LW_KEY_PROMPT_FEEDBACK, LW_KEY_BLOCK_REASON))
         uj->f.blocked |= len > 0;
+    else if (AT(uj, LW_KEY_CANDIDATES, ARR, LW_KEY_GROUNDING_METADATA, LW_KEY_WEB_SEARCH_QUERIES,
+                ARR))
+        uj->f.search_queries++; /* Google Search grounding is billed per query */
 }
 
 /* The bytes of a long string yajl did not see, for the string it reports
@@ -445,10 +500,13 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
         return 1;
     LwKey parent, key;
     if (uj->u_depth > 0) {
-        /* Anthropic reports the tier in the usage object */
-        if (usage_member(uj, &parent, &key) && parent == LW_KEY_OTHER &&
-            key == LW_KEY_SERVICE_TIER)
-            copy_name(uj->tier, MAX_TIER, &uj->f.service_tier, s, len);
+        /* Anthropic reports the tier and the region in the usage object */
+        if (usage_member(uj, &parent, &key) && parent == LW_KEY_OTHER) {
+            if (key == LW_KEY_SERVICE_TIER)
+                copy_name(uj->tier, MAX_TIER, &uj->f.service_tier, s, len);
+            else if (key == LW_KEY_INFERENCE_GEO)
+                copy_name(uj->geo, MAX_GEO, &uj->f.inference_geo, s, len);
+        }
         return 1;
     }
     if (AT(uj, LW_KEY_TYPE)) {
@@ -575,10 +633,16 @@ static int on_start_array(void *ctx)
     if (uj->depth == 0)
         uj->array_top = TRUE;
     else if (in_doc(uj) && uj->u_depth == 0) {
-        if (uj->format == LW_FORMAT_OPENAI && AT(uj, LW_KEY_CHOICES))
+        if (uj->format == LW_FORMAT_OPENAI && AT(uj, LW_KEY_CHOICES)) {
             uj->f.have_choices = TRUE;
-        else if (AT(uj, LW_KEY_ERROR))
+        } else if (uj->format == LW_FORMAT_OPENAI && is_output_array(uj)) {
+            /* a repeated member replaces the one before, as for a parser
+             * that keeps the last */
+            uj->f.have_output = TRUE;
+            memset(uj->f.output_tools, 0, sizeof uj->f.output_tools);
+        } else if (AT(uj, LW_KEY_ERROR)) {
             uj->f.error = TRUE;
+        }
     }
     return push(uj, ARR) ? 1 : 0;
 }

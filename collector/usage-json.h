@@ -17,14 +17,16 @@
  *              choices.ARR.{delta,message}.{content,refusal,
  *              tool_calls.ARR.function.arguments}, choices.ARR.text,
  *              output.ARR.content.ARR.{text,refusal}, output.ARR.arguments;
- *              a top-level string "delta" separately
- *   Anthropic  usage | message.usage (with service_tier); model, id (also
- *              under message); type; error; text from content.ARR.text,
- *              delta.{text,partial_json}
+ *              a top-level string "delta" separately; built-in tool calls
+ *              from output.ARR.type (also under response) and item.type
+ *   Anthropic  usage | message.usage (with service_tier, inference_geo);
+ *              model, id (also under message); type; error; text from
+ *              content.ARR.text, delta.{text,partial_json}
  *   Gemini     usageMetadata; modelVersion; responseId; error; text from
  *              candidates.ARR.content.parts.ARR.text unless the part is a
  *              thought; candidates with a finishReason;
- *              promptFeedback.blockReason
+ *              promptFeedback.blockReason;
+ *              candidates.ARR.groundingMetadata.webSearchQueries (count)
  *
  * Thread-safety: an extractor is used by one thread at a time.
  */
@@ -42,6 +44,21 @@
 #define LW_USAGE_JSON_MAX_STRING (16 * 1024)      /* string bytes given to yajl; the rest
                                                    * of a longer string is only counted */
 
+/* The Responses API's built-in tools, billed per call or session outside
+ * `usage` (wire-format reference 1.3): an output item of the tool's call
+ * type says it ran. */
+typedef enum {
+    LW_TOOL_WEB_SEARCH,       /* web_search_call */
+    LW_TOOL_FILE_SEARCH,      /* file_search_call */
+    LW_TOOL_CODE_INTERPRETER, /* code_interpreter_call */
+    LW_TOOL_IMAGE_GENERATION, /* image_generation_call */
+    LW_TOOL_MCP,              /* mcp_call */
+    LW_TOOL_COUNT,
+} LwTool;
+
+/* The output item type that says `tool` ran ("web_search_call"). Static. */
+const char *lw_usage_json_tool_item(LwTool tool);
+
 typedef struct {
     gboolean have_usage; /* a usage object was read (the last one in the document wins) */
     LwUsageFields usage;
@@ -52,6 +69,7 @@ typedef struct {
     const char *type; /* top-level "type" string, NULL when none */
     const char *service_tier; /* the tier that served it: top-level or response.service_tier
                                * (OpenAI), usage.service_tier (Anthropic); NULL when none */
+    const char *inference_geo; /* Anthropic usage.inference_geo; NULL when none */
     gint64 text_bytes;  /* visible output text (a long string's raw bytes beyond
                          * LW_USAGE_JSON_MAX_STRING count as they are, escapes and all) */
     gint64 delta_bytes; /* top-level string "delta" (its meaning depends on type) */
@@ -69,6 +87,13 @@ typedef struct {
     gsize usage_obj_start, usage_obj_end;
     guint64 finished_mask; /* Gemini: bit i for candidate i with a finishReason (63: any i >= 63) */
     gboolean blocked;   /* Gemini promptFeedback.blockReason */
+    /* Charges outside usage: */
+    gboolean have_output;               /* a Responses output array (top-level or under
+                                         * response) was read */
+    gint64 output_tools[LW_TOOL_COUNT]; /* ... its items of each tool's call type */
+    LwTool item_tool;                   /* the tool item.type names (an output_item event);
+                                         * LW_TOOL_COUNT when none */
+    gint64 search_queries; /* Gemini webSearchQueries, summed over the candidates */
 } LwDocFacts;
 
 typedef void (*LwDocFunc)(const LwDocFacts *facts, void *data);

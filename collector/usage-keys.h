@@ -73,6 +73,10 @@ typedef enum {
     LW_KEY_SERVICE_TIER,            /* priced differently, and not in the table */
     LW_KEY_SERVER_TOOL_USE,         /* Anthropic usage.server_tool_use */
     LW_KEY_WEB_SEARCH_REQUESTS,     /* ... charged per search */
+    LW_KEY_INFERENCE_GEO,           /* Anthropic usage.inference_geo: regional rates */
+    LW_KEY_ITEM,                    /* Responses output_item events' item */
+    LW_KEY_GROUNDING_METADATA,      /* Gemini candidates.ARR.groundingMetadata */
+    LW_KEY_WEB_SEARCH_QUERIES,      /* ... its queries, charged per query */
     LW_KEY_COST_DETAILS,
     LW_KEY_UPSTREAM_INFERENCE_COST,
     LW_KEY_PROMPT_TOKEN_COUNT,

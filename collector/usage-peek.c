@@ -14,6 +14,7 @@ typedef enum {
     NAME_TYPE,
     NAME_FINISH_REASON,
     NAME_PROMPT_FEEDBACK,
+    NAME_GROUNDING,
     NAME_TEXT, /* + LwPeekText */
 } Name;
 
@@ -86,6 +87,8 @@ static int classify(const char *s, gsize len, LwPeekText *ret_text)
         return IS("usageMetadata") ? NAME_USAGE_METADATA : NAME_OTHER;
     case 14:
         return IS("promptFeedback") ? NAME_PROMPT_FEEDBACK : NAME_OTHER;
+    case 16:
+        return IS("webSearchQueries") ? NAME_GROUNDING : NAME_OTHER;
     case 17:
         if (IS("reasoning_content")) {
             *ret_text = LW_PEEK_REASONING;
@@ -161,6 +164,12 @@ static gint64 decoded_len(const char *s, const char *e)
     return n;
 }
 
+/* A "type" value [s, e) naming a tool call item ("web_search_call"). */
+static gboolean is_call_type(const char *s, const char *e)
+{
+    return e - s >= 5 && memcmp(e - 5, "_call", 5) == 0;
+}
+
 static const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -219,6 +228,9 @@ void lw_usage_peek(const char *json, gsize len, LwPeek *ret)
         case NAME_PROMPT_FEEDBACK:
             ret->prompt_feedback = TRUE;
             break;
+        case NAME_GROUNDING:
+            ret->grounding = TRUE;
+            break;
         case NAME_TYPE:
         case NAME_TEXT:
             if (*p == '"') {
@@ -230,9 +242,12 @@ void lw_usage_peek(const char *json, gsize len, LwPeek *ret)
                 }
                 if (text != LW_PEEK_TEXT_COUNT) {
                     ret->text[text] += decoded_len(vs, ve);
-                } else if (ret->type == NULL) {
-                    ret->type = vs;
-                    ret->type_len = (gsize)(ve - vs);
+                } else {
+                    ret->call_item |= is_call_type(vs, ve);
+                    if (ret->type == NULL) {
+                        ret->type = vs;
+                        ret->type_len = (gsize)(ve - vs);
+                    }
                 }
                 p = ve + 1;
             }

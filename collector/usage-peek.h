@@ -39,6 +39,9 @@ typedef struct {
     gboolean prompt_feedback; /* Gemini: "promptFeedback" or "blockReason" */
     gboolean model;           /* "model" or Gemini's "modelVersion" */
     gboolean id;              /* "id" or Gemini's "responseId" */
+    gboolean call_item;       /* a "type" string ending in "_call": a Responses tool call
+                               * item, which may be a built-in tool's, charged per call */
+    gboolean grounding;       /* Gemini "webSearchQueries": grounding, charged per query */
     const char *type;   /* raw value of the first "type" member that is a string, or NULL */
     gsize type_len;
     gint64 text[LW_PEEK_TEXT_COUNT]; /* decoded UTF-8 bytes of string values, per member name */

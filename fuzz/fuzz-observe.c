@@ -115,7 +115,10 @@ static bool same(const Run *a, const Run *b)
            g_strcmp0(x->response_id, y->response_id) == 0 &&
            g_strcmp0(x->raw_usage, y->raw_usage) == 0 &&
            strcmp(x->unreadable, y->unreadable) == 0 &&
-           strcmp(x->service_tier, y->service_tier) == 0 && x->web_searches == y->web_searches;
+           strcmp(x->service_tier, y->service_tier) == 0 && x->web_searches == y->web_searches &&
+           strcmp(x->inference_geo, y->inference_geo) == 0 &&
+           memcmp(x->tool_calls, y->tool_calls, sizeof x->tool_calls) == 0 &&
+           x->search_queries == y->search_queries;
 }
 
 static const char *const paths[] = {

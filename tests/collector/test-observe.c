@@ -307,7 +307,10 @@ static void assert_same(const Result *a, const Result *b, const char *how)
         g_strcmp0(x->model_served, y->model_served) != 0 ||
         g_strcmp0(x->response_id, y->response_id) != 0 ||
         g_strcmp0(x->raw_usage, y->raw_usage) != 0 || strcmp(x->unreadable, y->unreadable) != 0 ||
-        strcmp(x->service_tier, y->service_tier) != 0 || x->web_searches != y->web_searches)
+        strcmp(x->service_tier, y->service_tier) != 0 || x->web_searches != y->web_searches ||
+        strcmp(x->inference_geo, y->inference_geo) != 0 ||
+        memcmp(x->tool_calls, y->tool_calls, sizeof x->tool_calls) != 0 ||
+        x->search_queries != y->search_queries)
         g_error("%s: usage differs from the whole-body run", how);
 }
 
@@ -716,6 +719,7 @@ typedef struct {
     LwTokens tokens;
     const char *model;
     gboolean terminal; /* the big event ends the answer */
+    gint64 image_calls; /* image_generation_call items in the answer's output */
 } OversizeCase;
 
 #define B64 (9 * 1024 * 1024) /* the long string: over LW_SSE_MAX_EVENT */
@@ -730,7 +734,7 @@ static const OversizeCase oversize_cases[] = {
      "\"resp_1\",\"model\":\"gpt-5.4\",\"output\":[{\"type\":\"image_generation_call\","
      "\"result\":\"",
      "\"}],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}%s%s",
-     {1000, 0, 0, 0, 500, 0}, "gpt-5.4", TRUE},
+     {1000, 0, 0, 0, 500, 0}, "gpt-5.4", TRUE, 1},
     /* the same with CRLF, the JSON over two data lines and the event line last */
     {"responses-completed-crlf-multiline", LW_FORMAT_OPENAI, "/v1/responses",
      "{\"model\":\"gpt-5.4\",\"stream\":true}", "\r\n", "",
@@ -739,7 +743,7 @@ static const OversizeCase oversize_cases[] = {
      "\"result\":\"",
      "\"}],\"usage\":{\"input_tokens\":1000,\"output_tokens\":500,\"total_tokens\":1500}}}%s"
      "event: response.completed%s%s",
-     {1000, 0, 0, 0, 500, 0}, "gpt-5.4", TRUE},
+     {1000, 0, 0, 0, 500, 0}, "gpt-5.4", TRUE, 1},
     /* Gemini's last chunk with an inline image, the finish reason and the usage */
     {"gemini-inline-image", LW_FORMAT_GEMINI,
      "/v1beta/models/gemini-2.5-flash-image:streamGenerateContent?alt=sse", "{}", "\r\n",
@@ -750,14 +754,14 @@ static const OversizeCase oversize_cases[] = {
      "\"image/png\",\"data\":\"",
      "\"}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":"
      "8,\"candidatesTokenCount\":1290},\"modelVersion\":\"gemini-2.5-flash-image\"}%s%s",
-     {8, 0, 0, 0, 1290, 0}, "gemini-2.5-flash-image", TRUE},
+     {8, 0, 0, 0, 1290, 0}, "gemini-2.5-flash-image", TRUE, 0},
     /* not the last event: read, but not terminal; [DONE] ends the answer */
     {"chat-chunk", LW_FORMAT_OPENAI, CHAT, CHAT_STREAM_IU, "\n", "",
      "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"",
      "\"}}],\"usage\":null}%s%s"
      "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,"
      "\"completion_tokens\":3}}%s%sdata: [DONE]%s%s",
-     {7, 0, 0, 0, 3, 0}, "m", FALSE},
+     {7, 0, 0, 0, 3, 0}, "m", FALSE, 0},
 };
 
 /* Fills each %s in `fmt` with `eol`. */
@@ -809,6 +813,7 @@ static void test_oversize_event(gconstpointer data)
     g_assert_cmpint(t->output_tokens, ==, c->tokens.output_tokens);
     g_assert_cmpstr(whole.usage.model_served, ==, c->model);
     g_assert_true(whole.usage.complete);
+    g_assert_cmpint(whole.usage.tool_calls[LW_TOOL_IMAGE_GENERATION], ==, c->image_calls);
 
     gsize cuts[] = {big_start + 1, big_start + 7, b->len - 90, b->len - 40, b->len - 3,
                     b->len - 2, b->len - 1};
@@ -1190,36 +1195,47 @@ typedef struct {
     LwFormat format;
     const char *ctype;
     const char *body; /* or, when it starts with '@', a golden file */
+    gboolean have_usage;
     const char *tier;
     gint64 web_searches;
+    const char *geo;
+    gint64 tools[LW_TOOL_COUNT]; /* web search, file search, code interpreter, image, MCP */
+    gint64 queries;
 } ChargeCase;
+
+#define NO_TOOLS {0, 0, 0, 0, 0}
+#define RESP_EVENT(TYPE, JSON) "event: " TYPE "\ndata: {\"type\":\"" TYPE "\"," JSON "}\n\n"
+#define GEMINI_CHUNK(CAND, OUT)                                                                    \
+    "data: {\"candidates\":[" CAND "],\"usageMetadata\":{\"promptTokenCount\":3,"                  \
+    "\"candidatesTokenCount\":" OUT "},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":"    \
+    "\"R\"}\r\n\r\n"
 
 static const ChargeCase charge_cases[] = {
     {"openai-json-priority", LW_FORMAT_OPENAI, JSON,
      "{\"id\":\"c\",\"model\":\"gpt-5.5\",\"service_tier\":\"priority\",\"choices\":[],"
      "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1}}",
-     "priority", 0},
+     TRUE, "priority", 0, "", NO_TOOLS, 0},
     /* the first chunk is parsed (it names the model); text deltas are not */
     {"openai-stream-flex", LW_FORMAT_OPENAI, SSE,
      "data: {\"id\":\"c\",\"model\":\"o3\",\"service_tier\":\"flex\",\"choices\":[{\"delta\":"
      "{\"content\":\"Hi\"}}]}\n\ndata: {\"id\":\"c\",\"service_tier\":\"flex\",\"choices\":[],"
      "\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n",
-     "flex", 0},
+     TRUE, "flex", 0, "", NO_TOOLS, 0},
     {"responses-stream-priority", LW_FORMAT_OPENAI, SSE,
      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":"
      "\"r\",\"model\":\"gpt-5.5\",\"service_tier\":\"priority\",\"usage\":{\"input_tokens\":"
      "10,\"output_tokens\":1}}}\n\n",
-     "priority", 0},
+     TRUE, "priority", 0, "", NO_TOOLS, 0},
     /* a tier named in a message is no tier */
     {"openai-json-nested", LW_FORMAT_OPENAI, JSON,
      "{\"choices\":[{\"message\":{\"service_tier\":\"priority\"}}],\"usage\":"
      "{\"prompt_tokens\":10}}",
-     "", 0},
+     TRUE, "", 0, "", NO_TOOLS, 0},
     {"anthropic-json-searches-batch", LW_FORMAT_ANTHROPIC, JSON,
      "{\"id\":\"m\",\"type\":\"message\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":"
      "100,\"server_tool_use\":{\"web_search_requests\":5,\"web_fetch_requests\":2},"
      "\"service_tier\":\"batch\"}}",
-     "batch", 5},
+     TRUE, "batch", 5, "", NO_TOOLS, 0},
     /* message_delta's count is cumulative: 3, not 1 + 3 */
     {"anthropic-stream-searches", LW_FORMAT_ANTHROPIC, SSE,
      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\","
@@ -1228,13 +1244,108 @@ static const ChargeCase charge_cases[] = {
      "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":"
      "42,\"server_tool_use\":{\"web_search_requests\":3}}}\n\n"
      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-     "standard", 3},
+     TRUE, "standard", 3, "", NO_TOOLS, 0},
     {"anthropic-golden-delta", LW_FORMAT_ANTHROPIC, SSE, "@anthropic-stream-delta-cache-writes.sse",
-     "", 1},
+     TRUE, "", 1, "", NO_TOOLS, 0},
+    /* regional inference, named by the usage object; message_delta does not repeat it */
+    {"anthropic-json-geo", LW_FORMAT_ANTHROPIC, JSON,
+     "{\"id\":\"m\",\"type\":\"message\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1,"
+     "\"service_tier\":\"standard\",\"inference_geo\":\"us\"}}",
+     TRUE, "standard", 0, "us", NO_TOOLS, 0},
+    {"anthropic-stream-geo", LW_FORMAT_ANTHROPIC, SSE,
+     "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\","
+     "\"usage\":{\"input_tokens\":14,\"output_tokens\":1,\"inference_geo\":\"us\"}}}\n\n"
+     "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":"
+     "42}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+     TRUE, "", 0, "us", NO_TOOLS, 0},
+    /* Responses built-in tools, one output item per call; a function call the
+     * client runs, a content part and a search action are no built-in call */
+    {"responses-json-tools", LW_FORMAT_OPENAI, JSON,
+     "{\"id\":\"r\",\"object\":\"response\",\"model\":\"gpt-5.4\",\"output\":["
+     "{\"type\":\"web_search_call\",\"id\":\"ws_1\",\"status\":\"completed\",\"action\":"
+     "{\"type\":\"search\",\"query\":\"q\"}},{\"type\":\"web_search_call\",\"id\":\"ws_2\"},"
+     "{\"type\":\"file_search_call\",\"id\":\"fs_1\",\"queries\":[\"x\"]},"
+     "{\"type\":\"code_interpreter_call\",\"id\":\"ci_1\",\"code\":\"print(1)\"},"
+     "{\"type\":\"image_generation_call\",\"id\":\"ig_1\",\"result\":\"aGk=\"},"
+     "{\"type\":\"mcp_call\",\"id\":\"mcp_1\",\"name\":\"x\",\"arguments\":\"{}\"},"
+     "{\"type\":\"function_call\",\"id\":\"fc_1\",\"name\":\"f\",\"arguments\":\"{}\"},"
+     "{\"type\":\"message\",\"id\":\"msg_1\",\"content\":[{\"type\":\"web_search_call\","
+     "\"text\":\"Hi\"}]}],\"usage\":{\"input_tokens\":10,\"output_tokens\":2}}",
+     TRUE, "", 0, "", {2, 1, 1, 1, 1}, 0},
+    /* streamed: announced by output_item.done and listed by response.completed,
+     * one call, not two */
+    {"responses-stream-tools", LW_FORMAT_OPENAI, SSE,
+     RESP_EVENT("response.created", "\"response\":{\"id\":\"r\",\"model\":\"gpt-5.4\","
+                                    "\"output\":[],\"usage\":null}")
+     RESP_EVENT("response.output_item.added", "\"output_index\":0,\"item\":{\"type\":"
+                                              "\"web_search_call\",\"id\":\"ws_1\"}")
+     RESP_EVENT("response.web_search_call.completed", "\"output_index\":0,\"item_id\":\"ws_1\"")
+     RESP_EVENT("response.output_item.done", "\"output_index\":0,\"item\":{\"type\":"
+                                             "\"web_search_call\",\"id\":\"ws_1\"}")
+     RESP_EVENT("response.output_text.delta", "\"item_id\":\"msg_1\",\"delta\":\"Hi\"")
+     RESP_EVENT("response.completed", "\"response\":{\"id\":\"r\",\"model\":\"gpt-5.4\","
+                                      "\"output\":[{\"type\":\"web_search_call\",\"id\":"
+                                      "\"ws_1\"},{\"type\":\"message\",\"id\":\"msg_1\"}],"
+                                      "\"usage\":{\"input_tokens\":10,\"output_tokens\":2}}"),
+     TRUE, "", 0, "", {1, 0, 0, 0, 0}, 0},
+    /* a stream cut before response.completed: the calls output_item.done announced */
+    {"responses-stream-cut-tools", LW_FORMAT_OPENAI, SSE,
+     RESP_EVENT("response.created", "\"response\":{\"id\":\"r\",\"model\":\"gpt-5.4\","
+                                    "\"output\":[],\"usage\":null}")
+     RESP_EVENT("response.output_item.done", "\"output_index\":0,\"item\":{\"id\":\"ws_1\","
+                                             "\"type\":\"web_search_call\"}")
+     RESP_EVENT("response.output_item.added", "\"output_index\":1,\"item\":{\"type\":"
+                                              "\"web_search_call\",\"id\":\"ws_2\"}")
+     RESP_EVENT("response.output_item.done", "\"output_index\":1,\"item\":{\"type\":"
+                                             "\"web_search_call\",\"id\":\"ws_2\"}")
+     RESP_EVENT("response.output_item.done", "\"output_index\":2,\"item\":{\"type\":"
+                                             "\"mcp_call\",\"id\":\"mcp_1\"}")
+     RESP_EVENT("response.output_item.done", "\"output_index\":3,\"item\":{\"type\":"
+                                             "\"function_call\",\"id\":\"fc_1\"}")
+     "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\","
+     "\"delta\":\"Hi",
+     FALSE, "", 0, "", {2, 0, 0, 0, 1}, 0},
+    /* a provider that sends no item events: what response.completed lists */
+    {"responses-stream-listed-only", LW_FORMAT_OPENAI, SSE,
+     RESP_EVENT("response.completed", "\"response\":{\"id\":\"r\",\"model\":\"gpt-5.4\","
+                                      "\"output\":[{\"type\":\"code_interpreter_call\"},"
+                                      "{\"type\":\"code_interpreter_call\"}],\"usage\":"
+                                      "{\"input_tokens\":10,\"output_tokens\":2}}"),
+     TRUE, "", 0, "", {0, 0, 2, 0, 0}, 0},
+    /* Gemini grounding on a chunk that neither ends the answer nor names the
+     * model: still read; the last chunk does not repeat it */
+    {"gemini-sse-grounding", LW_FORMAT_GEMINI, SSE,
+     GEMINI_CHUNK("{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"index\":0}", "1")
+     GEMINI_CHUNK("{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"groundingMetadata\":"
+                  "{\"webSearchQueries\":[\"q1\",\"q2\"],\"groundingChunks\":[{\"web\":"
+                  "{\"uri\":\"https://example.com\",\"title\":\"t\"}}]},\"index\":0}", "2")
+     GEMINI_CHUNK("{\"content\":{\"parts\":[{\"text\":\"c\"}]},\"finishReason\":\"STOP\","
+                  "\"index\":0}", "3"),
+     TRUE, "", 0, "", NO_TOOLS, 2},
+    /* ... repeated on a later chunk: the queries once */
+    {"gemini-sse-grounding-repeated", LW_FORMAT_GEMINI, SSE,
+     GEMINI_CHUNK("{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"groundingMetadata\":"
+                  "{\"webSearchQueries\":[\"q1\",\"q2\",\"q3\"]},\"index\":0}", "1")
+     GEMINI_CHUNK("{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"finishReason\":\"STOP\","
+                  "\"groundingMetadata\":{\"webSearchQueries\":[\"q1\",\"q2\",\"q3\"]},"
+                  "\"index\":0}", "2"),
+     TRUE, "", 0, "", NO_TOOLS, 3},
+    /* two candidates, each grounded: their queries add up */
+    {"gemini-json-grounding-candidates", LW_FORMAT_GEMINI, JSON,
+     "{\"candidates\":[{\"groundingMetadata\":{\"webSearchQueries\":[\"a\"]},\"finishReason\":"
+     "\"STOP\",\"index\":0},{\"groundingMetadata\":{\"webSearchQueries\":[\"b\",\"c\"]},"
+     "\"finishReason\":\"STOP\",\"index\":1}],\"usageMetadata\":{\"promptTokenCount\":3,"
+     "\"candidatesTokenCount\":2},\"webSearchQueries\":[\"not a candidate's\"]}",
+     TRUE, "", 0, "", NO_TOOLS, 3},
 };
 
+#undef NO_TOOLS
+#undef RESP_EVENT
+#undef GEMINI_CHUNK
+
 /* What the price table cannot express is reported: the tier that served
- * the answer and the web searches it made, however the body was cut. */
+ * the answer, the region, the web searches, built-in tool calls and
+ * grounding queries it made, however the body was cut. */
 static void test_unpriced_charges(gconstpointer data)
 {
     const ChargeCase *c = data;
@@ -1243,9 +1354,13 @@ static void test_unpriced_charges(gconstpointer data)
     const char *body = file != NULL ? g_bytes_get_data(file, NULL) : c->body;
     Result r = {0};
     run_all_splits(c->format, NULL, 200, c->ctype, NULL, FALSE, body, len, body, len, NULL, &r);
-    g_assert_true(r.usage.have_usage);
+    g_assert_cmpint(r.usage.have_usage, ==, c->have_usage);
     g_assert_cmpstr(r.usage.service_tier, ==, c->tier);
     g_assert_cmpint(r.usage.web_searches, ==, c->web_searches);
+    g_assert_cmpstr(r.usage.inference_geo, ==, c->geo);
+    for (int t = 0; t < LW_TOOL_COUNT; t++)
+        g_assert_cmpint(r.usage.tool_calls[t], ==, c->tools[t]);
+    g_assert_cmpint(r.usage.search_queries, ==, c->queries);
     result_clear(&r);
 }
 
