@@ -442,19 +442,45 @@ static char *answer_warnings(const LwUsage *u, char *warning)
     return warning;
 }
 
+/* What the request asked for that costs beyond the tokens, where the answer
+ * does not say it happened: fast mode (the answer does not echo its
+ * speed), a chat web search (the answer does not count it), Perplexity's
+ * per-request fee (in the cost Perplexity reports, which this row lacks). */
+static char *request_warnings(const LwAccount *a, char *warning)
+{
+    if (a->info.fast_mode)
+        warning = add_warning(warning, g_strdup("speed 'fast' priced at standard rates (the "
+                                                "provider charges more: up to 6x on some "
+                                                "models)"));
+    gboolean perplexity = strcmp(a->provider->name, "perplexity") == 0;
+    if (perplexity && a->info.endpoint == LW_ENDPOINT_CHAT)
+        warning = add_warning(warning, g_strdup("Perplexity's per-request fee not included in "
+                                                "the cost"));
+    else if (a->info.web_search)
+        warning = add_warning(warning, g_strdup("a web search (web_search_options or a "
+                                                "search-preview model) not included in the "
+                                                "cost (charged per call)"));
+    return warning;
+}
+
 /* What the usage leaves out, said on the row so a cost that looks exact
  * is not taken for one. A cost the provider reported covers the charges
- * the table cannot express. */
-static char *usage_warnings(const LwUsage *u, const LwLedgerRequest *row, char *warning)
+ * the table cannot express. What the request asked for is said only of a
+ * cost the table made: an error the provider does not bill costs nothing
+ * either way. */
+static char *usage_warnings(const LwAccount *a, const LwUsage *u, const LwLedgerRequest *row,
+                            char *warning)
 {
-    if (u == NULL)
-        return warning;
-    if (row->partial && u->unreadable[0] != '\0')
+    if (u != NULL && row->partial && u->unreadable[0] != '\0')
         warning = add_warning(warning, g_strdup_printf("usage not read: %s; tokens estimated",
                                                        u->unreadable));
     if (g_strcmp0(row->cost_source, "provider") == 0)
         return warning;
-    return answer_warnings(u, warning);
+    if (u != NULL)
+        warning = answer_warnings(u, warning);
+    if (g_strcmp0(row->cost_source, "price") == 0)
+        warning = request_warnings(a, warning);
+    return warning;
 }
 
 void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
@@ -537,7 +563,7 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     if (a->unanswered != NULL && !have_usage && warning == NULL)
         warning = g_strdup("no answer came back, but the provider had the request and may bill "
                            "it: charged the most it could cost");
-    warning = usage_warnings(u, &row, warning);
+    warning = usage_warnings(a, u, &row, warning);
     row.warning = warning;
     commit(a, &row);
 }

@@ -46,6 +46,7 @@ typedef struct {
     /* fields */
     char *model;
     gboolean stream, include_usage, server_state;
+    gboolean speed_fast, web_search_options;
     gint64 max_tokens, max_completion_tokens, max_output_tokens, n, best_of;
     gint64 g_max_output, g_candidates, g_thinking_budget;
 
@@ -406,6 +407,8 @@ static int on_string(void *ctx, const unsigned char *text, size_t len)
     } else if (s->key[1] == LW_KEY_PREVIOUS_RESPONSE_ID || s->key[1] == LW_KEY_CONVERSATION ||
                s->key[1] == LW_KEY_CACHED_CONTENT) {
         s->server_state |= len > 0;
+    } else if (s->key[1] == LW_KEY_SPEED) {
+        s->speed_fast = len == 4 && memcmp(text, "fast", 4) == 0; /* the last one counts */
     }
     return 1;
 }
@@ -446,6 +449,9 @@ static int container_start(Scan *s, gboolean map)
          * a string "prompt" is text in the body). */
         if (s->depth == 1 && (s->key[1] == LW_KEY_CONVERSATION || s->key[1] == LW_KEY_PROMPT))
             s->server_state = TRUE;
+        /* an object asks for a search; null or anything else does not */
+        if (s->depth == 1 && s->key[1] == LW_KEY_WEB_SEARCH_OPTIONS)
+            s->web_search_options = map;
     }
     s->depth++;
     if (s->depth <= TRACK_DEPTH)
@@ -534,6 +540,13 @@ static gboolean scan_body(const char *body, gsize len, Scan *s)
 
 /* ---- inspection ----------------------------------------------------------- */
 
+/* OpenAI's search-preview chat models search the web on every request
+ * (wire-format reference 1.2: they add tool costs). */
+static gboolean is_search_model(const char *model)
+{
+    return model != NULL && strstr(model, "search-preview") != NULL;
+}
+
 /* lw_inspect_request, leaving the parse in `s` (its model taken) for an
  * edit; returns scan_body's verdict. */
 static gboolean inspect(LwFormat format, const char *method, const char *path, const char *body,
@@ -564,6 +577,7 @@ static gboolean inspect(LwFormat format, const char *method, const char *path, c
     case LW_FORMAT_ANTHROPIC:
         ret->max_output = s->max_tokens;
         ret->stream = ret->sse = s->stream;
+        ret->fast_mode = s->speed_fast;
         break;
     case LW_FORMAT_GEMINI:
         ret->max_output = s->g_max_output;
@@ -579,6 +593,8 @@ static gboolean inspect(LwFormat format, const char *method, const char *path, c
     } else {
         ret->model = g_steal_pointer(&s->model);
     }
+    ret->web_search = ret->endpoint == LW_ENDPOINT_CHAT &&
+                      (s->web_search_options || is_search_model(ret->model));
     scan_clear(s);
     return ok;
 }

@@ -56,6 +56,10 @@ typedef struct {
     gboolean include_usage; /* stream_options.include_usage is true */
     gboolean server_state;  /* previous_response_id, conversation, a stored prompt, Gemini
                              * cachedContent: input not in the body */
+    /* Asked-for charges the price table cannot express: */
+    gboolean fast_mode;  /* Anthropic speed: "fast" (beta), priced above standard rates */
+    gboolean web_search; /* a chat request with web_search_options, or to a search-preview
+                          * model (which always searches): a fee per call */
     gint64 body_bytes;
 } LwRequestInfo;
 

@@ -82,6 +82,7 @@ static const Entry entries[] = {
     E("responseId", LW_KEY_RESPONSE_ID),
     E("server_tool_use", LW_KEY_SERVER_TOOL_USE),
     E("service_tier", LW_KEY_SERVICE_TIER),
+    E("speed", LW_KEY_SPEED),
     E("stream", LW_KEY_STREAM),
     E("stream_options", LW_KEY_STREAM_OPTIONS),
     E("text", LW_KEY_TEXT),
@@ -103,6 +104,7 @@ static const Entry entries[] = {
     E("usage", LW_KEY_USAGE),
     E("usageMetadata", LW_KEY_USAGE_METADATA),
     E("webSearchQueries", LW_KEY_WEB_SEARCH_QUERIES),
+    E("web_search_options", LW_KEY_WEB_SEARCH_OPTIONS),
     E("web_search_requests", LW_KEY_WEB_SEARCH_REQUESTS),
     E("x_groq", LW_KEY_X_GROQ),
 };

@@ -101,6 +101,8 @@ typedef enum {
     LW_KEY_CANDIDATE_COUNT,
     LW_KEY_THINKING_CONFIG,
     LW_KEY_THINKING_BUDGET,
+    LW_KEY_SPEED,              /* Anthropic speed: "fast" (beta), priced higher */
+    LW_KEY_WEB_SEARCH_OPTIONS, /* Chat Completions: a web search, charged per call */
     LW_KEY_COUNT,
 } LwKey;
 

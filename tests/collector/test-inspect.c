@@ -192,6 +192,48 @@ static void test_inspect(void)
     }
 }
 
+typedef struct {
+    LwFormat format;
+    const char *path;
+    const char *body;
+    gboolean fast_mode, web_search;
+} AskedCase;
+
+/* Charges a request asks for that the answer does not report. */
+static const AskedCase asked_cases[] = {
+    {A, "/v1/messages", "{\"model\":\"claude-opus-4-6\",\"speed\":\"fast\",\"max_tokens\":8}",
+     TRUE, FALSE},
+    {A, "/v1/messages", "{\"model\":\"claude-opus-4-6\",\"speed\":\"standard\"}", FALSE, FALSE},
+    {A, "/v1/messages", "{\"model\":\"claude-opus-4-6\",\"metadata\":{\"speed\":\"fast\"}}", FALSE,
+     FALSE},
+    {O, "/v1/chat/completions", "{\"model\":\"gpt-5.5\",\"speed\":\"fast\"}", FALSE, FALSE},
+    {O, "/v1/chat/completions",
+     "{\"model\":\"gpt-4o\",\"web_search_options\":{\"search_context_size\":\"low\"}}", FALSE,
+     TRUE},
+    {O, "/v1/chat/completions", "{\"model\":\"gpt-4o-mini-search-preview\",\"messages\":[]}",
+     FALSE, TRUE},
+    {O, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"web_search_options\":null}", FALSE,
+     FALSE},
+    {O, "/v1/chat/completions", "{\"model\":\"gpt-4o\",\"x\":{\"web_search_options\":{}}}", FALSE,
+     FALSE},
+    /* Responses searches are output items the answer lists */
+    {O, "/v1/responses", "{\"model\":\"gpt-4o-search-preview\",\"web_search_options\":{}}", FALSE,
+     FALSE},
+};
+
+static void test_asked_charges(void)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(asked_cases); i++) {
+        const AskedCase *c = &asked_cases[i];
+        LwRequestInfo info;
+        lw_inspect_request(c->format, "POST", c->path, c->body, strlen(c->body), &info);
+        g_test_message("case %zu: %s", i, c->body);
+        g_assert_cmpint(info.fast_mode, ==, c->fast_mode);
+        g_assert_cmpint(info.web_search, ==, c->web_search);
+        lw_request_info_clear(&info);
+    }
+}
+
 /* A "model" longer than 256 bytes is not kept; one of 256 is. */
 static void test_model_cap(void)
 {
@@ -449,6 +491,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/inspect/table", test_inspect);
+    g_test_add_func("/inspect/asked-charges", test_asked_charges);
     g_test_add_func("/inspect/model-cap", test_model_cap);
     g_test_add_func("/inspect/depth-cap", test_depth_cap);
     g_test_add_func("/inspect/rewrites", test_rewrites);
