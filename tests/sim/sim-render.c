@@ -725,6 +725,35 @@ static void responses_item_id(GString *s, const SimRequest *r)
     g_string_append_c(s, '"');
 }
 
+/* Web searches: one web_search_call output item each, before the answer's
+ * item, which comes at output index `searches`. */
+static int64_t searches(const SimRequest *r)
+{
+    return nonneg(r->d.searches);
+}
+
+static void search_query(GString *s, int64_t k)
+{
+    LIT(s, "\"sim query ");
+    append_i64(s, k + 1);
+    g_string_append_c(s, '"');
+}
+
+static void responses_search_item(GString *s, const SimRequest *r, int64_t k, bool done)
+{
+    LIT(s, "{\"type\":\"web_search_call\",\"id\":\"ws_sim_");
+    append_seq(s, r->seq);
+    g_string_append_c(s, '_');
+    append_i64(s, k + 1);
+    if (done) {
+        LIT(s, "\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":");
+        search_query(s, k);
+        LIT(s, "}}");
+    } else {
+        LIT(s, "\",\"status\":\"in_progress\"}");
+    }
+}
+
 /* The output item; `done` selects the finished form (full text). */
 static void responses_item(GString *s, const SimRequest *r, const SimUsage *u, bool done)
 {
@@ -775,8 +804,13 @@ static void responses_object(GString *s, const SimRequest *r, const SimUsage *u,
     LIT(s, ",\"model\":");
     append_model_json(s, r);
     LIT(s, ",\"output\":[");
-    if (final)
+    if (final) {
+        for (int64_t k = 0; k < searches(r); k++) {
+            responses_search_item(s, r, k, true);
+            g_string_append_c(s, ',');
+        }
         responses_item(s, r, u, true);
+    }
     LIT(s, "],\"parallel_tool_calls\":true,\"service_tier\":\"default\",\"usage\":");
     if (final)
         responses_usage(s, r, u);
@@ -807,11 +841,45 @@ static void resp_event_end(EventCtx *e)
     sse_data_end(e->resp);
 }
 
+static void output_index(GString *s, int64_t index)
+{
+    LIT(s, ",\"output_index\":");
+    append_i64(s, index);
+}
+
 static void item_ref(GString *s, const SimRequest *r)
 {
     LIT(s, ",\"item_id\":");
     responses_item_id(s, r);
-    LIT(s, ",\"output_index\":0");
+    output_index(s, searches(r));
+}
+
+/* A web search as the API streams it: the item, its progress, the item done. */
+static void responses_search_events(EventCtx *e, const SimRequest *r, int64_t k)
+{
+    GString *s = resp_event_begin(e, "response.output_item.added");
+    output_index(s, k);
+    LIT(s, ",\"item\":");
+    responses_search_item(s, r, k, false);
+    resp_event_end(e);
+    static const char *const progress[] = {"response.web_search_call.in_progress",
+                                           "response.web_search_call.searching",
+                                           "response.web_search_call.completed"};
+    for (size_t i = 0; i < G_N_ELEMENTS(progress); i++) {
+        s = resp_event_begin(e, progress[i]);
+        output_index(s, k);
+        LIT(s, ",\"item_id\":\"ws_sim_");
+        append_seq(s, r->seq);
+        g_string_append_c(s, '_');
+        append_i64(s, k + 1);
+        g_string_append_c(s, '"');
+        resp_event_end(e);
+    }
+    s = resp_event_begin(e, "response.output_item.done");
+    output_index(s, k);
+    LIT(s, ",\"item\":");
+    responses_search_item(s, r, k, true);
+    resp_event_end(e);
 }
 
 static void responses_stream(const SimRequest *r, const SimUsage *u, SimResponse *resp)
@@ -828,8 +896,11 @@ static void responses_stream(const SimRequest *r, const SimUsage *u, SimResponse
     LIT(s, ",\"response\":");
     responses_object(s, r, u, false);
     resp_event_end(&e);
+    for (int64_t k = 0; k < searches(r); k++)
+        responses_search_events(&e, r, k);
     s = resp_event_begin(&e, "response.output_item.added");
-    LIT(s, ",\"output_index\":0,\"item\":");
+    output_index(s, searches(r));
+    LIT(s, ",\"item\":");
     responses_item(s, r, u, false);
     resp_event_end(&e);
 
@@ -874,7 +945,8 @@ static void responses_stream(const SimRequest *r, const SimUsage *u, SimResponse
         resp_event_end(&e);
     }
     s = resp_event_begin(&e, "response.output_item.done");
-    LIT(s, ",\"output_index\":0,\"item\":");
+    output_index(s, searches(r));
+    LIT(s, ",\"item\":");
     responses_item(s, r, u, true);
     resp_event_end(&e);
     s = resp_event_begin(&e, u->truncated ? "response.incomplete" : "response.completed");
@@ -948,9 +1020,24 @@ static int64_t anthropic_uncached(const SimUsage *u)
     return nonneg(u->input - u->cached - u->cw5m - u->cw1h);
 }
 
+/* The searches (final usage only) and the region, when asked for. */
+static void anthropic_usage_extras(GString *s, const SimRequest *r, bool final)
+{
+    if (final && searches(r) > 0) {
+        LIT(s, ",\"server_tool_use\":{\"web_search_requests\":");
+        append_i64(s, searches(r));
+        g_string_append_c(s, '}');
+    }
+    if (r->d.geo[0] != '\0') {
+        LIT(s, ",\"inference_geo\":");
+        append_cstr_json(s, r->d.geo);
+    }
+}
+
 /* `with_breakdown`: the message_start / non-stream form with cache_creation;
  * `output` is the output_tokens value to report. */
-static void anthropic_usage(GString *s, const SimUsage *u, int64_t output, bool final)
+static void anthropic_usage(GString *s, const SimRequest *r, const SimUsage *u, int64_t output,
+                            bool final)
 {
     LIT(s, "{\"input_tokens\":");
     append_i64(s, anthropic_uncached(u));
@@ -969,7 +1056,9 @@ static void anthropic_usage(GString *s, const SimUsage *u, int64_t output, bool 
         append_i64(s, u->reasoning);
         g_string_append_c(s, '}');
     }
-    LIT(s, ",\"service_tier\":\"standard\"}");
+    LIT(s, ",\"service_tier\":\"standard\"");
+    anthropic_usage_extras(s, r, final);
+    g_string_append_c(s, '}');
 }
 
 static void append_msg_id(GString *s, const SimRequest *r)
@@ -1006,7 +1095,7 @@ static void messages_json(const SimRequest *r, const SimUsage *u, SimResponse *r
     LIT(s, "],\"stop_reason\":\"");
     g_string_append(s, anthropic_stop(r, u));
     LIT(s, "\",\"stop_sequence\":null,\"usage\":");
-    anthropic_usage(s, u, u->words + u->reasoning, true);
+    anthropic_usage(s, r, u, u->words + u->reasoning, true);
     g_string_append_c(s, '}');
     end_segment(resp);
 }
@@ -1035,7 +1124,7 @@ static void messages_stream(const SimRequest *r, const SimUsage *u, SimResponse 
     LIT(s, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     append_model_json(s, r);
     LIT(s, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
-    anthropic_usage(s, u, 1, false);
+    anthropic_usage(s, r, u, 1, false);
     g_string_append_c(s, '}');
     anth_event_end(resp);
 
@@ -1108,6 +1197,7 @@ static void messages_stream(const SimRequest *r, const SimUsage *u, SimResponse 
     append_i64(s, u->cached);
     LIT(s, ",\"output_tokens\":");
     append_i64(s, u->words + u->reasoning);
+    anthropic_usage_extras(s, r, true);
     LIT(s, "}");
     anth_event_end(resp);
     anth_event(resp, "message_stop");
@@ -1137,6 +1227,19 @@ static void gemini_usage(GString *s, const SimUsage *u, int64_t candidates)
     LIT(s, "}]}");
 }
 
+/* Google Search grounding: the queries, on the last chunk. */
+static void gemini_grounding(GString *s, const SimRequest *r)
+{
+    LIT(s, ",\"groundingMetadata\":{\"webSearchQueries\":[");
+    for (int64_t k = 0; k < searches(r); k++) {
+        if (k > 0)
+            g_string_append_c(s, ',');
+        search_query(s, k);
+    }
+    LIT(s, "],\"groundingChunks\":[{\"web\":{\"uri\":\"https://example.com/\","
+           "\"title\":\"example.com\"}}]}");
+}
+
 /* One candidate chunk holding words [from, to); finish on the last. */
 static void gemini_chunk(GString *s, const SimRequest *r, const SimUsage *u, int64_t from,
                          int64_t to, bool last)
@@ -1160,6 +1263,8 @@ static void gemini_chunk(GString *s, const SimRequest *r, const SimUsage *u, int
             LIT(s, ",\"finishReason\":\"MAX_TOKENS\"");
         else
             LIT(s, ",\"finishReason\":\"STOP\"");
+        if (searches(r) > 0)
+            gemini_grounding(s, r);
     }
     LIT(s, ",\"index\":0}],");
     gemini_usage(s, u, to);

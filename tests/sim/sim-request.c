@@ -116,7 +116,7 @@ void sim_directives_init(SimDirectives *d)
     memset(d, 0, sizeof *d);
     d->in = d->out = d->cached = d->cache_write = d->cache_write_1h = d->reasoning = -1;
     d->ticks = d->words = d->delay_ms = d->chunk_delay_ms = d->status = -1;
-    d->retry_after = d->drop_after = d->keepalive = d->lead_ws = -1;
+    d->retry_after = d->drop_after = d->keepalive = d->lead_ws = d->searches = -1;
     d->flavor = -1;
 }
 
@@ -162,6 +162,7 @@ static void apply_one(SimDirectives *d, const char *k, size_t klen, const char *
         {"drop_after", &d->drop_after, SIM_MAX_WORDS},
         {"keepalive", &d->keepalive, 1000},
         {"lead_ws", &d->lead_ws, 1000},
+        {"searches", &d->searches, SIM_MAX_SEARCHES},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(ints); i++) {
         if (key_is(k, klen, ints[i].name)) {
@@ -186,6 +187,12 @@ static void apply_one(SimDirectives *d, const char *k, size_t klen, const char *
                                            vlen) {
             memcpy(d->served, v, vlen);
             d->served[vlen] = '\0';
+        }
+    } else if (key_is(k, klen, "geo")) {
+        if (vlen < sizeof d->geo &&
+            strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") >= vlen) {
+            memcpy(d->geo, v, vlen);
+            d->geo[vlen] = '\0';
         }
     } else if (key_is(k, klen, "cost")) {
         if (vlen > 0 && vlen < sizeof d->cost && strspn(v, "0123456789.eE+-") >= vlen &&

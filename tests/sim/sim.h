@@ -25,6 +25,8 @@
 #define SIM_MAX_DELAY_MS   600000     /* delay_ms=/chunk_delay_ms= clamp */
 #define SIM_MAX_INPUTS     2048       /* embeddings inputs */
 #define SIM_MAX_DIMENSIONS 4096       /* embeddings dimensions */
+#define SIM_MAX_SEARCHES   1000       /* searches= clamp */
+#define SIM_GEO_MAX        15         /* geo= longest value */
 #define SIM_CREATED        1760000000 /* fixed "created" timestamp: output is deterministic */
 
 /* Which API an endpoint speaks (the shape of request and response). */
@@ -75,11 +77,13 @@ typedef struct {
     int64_t in, out, cached, cache_write, cache_write_1h, reasoning, ticks;
     int64_t words, delay_ms, chunk_delay_ms, status, retry_after, drop_after;
     int64_t keepalive, lead_ws;
+    int64_t searches; /* web searches the answer reports, in each API's own way */
     bool gzip, tools, snapshot;
     int flavor; /* SimFlavor, or -1 */
     SimFault fault;
     char cost[24]; /* decimal literal copied verbatim; "" when not given */
     char served[SIM_MODEL_MAX + 1]; /* the model the answer names; "" = the request's */
+    char geo[SIM_GEO_MAX + 1];      /* Anthropic usage.inference_geo; "" = not reported */
 } SimDirectives;
 
 /* Everything the renderer needs to know about one provider request. */

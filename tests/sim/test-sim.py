@@ -841,6 +841,82 @@ class Gemini(unittest.TestCase):
         self.assertEqual(h["retry-after"], "3")
 
 
+class Charges(unittest.TestCase):
+    """searches= and geo=: what each API reports beyond its token counts."""
+
+    def test_responses_searches(self):
+        body = {"model": "gpt-5.4", "input": "hi [[sim searches=2 out=3]]"}
+        st, _, raw = request("/v1/responses", body)
+        out = json.loads(raw)["output"]
+        self.assertEqual([o["type"] for o in out], ["web_search_call"] * 2 + ["message"])
+        self.assertRegex(out[1]["id"], r"^ws_sim_[0-9]{6}_2$")
+        self.assertEqual(out[1]["action"]["query"], "sim query 2")
+        self.assertEqual(out[2]["content"][0]["text"], words(3))
+        st, _, raw = request("/v1/responses", dict(body, stream=True))
+        ev = sse(raw)
+        datas = [json.loads(d) for _, d in ev]
+        self.assertEqual([d["sequence_number"] for d in datas], list(range(len(datas))))
+        for (name, _), d in zip(ev, datas):
+            self.assertEqual(d["type"], name)
+        added = [d["item"]["type"] for d in datas if d["type"] == "response.output_item.added"]
+        done = [(d["output_index"], d["item"]["type"]) for d in datas
+                if d["type"] == "response.output_item.done"]
+        self.assertEqual(added, ["web_search_call", "web_search_call", "message"])
+        self.assertEqual(done, [(0, "web_search_call"), (1, "web_search_call"), (2, "message")])
+        self.assertEqual(sum(d["type"] == "response.web_search_call.completed" for d in datas), 2)
+        deltas = [d for d in datas if d["type"] == "response.output_text.delta"]
+        self.assertEqual({d["output_index"] for d in deltas}, {2})
+        self.assertEqual("".join(d["delta"] for d in deltas), words(3))
+        final = datas[-1]["response"]
+        self.assertEqual([o["type"] for o in final["output"]],
+                         ["web_search_call"] * 2 + ["message"])
+        self.assertEqual(final["usage"]["output_tokens"], 3)
+
+    def test_anthropic_searches_and_geo(self):
+        body = {"model": "claude-opus-4-7", "max_tokens": 100,
+                "messages": [{"role": "user", "content": "[[sim searches=3 geo=us out=2]]"}]}
+        st, _, raw = request("/v1/messages", body)
+        u = json.loads(raw)["usage"]
+        self.assertEqual(u["server_tool_use"], {"web_search_requests": 3})
+        self.assertEqual((u["service_tier"], u["inference_geo"]), ("standard", "us"))
+        st, _, raw = request("/v1/messages", dict(body, stream=True))
+        datas = [json.loads(d) for _, d in sse(raw)]
+        start = datas[0]["message"]["usage"]
+        self.assertNotIn("server_tool_use", start)
+        self.assertEqual(start["inference_geo"], "us")
+        delta = datas[-2]["usage"]
+        self.assertEqual(delta["server_tool_use"], {"web_search_requests": 3})
+        self.assertEqual(delta["output_tokens"], 2)
+        st, _, raw = request("/v1/messages", dict(body, messages=[
+            {"role": "user", "content": "[[sim geo=bad\"x]]"}]))
+        self.assertNotIn("inference_geo", json.loads(raw)["usage"])
+
+    def test_gemini_grounding(self):
+        path = "/v1beta/models/gemini-2.5-flash"
+        body = {"contents": [{"role": "user", "parts": [{"text": "[[sim searches=2 out=3]]"}]}]}
+        st, _, raw = request(path + ":generateContent", body)
+        g = json.loads(raw)["candidates"][0]["groundingMetadata"]
+        self.assertEqual(g["webSearchQueries"], ["sim query 1", "sim query 2"])
+        st, _, raw = request(path + ":streamGenerateContent?alt=sse", body)
+        chunks = [json.loads(d) for _, d in sse(raw)]
+        self.assertEqual(len(chunks), 3)
+        self.assertTrue(all("groundingMetadata" not in c["candidates"][0] for c in chunks[:-1]))
+        self.assertEqual(chunks[-1]["candidates"][0]["groundingMetadata"]["webSearchQueries"],
+                         ["sim query 1", "sim query 2"])
+
+    def test_none_by_default(self):
+        st, _, raw = request("/v1/responses", {"model": "gpt-5.4", "input": "hi"})
+        self.assertEqual([o["type"] for o in json.loads(raw)["output"]], ["message"])
+        st, _, raw = request("/v1/messages", {"model": "c", "max_tokens": 5, "messages": [
+            {"role": "user", "content": "hi"}]})
+        u = json.loads(raw)["usage"]
+        self.assertNotIn("server_tool_use", u)
+        self.assertNotIn("inference_geo", u)
+        st, _, raw = request("/v1beta/models/gemini-2.5-flash:generateContent",
+                             {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+        self.assertNotIn("groundingMetadata", json.loads(raw)["candidates"][0])
+
+
 class Faults(unittest.TestCase):
     def test_503_and_429(self):
         st, h, raw = request("/v1/chat/completions", chat_body(prompt="[[sim fault=503]]"))
