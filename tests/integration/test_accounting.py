@@ -215,6 +215,117 @@ class AccountingTest(lwtest.CollectorTestCase):
                          usd(1000 * 2 * M + 100 * 8 * M))
 
 
+# Charges beyond the tokens, reported by the simulated provider (searches=,
+# geo=) or asked for by the request: (name, provider, path, body, x-sim,
+# cost in pico-USD from the table alone, the row's warning).
+RESPONSES_STREAM = {"model": "gpt-5.4", "input": "hi", "stream": True}
+GEMINI_SSE = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+CHARGE_CASES = [
+    ("responses stream, built-in web searches", "openai", "/v1/responses", RESPONSES_STREAM,
+     "in=1000;out=10;searches=2",
+     # gpt-5.4: 2.50 in, 15.00 out; the searches are billed per call on top
+     1000 * 2_500_000 + 10 * 15 * M,
+     "built-in tool calls not included in the cost (charged per call or session): "
+     "2 web_search_call"),
+    ("responses json, a built-in web search", "openai", "/v1/responses",
+     {"model": "gpt-5.4", "input": "hi"}, "in=1000;out=10;searches=1",
+     1000 * 2_500_000 + 10 * 15 * M,
+     "built-in tool calls not included in the cost (charged per call or session): "
+     "1 web_search_call"),
+    ("gemini stream, Google Search grounding", "gemini", GEMINI_SSE, GEMINI_BODY,
+     "in=100;out=3;searches=2",
+     # gemini-2.5-flash: 0.30 in, 2.50 out; grounding is billed per query on top
+     100 * 300_000 + 3 * 2_500_000,
+     "2 Google Search grounding queries not included in the cost (charged per query)"),
+    ("anthropic stream, US-only inference", "anthropic", "/v1/messages",
+     {"model": "claude-opus-4-7", "max_tokens": 100, "stream": True,
+      "messages": [{"role": "user", "content": "hi"}]}, "in=100;out=3;geo=us",
+     # claude-opus-4-7: 5.00 in, 25.00 out, at global rates
+     100 * 5 * M + 3 * 25 * M,
+     "inference_geo 'us' priced at global rates (regional inference costs more on some "
+     "models)"),
+    ("anthropic json, fast mode", "anthropic", "/v1/messages",
+     {"model": "claude-opus-4-7", "max_tokens": 100, "speed": "fast",
+      "messages": [{"role": "user", "content": "hi"}]}, "in=100;out=3",
+     100 * 5 * M + 3 * 25 * M,
+     "speed 'fast' priced at standard rates (the provider charges more: up to 6x on some "
+     "models)"),
+    ("chat json, web_search_options", "openai", "/v1/chat/completions",
+     chat("gpt-4o-mini", web_search_options={}), "in=100;out=10",
+     100 * 150_000 + 10 * 600_000,
+     "a web search (web_search_options or a search-preview model) not included in the cost "
+     "(charged per call)"),
+    # ... and nothing is named where there is nothing to name
+    ("responses stream, no built-in tool", "openai", "/v1/responses", RESPONSES_STREAM,
+     "in=1000;out=10", 1000 * 2_500_000 + 10 * 15 * M, None),
+    ("gemini stream, not grounded", "gemini", GEMINI_SSE, GEMINI_BODY, "in=100;out=3",
+     100 * 300_000 + 3 * 2_500_000, None),
+    ("anthropic json, global inference at standard speed", "anthropic", "/v1/messages",
+     {"model": "claude-opus-4-7", "max_tokens": 100, "speed": "standard",
+      "messages": [{"role": "user", "content": "hi"}]}, "in=100;out=3;geo=global",
+     100 * 5 * M + 3 * 25 * M, None),
+]
+
+
+class UnpricedChargesThroughSimTest(lwtest.CollectorTestCase):
+    """Charges the price table cannot express, end to end: the simulated
+    provider reports them (or the request asks for them), the cost stays the
+    table's, and the row names them."""
+
+    providers = ("openai", "anthropic", "gemini", "perplexity")
+
+    def last_row(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = json.loads(out.stdout)
+        return rows[0] if rows else None
+
+    def test_charges_are_named(self):
+        for name, provider, path, body, sim, pusd, warning in CHARGE_CASES:
+            with self.subTest(name):
+                status, _, _ = self.post(provider, path, body, {"x-sim": sim, "x-api-key": "k"})
+                self.assertEqual(status, 200)
+                row = self.last_row()
+                self.assertFalse(row["partial"])
+                self.assertEqual(row["cost_source"], "price")
+                self.assertEqual(D(str(row["cost_usd"])), usd(pusd))
+                self.assertEqual(row["warning"], warning)
+
+    def drop(self, provider, path, body, sim):
+        conn = self.via(provider)
+        conn.request("POST", path, body=json.dumps(body),
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": sim})
+        try:
+            conn.getresponse().read()
+        except Exception:
+            pass
+        conn.close()
+        return lwtest.wait_for(self.last_row, what="ledger row")
+
+    def test_searches_of_a_cut_responses_stream_are_named(self):
+        # created, in_progress, then five events per search: the stream is
+        # cut right after the second search's output_item.done
+        row = self.drop("openai", "/v1/responses", RESPONSES_STREAM,
+                        "in=1000;out=10;searches=2;fault=drop;drop_after=12")
+        self.assertTrue(row["partial"])
+        self.assertIn("built-in tool calls not included in the cost (charged per call or "
+                      "session): 2 web_search_call", row["warning"] or "")
+
+    def test_perplexity_fee_is_named_when_perplexity_reports_no_cost(self):
+        # a complete answer carries Perplexity's own cost, fee included (the
+        # golden cases); a cut one is priced from the table, without the fee
+        row = self.drop("perplexity", "/chat/completions", chat("sonar", stream=True),
+                        "in=9;out=20;fault=drop;drop_after=3")
+        self.assertTrue(row["partial"])
+        self.assertEqual(row["cost_source"], "price")
+        self.assertIn("Perplexity's per-request fee not included in the cost",
+                      row["warning"] or "")
+
+
 class SpoolTest(lwtest.CollectorTestCase):
     """A request row reaches SQLite through the ledger's spool: llmctl
     waits for a running collector to apply it, and applies a killed
