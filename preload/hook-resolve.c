@@ -14,6 +14,18 @@
 
 /* ---- getaddrinfo ---- */
 
+/* The real getaddrinfo's answer for the slot's literal in `family`. */
+static int real_literal(unsigned slot, int family, const char *service, const struct addrinfo *h,
+                        struct addrinfo **res)
+{
+    char literal[INET6_ADDRSTRLEN];
+    if (!lw_shim_slot_literal(&lw_cfg.net, slot, family, literal, sizeof literal))
+        return EAI_FAMILY;
+    struct addrinfo fh = *h;
+    fh.ai_family = family;
+    return LW_REAL(getaddrinfo)(literal, service, &fh, res);
+}
+
 static int answer_getaddrinfo(unsigned slot, const char *service, const struct addrinfo *hints,
                               struct addrinfo **res)
 {
@@ -24,25 +36,33 @@ static int answer_getaddrinfo(unsigned slot, const char *service, const struct a
     /* The caller asked libc not to resolve names: a host name fails. */
     if (flags & AI_NUMERICHOST)
         return EAI_NONAME;
-    /* Only IPv4 for AF_UNSPEC, so Happy Eyeballs never tries an IPv6 path;
-     * an IPv6-only query gets the v4-mapped form. */
-    if (family == AF_UNSPEC)
-        family = AF_INET;
-    char literal[INET6_ADDRSTRLEN];
-    if (!lw_shim_slot_literal(&lw_cfg.net, slot, family, literal, sizeof literal))
-        return EAI_FAMILY;
 
     /* AI_ADDRCONFIG could filter a loopback answer out in a namespace
      * without other addresses; AI_CANONNAME would name the literal. */
     struct addrinfo h = {
         .ai_flags = (flags & (AI_NUMERICSERV | AI_PASSIVE)) | AI_NUMERICHOST,
-        .ai_family = family,
         .ai_socktype = hints != NULL ? hints->ai_socktype : 0,
         .ai_protocol = hints != NULL ? hints->ai_protocol : 0,
     };
-    int rc = LW_REAL(getaddrinfo)(literal, service, &h, res);
-    if (rc != 0 || !(flags & AI_CANONNAME))
+    /* An IPv6-only query gets the v4-mapped form, which a dual-stack
+     * socket connects to the IPv4 listener. AF_UNSPEC gets both, IPv4
+     * first, as for a provider host with A and AAAA records: Happy
+     * Eyeballs clients connect over IPv4 at once, and clients that keep
+     * only the IPv6 answers (curl -6) still find one. */
+    int rc = real_literal(slot, family == AF_UNSPEC ? AF_INET : family, service, &h, res);
+    if (rc != 0)
         return rc;
+    struct addrinfo *v6 = NULL;
+    if (family == AF_UNSPEC && real_literal(slot, AF_INET6, service, &h, &v6) == 0) {
+        /* glibc's freeaddrinfo frees entry by entry, so one list can
+         * hold the entries of two answers. */
+        struct addrinfo *last = *res;
+        while (last->ai_next != NULL)
+            last = last->ai_next;
+        last->ai_next = v6;
+    }
+    if (!(flags & AI_CANONNAME))
+        return 0;
 
     /* glibc's freeaddrinfo frees ai_canonname separately, so the canonical
      * name can be swapped for the provider host. */

@@ -160,6 +160,8 @@ static int cmd_resolve(void)
     gai("gai_inet6", "api.openai.com", "8443", &h);
     h.ai_flags = AI_V4MAPPED;
     gai("gai_inet6_v4mapped", "api.openai.com", "8443", &h);
+    h.ai_flags = AI_V4MAPPED | AI_ALL;
+    gai("gai_inet6_all", "api.openai.com", "8443", &h);
     gai("gai_null_hints", "api.openai.com", NULL, NULL);
     struct addrinfo canon = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_CANONNAME};
@@ -430,7 +432,8 @@ static void *lookup_loop(void *p)
             inet_ntop(AF_INET, he->h_addr_list[0], addr, sizeof addr);
         if (he == NULL || strcmp(addr, a->expect) != 0 || strcmp(he->h_name, a->host) != 0)
             a->mismatches++;
-        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+        /* AF_UNSPEC: the answer joins two lists, freed as one. */
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
         if (getaddrinfo(a->host, "443", &hints, &res) != 0) {
             a->mismatches++;

@@ -147,15 +147,23 @@ class TestResolve(ShimCase):
     def test_resolution_family(self):
         r, _ = self.probe("resolve")
         a1 = synth(1)
-        self.assertEqual(r["gai_unspec"], "0;inet/%s/8443/stream" % a1)
+        # AF_UNSPEC: IPv4 first, then the v4-mapped IPv6 form
+        self.assertEqual(r["gai_unspec"],
+                         "0;inet/%s/8443/stream,inet6/::ffff:%s/8443/stream" % (a1, a1))
         self.assertEqual(r["gai_inet"], "0;inet/%s/8443/stream" % a1)
         self.assertEqual(r["gai_inet6"], "0;inet6/::ffff:%s/8443/stream" % a1)
         self.assertEqual(r["gai_inet6_v4mapped"], "0;inet6/::ffff:%s/8443/stream" % a1)
-        # NULL hints: AF_UNSPEC, every socket type, IPv4 only
+        self.assertEqual(r["gai_inet6_all"], "0;inet6/::ffff:%s/8443/stream" % a1)
+        # NULL hints: AF_UNSPEC, every socket type, for each family
         self.assertEqual(r["gai_null_hints"],
-                         "0;inet/%s/0/stream,inet/%s/0/dgram,inet/%s/0/raw" % (a1, a1, a1))
-        self.assertEqual(r["gai_canon"], "0;inet/%s/443/stream;canon=api.openai.com" % a1)
-        self.assertEqual(r["gai_addrconfig"], "0;inet/%s/443/stream" % a1)
+                         "0;inet/{0}/0/stream,inet/{0}/0/dgram,inet/{0}/0/raw,"
+                         "inet6/::ffff:{0}/0/stream,inet6/::ffff:{0}/0/dgram,inet6/::ffff:{0}/0/raw"
+                         .format(a1))
+        self.assertEqual(r["gai_canon"],
+                         "0;inet/%s/443/stream,inet6/::ffff:%s/443/stream;canon=api.openai.com"
+                         % (a1, a1))
+        self.assertEqual(r["gai_addrconfig"],
+                         "0;inet/%s/443/stream,inet6/::ffff:%s/443/stream" % (a1, a1))
         self.assertEqual(r["gai_numerichost"], "EAI_NONAME")
         self.assertEqual(r["gai_numericserv_bad"], "EAI_NONAME")
         self.assertEqual(r["gai_dgram"], "0;inet/%s/443/dgram" % a1)
@@ -198,6 +206,20 @@ class TestResolve(ShimCase):
         self.assertEqual(p.stdout.split(), [synth(1), synth(7)])
 
 
+IPV6_ONLY_CLIENT = """
+import socket, sys
+# What curl -6 does: ask for any family, keep the IPv6 answers.
+addrs = [a for a in socket.getaddrinfo("api.openai.com", 443, type=socket.SOCK_STREAM)
+         if a[0] == socket.AF_INET6]
+print("addrs=" + ",".join(a[4][0] for a in addrs))
+with socket.socket(socket.AF_INET6) as s:
+    s.settimeout(10)
+    s.connect(addrs[0][4])
+    print("peer=%s:%d" % s.getpeername()[:2])
+    s.sendall(b"ipv6-only\\n")
+"""
+
+
 class TestConnect(ShimCase):
     def check_redirected(self, r, family="inet"):
         if r["errno"] != "EINPROGRESS":
@@ -231,6 +253,35 @@ class TestConnect(ShimCase):
         r, _ = self.probe("connect", "api.openai.com", "443", "v6", "send")
         self.assertEqual(r["target"], "::ffff:%s:443" % synth(1))
         self.check_redirected(r, "inet6")
+
+    def test_ipv6_only_client(self):
+        """A client that resolves AF_UNSPEC and keeps only IPv6 addresses
+        finds the v4-mapped one and reaches the collector with it."""
+        p = self.run_prog([PYTHON, "-c", IPV6_ONLY_CLIENT], self.env())
+        r = parse(p.stdout)
+        self.assertEqual(r["addrs"], "::ffff:%s" % synth(1))
+        self.assertEqual(r["peer"], "::ffff:%s:%d" % (synth(1), self.port))
+        local, _, line = self.accept_line()
+        self.assertEqual(local, (synth(1), self.port))
+        self.assertEqual(line, "ipv6-only")
+
+    def test_curl_ipv6_only(self):
+        if not shutil.which("curl"):
+            self.skipTest("curl not found")
+        if ASAN_RUNTIME:
+            self.skipTest("curl does not run with the sanitizer runtime preloaded")
+        # curl -6 asks getaddrinfo for AF_UNSPEC and drops the IPv4 answers.
+        curl = subprocess.Popen(["curl", "-6", "-sS", "--max-time", "10", "--noproxy", "*",
+                                 "http://api.openai.com/"], env=self.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(curl.kill)
+        try:
+            local, _, line = self.accept_line()
+        finally:
+            _, err = curl.communicate(timeout=TIMEOUT)
+        self.assertEqual(local, (synth(1), self.port), err)
+        self.assertEqual(line.splitlines()[0], "GET / HTTP/1.1")
+        self.assertEqual(curl.returncode, 52, err)  # CURLE_GOT_NOTHING: we answered nothing
 
     def test_nonblocking_epoll(self):
         r, _ = self.probe("connect", "api.openai.com", "443", "nonblock", "send")
