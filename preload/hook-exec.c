@@ -1,6 +1,11 @@
-/* hook-exec.c - the exec family and posix_spawn{,p}: keep llmwrap's
- * variables in the environment of programs started with a clean or custom
- * one (Python's subprocess env={}, env -i, Node's spawn({env})).
+/* hook-exec.c - every exec function glibc exports, and posix_spawn{,p}:
+ * keep llmwrap's variables in the environment of programs started with a
+ * clean or custom one (Python's subprocess env={}, env -i, Node's
+ * spawn({env})). Each is hooked on its own, because glibc's execl, execvp,
+ * fexecve, ... reach the kernel through its internal execve or a system
+ * call, never through the exported execve. system() and popen() spawn
+ * through glibc's internal posix_spawn and syscall(SYS_execve) through
+ * nothing, so those stay out of reach (README's known limits).
  *
  * These hooks may run in a vfork child that shares the parent's memory
  * (Python's _posixsubprocess, glibc's posix_spawn): no allocation, no locks,
@@ -10,6 +15,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
@@ -47,6 +53,31 @@ static int do_execve(void *p, char *const envp[])
     return lw_real.execve(c->path, c->argv, envp);
 }
 
+typedef struct {
+    int dirfd;
+    const char *path;
+    char *const *argv;
+    int flags;
+} ExecAtCtx;
+
+/* Both fall back to the system call glibc makes when the constructor has
+ * not run (or libc lacks the function): no dlsym in a vfork child. */
+static int do_execveat(void *p, char *const envp[])
+{
+    const ExecAtCtx *c = p;
+    if (lw_real.execveat == NULL)
+        return (int)syscall(SYS_execveat, c->dirfd, c->path, c->argv, envp, c->flags);
+    return lw_real.execveat(c->dirfd, c->path, c->argv, envp, c->flags);
+}
+
+static int do_fexecve(void *p, char *const envp[])
+{
+    const ExecAtCtx *c = p;
+    if (lw_real.fexecve == NULL)
+        return (int)syscall(SYS_execveat, c->dirfd, "", c->argv, envp, AT_EMPTY_PATH);
+    return lw_real.fexecve(c->dirfd, c->argv, envp);
+}
+
 static int do_execvpe(void *p, char *const envp[])
 {
     const ExecCtx *c = p;
@@ -68,6 +99,23 @@ LW_EXPORT int execv(const char *path, char *const argv[])
 {
     ExecCtx c = {path, argv};
     return with_env(environ, do_execve, &c);
+}
+
+LW_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    ExecAtCtx c = {fd, "", argv, AT_EMPTY_PATH};
+    /* glibc refuses a NULL environment (EINVAL) rather than run the
+     * program with an empty one: keep that. */
+    if (envp == NULL)
+        return do_fexecve(&c, envp);
+    return with_env(envp, do_fexecve, &c);
+}
+
+LW_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                       int flags)
+{
+    ExecAtCtx c = {dirfd, path, argv, flags};
+    return with_env(envp, do_execveat, &c);
 }
 
 LW_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])

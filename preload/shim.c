@@ -72,6 +72,8 @@ static void resolve_real(void)
     RESOLVE(gethostbyaddr_r);
     RESOLVE(getnameinfo);
     RESOLVE(execve);
+    RESOLVE(fexecve);
+    RESOLVE(execveat);
     RESOLVE(execvpe);
     RESOLVE(posix_spawn);
     RESOLVE(posix_spawnp);

@@ -7,6 +7,7 @@
  *   preload-probe fork-connect HOST PORT
  *   preload-probe fastopen HOST PORT [sendmsg]
  *   preload-probe exec MODE [connect]   (MODE: execve-empty, execve-custom,
+ *       fexecve-empty, fexecve-custom, execveat-empty, execveat-custom,
  *       execv, execvp, execvpe, execl, execlp, execle, posix_spawn,
  *       posix_spawnp); the child runs "report"
  *   preload-probe report [connect]
@@ -490,6 +491,17 @@ static int cmd_exec(int argc, char **argv, const char *self)
         execve(self, child_argv, empty);
     } else if (strcmp(mode, "execve-custom") == 0) {
         execve(self, child_argv, custom);
+    } else if (strncmp(mode, "fexecve-", 8) == 0) {
+        int fd = open(self, O_RDONLY | O_CLOEXEC);
+        fexecve(fd, child_argv, strcmp(mode + 8, "empty") == 0 ? empty : custom);
+    } else if (strncmp(mode, "execveat-", 9) == 0) {
+        /* A directory descriptor and a name relative to it. */
+        const char *slash = strrchr(self, '/');
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - self), self);
+        int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        execveat(dirfd, slash + 1, child_argv, strcmp(mode + 9, "empty") == 0 ? empty : custom,
+                 0);
     } else if (strcmp(mode, "execv") == 0) {
         clearenv();
         execv(self, child_argv);

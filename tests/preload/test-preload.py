@@ -585,7 +585,8 @@ class TestExec(ShimCase):
         self.assertEqual(line, "probe %s" % r["report_pid"])
 
     def test_empty_environment(self):
-        for mode in ("execve-empty", "execv", "execvp", "execl", "execlp", "posix_spawnp"):
+        for mode in ("execve-empty", "fexecve-empty", "execveat-empty", "execv", "execvp",
+                     "execl", "execlp", "posix_spawnp"):
             with self.subTest(mode=mode):
                 r, _ = self.exec_report(mode)
                 self.check_intercepted(r)
@@ -594,7 +595,8 @@ class TestExec(ShimCase):
 
     def test_custom_environment(self):
         # The program's own values win; LD_PRELOAD keeps the user's entry.
-        for mode in ("execve-custom", "execvpe", "execle", "posix_spawn"):
+        for mode in ("execve-custom", "fexecve-custom", "execveat-custom", "execvpe", "execle",
+                     "posix_spawn"):
             with self.subTest(mode=mode):
                 r, p = self.exec_report(mode)
                 self.check_intercepted(r, ":/nonexistent/other.so")
@@ -630,7 +632,7 @@ class TestExports(unittest.TestCase):
         "connect", "sendto", "sendmsg",
         "getaddrinfo", "gethostbyname", "gethostbyname2", "gethostbyname_r",
         "gethostbyname2_r", "gethostbyaddr", "gethostbyaddr_r", "getnameinfo",
-        "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle",
+        "execve", "fexecve", "execveat", "execv", "execvp", "execvpe", "execl", "execlp", "execle",
         "posix_spawn", "posix_spawnp",
         "SSL_new",
     }
