@@ -3,21 +3,54 @@
 
 #include "ipc-runs.h"
 
+#include <yajl/yajl_tree.h>
+
 #include "json.h"
 #include "ledger-runs.h"
 #include "ledger-spool.h"
 
-static char *tags_to_json(Lw__Tag **tags, size_t n)
+static gboolean has_tag(Lw__Tag **tags, size_t n, const char *key)
 {
-    if (n == 0)
-        return NULL;
-    GString *s = g_string_new("{");
     for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            g_string_append_c(s, ',');
-        lw_json_append_string(s, tags[i]->key != NULL ? tags[i]->key : "", -1);
-        g_string_append_c(s, ':');
-        lw_json_append_string(s, tags[i]->value != NULL ? tags[i]->value : "", -1);
+        if (g_strcmp0(tags[i]->key != NULL ? tags[i]->key : "", key) == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void append_tag(GString *s, const char *key, const char *value)
+{
+    g_string_append_c(s, s->len == 0 ? '{' : ',');
+    lw_json_append_string(s, key, -1);
+    g_string_append_c(s, ':');
+    lw_json_append_string(s, value, -1);
+}
+
+/* The run's tags as a JSON object: those of its parent (`parent_json`, the
+ * parent's own merged tags, or NULL), then its own, whose values win. A
+ * run started inside another inherits the outer run's tags, so its
+ * requests count for the outer run's tag budgets and `usage --by tag`: a
+ * tagged harness (`llmwrap --tag team=a -- make test`) whose steps run
+ * llmwrap themselves is still team a's spend. NULL when there are none. */
+static char *run_tags_json(const char *parent_json, Lw__Tag **tags, size_t n)
+{
+    GString *s = g_string_new(NULL);
+    yajl_val parent = parent_json != NULL ? yajl_tree_parse(parent_json, NULL, 0) : NULL;
+    if (YAJL_IS_OBJECT(parent)) {
+        for (size_t i = 0; i < parent->u.object.len; i++) {
+            const char *key = parent->u.object.keys[i];
+            const char *value = YAJL_GET_STRING(parent->u.object.values[i]);
+            if (value != NULL && !has_tag(tags, n, key))
+                append_tag(s, key, value);
+        }
+    }
+    yajl_tree_free(parent);
+    for (size_t i = 0; i < n; i++)
+        append_tag(s, tags[i]->key != NULL ? tags[i]->key : "",
+                   tags[i]->value != NULL ? tags[i]->value : "");
+    if (s->len == 0) {
+        g_string_free(s, TRUE);
+        return NULL;
     }
     g_string_append_c(s, '}');
     return g_string_free(s, FALSE);
@@ -28,12 +61,12 @@ static void handle_open(LwServer *server, const Lw__Request *req, Lw__Response *
 {
     LwRuns *runs = data;
     const Lw__OpenRunRequest *o = req->open_run;
-    g_autofree char *tags = tags_to_json(o->tags, o->n_tags);
     g_autofree char **argv = g_new0(char *, o->n_argv + 1);
     for (size_t i = 0; i < o->n_argv; i++)
         argv[i] = o->argv[i];
     guint64 parent = o->has_parent_run_id ? o->parent_run_id : 0;
-    if (parent != 0 && lw_runs_get(runs, parent) == NULL) {
+    const LwRun *parent_run = parent != 0 ? lw_runs_get(runs, parent) : NULL;
+    if (parent != 0 && parent_run == NULL) {
         /* Only a run that exists can be a parent: run ids only grow, so a
          * parent is then older than its child and runs cannot form a loop
          * (which a run-tree query would follow for ever). An outer llmwrap
@@ -43,6 +76,8 @@ static void handle_open(LwServer *server, const Lw__Request *req, Lw__Response *
                   parent);
         parent = 0;
     }
+    g_autofree char *tags =
+        run_tags_json(parent_run != NULL ? parent_run->tags_json : NULL, o->tags, o->n_tags);
     LwLedgerRun run = {
         .parent_id = parent,
         .started_ms = g_get_real_time() / 1000,

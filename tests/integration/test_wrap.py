@@ -1105,6 +1105,33 @@ class TestNesting(WrapCase):
         self.assertEqual(inner["requests"], 1)
         self.assertEqual(outer["requests"], 1)
 
+    def test_a_nested_run_inherits_the_outer_runs_tags(self):
+        # A tagged harness whose steps run llmwrap themselves: the steps'
+        # requests are still the tag's, for its budgets and for usage.
+        llmctl = lwtest.binary("LLMCTL")
+        subprocess.run([llmctl, "budget", "set", "team-a", "--limit", "0.000001", "--per", "day",
+                        "--scope", "tag:team=a"], env=self.env(), check=True,
+                       capture_output=True, timeout=RUN_TIMEOUT)
+        chat = os.path.join(self.workdir, "chat.py")
+        p = self.wrap("--tag", "team=a", "--tag", "env=ci", "--", "sh", "-c",
+                      '"$0" --quiet --tag env=dev -- "$1" "$2" gpt-4o-mini; echo "inner=$?"',
+                      self.llmwrap, PYTHON, chat)
+        self.assertIn(b"inner=1", p.stdout, p.stderr)  # refused by the outer run's tag budget
+        self.assertIn(b'"status": 429', p.stdout)
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        runs = db.execute("SELECT id, parent_id, tags FROM runs ORDER BY id").fetchall()
+        self.assertEqual(len(runs), 2)
+        outer, inner = runs
+        self.assertEqual(json.loads(outer[2]), {"team": "a", "env": "ci"})
+        self.assertEqual(inner[1], outer[0])
+        # The inner run's own value wins over the inherited one.
+        self.assertEqual(json.loads(inner[2]), {"team": "a", "env": "dev"})
+        rows = db.execute("SELECT run_id, refused_by, tags FROM requests").fetchall()
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0][:2], (inner[0], "budget team-a"))
+        self.assertEqual(json.loads(rows[0][2]), {"team": "a", "env": "dev"})
+
 
 class TestSummary(WrapCase):
     # Prices for made-up models, so the expected cost comes from this file.
