@@ -31,6 +31,11 @@ int lw_cmd_kill(LwCtl *ctl, int argc, char **argv)
 
     g_autoptr(GError) error = NULL;
     g_autoptr(LwIpcClient) client = lw_ipc_client_connect(ctl->paths->ipc_socket, &error);
+    /* Only "nothing listens" means not running (status 3, which scripts
+     * read as "nothing to kill"); a socket this user may not use is an
+     * error, as llmctl status says. */
+    if (client == NULL && !g_error_matches(error, LW_IPC_ERROR, LW_IPC_ERROR_UNREACHABLE))
+        return lw_ctl_error(NAME, "%s", error->message);
     if (client == NULL) {
         fflush(stdout);
         fprintf(stderr,

@@ -34,6 +34,8 @@ typedef struct {
     LwOutputTable *table;
     gint64 unpriced;
     GHashTable *unpriced_models; /* char* set */
+    gint64 shown;  /* rows to show; one more is read to know whether there are more */
+    gboolean more; /* there were */
 } Listing;
 
 static const char *model_of(const LwLedgerRequest *r)
@@ -195,6 +197,10 @@ static void add_table_row(Listing *l, const LwRequestRecord *rec)
 static gboolean on_request(const LwRequestRecord *rec, gpointer data)
 {
     Listing *l = data;
+    if (l->shown >= 0 && (gint64)l->rows == l->shown) {
+        l->more = TRUE;
+        return FALSE;
+    }
     switch (l->format) {
     case LW_OUTPUT_JSON:
         g_string_append(l->out, l->rows == 0 ? "[\n " : ",\n ");
@@ -319,6 +325,10 @@ int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
         return lw_ctl_usage_error(NAME, "bad --limit '%" G_GINT64_FORMAT "': must be 0 or more",
                                   limit);
     f.limit = limit >= 0 ? limit : format == LW_OUTPUT_TABLE ? DEFAULT_TABLE_LIMIT : -1;
+    gint64 shown = f.limit;
+    /* The default limit reads one row more, to say whether it hid any. */
+    if (limit == G_MININT64 && f.limit >= 0)
+        f.limit++;
 
     g_autoptr(GError) error = NULL;
     g_autoptr(LwLedger) ledger = lw_ctl_open_ledger(ctl, TRUE, &error);
@@ -327,7 +337,7 @@ int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
 
     g_autoptr(GString) out = g_string_new(NULL);
     g_autoptr(GHashTable) models = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    Listing l = {.format = format, .out = out, .unpriced_models = models};
+    Listing l = {.format = format, .out = out, .unpriced_models = models, .shown = shown};
     if (format == LW_OUTPUT_CSV)
         lw_output_csv_row(out, G_N_ELEMENTS(csv_header), csv_header);
     if (format == LW_OUTPUT_TABLE) {
@@ -352,8 +362,8 @@ int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
             printf("No requests match.\n");
         } else {
             lw_output_table_print(l.table, stdout);
-            if (limit == G_MININT64 && (gint64)l.rows == f.limit)
-                printf("\n(the newest %" G_GINT64_FORMAT "; --limit N shows more)\n", f.limit);
+            if (l.more)
+                printf("\n(the newest %" G_GINT64_FORMAT "; --limit N shows more)\n", shown);
             g_autoptr(GPtrArray) names = g_ptr_array_new();
             GHashTableIter it;
             gpointer key;

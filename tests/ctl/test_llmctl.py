@@ -232,6 +232,16 @@ class EmptyLedger(unittest.TestCase):
         # Reading never creates the ledger.
         self.assertFalse(os.path.exists(os.path.join(home.dir, "ledger.db")))
 
+    def test_default_limit_says_only_when_rows_were_left_out(self):
+        row = {"provider": "openai", "endpoint": "chat", "model_requested": "gpt-4o",
+               "status": 200, "input_tokens": 1, "output_tokens": 1, "latency_ms": 5}
+        for n, note in ((50, False), (51, True)):
+            home = Home(requests=[dict(row, time_ms=NOW_MS - i * MIN) for i in range(n)])
+            self.addCleanup(home.cleanup)
+            out, _, _ = home.run("requests")
+            self.assertEqual(out.count(" openai "), 50, n)
+            self.assertEqual("(the newest 50; --limit N shows more)" in out, note, n)
+
     def test_empty_ledger(self):
         home = Home(requests=[])
         self.addCleanup(home.cleanup)
@@ -752,6 +762,10 @@ class Collector(unittest.TestCase):
             pass
         _, err, _ = self.home.run("status", expect=1)
         self.assertIn("cannot reach the collector", err)
+        # Nor for kill, whose status 3 tells a script there is nothing to kill.
+        _, err, _ = self.home.run("kill", "1", expect=1)
+        self.assertIn("cannot reach the collector", err)
+        self.assertNotIn("not running", err)
 
     def test_status_running(self):
         fake = FakeCollector(self.socket)
