@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <gio/gio.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,9 @@
 #include "llmwrap.pb-c.h"
 
 
+/* An entry waits for its connection's first byte, which comes within
+ * header_timeout of the accept (the connection is closed otherwise); this
+ * much more covers a late accept. */
 #define EXPIRY_MS 60000
 #define SWEEP_MS 10000
 #define MAX_ENTRIES 65536
@@ -24,9 +28,12 @@
 #define PENDING_MS 2000
 
 typedef struct {
+    LwAttribKey key; /* the hash table's key points here */
     LwAttribution a;
     guint64 received_ms;
 } Entry;
+
+G_STATIC_ASSERT(sizeof(LwAttribKey) == 36);
 
 typedef struct {
     int fd;
@@ -37,26 +44,98 @@ struct _LwAttrib {
     LwServer *server;
     int fd; /* listening */
     char *path;
-    GHashTable *by_port; /* port -> Entry* */
+    GHashTable *by_conn; /* LwAttribKey* -> Entry* */
     GArray *pending;     /* Pending: accepted, message not read yet */
     LwTimer sweep;
     LwAcceptPause pause;
 };
 
-gboolean lw_attrib_decode(const guint8 *buf, size_t len, LwAttribution *ret, guint16 *ret_port)
+static guint key_hash(gconstpointer p)
+{
+    const guint8 *b = p;
+    guint32 h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < sizeof(LwAttribKey); i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, sizeof(LwAttribKey)) == 0;
+}
+
+/* An address of 4 (IPv4) or 16 (IPv6) bytes in the key's IPv6 form. */
+static gboolean set_addr(guint8 out[16], const guint8 *addr, size_t len)
+{
+    if (len == 16) {
+        memcpy(out, addr, 16);
+        return TRUE;
+    }
+    if (len != 4)
+        return FALSE;
+    static const guint8 v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memcpy(out, v4mapped, sizeof v4mapped);
+    memcpy(out + 12, addr, 4);
+    return TRUE;
+}
+
+static gboolean set_end(const struct sockaddr_storage *ss, guint8 addr[16], guint16 *ret_port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        *ret_port = ntohs(sin->sin_port);
+        return set_addr(addr, (const guint8 *)&sin->sin_addr, 4);
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        *ret_port = ntohs(sin6->sin6_port);
+        return set_addr(addr, sin6->sin6_addr.s6_addr, 16);
+    }
+    return FALSE;
+}
+
+gboolean lw_attrib_key_from_socket(int fd, LwAttribKey *ret)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof peer, llen = sizeof local;
+    LwAttribKey k;
+    memset(&k, 0, sizeof k);
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 ||
+        getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
+        !set_end(&peer, k.client_addr, &k.client_port) ||
+        !set_end(&local, k.server_addr, &k.server_port))
+        return FALSE;
+    *ret = k;
+    return TRUE;
+}
+
+static gboolean is_port(gboolean has, guint32 port)
+{
+    return has && port > 0 && port <= 65535;
+}
+
+gboolean lw_attrib_decode(const guint8 *buf, size_t len, LwAttribution *ret, LwAttribKey *ret_key)
 {
     Lw__Attribution *m = lw__attribution__unpack(NULL, len, buf);
     if (m == NULL)
         return FALSE;
-    gboolean ok = m->has_local_port && m->local_port > 0 && m->local_port <= 65535;
+    LwAttribKey k;
+    memset(&k, 0, sizeof k);
+    gboolean ok = is_port(m->has_local_port, m->local_port) &&
+                  is_port(m->has_remote_port, m->remote_port) && m->has_local_addr &&
+                  m->has_remote_addr &&
+                  set_addr(k.client_addr, m->local_addr.data, m->local_addr.len) &&
+                  set_addr(k.server_addr, m->remote_addr.data, m->remote_addr.len);
     if (ok) {
+        k.client_port = (guint16)m->local_port;
+        k.server_port = (guint16)m->remote_port;
         memset(ret, 0, sizeof *ret);
         ret->run_id = m->has_run_id ? m->run_id : 0;
         ret->pid = m->has_pid ? m->pid : 0;
         ret->ppid = m->has_ppid ? m->ppid : 0;
         if (m->exe != NULL)
             g_strlcpy(ret->exe, m->exe, sizeof ret->exe);
-        *ret_port = (guint16)m->local_port;
+        *ret_key = k;
     }
     lw__attribution__free_unpacked(m, NULL);
     return ok;
@@ -64,18 +143,16 @@ gboolean lw_attrib_decode(const guint8 *buf, size_t len, LwAttribution *ret, gui
 
 static void store(LwAttrib *at, const guint8 *buf, ssize_t n)
 {
-    LwAttribution a;
-    guint16 port;
-    if (n <= 0 || n > MAX_MESSAGE || !lw_attrib_decode(buf, (size_t)n, &a, &port)) {
+    Entry e;
+    if (n <= 0 || n > MAX_MESSAGE || !lw_attrib_decode(buf, (size_t)n, &e.a, &e.key)) {
         g_debug("dropping a malformed attribution message (%zd bytes)", n);
         return;
     }
-    if (g_hash_table_size(at->by_port) >= MAX_ENTRIES)
+    if (g_hash_table_size(at->by_conn) >= MAX_ENTRIES)
         return;
-    Entry *e = g_new(Entry, 1);
-    e->a = a;
-    e->received_ms = lw_loop_now_ms(at->server->loop);
-    g_hash_table_replace(at->by_port, GUINT_TO_POINTER(port), e);
+    e.received_ms = lw_loop_now_ms(at->server->loop);
+    Entry *entry = g_memdup2(&e, sizeof e);
+    g_hash_table_replace(at->by_conn, &entry->key, entry);
 }
 
 /* Reads the message of an accepted connection. Returns FALSE when it has
@@ -139,18 +216,22 @@ static void on_readable(LwLoop *loop, int fd, uint32_t events, void *data)
     drain(data);
 }
 
-static gboolean is_expired(gpointer key, gpointer value, gpointer data)
+static gboolean is_received_before(gpointer key, gpointer value, gpointer data)
 {
     const Entry *e = value;
-    guint64 now = *(const guint64 *)data;
-    return now - e->received_ms > EXPIRY_MS;
+    guint64 oldest = *(const guint64 *)data;
+    return e->received_ms < oldest;
 }
 
 static void on_sweep(LwLoop *loop, void *data)
 {
     LwAttrib *at = data;
     guint64 now = lw_loop_now_ms(loop);
-    g_hash_table_foreach_remove(at->by_port, is_expired, &now);
+    guint64 keep = (guint64)at->server->config->header_timeout_ms + EXPIRY_MS;
+    if (now > keep) {
+        guint64 oldest = now - keep;
+        g_hash_table_foreach_remove(at->by_conn, is_received_before, &oldest);
+    }
     drain(at); /* also drops pending connections that never sent */
     lw_timer_start(loop, &at->sweep, SWEEP_MS, on_sweep, at);
 }
@@ -187,7 +268,7 @@ LwAttrib *lw_attrib_new(LwServer *server, const char *path, GError **error)
     at->server = server;
     at->fd = fd;
     at->path = g_strdup(path);
-    at->by_port = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    at->by_conn = g_hash_table_new_full(key_hash, key_equal, NULL, g_free);
     at->pending = g_array_new(FALSE, FALSE, sizeof(Pending));
     lw_timer_init(&at->sweep);
     lw_accept_pause_init(&at->pause);
@@ -215,17 +296,17 @@ void lw_attrib_free(LwAttrib *at)
     close(at->fd);
     unlink(at->path);
     g_free(at->path);
-    g_hash_table_unref(at->by_port);
+    g_hash_table_unref(at->by_conn);
     g_free(at);
 }
 
-gboolean lw_attrib_take(LwAttrib *at, guint16 port, LwAttribution *ret)
+gboolean lw_attrib_take(LwAttrib *at, const LwAttribKey *key, LwAttribution *ret)
 {
     drain(at);
-    Entry *e = g_hash_table_lookup(at->by_port, GUINT_TO_POINTER(port));
+    Entry *e = g_hash_table_lookup(at->by_conn, key);
     if (e == NULL)
         return FALSE;
     *ret = e->a;
-    g_hash_table_remove(at->by_port, GUINT_TO_POINTER(port));
+    g_hash_table_remove(at->by_conn, key);
     return TRUE;
 }

@@ -66,7 +66,8 @@ struct _LwConn {
     SSL *ssl; /* NULL on a plain connection */
     ConnState state;
     const LwProvider *provider; /* from the synthetic address, then SNI */
-    guint16 peer_port;
+    LwAttribKey key;            /* both ends, for the shim's attribution message */
+    gboolean have_key;
     LwBuf in, out;
     size_t parse_last_len;
     LwTimer timer;
@@ -123,6 +124,9 @@ static void conn_close(LwConn *conn)
     conn->state = CONN_CLOSED;
     lw_timer_stop(server->loop, &conn->next_timer);
     lw_timer_stop(server->loop, &conn->flush_timer);
+    /* A message not claimed yet goes with its connection rather than
+     * wait to expire. */
+    lw_conn_attribution(conn);
     if (conn->exchange != NULL) {
         LwExchange *ex = conn->exchange;
         conn->exchange = NULL;
@@ -738,6 +742,10 @@ static void do_sniff(LwConn *conn)
         conn_close(conn);
         return;
     }
+    /* The shim sent the attribution message before the program could
+     * write this byte: claim it now, while it is fresh, rather than at the
+     * first request, which may come after a long idle (keep-alive). */
+    lw_conn_attribution(conn);
     if (first == 0x16) {
         g_autoptr(GError) error = NULL;
         conn->ssl = lw_tls_new_ssl(conn->server->tls, conn->fd, conn->provider, &error);
@@ -903,7 +911,8 @@ const LwAttribution *lw_conn_attribution(LwConn *conn)
     if (!conn->attribution_checked && conn->server->attrib != NULL) {
         conn->attribution_checked = TRUE;
         conn->have_attribution =
-            lw_attrib_take(conn->server->attrib, conn->peer_port, &conn->attribution);
+            conn->have_key &&
+            lw_attrib_take(conn->server->attrib, &conn->key, &conn->attribution);
     }
     return conn->have_attribution ? &conn->attribution : NULL;
 }
@@ -915,7 +924,7 @@ const LwProvider *lw_conn_provider(const LwConn *conn)
 
 guint16 lw_conn_peer_port(const LwConn *conn)
 {
-    return conn->peer_port;
+    return conn->have_key ? conn->key.client_port : 0;
 }
 
 gboolean lw_conn_is_tls(const LwConn *conn)
@@ -945,14 +954,7 @@ void lw_conn_accept(LwServer *server, int fd, const LwProvider *provider)
     server->counters.connections_active++;
     lw_heap_trim_activity(server);
 
-    struct sockaddr_storage peer;
-    socklen_t plen = sizeof peer;
-    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
-        if (peer.ss_family == AF_INET)
-            conn->peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
-        else if (peer.ss_family == AF_INET6)
-            conn->peer_port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
-    }
+    conn->have_key = lw_attrib_key_from_socket(fd, &conn->key);
 
     g_autoptr(GError) error = NULL;
     if (!lw_loop_watch(server->loop, fd, EPOLLIN | EPOLLRDHUP, conn_io, conn, &error)) {

@@ -61,8 +61,9 @@ void lw_conn_response_done(LwConn *conn, gboolean keep_alive);
  * response rather than a short one that looks whole. Frees the exchange. */
 void lw_conn_abort(LwConn *conn);
 
-/* Who opened the connection, per the shim's attribution datagram (taken
- * once, at the first request); NULL when none arrived. */
+/* Who opened the connection, per the shim's attribution message for
+ * exactly this connection (taken once, when its first byte arrives); NULL
+ * when none arrived. */
 const LwAttribution *lw_conn_attribution(LwConn *conn);
 
 /* Facts about the connection, for the exchange and logs. */

@@ -3,9 +3,9 @@
  *
  * The input is read as a byte stream of frames, the way ipc-server.c reads
  * it; every frame is unpacked as a Request and a Response, and the whole
- * input is also decoded as one attribution datagram. Invariants: a frame
- * never claims more than LW_IPC_MAX_FRAME, a decoded attribution port is
- * 1..65535 and its exe is NUL-terminated. */
+ * input is also decoded as one attribution message. Invariants: a frame
+ * never claims more than LW_IPC_MAX_FRAME, a decoded attribution's ports
+ * are 1..65535 and its exe is NUL-terminated. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     LwAttribution a;
-    guint16 port = 0;
-    if (lw_attrib_decode(data, size, &a, &port)) {
-        if (port == 0 || memchr(a.exe, '\0', sizeof a.exe) == NULL)
+    LwAttribKey key;
+    if (lw_attrib_decode(data, size, &a, &key)) {
+        if (key.client_port == 0 || key.server_port == 0 ||
+            memchr(a.exe, '\0', sizeof a.exe) == NULL)
             abort();
     }
     return 0;

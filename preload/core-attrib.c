@@ -6,6 +6,7 @@
  */
 #include "shim-core.h"
 
+#include <stddef.h>
 #include <string.h>
 
 enum {
@@ -20,6 +21,9 @@ enum {
     FIELD_PPID = 4,
     FIELD_EXE = 5,
     FIELD_LOCAL_PORT = 6,
+    FIELD_LOCAL_ADDR = 7,
+    FIELD_REMOTE_ADDR = 8,
+    FIELD_REMOTE_PORT = 9,
 };
 
 typedef struct {
@@ -90,5 +94,45 @@ size_t lw_shim_attrib_encode(const LwShimAttrib *a, uint8_t *buf, size_t cap)
     put_uint(&w, FIELD_PPID, a->ppid);
     put_bytes(&w, FIELD_EXE, a->exe != NULL ? a->exe : "", exe_len);
     put_uint(&w, FIELD_LOCAL_PORT, a->local_port);
+    put_bytes(&w, FIELD_LOCAL_ADDR, (const char *)a->local_addr,
+              a->local_addr_len <= sizeof a->local_addr ? a->local_addr_len : 0);
+    put_bytes(&w, FIELD_REMOTE_ADDR, (const char *)a->remote_addr,
+              a->remote_addr_len <= sizeof a->remote_addr ? a->remote_addr_len : 0);
+    put_uint(&w, FIELD_REMOTE_PORT, a->remote_port);
     return w.overflow ? 0 : w.len;
+}
+
+/* One end: its address bytes and port. Returns false unless `sa` is an
+ * AF_INET or AF_INET6 address with a non-zero port. */
+static bool get_end(const struct sockaddr *sa, socklen_t len, uint8_t addr[16],
+                    uint8_t *ret_addr_len, uint32_t *ret_port)
+{
+    if (sa == NULL)
+        return false;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        memcpy(addr, &sin->sin_addr, 4);
+        *ret_addr_len = 4;
+        *ret_port = ntohs(sin->sin_port);
+    } else if (sa->sa_family == AF_INET6 &&
+               len >= offsetof(struct sockaddr_in6, sin6_scope_id)) { /* RFC 2133's size */
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        memcpy(addr, &sin6->sin6_addr, 16);
+        *ret_addr_len = 16;
+        *ret_port = ntohs(sin6->sin6_port);
+    } else {
+        return false;
+    }
+    return *ret_port != 0;
+}
+
+bool lw_shim_attrib_set_ends(LwShimAttrib *a, const struct sockaddr *local, socklen_t local_len,
+                             const struct sockaddr *remote, socklen_t remote_len)
+{
+    LwShimAttrib t = *a;
+    if (!get_end(local, local_len, t.local_addr, &t.local_addr_len, &t.local_port) ||
+        !get_end(remote, remote_len, t.remote_addr, &t.remote_addr_len, &t.remote_port))
+        return false;
+    *a = t;
+    return true;
 }

@@ -95,42 +95,42 @@ static uint16_t get_port(const struct sockaddr_storage *ss)
     return 0;
 }
 
-/* Tells the collector who opened `fd`: one message on a fresh
- * AF_UNIX SOCK_SEQPACKET connection. A connection, not a datagram: the
- * kernel queues at most net.unix.max_dgram_qlen (10) datagrams for a
- * receiver, so a program opening dozens of connections at once would lose
- * most of them, while a listening socket's backlog holds thousands. Both
- * calls are non-blocking; nothing here ever waits. Returns whether the
- * message was handed to the collector (true when there is nothing to send). */
-static bool send_attribution(int fd)
+/* Tells the collector who opened `fd`, connected to `remote`: one message
+ * on a fresh AF_UNIX SOCK_SEQPACKET connection. A connection, not a
+ * datagram: the kernel queues at most net.unix.max_dgram_qlen (10)
+ * datagrams for a receiver, so a program opening dozens of connections at
+ * once would lose most of them, while a listening socket's backlog holds
+ * thousands. Both calls are non-blocking; nothing here ever waits. Returns
+ * whether the message was handed to the collector (true when there is
+ * nothing to send); false too when the socket's own address is unknown,
+ * since the collector matches a message to its connection by both ends. */
+static bool send_attribution(int fd, const struct sockaddr *remote, socklen_t remote_len)
 {
     if (!lw_cfg.has_attrib)
         return true;
     int saved = errno;
     struct sockaddr_storage local;
     socklen_t local_len = sizeof local;
-    uint32_t port = 0;
-    if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
-        port = ntohs(get_port(&local));
-
     LwShimAttrib a = {
-        .version = 1,
+        .version = LW_SHIM_ATTRIB_VERSION,
         .run_id = lw_cfg.run_id,
         .pid = (uint32_t)getpid(),
         .ppid = (uint32_t)getppid(),
         .exe = lw_exe,
         .exe_len = lw_exe_len,
-        .local_port = port,
     };
-    uint8_t buf[LW_SHIM_ATTRIB_MAX];
-    size_t n = lw_shim_attrib_encode(&a, buf, sizeof buf);
     bool sent = false;
-    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s >= 0) {
-        if (real_connect(s, (const struct sockaddr *)&lw_cfg.attrib_addr,
-                         lw_cfg.attrib_addr_len) == 0)
-            sent = real_sendto(s, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) == (ssize_t)n;
-        close(s);
+    if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+        lw_shim_attrib_set_ends(&a, (struct sockaddr *)&local, local_len, remote, remote_len)) {
+        uint8_t buf[LW_SHIM_ATTRIB_MAX];
+        size_t n = lw_shim_attrib_encode(&a, buf, sizeof buf);
+        int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s >= 0) {
+            if (real_connect(s, (const struct sockaddr *)&lw_cfg.attrib_addr,
+                             lw_cfg.attrib_addr_len) == 0)
+                sent = real_sendto(s, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) == (ssize_t)n;
+            close(s);
+        }
     }
     errno = saved;
     return sent;
@@ -267,7 +267,7 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
     if (rc >= 0 || errno == EINPROGRESS) {
         int e = errno;
         if (rc >= 0 || !failed_already(fd, (struct sockaddr *)&ss, len)) {
-            if (!send_attribution(fd) && lw_cfg.attrib_required)
+            if (!send_attribution(fd, (struct sockaddr *)&ss, len) && lw_cfg.attrib_required)
                 return unattributed(fd, slot);
             errno = e;
             return rc;

@@ -165,8 +165,10 @@ int lw_shim_hostent_fill(struct hostent *ret, char *buf, size_t buflen, const ch
 /* ---- attribution (lw.Attribution, encoded by hand) ---- */
 
 #define LW_SHIM_ATTRIB_EXE_MAX 512
-/* tags + varints (10 bytes max each) + exe: comfortably bounds a message */
-#define LW_SHIM_ATTRIB_MAX (LW_SHIM_ATTRIB_EXE_MAX + 64)
+/* tags + varints (10 bytes max each) + two addresses + exe: comfortably
+ * bounds a message */
+#define LW_SHIM_ATTRIB_MAX     (LW_SHIM_ATTRIB_EXE_MAX + 128)
+#define LW_SHIM_ATTRIB_VERSION 2
 
 typedef struct {
     uint32_t version;
@@ -175,8 +177,22 @@ typedef struct {
     uint32_t ppid;
     const char *exe; /* need not be NUL-terminated; truncated to 512 bytes */
     size_t exe_len;
+    /* The connection's two ends (see lw_shim_attrib_set_ends): addresses
+     * of 4 or 16 bytes, network order; ports in host order. */
+    uint8_t local_addr[16];
+    uint8_t local_addr_len;
     uint32_t local_port;
+    uint8_t remote_addr[16];
+    uint8_t remote_addr_len;
+    uint32_t remote_port;
 } LwShimAttrib;
+
+/* Copies the connection's ends into `a`: `local` as getsockname() gave it,
+ * `remote` the address connect() was given. Returns false (a unchanged)
+ * unless both are AF_INET or AF_INET6 addresses with a port: the collector
+ * tells connections apart only by both ends. */
+bool lw_shim_attrib_set_ends(LwShimAttrib *a, const struct sockaddr *local, socklen_t local_len,
+                             const struct sockaddr *remote, socklen_t remote_len);
 
 /* Encodes `a` as the protobuf wire form of lw.Attribution (every field
  * present). The exe is cut at 512 bytes, backing off to a UTF-8 character

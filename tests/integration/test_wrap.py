@@ -311,6 +311,64 @@ print(family == socket.AF_INET6, addr[0],
         self.assertEqual(self.counters()["requests_total"], 1)
 
 
+class TestAttribution(WrapCase):
+    """Each connection's requests are booked to the run of the process that
+    opened it, and held to that run's budget."""
+
+    providers = ("openai", "xai")
+    config_extra = """
+[price.lw-test-model]
+input = 1.5
+output = 2.25
+"""
+
+    def test_one_local_port_to_two_providers(self):
+        # Linux gives one local port to connections to different addresses
+        # (two providers' synthetic addresses) by itself once many are
+        # open; bind() makes it happen here. The second request asks for
+        # more output than the run's budget allows: refused, if its
+        # connection is known to be the run's.
+        path = self.script("same-port.py", RAW_POST + r"""
+import json, socket, ssl
+def connect(host, port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(30)
+    s.connect((host, 443))
+    return s
+a = connect("api.openai.com", 0)
+b = connect("api.x.ai", a.getsockname()[1])
+assert a.getsockname() == b.getsockname(), (a.getsockname(), b.getsockname())
+ctx = ssl.create_default_context()
+a = ctx.wrap_socket(a, server_hostname="api.openai.com")
+b = ctx.wrap_socket(b, server_hostname="api.x.ai")
+def body(max_tokens):
+    return json.dumps({"model": "lw-test-model", "max_tokens": max_tokens,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+key = b"Authorization: Bearer sk-test\r\n"
+print(post(a, b"api.openai.com", b"/v1/chat/completions", key, body(5)))
+print(post(b, b"api.x.ai", b"/v1/chat/completions", key, body(100000)))
+""")
+        summary = os.path.join(self.workdir, "summary.json")
+        p = self.wrap("--quiet", "--budget", "0.01", "--json-summary", summary, PYTHON, path)
+        self.assertEqual(p.stdout.decode().splitlines(),
+                         ["HTTP/1.1 200 OK", "HTTP/1.1 429 Too Many Requests"], p.stderr)
+        with open(summary) as f:
+            s = json.load(f)
+        self.assertEqual(s["requests"], 2)
+        # The program exited 0; llmwrap says the run's budget refused one.
+        self.assertRan(p, 86)
+        self.assertIn(b"1 request was refused by budget run:%d;" % s["run_id"], p.stderr)
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, env=self.env(), timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = json.loads(out.stdout)
+        self.assertEqual(sorted((r["provider"], r["run_id"]) for r in rows),
+                         [("openai", s["run_id"]), ("xai", s["run_id"])])
+        self.assertEqual(self.sim.stats()["requests"], 1)
+
+
 class _Echo:
     """A loopback server (plain TCP, or TLS with the sim's certificate) that
     reads exactly `expect` bytes, answers with `answer` and records what it

@@ -374,7 +374,8 @@ def decode_attribution(data):
             if not b & 0x80:
                 return v
 
-    names = {1: "version", 2: "run_id", 3: "pid", 4: "ppid", 5: "exe", 6: "local_port"}
+    names = {1: "version", 2: "run_id", 3: "pid", 4: "ppid", 5: "exe", 6: "local_port",
+             7: "local_addr", 8: "remote_addr", 9: "remote_port"}
     while i < len(data):
         key = varint()
         field, wire = key >> 3, key & 7
@@ -382,7 +383,12 @@ def decode_attribution(data):
             fields[names[field]] = varint()
         elif wire == 2:
             n = varint()
-            fields[names[field]] = data[i:i + n].decode()
+            value = data[i:i + n]
+            if field in (7, 8):  # addresses: 4 or 16 bytes, as text
+                family = socket.AF_INET if n == 4 else socket.AF_INET6
+                fields[names[field]] = socket.inet_ntop(family, value)
+            else:
+                fields[names[field]] = value.decode()
             i += n
         else:
             raise ValueError("unexpected wire type %d" % wire)
@@ -406,23 +412,35 @@ class TestAttribution(ShimCase):
             conn.settimeout(WAIT)
             return conn.recv(4096)
 
+    def assert_names_connection(self, a, r):
+        """The message names both ends of the probe's connection."""
+        self.assertEqual("%s:%d" % (a["local_addr"], a["local_port"]), r["local"])
+        self.assertEqual("%s:%d" % (a["remote_addr"], a["remote_port"]), r["peer"])
+
     def test_datagram(self):
         env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path)
         r, _ = self.probe("connect", "api.openai.com", "443", "send", env=env)
         self.accept_line()
         a = decode_attribution(self.message())
-        self.assertEqual(a["version"], 1)
+        self.assertEqual(a["version"], 2)
         self.assertEqual(a["run_id"], 424242424242)
         self.assertEqual(a["pid"], int(r["pid"]))
         self.assertEqual(a["ppid"], int(r["ppid"]))
         self.assertEqual(a["exe"], PROBE)
-        self.assertEqual(a["local_port"], int(r["local"].rsplit(":", 1)[1]))
+        self.assert_names_connection(a, r)
+        self.assertEqual(r["peer"], "%s:%d" % (synth(1), self.port))
 
     def test_nonblocking_datagram(self):
         env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path)
         r, _ = self.probe("connect", "api.openai.com", "443", "nonblock", env=env)
+        self.assert_names_connection(decode_attribution(self.message()), r)
+
+    def test_v6_socket_names_its_v4_mapped_ends(self):
+        env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path)
+        r, _ = self.probe("connect", "api.anthropic.com", "443", "v6", env=env)
         a = decode_attribution(self.message())
-        self.assertEqual(a["local_port"], int(r["local"].rsplit(":", 1)[1]))
+        self.assertEqual(a["remote_addr"], "::ffff:" + synth(2))
+        self.assert_names_connection(a, r)
 
     def test_none_for_other_traffic(self):
         plain = listener("127.0.0.1")
