@@ -15,6 +15,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -134,6 +135,22 @@ static bool send_attribution(int fd, const struct sockaddr *remote, socklen_t re
     }
     errno = saved;
     return sent;
+}
+
+/* Whether a connect() on `fd` can start a connection: its TCP state is
+ * CLOSE (new, or a failed attempt). A connect() on a socket already
+ * connecting or connected only reports on that connection (a second
+ * connect() after a non-blocking one returns 0 once it is up: Perl's
+ * IO::Socket with a Timeout, Ruby's connect_nonblock), which must not send
+ * a second message. A stream socket that is not TCP counts as new, as
+ * before this check. */
+static bool starts_connection(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < 1)
+        return true;
+    return ti.tcpi_state == TCP_CLOSE;
 }
 
 static pid_t attribution_said;
@@ -262,12 +279,15 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
     memcpy(&orig, sa, len);
     memcpy(&ss, sa, len);
     set_port(&ss, htons(lw_cfg.port));
+    /* Asked only on this path: other destinations pay nothing for it. */
+    bool starts = starts_connection(fd);
     errno = saved;
     ssize_t rc = run_op(fd, op, (struct sockaddr *)&ss, len);
     if (rc >= 0 || errno == EINPROGRESS) {
         int e = errno;
         if (rc >= 0 || !failed_already(fd, (struct sockaddr *)&ss, len)) {
-            if (!send_attribution(fd, (struct sockaddr *)&ss, len) && lw_cfg.attrib_required)
+            if (starts && !send_attribution(fd, (struct sockaddr *)&ss, len) &&
+                lw_cfg.attrib_required)
                 return unattributed(fd, slot);
             errno = e;
             return rc;

@@ -3,7 +3,9 @@
  * it under the shim and is the oracle: the probe itself asserts nothing.
  *
  *   preload-probe resolve
- *   preload-probe connect HOST PORT [nonblock] [v6] [udp] [count=N] [send]
+ *   preload-probe connect HOST PORT [nonblock] [v6] [udp] [count=N] [again] [send]
+ *       again: once connected, connect() twice more (0, then EISCONN after
+ *       a non-blocking connect), as Perl's IO::Socket with a Timeout does
  *   preload-probe fork-connect HOST PORT
  *   preload-probe fastopen HOST PORT [sendmsg]
  *   preload-probe exec MODE [connect]   (MODE: execve-empty, execve-custom,
@@ -61,6 +63,10 @@ static const char *errno_name(int e)
         return "ERANGE";
     case EAFNOSUPPORT:
         return "EAFNOSUPPORT";
+    case EISCONN:
+        return "EISCONN";
+    case EALREADY:
+        return "EALREADY";
     default:
         return strerror(e);
     }
@@ -226,7 +232,7 @@ static int cmd_resolve(void)
 }
 
 typedef struct {
-    bool nonblock, v6, udp, send;
+    bool nonblock, v6, udp, send, again;
     int count;
 } ConnectOpts;
 
@@ -281,6 +287,10 @@ static int one_connect(const char *host, const char *port, const ConnectOpts *o)
            rc == 0 ? (e == EDOM ? "kept" : errno_name(e)) : errno_name(e));
     if (rc != 0 && e == EINPROGRESS)
         rc = wait_connected(fd) == 0 ? 0 : -1;
+    for (int i = 0; o->again && rc == 0 && i < 2; i++) {
+        int again = connect(fd, (struct sockaddr *)&ss, len);
+        printf("again_rc=%d\nagain_errno=%s\n", again, again == 0 ? "0" : errno_name(errno));
+    }
     if (o->nonblock)
         printf("nonblock_kept=%d\n", (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
     if (rc == 0) {
@@ -319,6 +329,8 @@ static int cmd_connect(int argc, char **argv)
             o.udp = true;
         else if (strcmp(argv[i], "send") == 0)
             o.send = true;
+        else if (strcmp(argv[i], "again") == 0)
+            o.again = true;
         else if (strncmp(argv[i], "count=", 6) == 0)
             o.count = (int)strtol(argv[i] + 6, NULL, 10);
     }

@@ -442,6 +442,22 @@ class TestAttribution(ShimCase):
         self.assertEqual(a["remote_addr"], "::ffff:" + synth(2))
         self.assert_names_connection(a, r)
 
+    def test_connect_again_sends_one_message(self):
+        """A connect() that only reports on a connection already made
+        (0 once a non-blocking connect completed, then EISCONN) sends no
+        second message, which the collector could give a later
+        connection."""
+        env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path, LLMWRAP_ATTRIB_REQUIRED="1")
+        r, p = self.probe("connect", "api.openai.com", "443", "nonblock", "again", "send",
+                          env=env)
+        self.assertEqual(r["again_rc"], ["0", "-1"], p.stdout)
+        self.assertEqual(r["again_errno"], ["0", "EISCONN"])
+        self.assertEqual(r["sent"], str(len("probe %s\n" % r["pid"])))
+        self.accept_line()
+        self.assert_names_connection(decode_attribution(self.message()), r)
+        # The probe has exited: a second message would already be queued.
+        self.assert_nothing_pending(self.listening)
+
     def test_none_for_other_traffic(self):
         plain = listener("127.0.0.1")
         self.addCleanup(plain.close)
