@@ -12,6 +12,7 @@
  * plus the resolver hints that keep grpc and cgo-Go on getaddrinfo. */
 static const char *const propagated_names[] = {
     "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
     "GIT_SSL_CAINFO",

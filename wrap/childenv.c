@@ -18,6 +18,26 @@ const char *const lw_childenv_combined_vars[] = {
 
 const char *const lw_childenv_ca_only_vars[] = {"NODE_EXTRA_CA_CERTS", "DENO_CERT", NULL};
 
+const char *const lw_childenv_dir_vars[] = {"SSL_CERT_DIR", NULL};
+
+/* Where a client looks when a trust variable is unset: requests reads
+ * REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE; curl reads CURL_CA_BUNDLE, then
+ * SSL_CERT_DIR and SSL_CERT_FILE; httpx reads SSL_CERT_FILE, then
+ * SSL_CERT_DIR. A variable the user left unset must not hide the one they
+ * set after it: it follows what llmwrap gives that one, or, when the one
+ * they set is a directory (which a bundle variable cannot stand for), stays
+ * unset. The first matching row wins. */
+static const struct {
+    const char *name;
+    const char *next;
+    gboolean stays_unset;
+} fallbacks[] = {
+    {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", FALSE},
+    {"CURL_CA_BUNDLE", "SSL_CERT_DIR", TRUE},
+    {"CURL_CA_BUNDLE", "SSL_CERT_FILE", FALSE},
+    {"SSL_CERT_FILE", "SSL_CERT_DIR", TRUE},
+};
+
 /* The shim's own variables: a collector must not see them, and a nested
  * llmwrap replaces them all. */
 static const char *const shim_vars[] = {
@@ -125,6 +145,30 @@ char *lw_childenv_no_proxy_value(const char *user, const char *hosts)
     return g_string_free(out, FALSE);
 }
 
+static gboolean user_set(char **base, const char *name)
+{
+    const char *v = g_environ_getenv(base, name);
+    return v != NULL && *v != '\0';
+}
+
+/* The value trust variable `name` gets, NULL to leave it as it is in
+ * `base`. One the user set gets their file (or directory) plus our root,
+ * or keeps their value when llmwrap cannot add to it: a missing file then
+ * fails as it would without llmwrap, rather than become the system bundle.
+ * One the user did not set gets `dflt`, unless a client would read another
+ * variable the user set in its place (fallbacks). */
+static const char *trust_value(char **base, const LwChildEnv *e, const char *name, const char *dflt)
+{
+    if (user_set(base, name))
+        return g_environ_getenv(e->user_trust, name);
+    for (guint i = 0; i < G_N_ELEMENTS(fallbacks); i++) {
+        if (strcmp(fallbacks[i].name, name) != 0 || !user_set(base, fallbacks[i].next))
+            continue;
+        return fallbacks[i].stays_unset ? NULL : g_environ_getenv(e->user_trust, fallbacks[i].next);
+    }
+    return dflt;
+}
+
 char **lw_childenv_build(char **base, const LwChildEnv *e)
 {
     g_return_val_if_fail(e != NULL && e->preload != NULL, NULL);
@@ -159,12 +203,12 @@ char **lw_childenv_build(char **base, const LwChildEnv *e)
      * inert in the program: it is never the program's to have. */
     env = g_environ_unsetenv(env, "LLMWRAP_COLLECTOR");
 
-    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars};
-    const char *defaults[] = {e->combined_pem, e->ca_pem};
+    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars,
+                                  lw_childenv_dir_vars};
+    const char *defaults[] = {e->combined_pem, e->ca_pem, NULL};
     for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
         for (guint i = 0; lists[l][i] != NULL; i++) {
-            const char *own = g_environ_getenv(e->user_trust, lists[l][i]);
-            const char *value = own != NULL ? own : defaults[l];
+            const char *value = trust_value(base, e, lists[l][i], defaults[l]);
             if (value != NULL)
                 env = g_environ_setenv(env, lists[l][i], value, TRUE);
         }
@@ -202,7 +246,8 @@ char **lw_childenv_for_collector(char **base, const char *trust_dir, const char 
     for (guint i = 0; shim_vars[i] != NULL; i++)
         env = g_environ_unsetenv(env, shim_vars[i]);
     if (trust_dir != NULL) {
-        const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars};
+        const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars,
+                                      lw_childenv_dir_vars};
         for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
             for (guint i = 0; lists[l][i] != NULL; i++) {
                 const char *v = g_environ_getenv(env, lists[l][i]);

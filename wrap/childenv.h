@@ -7,8 +7,12 @@
  * NO_PROXY and no_proxy, and the trust variables
  * (DESIGN §1): a combined bundle for the variables that replace the trust
  * store, our root alone for the additive ones (Node, Deno). A trust
- * variable the user set points at the user's own file plus our root
- * instead, so the user's other HTTPS keeps working.
+ * variable the user set points at the user's own file (or CA directory)
+ * plus our root instead, so the user's other HTTPS keeps working; one
+ * llmwrap cannot add its root to keeps the user's value. A variable the
+ * user did not set is left unset, or follows the user's, where a client
+ * would read the user's variable in its place (CURL_CA_BUNDLE for
+ * requests, SSL_CERT_DIR for curl and httpx).
  *
  * The collector gets the user's environment minus the shim: it must never
  * intercept itself, nor trust our own CA upstream.
@@ -29,6 +33,9 @@ extern const char *const lw_childenv_combined_vars[];
  * program's built-in store. One the user set points at their file plus our
  * root instead (both Node and Deno read every certificate in the file). */
 extern const char *const lw_childenv_ca_only_vars[];
+/* Variables llmwrap never sets, but points at a directory of its own
+ * (the user's entries plus our root) when the user set one. */
+extern const char *const lw_childenv_dir_vars[];
 
 typedef struct {
     const char *preload; /* absolute path of the shim */
@@ -41,9 +48,11 @@ typedef struct {
     const char *ca_der_b64;  /* base64 of the root's DER, no newlines */
     const char *combined_pem;
     const char *ca_pem;
-    /* "NAME=file" for the trust variables the user set: their own bundle
-     * plus our root (lw_trust_combined_for). May be NULL; a trust variable
-     * not listed gets combined_pem or ca_pem. */
+    /* "NAME=path" for the trust variables the user set that llmwrap can
+     * add its root to (lw_trust_combined_for). May be NULL. A variable the
+     * user set that is not listed keeps the user's value; one the user did
+     * not set gets combined_pem or ca_pem, unless a client would read a
+     * variable the user set in its place. */
     char **user_trust;
     gboolean fail_open;
 } LwChildEnv;
@@ -82,6 +91,6 @@ char *lw_childenv_no_proxy_value(const char *user, const char *hosts);
 /* The environment for llm-collector: `base` without our shim in
  * LD_PRELOAD, without the shim's variables (LLMWRAP_HOSTS, _NET, _PORT,
  * _RUN_ID, _ATTRIB_SOCK, _CA_DER, _PRELOAD, _FAIL_OPEN) and without any
- * trust variable that points into `trust_dir` (a nested llmwrap's
- * environment). LLMWRAP_HOME is set to `home` when not NULL. Transfer full. */
+ * trust variable (SSL_CERT_DIR included) that points into `trust_dir` (a
+ * nested llmwrap's environment). LLMWRAP_HOME is set to `home` when not NULL. Transfer full. */
 char **lw_childenv_for_collector(char **base, const char *trust_dir, const char *home);

@@ -406,14 +406,16 @@ static int cannot_run(const Options *opt, const LwPaths *paths, const char *what
     return EXIT_CANNOT_RUN;
 }
 
-/* "NAME=file" for each trust variable the user set to a readable bundle:
- * that bundle plus our root, so the program keeps trusting what the user
- * told it to trust (a corporate CA for other hosts) and trusts the
- * collector too. NULL with error set when a file cannot be written. */
+/* "NAME=path" for each trust variable the user set to a bundle or a CA
+ * directory llmwrap can add its root to (lw_trust_combined_for), so the
+ * program keeps trusting what the user told it to trust (a corporate CA
+ * for other hosts) and trusts the collector too. NULL with error set when
+ * a file cannot be written. */
 static char **user_trust_files(const LwTrust *trust, char **env, GError **error)
 {
     char **out = g_new0(char *, 1);
-    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars};
+    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars,
+                                  lw_childenv_dir_vars};
     for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
         for (guint i = 0; lists[l][i] != NULL; i++) {
             GError *err = NULL;

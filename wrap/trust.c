@@ -99,6 +99,171 @@ gboolean lw_trust_parse_root(const char *pem, gsize len, char **ret_der_b64, cha
     return TRUE;
 }
 
+/* ---- the root's subject hash ----
+ *
+ * OpenSSL finds a certificate in a CA directory (SSL_CERT_DIR, a capath)
+ * by the file name "<hash>.<n>", where hash is X509_NAME_hash of the
+ * subject: the first four bytes (little-endian) of the SHA-1 of the
+ * name's canonical encoding. Computed here from the DER, so llmwrap does
+ * not link libcrypto. */
+
+/* The DER element at *p (before end): its tag and value; *p moves past it.
+ * FALSE when it does not fit or uses a form no certificate name needs
+ * (multi-byte tags, indefinite or over 4-byte lengths). */
+static gboolean der_next(const guchar **p, const guchar *end, guint *ret_tag,
+                         const guchar **ret_val, gsize *ret_len)
+{
+    const guchar *q = *p;
+    if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
+        return FALSE;
+    guint tag = *q++;
+    gsize len = *q++;
+    if (len & 0x80) {
+        guint n = len & 0x7f;
+        if (n == 0 || n > 4 || (gsize)(end - q) < n)
+            return FALSE;
+        len = 0;
+        for (guint i = 0; i < n; i++)
+            len = (len << 8) | *q++;
+    }
+    if ((gsize)(end - q) < len)
+        return FALSE;
+    *ret_tag = tag;
+    *ret_val = q;
+    *ret_len = len;
+    *p = q + len;
+    return TRUE;
+}
+
+static void der_put(GByteArray *out, guint8 tag, const guchar *val, gsize len)
+{
+    guint8 head[6] = {tag};
+    guint n = 1;
+    if (len < 0x80) {
+        head[n++] = (guint8)len;
+    } else {
+        guint bytes = 0;
+        for (gsize l = len; l > 0; l >>= 8)
+            bytes++;
+        head[n++] = (guint8)(0x80 | bytes);
+        for (guint i = bytes; i > 0; i--)
+            head[n++] = (guint8)(len >> (8 * (i - 1)));
+    }
+    g_byte_array_append(out, head, n);
+    g_byte_array_append(out, val, (guint)len);
+}
+
+static gboolean is_canon_space(guchar c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* An attribute value as OpenSSL canonicalises it (asn1_string_canon): a
+ * string becomes a UTF8String, trimmed, inner runs of white space made one
+ * space, ASCII lowercased; any other type is kept. FALSE for the string
+ * types that need a character set conversion (T61, BMP, Universal, or a
+ * non-ASCII byte in an ASCII type): our root has none. */
+static gboolean canon_value(GByteArray *out, guint tag, const guchar *val, gsize len)
+{
+    gboolean ascii_type = tag == 0x13 || tag == 0x16 || tag == 0x1a; /* Printable, IA5, Visible */
+    if (tag == 0x14 || tag == 0x1e || tag == 0x1c)
+        return FALSE;
+    if (tag != 0x0c && !ascii_type) {
+        der_put(out, (guint8)tag, val, len);
+        return TRUE;
+    }
+    if (tag == 0x0c && !g_utf8_validate_len((const char *)val, len, NULL))
+        return FALSE;
+    while (len > 0 && is_canon_space(val[0])) {
+        val++;
+        len--;
+    }
+    while (len > 0 && is_canon_space(val[len - 1]))
+        len--;
+    g_autoptr(GByteArray) s = g_byte_array_sized_new((guint)len);
+    for (gsize i = 0; i < len;) {
+        guchar c = val[i];
+        if (c >= 0x80) {
+            if (ascii_type)
+                return FALSE;
+            g_byte_array_append(s, &c, 1);
+            i++;
+        } else if (is_canon_space(c)) {
+            guchar sp = ' ';
+            g_byte_array_append(s, &sp, 1);
+            while (i < len && is_canon_space(val[i]))
+                i++;
+        } else {
+            guchar lc = (guchar)g_ascii_tolower((gchar)c);
+            g_byte_array_append(s, &lc, 1);
+            i++;
+        }
+    }
+    der_put(out, 0x0c, s->data, s->len);
+    return TRUE;
+}
+
+gboolean lw_trust_subject_hash(const guchar *der, gsize len, guint32 *ret_hash)
+{
+    const guchar *p = der, *end = der + len, *v;
+    gsize n;
+    guint tag;
+    /* Certificate, then tbsCertificate. */
+    for (int i = 0; i < 2; i++) {
+        if (!der_next(&p, end, &tag, &v, &n) || tag != 0x30)
+            return FALSE;
+        p = v;
+        end = v + n;
+    }
+    /* [0] version (optional), serialNumber, signature, issuer, validity. */
+    if (!der_next(&p, end, &tag, &v, &n))
+        return FALSE;
+    if (tag == 0xa0 && !der_next(&p, end, &tag, &v, &n))
+        return FALSE;
+    for (int i = 0; i < 3; i++) {
+        if (!der_next(&p, end, &tag, &v, &n))
+            return FALSE;
+    }
+    if (!der_next(&p, end, &tag, &v, &n) || tag != 0x30)
+        return FALSE;
+
+    /* The canonical encoding: each RelativeDistinguishedName (a SET) in
+     * turn, without the outer SEQUENCE. */
+    g_autoptr(GByteArray) canon = g_byte_array_new();
+    const guchar *rdn = v, *rdns_end = v + n;
+    while (rdn < rdns_end) {
+        const guchar *set, *ava, *a, *oid, *val;
+        gsize set_len, ava_len, oid_len, val_len;
+        guint oid_tag, val_tag;
+        if (!der_next(&rdn, rdns_end, &tag, &set, &set_len) || tag != 0x31)
+            return FALSE;
+        /* One attribute per RDN: a multi-valued one would need the SET
+         * sorted again after canonicalisation. */
+        a = set;
+        if (!der_next(&a, set + set_len, &tag, &ava, &ava_len) || tag != 0x30 || a != set + set_len)
+            return FALSE;
+        a = ava;
+        if (!der_next(&a, ava + ava_len, &oid_tag, &oid, &oid_len) || oid_tag != 0x06 ||
+            !der_next(&a, ava + ava_len, &val_tag, &val, &val_len) || a != ava + ava_len)
+            return FALSE;
+        g_autoptr(GByteArray) seq = g_byte_array_new();
+        der_put(seq, 0x06, oid, oid_len);
+        if (!canon_value(seq, val_tag, val, val_len))
+            return FALSE;
+        g_autoptr(GByteArray) one = g_byte_array_new();
+        der_put(one, 0x30, seq->data, seq->len);
+        der_put(canon, 0x31, one->data, one->len);
+    }
+    guint8 sha1[20];
+    gsize sha1_len = sizeof sha1;
+    g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA1);
+    g_checksum_update(sum, canon->data, canon->len);
+    g_checksum_get_digest(sum, sha1, &sha1_len);
+    *ret_hash =
+        (guint32)sha1[0] | (guint32)sha1[1] << 8 | (guint32)sha1[2] << 16 | (guint32)sha1[3] << 24;
+    return TRUE;
+}
+
 /* Writes `contents` to `path` unless the file already holds exactly that. */
 static gboolean write_if_different(const char *path, const char *contents, gsize len,
                                    GError **error)
@@ -222,14 +387,153 @@ static gboolean combine(const LwTrust *t, const char *source, char **ret_file, G
     return ok;
 }
 
-/* A nested llmwrap inherits the outer run's trust files: one that lies in
- * the trust directory and already ends with the current root is used as
- * it is (the outer run made it from the user's bundle). */
-static char *inherited(const LwTrust *t, const char *bundle)
+/* The combined file for the user's bundle `source` (a regular file): one
+ * of ours that already ends with our root (a nested llmwrap inherits the
+ * outer run's) is used as it is; else `source` plus our root. TRUE with
+ * *ret_file NULL when `source` is not a readable regular file within the
+ * cap. */
+static gboolean bundle_for(const LwTrust *t, const char *source, char **ret_file, GError **error)
 {
-    if (!ends_with(bundle, t->root_block))
-        return NULL;
-    return g_canonicalize_filename(bundle, NULL);
+    struct stat st;
+    *ret_file = NULL;
+    if (stat(source, &st) != 0 || !S_ISREG(st.st_mode))
+        return TRUE;
+    if (is_in_dir(source, t->dir) && ends_with(source, t->root_block)) {
+        *ret_file = g_canonicalize_filename(source, NULL);
+        return TRUE;
+    }
+    return combine(t, source, ret_file, error);
+}
+
+/* Links being made in a CA directory: never a hash name, skipped in the
+ * user's directory, and left alone by a concurrent llmwrap's clean-up. */
+#define LINK_TMP_PREFIX ".llmwrap-tmp-"
+
+/* Points dir/name at `target` unless it already does: a new link renamed
+ * over the entry, so a program reading the directory meanwhile finds the
+ * old entry or the new one, never none. */
+static gboolean put_link(const char *dir, const char *name, const char *target, GError **error)
+{
+    static gint counter;
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    g_autofree char *old = g_file_read_link(path, NULL);
+    if (old != NULL && strcmp(old, target) == 0)
+        return TRUE;
+    g_autofree char *tmp = g_strdup_printf("%s/" LINK_TMP_PREFIX "%d-%d", dir, (int)getpid(),
+                                           g_atomic_int_add(&counter, 1));
+    unlink(tmp);
+    if (symlink(target, tmp) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot link %s: %s", path,
+                    g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static char *root_link_name(const LwTrust *t, guint n)
+{
+    return g_strdup_printf("%08x.%u", (unsigned)t->root_hash, n);
+}
+
+/* Whether `dir` (a CA directory an outer llmwrap made) links our root. */
+static gboolean links_root(const LwTrust *t, const char *dir)
+{
+    for (guint n = 0;; n++) {
+        g_autofree char *name = root_link_name(t, n);
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *target = g_file_read_link(path, NULL);
+        if (target == NULL && !g_file_test(path, G_FILE_TEST_EXISTS))
+            return FALSE;
+        if (g_strcmp0(target, t->ca_file) == 0)
+            return TRUE;
+    }
+}
+
+/* The CA directory for the user's CA directory `source`: run/trust/dir-HASH
+ * (HASH of its canonical path) holds a link to each of its entries and one
+ * to ca.pem under our root's hash name, so OpenSSL's hashed lookup (and a
+ * reader of every file, such as rustls-native-certs) finds the user's CAs
+ * and ours. The links follow the entries' contents; the set of entries is
+ * brought in step with `source` when it changed: a finished update stamps
+ * the directory with the mtime `source` had when it was listed, and any
+ * later change to either directory makes the mtimes differ (so a run
+ * checks two stats rather than every link). TRUE with
+ * *ret_dir NULL when it cannot be made (the source cannot be listed or has
+ * more than LW_TRUST_MAX_DIR_ENTRIES entries, or our root's hash is
+ * unknown); FALSE when a link cannot be written. */
+static gboolean link_dir(const LwTrust *t, const char *source, char **ret_dir, GError **error)
+{
+    *ret_dir = NULL;
+    g_autofree char *canon = realpath(source, NULL);
+    struct stat src_st, our_st;
+    if (canon == NULL || !t->has_root_hash || stat(canon, &src_st) != 0)
+        return TRUE;
+    g_autofree char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, canon, -1);
+    g_autofree char *dir_name = g_strdup_printf("dir-%.16s", sum);
+    g_autofree char *dir = g_build_filename(t->dir, dir_name, NULL);
+    if (stat(dir, &our_st) == 0 && mtime_ns(&our_st) == mtime_ns(&src_st) && links_root(t, dir)) {
+        *ret_dir = g_steal_pointer(&dir);
+        return TRUE;
+    }
+
+    GDir *d = g_dir_open(canon, 0, NULL);
+    if (d == NULL)
+        return TRUE;
+    g_autoptr(GHashTable) want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    const char *name;
+    guint count = 0;
+    while ((name = g_dir_read_name(d)) != NULL && count++ < LW_TRUST_MAX_DIR_ENTRIES) {
+        if (!g_str_has_prefix(name, LINK_TMP_PREFIX))
+            g_hash_table_insert(want, g_strdup(name), g_build_filename(canon, name, NULL));
+    }
+    g_dir_close(d);
+    if (count > LW_TRUST_MAX_DIR_ENTRIES)
+        return TRUE;
+    /* Ours after the user's certificates of the same hash, if any. */
+    char *root_name = NULL;
+    for (guint n = 0; root_name == NULL; n++) {
+        root_name = root_link_name(t, n);
+        if (g_hash_table_contains(want, root_name))
+            g_clear_pointer(&root_name, g_free);
+    }
+    g_hash_table_insert(want, root_name, g_strdup(t->ca_file));
+
+    if (g_mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        int e = errno;
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot create %s: %s", dir,
+                    g_strerror(e));
+        return FALSE;
+    }
+    GDir *ours = g_dir_open(dir, 0, error);
+    if (ours == NULL)
+        return FALSE;
+    while ((name = g_dir_read_name(ours)) != NULL) {
+        if (!g_str_has_prefix(name, LINK_TMP_PREFIX) && !g_hash_table_contains(want, name)) {
+            g_autofree char *path = g_build_filename(dir, name, NULL);
+            unlink(path);
+        }
+    }
+    g_dir_close(ours);
+    GHashTableIter it;
+    gpointer link_name, target;
+    g_hash_table_iter_init(&it, want);
+    while (g_hash_table_iter_next(&it, &link_name, &target)) {
+        if (!put_link(dir, link_name, target, error))
+            return FALSE;
+    }
+    /* File times come from a clock that ticks every few milliseconds: a
+     * change to `source` in the tick it was listed in would leave its mtime
+     * as stamped. Stamping only a source unchanged for a second leaves
+     * such a directory to be listed again next time. A failed stamp only
+     * costs that, too. */
+    if (g_get_real_time() - mtime_ns(&src_st) / 1000 > G_USEC_PER_SEC) {
+        struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, src_st.st_mtim};
+        utimensat(AT_FDCWD, dir, times, 0);
+    }
+    *ret_dir = g_steal_pointer(&dir);
+    return TRUE;
 }
 
 LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char *user_bundle,
@@ -247,6 +551,9 @@ LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char 
         g_prefix_error(error, "%s: ", root_pem);
         return NULL;
     }
+    gsize der_len = 0;
+    g_autofree guchar *der = g_base64_decode(t->ca_der_b64, &der_len);
+    t->has_root_hash = lw_trust_subject_hash(der, der_len, &t->root_hash);
 
     if (g_mkdir(t->dir, 0700) != 0 && errno != EEXIST) {
         int e = errno;
@@ -257,39 +564,38 @@ LwTrust *lw_trust_prepare(const char *run_dir, const char *root_pem, const char 
     if (!write_if_different(t->ca_file, t->root_block, strlen(t->root_block), error))
         return NULL;
 
-    gboolean has_user = user_bundle != NULL && *user_bundle != '\0';
-    if (has_user && is_in_dir(user_bundle, t->dir)) {
-        t->combined_file = inherited(t, user_bundle);
-        if (t->combined_file != NULL) {
-            t->bundle_source = g_strdup(user_bundle);
-            return g_steal_pointer(&t);
-        }
-        has_user = FALSE;
-    }
     /* The user's bundle, else the system's, else our root alone. */
-    const char *candidates[] = {has_user ? user_bundle : NULL, lw_trust_system_bundle()};
-    for (guint i = 0; i < G_N_ELEMENTS(candidates) && t->combined_file == NULL; i++) {
-        if (candidates[i] == NULL)
-            continue;
-        if (!combine(t, candidates[i], &t->combined_file, error))
+    if (user_bundle != NULL && *user_bundle != '\0') {
+        if (!bundle_for(t, user_bundle, &t->combined_file, error))
             return NULL;
         if (t->combined_file != NULL)
-            t->bundle_source = g_strdup(candidates[i]);
+            t->bundle_source = g_strdup(user_bundle);
+    }
+    const char *system = lw_trust_system_bundle();
+    if (t->combined_file == NULL && system != NULL) {
+        if (!combine(t, system, &t->combined_file, error))
+            return NULL;
+        if (t->combined_file != NULL)
+            t->bundle_source = g_strdup(system);
     }
     if (t->combined_file == NULL && !combine(t, NULL, &t->combined_file, error))
         return NULL;
     return g_steal_pointer(&t);
 }
 
-char *lw_trust_combined_for(const LwTrust *t, const char *user_bundle, GError **error)
+char *lw_trust_combined_for(const LwTrust *t, const char *user_value, GError **error)
 {
     g_return_val_if_fail(t != NULL && t->root_block != NULL, NULL);
-    if (user_bundle == NULL || *user_bundle == '\0')
+    struct stat st;
+    if (user_value == NULL || *user_value == '\0' || stat(user_value, &st) != 0)
         return NULL;
-    if (is_in_dir(user_bundle, t->dir))
-        return inherited(t, user_bundle);
-    char *file = NULL;
-    if (!combine(t, user_bundle, &file, error))
-        return NULL;
-    return file;
+    char *out = NULL;
+    if (S_ISDIR(st.st_mode)) {
+        if (is_in_dir(user_value, t->dir) && t->has_root_hash && links_root(t, user_value))
+            return g_canonicalize_filename(user_value, NULL);
+        link_dir(t, user_value, &out, error);
+        return out;
+    }
+    bundle_for(t, user_value, &out, error);
+    return out;
 }

@@ -981,7 +981,7 @@ class TestEnvironment(WrapCase):
 
     def test_contract_variables(self):
         # With no trust variable of the user's: all get the defaults.
-        p = self.wrap("-q", "env", env=self.env(GODEBUG="http2client=0",
+        p = self.wrap("-q", "env", env=self.env(GODEBUG="http2client=0", SSL_CERT_DIR=None,
                                                 **{v: None for v in TRUST_VARS}))
         self.assertRan(p)
         env = dict(l.split("=", 1) for l in p.stdout.decode().splitlines() if "=" in l)
@@ -1097,6 +1097,82 @@ class TestEnvironment(WrapCase):
             p = self.wrap("-q", "node", "-e", js, self.sim.url + "/_sim/stats", env=env)
             self.assertRan(p)
             self.assertEqual(p.stdout, b"200\n")
+
+    def test_the_users_own_trust_settings_keep_working(self):
+        # The user's own CA (the sim on 127.0.0.1 stands in for an internal
+        # host signed by a private CA) given the ways clients accept it:
+        # each client still reaches the internal host as it does without
+        # llmwrap, and the provider through the collector. With the SSL_new
+        # hook off, our root reaches OpenSSL through the variables alone.
+        cadir = os.path.join(self.workdir, "cadir")
+        os.makedirs(cadir)
+        shutil.copy(self.sim.ca_file, cadir)
+        subprocess.run(["openssl", "rehash", cadir], check=True, timeout=RUN_TIMEOUT)
+        corp = os.path.join(self.workdir, "corp.pem")
+        shutil.copy(self.sim.ca_file, corp)
+        script = self.script("trust.py", r"""
+import json, sys
+import httpx, requests
+client, internal = sys.argv[1], sys.argv[2]
+H = {"content-type": "application/json", "authorization": "Bearer sk-test"}
+def get(url, **kw):
+    if client == "httpx":
+        return httpx.request(kw.pop("method", "GET"), url, timeout=30, **kw).status_code
+    return requests.request(kw.pop("method", "GET"), url, timeout=30, **kw).status_code
+out = {}
+for name, url, kw in (("internal", internal, {}),
+                      ("provider", "https://api.openai.com/v1/chat/completions",
+                       {"method": "POST", "headers": H, "content": sys.argv[3]})):
+    if client == "requests" and "content" in kw:
+        kw["data"] = kw.pop("content")
+    try:
+        out[name] = get(url, **kw)
+    except Exception as e:
+        out[name] = type(e).__name__
+print(json.dumps(out))
+""")
+        clear = {v: None for v in TRUST_VARS + ("SSL_CERT_DIR",)}
+        internal = self.sim.url + "/_sim/stats"
+        cases = (("requests", {"REQUESTS_CA_BUNDLE": cadir}),
+                 ("requests", {"CURL_CA_BUNDLE": corp}),
+                 ("httpx", {"SSL_CERT_DIR": cadir}))
+        for client, user in cases:
+            for hook in ("1", "0"):
+                with self.subTest(client=client, user=user, hook=hook):
+                    env = self.env(LLMWRAP_TLS_HOOK=hook, **dict(clear, **user))
+                    p = self.wrap("-q", PYTHON, script, client, internal, json.dumps(CHAT_BODY),
+                                  env=env)
+                    self.assertRan(p)
+                    self.assertEqual(json.loads(p.stdout), {"internal": 200, "provider": 200})
+        if not ASAN_RUNTIME:
+            # curl reads SSL_CERT_DIR when CURL_CA_BUNDLE and SSL_CERT_FILE
+            # are unset: llmwrap leaves them unset.
+            env = self.env(LLMWRAP_TLS_HOOK="0", **dict(clear, SSL_CERT_DIR=cadir))
+            p = self.wrap("-q", "sh", "-c",
+                          'curl -sS --fail --max-time 30 -o /dev/null "$0" && "$@"',
+                          internal, *curl_chat("-o", "/dev/null"), env=env)
+            self.assertRan(p)
+
+    def test_a_trust_variable_llmwrap_cannot_add_to_is_left_as_set(self):
+        # A bundle that does not exist fails closed without llmwrap; under
+        # it, it must not become the system bundle, nor be hidden by a
+        # variable the client reads first.
+        clear = {v: None for v in TRUST_VARS + ("SSL_CERT_DIR",)}
+        show = ('for v in SSL_CERT_FILE CURL_CA_BUNDLE REQUESTS_CA_BUNDLE; do '
+                'eval "echo $v=\\${$v-unset}"; done')
+        trust = os.path.join(self.home, "run", "trust")
+        for user, want in (
+                ({"CURL_CA_BUNDLE": "/nonexistent/corp.pem"},
+                 {"SSL_CERT_FILE": os.path.join(trust, "combined.pem"),
+                  "CURL_CA_BUNDLE": "/nonexistent/corp.pem", "REQUESTS_CA_BUNDLE": "unset"}),
+                ({"SSL_CERT_FILE": "/nonexistent/corp.pem"},
+                 {"SSL_CERT_FILE": "/nonexistent/corp.pem", "CURL_CA_BUNDLE": "unset",
+                  "REQUESTS_CA_BUNDLE": os.path.join(trust, "combined.pem")})):
+            with self.subTest(user=user):
+                p = self.wrap("-q", "sh", "-c", show, env=self.env(**dict(clear, **user)))
+                self.assertRan(p)
+                got = dict(l.split("=", 1) for l in p.stdout.decode().splitlines())
+                self.assertEqual(got, want)
 
     def test_provider_hosts_bypass_the_users_proxy(self):
         # With HTTPS_PROXY set, a client would send CONNECT api.openai.com

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "childenv.h"
@@ -234,7 +237,7 @@ static const LwChildEnv child = {
 
 static void test_child_env(void)
 {
-    char *base[] = {"PATH=/usr/bin",       "LD_PRELOAD=/x/a.so",    "SSL_CERT_FILE=/mine.pem",
+    char *base[] = {"PATH=/usr/bin",       "LD_PRELOAD=/x/a.so",    "SSL_CERT_FILE=",
                     "LLMWRAP_FAIL_OPEN=1", "LLMWRAP_COLLECTOR=1",   "LLMWRAP_RUN_ID=5",
                     "GODEBUG=x=1",         "NO_PROXY=corp.example", NULL};
     g_auto(GStrv) env = lw_childenv_build(base, &child);
@@ -283,6 +286,124 @@ static void test_child_env_user_trust(void)
     g_assert_cmpstr(g_environ_getenv(env, "DENO_CERT"), ==, child.ca_pem);
 }
 
+/* Which value each trust variable gets, from what the user set (`user`)
+ * and what llmwrap could add its root to (`own`, lw_trust_combined_for's
+ * results). Expected values: "C" combined.pem, "A" ca.pem, NULL unset,
+ * anything else a path. */
+typedef struct {
+    const char *name;
+    const char *user[4];
+    const char *own[4];
+    const char *ssl_cert_file, *ssl_cert_dir, *curl, *requests, *git, *node;
+} TrustRuleCase;
+
+static const TrustRuleCase trust_rule_cases[] = {
+    {"none", {NULL}, {NULL}, "C", NULL, "C", "C", "C", "A"},
+    /* requests reads CURL_CA_BUNDLE when REQUESTS_CA_BUNDLE is unset. */
+    {"curl-file",
+     {"CURL_CA_BUNDLE=/corp.pem"},
+     {"CURL_CA_BUNDLE=/t/combined-1.pem"},
+     "C",
+     NULL,
+     "/t/combined-1.pem",
+     "/t/combined-1.pem",
+     "C",
+     "A"},
+    {"curl-missing", {"CURL_CA_BUNDLE=/gone.pem"}, {NULL}, "C", NULL, "/gone.pem", NULL, "C", "A"},
+    {"requests-dir",
+     {"REQUESTS_CA_BUNDLE=/corp"},
+     {"REQUESTS_CA_BUNDLE=/t/dir-1"},
+     "C",
+     NULL,
+     "C",
+     "/t/dir-1",
+     "C",
+     "A"},
+    {"requests-and-curl",
+     {"REQUESTS_CA_BUNDLE=/r.pem", "CURL_CA_BUNDLE=/c.pem"},
+     {"REQUESTS_CA_BUNDLE=/t/r.pem", "CURL_CA_BUNDLE=/t/c.pem"},
+     "C",
+     NULL,
+     "/t/c.pem",
+     "/t/r.pem",
+     "C",
+     "A"},
+    /* curl reads SSL_CERT_DIR, httpx too, only when CURL_CA_BUNDLE and
+     * SSL_CERT_FILE are unset. */
+    {"dir",
+     {"SSL_CERT_DIR=/corp"},
+     {"SSL_CERT_DIR=/t/dir-1"},
+     NULL,
+     "/t/dir-1",
+     NULL,
+     "C",
+     "C",
+     "A"},
+    {"dir-unlistable", {"SSL_CERT_DIR=/corp"}, {NULL}, NULL, "/corp", NULL, "C", "C", "A"},
+    {"dir-and-file",
+     {"SSL_CERT_DIR=/corp", "SSL_CERT_FILE=/f.pem"},
+     {"SSL_CERT_DIR=/t/dir-1", "SSL_CERT_FILE=/t/combined-f.pem"},
+     "/t/combined-f.pem",
+     "/t/dir-1",
+     NULL,
+     "C",
+     "C",
+     "A"},
+    /* curl reads SSL_CERT_FILE when CURL_CA_BUNDLE is unset; a file that
+     * cannot be read stays as the user set it, and nothing hides it. */
+    {"file",
+     {"SSL_CERT_FILE=/f.pem"},
+     {"SSL_CERT_FILE=/t/combined-f.pem"},
+     "/t/combined-f.pem",
+     NULL,
+     "/t/combined-f.pem",
+     "C",
+     "C",
+     "A"},
+    {"file-missing", {"SSL_CERT_FILE=/gone.pem"}, {NULL}, "/gone.pem", NULL, NULL, "C", "C", "A"},
+    {"node-missing",
+     {"NODE_EXTRA_CA_CERTS=/gone.pem", "GIT_SSL_CAINFO=/g.pem"},
+     {"GIT_SSL_CAINFO=/t/g.pem"},
+     "C",
+     NULL,
+     "C",
+     "C",
+     "/t/g.pem",
+     "/gone.pem"},
+    /* An empty value is no value. */
+    {"empty", {"CURL_CA_BUNDLE=", "SSL_CERT_DIR="}, {NULL}, "C", "", "C", "C", "C", "A"},
+};
+
+static void test_trust_rules(gconstpointer data)
+{
+    const TrustRuleCase *c = data;
+    g_auto(GStrv) base = g_new0(char *, 1);
+    g_auto(GStrv) own = g_new0(char *, 1);
+    for (guint i = 0; i < G_N_ELEMENTS(c->user) && c->user[i] != NULL; i++) {
+        g_auto(GStrv) kv = g_strsplit(c->user[i], "=", 2);
+        base = g_environ_setenv(base, kv[0], kv[1], TRUE);
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(c->own) && c->own[i] != NULL; i++) {
+        g_auto(GStrv) kv = g_strsplit(c->own[i], "=", 2);
+        own = g_environ_setenv(own, kv[0], kv[1], TRUE);
+    }
+    LwChildEnv e = child;
+    e.user_trust = own;
+    g_auto(GStrv) env = lw_childenv_build(base, &e);
+    const char *names[] = {"SSL_CERT_FILE",      "SSL_CERT_DIR",   "CURL_CA_BUNDLE",
+                           "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS"};
+    const char *want[] = {c->ssl_cert_file, c->ssl_cert_dir, c->curl, c->requests, c->git, c->node};
+    for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+        const char *w = want[i];
+        if (g_strcmp0(w, "C") == 0)
+            w = child.combined_pem;
+        else if (g_strcmp0(w, "A") == 0)
+            w = child.ca_pem;
+        g_test_message("%s", names[i]);
+        g_assert_cmpstr(g_environ_getenv(env, names[i]), ==, w);
+    }
+}
+
 static void test_collector_env(void)
 {
     char *base[] = {"PATH=/usr/bin",
@@ -295,6 +416,7 @@ static void test_collector_env(void)
                     "NODE_EXTRA_CA_CERTS=/h/run/trust/ca.pem",
                     "CURL_CA_BUNDLE=/etc/mine.pem",
                     "REQUESTS_CA_BUNDLE=/h/run/trustee.pem",
+                    "SSL_CERT_DIR=/h/run/trust/dir-1",
                     NULL};
     g_auto(GStrv) env = lw_childenv_for_collector(base, "/h/run/trust", "/h");
     g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, "/x/a.so");
@@ -304,6 +426,7 @@ static void test_collector_env(void)
     g_assert_null(g_environ_getenv(env, "LLMWRAP_CA_DER"));
     g_assert_null(g_environ_getenv(env, "SSL_CERT_FILE"));
     g_assert_null(g_environ_getenv(env, "NODE_EXTRA_CA_CERTS"));
+    g_assert_null(g_environ_getenv(env, "SSL_CERT_DIR"));
     g_assert_cmpstr(g_environ_getenv(env, "CURL_CA_BUNDLE"), ==, "/etc/mine.pem");
     g_assert_cmpstr(g_environ_getenv(env, "REQUESTS_CA_BUNDLE"), ==, "/h/run/trustee.pem");
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOME"), ==, "/h");
@@ -358,6 +481,203 @@ static void test_parse_root(void)
         g_assert_nonnull(e);
         g_assert_null(d);
     }
+}
+
+/* Subjects whose canonical forms are equal: "US", "  Example   Org ",
+ * "LLMWrap  Test Root" (UTF8String) and "Root@Example.COM" (IA5String);
+ * then "us", "Example Org", "llmwrap test root", "root@example.com".
+ * `openssl x509 -subject_hash` says 92e22fff for both. */
+#define CERT_SPACED                                                                                \
+    "-----BEGIN CERTIFICATE-----\n"                                                                \
+    "MIICIjCCAcmgAwIBAgIUJ6aeUNpE7uOgemDO+DCVYhMHGBAwCgYIKoZIzj0EAwIw\n"                           \
+    "ZjELMAkGA1UEBhMCVVMxGTAXBgNVBAoMECAgRXhhbXBsZSAgIE9yZyAxGzAZBgNV\n"                           \
+    "BAMMEkxMTVdyYXAgIFRlc3QgUm9vdDEfMB0GCSqGSIb3DQEJARYQUm9vdEBFeGFt\n"                           \
+    "cGxlLkNPTTAgFw0yNjExMjIwNjQ3MzFaGA8yMTI2MTAyOTA2NDczMVowZjELMAkG\n"                           \
+    "A1UEBhMCVVMxGTAXBgNVBAoMECAgRXhhbXBsZSAgIE9yZyAxGzAZBgNVBAMMEkxM\n"                           \
+    "TVdyYXAgIFRlc3QgUm9vdDEfMB0GCSqGSIb3DQEJARYQUm9vdEBFeGFtcGxlLkNP\n"                           \
+    "TTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABK44FbKlRqfLLVOOsxTsfyXsgZ9U\n"                           \
+    "P4GIfupknwTUYTDWo8YSdnN6NalfeNsp5JPg9fdm5FJe0BNQjOz2WChJL06jUzBR\n"                           \
+    "MB0GA1UdDgQWBBS6+B+nYcUzkd4iC9AP7KnsMnZUPTAfBgNVHSMEGDAWgBS6+B+n\n"                           \
+    "YcUzkd4iC9AP7KnsMnZUPTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cA\n"                           \
+    "MEQCICX4+dPbpvPwSzPUygTb2WE4gyeWGlS2KhIufFFX7xPgAiBF7C/tMUW5FCBP\n"                           \
+    "poNN8eLI8PQzRMVJAU/cE5wH0OB+gA==\n"                                                           \
+    "-----END CERTIFICATE-----\n"
+
+#define CERT_CANON                                                                                 \
+    "-----BEGIN CERTIFICATE-----\n"                                                                \
+    "MIICFjCCAb2gAwIBAgIUJ9T80ZJAatzg+0+9TaB1vfNAAS8wCgYIKoZIzj0EAwIw\n"                           \
+    "YDELMAkGA1UEBhMCdXMxFDASBgNVBAoMC0V4YW1wbGUgT3JnMRowGAYDVQQDDBFs\n"                           \
+    "bG13cmFwIHRlc3Qgcm9vdDEfMB0GCSqGSIb3DQEJARYQcm9vdEBleGFtcGxlLmNv\n"                           \
+    "bTAgFw0yNjExMjIwNjQ3MzRaGA8yMTI2MTAyOTA2NDczNFowYDELMAkGA1UEBhMC\n"                           \
+    "dXMxFDASBgNVBAoMC0V4YW1wbGUgT3JnMRowGAYDVQQDDBFsbG13cmFwIHRlc3Qg\n"                           \
+    "cm9vdDEfMB0GCSqGSIb3DQEJARYQcm9vdEBleGFtcGxlLmNvbTBZMBMGByqGSM49\n"                           \
+    "AgEGCCqGSM49AwEHA0IABH+Frw20i831a69HG6D2wN2DnIDCqyzrfIrAy30iVn2s\n"                           \
+    "iKF0+7wAz7UQa5vUohEl4DKXudxqAJWyPbR2aaL7UaCjUzBRMB0GA1UdDgQWBBRI\n"                           \
+    "w+RtHNRhTuZdJgOHpOAQZkN8zzAfBgNVHSMEGDAWgBRIw+RtHNRhTuZdJgOHpOAQ\n"                           \
+    "ZkN8zzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIBv6L2bhkI1q\n"                           \
+    "LweYGfLOQcD2Q0QOBi2CojpNzE3IH+sJAiAZiejvs+hM7aWNI5lE1xAIrIwosohn\n"                           \
+    "haQtYvaD92fz6g==\n"                                                                           \
+    "-----END CERTIFICATE-----\n"
+/* Two attributes in one RDN (CN=a + O=b + OU=c): not implemented. */
+#define CERT_MULTI_RDN                                                                             \
+    "-----BEGIN CERTIFICATE-----\n"                                                                \
+    "MIIBmzCCAUGgAwIBAgIUEmQePGEwdXmN1eNEHA6X19DAcXQwCgYIKoZIzj0EAwIw\n"                           \
+    "IjEKMAgGA1UEAwwBYTEUMAgGA1UECgwBYjAIBgNVBAsMAWMwIBcNMjYxMTIyMDY0\n"                           \
+    "NzM0WhgPMjEyNjEwMjkwNjQ3MzRaMCIxCjAIBgNVBAMMAWExFDAIBgNVBAoMAWIw\n"                           \
+    "CAYDVQQLDAFjMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDEsmAZVUETx+o7Uz\n"                           \
+    "BQgxc5TgE9PHDuo41aHTasNwG90xPSYgLpp6cY83VaxFBtE6dMVE+r+hTnzZ2sNI\n"                           \
+    "gwBJA6NTMFEwHQYDVR0OBBYEFKPLH9FwfG4G/jvT6/V8dfW1YgYGMB8GA1UdIwQY\n"                           \
+    "MBaAFKPLH9FwfG4G/jvT6/V8dfW1YgYGMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZI\n"                           \
+    "zj0EAwIDSAAwRQIgHtR+ynHd1vRuwjiV1WzO1BECLu9tEyWogQysRbczPZUCIQCx\n"                           \
+    "ePtzatROZgLwhfrvVA8f5pDdYElsB9DQsoSfU5wKKg==\n"                                               \
+    "-----END CERTIFICATE-----\n"
+
+static guchar *pem_der(const char *pem, gsize *ret_len)
+{
+    g_autofree char *b64 = NULL, *block = NULL;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(lw_trust_parse_root(pem, strlen(pem), &b64, &block, &error));
+    return g_base64_decode(b64, ret_len);
+}
+
+static void test_subject_hash(void)
+{
+    const char *same[] = {CERT_SPACED, CERT_CANON};
+    for (guint i = 0; i < G_N_ELEMENTS(same); i++) {
+        gsize len = 0;
+        g_autofree guchar *der = pem_der(same[i], &len);
+        guint32 hash = 0;
+        g_assert_true(lw_trust_subject_hash(der, len, &hash));
+        g_assert_cmphex(hash, ==, 0x92e22fff);
+        /* Cut anywhere, it does not parse. */
+        for (gsize cut = 0; cut < 200; cut++)
+            g_assert_false(lw_trust_subject_hash(der, cut, &hash));
+    }
+    gsize len = 0;
+    g_autofree guchar *multi = pem_der(CERT_MULTI_RDN, &len);
+    guint32 hash = 0;
+    g_assert_false(lw_trust_subject_hash(multi, len, &hash));
+}
+
+static void remove_tree(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    if (d == NULL) {
+        g_unlink(path);
+        return;
+    }
+    const char *name;
+    while ((name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *child_path = g_build_filename(path, name, NULL);
+        if (g_file_test(child_path, G_FILE_TEST_IS_SYMLINK))
+            g_unlink(child_path);
+        else
+            remove_tree(child_path);
+    }
+    g_dir_close(d);
+    g_rmdir(path);
+}
+
+static char *link_in(const char *dir, const char *name)
+{
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    return g_file_read_link(path, NULL);
+}
+
+static guint count_entries(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    g_assert_nonnull(d);
+    guint n = 0;
+    while (g_dir_read_name(d) != NULL)
+        n++;
+    g_dir_close(d);
+    return n;
+}
+
+/* A user's bundle becomes that bundle plus our root; a user's CA directory
+ * a directory of links to its entries plus our root under its hash name;
+ * what llmwrap cannot add to gives NULL (the variable is left as set). */
+static void test_trust_user_values(void)
+{
+    g_autofree char *tmp = g_dir_make_tmp("lw-wrap-XXXXXX", NULL);
+    g_autofree char *run = g_build_filename(tmp, "run", NULL);
+    g_autofree char *root = g_build_filename(tmp, "root.pem", NULL);
+    g_autofree char *user = g_build_filename(tmp, "certs", NULL);
+    g_autofree char *bundle = g_build_filename(tmp, "corp.pem", NULL);
+    g_assert_cmpint(g_mkdir(run, 0700), ==, 0);
+    g_assert_cmpint(g_mkdir(user, 0700), ==, 0);
+    g_assert_true(g_file_set_contents(root, CERT_SPACED, -1, NULL));
+    g_assert_true(g_file_set_contents(bundle, CERT_MULTI_RDN, -1, NULL));
+    const char *entries[] = {"corp.pem", "92e22fff.0", "1234abcd.0"};
+    for (guint i = 0; i < G_N_ELEMENTS(entries); i++) {
+        g_autofree char *path = g_build_filename(user, entries[i], NULL);
+        g_assert_true(g_file_set_contents(path, CERT_MULTI_RDN, -1, NULL));
+    }
+    /* Unchanged for an hour: the links directory gets the stamp that lets
+     * the next run skip listing it. */
+    struct timespec hour_ago[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = time(NULL) - 3600}};
+    g_assert_cmpint(utimensat(AT_FDCWD, user, hour_ago, 0), ==, 0);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(LwTrust) t = lw_trust_prepare(run, root, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_true(t->has_root_hash);
+    g_assert_cmphex(t->root_hash, ==, 0x92e22fff);
+
+    /* A bundle. */
+    g_autofree char *file = lw_trust_combined_for(t, bundle, &error);
+    g_assert_no_error(error);
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
+    g_assert_true(g_str_has_prefix(text, CERT_MULTI_RDN));
+    g_assert_true(g_str_has_suffix(text, t->root_block));
+
+    /* A directory: the user's 92e22fff.0 keeps its name, ours comes next. */
+    g_autofree char *dir = lw_trust_combined_for(t, user, &error);
+    g_assert_no_error(error);
+    g_assert_true(g_str_has_prefix(dir, t->dir));
+    g_assert_cmpuint(count_entries(dir), ==, 4);
+    for (guint i = 0; i < G_N_ELEMENTS(entries); i++) {
+        g_autofree char *want = g_build_filename(user, entries[i], NULL);
+        g_autofree char *got = link_in(dir, entries[i]);
+        g_assert_cmpstr(got, ==, want);
+    }
+    g_autofree char *ours = link_in(dir, "92e22fff.1");
+    g_assert_cmpstr(ours, ==, t->ca_file);
+    GStatBuf st;
+    g_assert_cmpint(g_stat(dir, &st), ==, 0);
+    g_assert_cmpint(st.st_mtime, ==, hour_ago[1].tv_sec);
+    g_autofree char *same = lw_trust_combined_for(t, user, &error);
+    g_assert_cmpstr(same, ==, dir);
+
+    /* The next run follows the user's directory; a nested llmwrap uses
+     * ours as it is. */
+    g_autofree char *gone = g_build_filename(user, "1234abcd.0", NULL);
+    g_assert_cmpint(g_unlink(gone), ==, 0);
+    g_autofree char *again = lw_trust_combined_for(t, user, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(again, ==, dir);
+    g_assert_cmpuint(count_entries(dir), ==, 3);
+    g_autofree char *stale = link_in(dir, "1234abcd.0");
+    g_assert_null(stale);
+    g_autofree char *nested = lw_trust_combined_for(t, dir, &error);
+    g_assert_cmpstr(nested, ==, dir);
+    g_autofree char *nested_file = lw_trust_combined_for(t, file, &error);
+    g_assert_cmpstr(nested_file, ==, file);
+
+    /* Nothing to add to: missing, empty, not a file or a directory. */
+    const char *none[] = {gone, "", "/dev/null", NULL};
+    for (guint i = 0; i < G_N_ELEMENTS(none); i++) {
+        g_autofree char *v = lw_trust_combined_for(t, none[i], &error);
+        g_assert_no_error(error);
+        g_assert_null(v);
+    }
+
+    /* A missing SSL_CERT_FILE: the combined file starts from the system's. */
+    g_autoptr(LwTrust) t2 = lw_trust_prepare(run, root, gone, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(t2->bundle_source, ==, lw_trust_system_bundle());
+    remove_tree(tmp);
 }
 
 /* ---- PATH lookup ---- */
@@ -545,7 +865,14 @@ int main(int argc, char **argv)
     g_test_add_func("/childenv/child", test_child_env);
     g_test_add_func("/childenv/child-user-trust", test_child_env_user_trust);
     g_test_add_func("/childenv/collector", test_collector_env);
+    for (guint i = 0; i < G_N_ELEMENTS(trust_rule_cases); i++) {
+        g_autofree char *name =
+            g_strdup_printf("/childenv/trust-rules/%s", trust_rule_cases[i].name);
+        g_test_add_data_func(name, &trust_rule_cases[i], test_trust_rules);
+    }
     g_test_add_func("/trust/parse-root", test_parse_root);
+    g_test_add_func("/trust/subject-hash", test_subject_hash);
+    g_test_add_func("/trust/user-values", test_trust_user_values);
     g_test_add_func("/program/lookup", test_lookup);
     g_test_add_func("/program/shebang", test_shebang);
     for (guint i = 0; i < G_N_ELEMENTS(redact_cases); i++) {
