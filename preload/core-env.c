@@ -1,7 +1,10 @@
 /* core-env.c - reading the shim's configuration from an environment block.
  *
- * Strict parsing: llmwrap writes these values, so anything unexpected means
- * a version mismatch or a bug, and the shim goes inert rather than guess.
+ * Strict parsing. Without a valid LLMWRAP_HOSTS and LLMWRAP_PORT the shim
+ * cannot know which names to redirect or where, and goes inert. Any other
+ * malformed value is reported and replaced by its fail-closed default:
+ * going inert over it would send provider traffic to the provider
+ * directly, unmetered, past every budget.
  */
 #include "shim-core.h"
 
@@ -87,7 +90,8 @@ static bool parse_hosts(LwShimConfig *cfg, const char *s)
     return true;
 }
 
-static bool parse_test_real_addr(LwShimConfig *cfg, const char *s)
+/* "IPv4:PORT", port 1..65535. */
+static bool parse_ipv4_port(const char *s, struct sockaddr_in *ret)
 {
     const char *colon = strrchr(s, ':');
     char ip[INET_ADDRSTRLEN];
@@ -96,14 +100,46 @@ static bool parse_test_real_addr(LwShimConfig *cfg, const char *s)
         return false;
     memcpy(ip, s, (size_t)(colon - s));
     ip[colon - s] = '\0';
-    memset(&cfg->test_real_addr, 0, sizeof cfg->test_real_addr);
-    if (inet_pton(AF_INET, ip, &cfg->test_real_addr.sin_addr) != 1 ||
-        !parse_decimal(colon + 1, 65535, &port) || port == 0)
+    memset(ret, 0, sizeof *ret);
+    if (inet_pton(AF_INET, ip, &ret->sin_addr) != 1 || !parse_decimal(colon + 1, 65535, &port) ||
+        port == 0)
         return false;
-    cfg->test_real_addr.sin_family = AF_INET;
-    cfg->test_real_addr.sin_port = htons((uint16_t)port);
-    cfg->has_test_real_addr = true;
+    ret->sin_family = AF_INET;
+    ret->sin_port = htons((uint16_t)port);
     return true;
+}
+
+/* Records that `var` was malformed and what the shim does instead. */
+static void fall_back(LwShimConfig *cfg, const char *var, const char *instead)
+{
+    if (cfg->n_ignored < LW_SHIM_MAX_IGNORED) {
+        cfg->ignored[cfg->n_ignored].var = var;
+        cfg->ignored[cfg->n_ignored].instead = instead;
+        cfg->n_ignored++;
+    }
+}
+
+/* A knob: "0" or "1"; unset or empty is the default. A malformed value
+ * gives `safe`, the value that keeps requests metered. */
+static bool knob(LwShimConfig *cfg, char *const *envp, const char *var, bool dflt, bool safe,
+                 const char *instead)
+{
+    bool v;
+    if (parse_bool(lw_shim_env_get(envp, var), dflt, &v))
+        return v;
+    fall_back(cfg, var, instead);
+    return safe;
+}
+
+/* Attribution cannot be delivered: an address of no socket, so every
+ * delivery fails and LLMWRAP_ATTRIB_REQUIRED refuses the connection, as it
+ * does when the collector's socket is gone. */
+static void attribution_undeliverable(LwShimConfig *cfg)
+{
+    memset(&cfg->attrib_addr, 0, sizeof cfg->attrib_addr);
+    cfg->attrib_addr.sun_family = AF_UNIX;
+    cfg->attrib_addr_len = (socklen_t)sizeof(sa_family_t);
+    cfg->has_attrib = true;
 }
 
 static LwShimStatus malformed(LwShimConfig *cfg, const char *var, const char **ret_bad_var)
@@ -136,8 +172,10 @@ LwShimStatus lw_shim_config_parse(LwShimConfig *cfg, char *const *envp, const ch
 
     v = lw_shim_env_get(envp, "LLMWRAP_NET");
     n = LW_SHIM_DEFAULT_NET;
-    if (v != NULL && *v != '\0' && (!parse_decimal(v, 254, &n) || n == 0))
-        return malformed(cfg, "LLMWRAP_NET", ret_bad_var);
+    if (v != NULL && *v != '\0' && (!parse_decimal(v, 254, &n) || n == 0)) {
+        fall_back(cfg, "LLMWRAP_NET", "using 241");
+        n = LW_SHIM_DEFAULT_NET;
+    }
     uint32_t base = (127u << 24) | ((uint32_t)n << 16);
 
     v = lw_shim_env_get(envp, "LLMWRAP_PORT");
@@ -145,54 +183,82 @@ LwShimStatus lw_shim_config_parse(LwShimConfig *cfg, char *const *envp, const ch
         return malformed(cfg, "LLMWRAP_PORT", ret_bad_var);
     cfg->port = (uint16_t)n;
 
+    bool undeliverable = false;
     v = lw_shim_env_get(envp, "LLMWRAP_RUN_ID");
-    if (v != NULL && *v != '\0' && !parse_decimal(v, UINT64_MAX, &cfg->run_id))
-        return malformed(cfg, "LLMWRAP_RUN_ID", ret_bad_var);
+    if (v != NULL && *v != '\0' && !parse_decimal(v, UINT64_MAX, &cfg->run_id)) {
+        fall_back(cfg, "LLMWRAP_RUN_ID", "connections cannot be attributed to a run");
+        cfg->run_id = 0;
+        undeliverable = true;
+    }
 
     v = lw_shim_env_get(envp, "LLMWRAP_ATTRIB_SOCK");
     if (v != NULL && *v != '\0') {
         size_t len = strlen(v);
-        if (v[0] != '/' || len >= sizeof cfg->attrib_addr.sun_path)
-            return malformed(cfg, "LLMWRAP_ATTRIB_SOCK", ret_bad_var);
-        cfg->attrib_addr.sun_family = AF_UNIX;
-        memcpy(cfg->attrib_addr.sun_path, v, len + 1);
-        cfg->attrib_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
-        cfg->has_attrib = true;
+        if (v[0] != '/' || len >= sizeof cfg->attrib_addr.sun_path) {
+            fall_back(cfg, "LLMWRAP_ATTRIB_SOCK", "connections cannot be attributed to a run");
+            undeliverable = true;
+        } else {
+            cfg->attrib_addr.sun_family = AF_UNIX;
+            memcpy(cfg->attrib_addr.sun_path, v, len + 1);
+            cfg->attrib_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+            cfg->has_attrib = true;
+        }
     }
+    if (undeliverable)
+        attribution_undeliverable(cfg);
 
     v = lw_shim_env_get(envp, "LLMWRAP_CA_DER");
     if (v != NULL && *v != '\0') {
         long len = lw_shim_base64_decode(v, cfg->ca_der, sizeof cfg->ca_der);
-        if (len <= 0)
-            return malformed(cfg, "LLMWRAP_CA_DER", ret_bad_var);
-        cfg->ca_der_len = (size_t)len;
+        if (len > 0)
+            cfg->ca_der_len = (size_t)len;
+        else
+            fall_back(cfg, "LLMWRAP_CA_DER", "OpenSSL contexts are left unchanged");
     }
 
-    if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_TLS_HOOK"), true, &cfg->tls_hook))
-        return malformed(cfg, "LLMWRAP_TLS_HOOK", ret_bad_var);
-    if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_FAIL_OPEN"), false, &cfg->fail_open))
-        return malformed(cfg, "LLMWRAP_FAIL_OPEN", ret_bad_var);
-    if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_ATTRIB_REQUIRED"), false,
-                    &cfg->attrib_required))
-        return malformed(cfg, "LLMWRAP_ATTRIB_REQUIRED", ret_bad_var);
-    if (!parse_bool(lw_shim_env_get(envp, "LLMWRAP_PROPAGATE"), true, &cfg->propagate))
-        return malformed(cfg, "LLMWRAP_PROPAGATE", ret_bad_var);
+    cfg->tls_hook = knob(cfg, envp, "LLMWRAP_TLS_HOOK", true, true,
+                         "the SSL_new hook stays on (it takes 0 or 1)");
+    cfg->fail_open = knob(cfg, envp, "LLMWRAP_FAIL_OPEN", false, false,
+                          "an unreachable collector fails connections (it takes 0 or 1)");
+    cfg->attrib_required = knob(cfg, envp, "LLMWRAP_ATTRIB_REQUIRED", false, true,
+                                "unattributed connections are refused (it takes 0 or 1)");
+    cfg->propagate = knob(cfg, envp, "LLMWRAP_PROPAGATE", true, true,
+                          "programs this one runs are covered too (it takes 0 or 1)");
 
     v = lw_shim_env_get(envp, "LLMWRAP_PRELOAD");
     if (v != NULL && *v != '\0') {
         size_t len = strlen(v);
         if (v[0] != '/' || len >= sizeof cfg->preload)
-            return malformed(cfg, "LLMWRAP_PRELOAD", ret_bad_var);
-        memcpy(cfg->preload, v, len + 1);
+            fall_back(cfg, "LLMWRAP_PRELOAD", "using the shim's own path");
+        else
+            memcpy(cfg->preload, v, len + 1);
     }
 
     v = lw_shim_env_get(envp, "LLMWRAP_TEST_REAL_ADDR");
-    if (v != NULL && *v != '\0' && !parse_test_real_addr(cfg, v))
-        return malformed(cfg, "LLMWRAP_TEST_REAL_ADDR", ret_bad_var);
+    if (v != NULL && *v != '\0') {
+        cfg->has_test_real_addr = parse_ipv4_port(v, &cfg->test_real_addr);
+        if (!cfg->has_test_real_addr)
+            fall_back(cfg, "LLMWRAP_TEST_REAL_ADDR", "ignored");
+    }
 
     /* Published last: until here the table matched nothing. */
     cfg->net.base = base;
     return LW_SHIM_ACTIVE;
+}
+
+const char *const lw_shim_user_knobs[] = {"LLMWRAP_TLS_HOOK", "LLMWRAP_PROPAGATE",
+                                          "LLMWRAP_TEST_REAL_ADDR", NULL};
+
+bool lw_shim_knob_valid(const char *name, const char *value, const char **ret_expected)
+{
+    if (strcmp(name, "LLMWRAP_TEST_REAL_ADDR") == 0) {
+        struct sockaddr_in sin;
+        *ret_expected = "IPv4:PORT";
+        return *value == '\0' || parse_ipv4_port(value, &sin);
+    }
+    bool b;
+    *ret_expected = "0 or 1";
+    return parse_bool(value, true, &b);
 }
 
 static int b64_value(char c)

@@ -26,9 +26,18 @@
  *   LLMWRAP_TEST_REAL_ADDR=IPv4:PORT
  *                        TEST ONLY: replaces the real resolution of a provider
  *                        host on the fail-open path, so tests stay on loopback.
- * A variable that is present but malformed makes the whole shim inert (it
- * says so once on stderr): a half-configured shim would meter some traffic
- * and silently not other.
+ * Without a valid LLMWRAP_HOSTS and LLMWRAP_PORT the shim is inert (it says
+ * so on stderr if they are present but malformed): it cannot know what to
+ * redirect, or where. Any other malformed variable is reported once on
+ * stderr and replaced by the value that keeps provider traffic metered:
+ * LLMWRAP_NET 241; LLMWRAP_RUN_ID, LLMWRAP_ATTRIB_SOCK: attribution cannot
+ * be delivered (LLMWRAP_ATTRIB_REQUIRED then refuses provider connections);
+ * LLMWRAP_CA_DER none; LLMWRAP_TLS_HOOK 1; LLMWRAP_FAIL_OPEN 0;
+ * LLMWRAP_ATTRIB_REQUIRED 1; LLMWRAP_PROPAGATE 1; LLMWRAP_PRELOAD the
+ * shim's own path; LLMWRAP_TEST_REAL_ADDR none. Going inert instead would
+ * let a typo send provider traffic to the provider unmetered, past every
+ * budget. llmwrap itself refuses to run with a malformed LLMWRAP_TLS_HOOK,
+ * LLMWRAP_PROPAGATE or LLMWRAP_TEST_REAL_ADDR (it writes the others).
  *
  * Thread-safety: every function is reentrant; the structs are read-only
  * after they are filled.
@@ -54,6 +63,15 @@
 #define LW_SHIM_MAX_PATH   4096
 
 /* ---- configuration ---- */
+
+/* Malformed variables the configuration remembers, with what the shim did
+ * instead (one per variable read, so never more). */
+#define LW_SHIM_MAX_IGNORED 12
+
+typedef struct {
+    const char *var;     /* "LLMWRAP_TLS_HOOK" */
+    const char *instead; /* "the SSL_new hook stays on (it takes 0 or 1)" */
+} LwShimIgnored;
 
 typedef enum {
     LW_SHIM_ACTIVE = 0,
@@ -82,6 +100,8 @@ typedef struct {
     socklen_t attrib_addr_len;
     bool has_test_real_addr;
     struct sockaddr_in test_real_addr;
+    unsigned n_ignored; /* malformed variables replaced by a safe value */
+    LwShimIgnored ignored[LW_SHIM_MAX_IGNORED];
     size_t ca_der_len; /* 0: no CA to add */
     uint8_t ca_der[LW_SHIM_MAX_CA_DER];
     char preload[LW_SHIM_MAX_PATH]; /* LLMWRAP_PRELOAD, "" if absent */
@@ -92,8 +112,21 @@ typedef struct {
 /* Fills `cfg` from an environment block (NULL-terminated "NAME=value"
  * array; the first entry for a name wins, as with getenv). On anything but
  * LW_SHIM_ACTIVE, `cfg` matches nothing; for LW_SHIM_INERT_MALFORMED,
- * *ret_bad_var (if non-NULL) points at a static string naming the variable. */
+ * *ret_bad_var (if non-NULL) points at a static string naming the variable.
+ * LW_SHIM_ACTIVE may come with cfg->ignored: variables that were malformed
+ * and replaced by their safe value (static strings). */
 LwShimStatus lw_shim_config_parse(LwShimConfig *cfg, char *const *envp, const char **ret_bad_var);
+
+/* The shim's variables a user may set, which llmwrap passes to the program
+ * as they are (it writes or removes every other LLMWRAP_* variable):
+ * LLMWRAP_TLS_HOOK, LLMWRAP_PROPAGATE, LLMWRAP_TEST_REAL_ADDR. NULL-
+ * terminated. */
+extern const char *const lw_shim_user_knobs[];
+
+/* Whether `value` is one the shim accepts for the knob `name` (one of
+ * lw_shim_user_knobs; empty means the default). *ret_expected is set to a
+ * static description of the valid values ("0 or 1"). */
+bool lw_shim_knob_valid(const char *name, const char *value, const char **ret_expected);
 
 /* Value of `name` in envp, or NULL. Borrowed from envp. */
 const char *lw_shim_env_get(char *const *envp, const char *name);

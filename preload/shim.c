@@ -116,6 +116,8 @@ __attribute__((constructor)) static void lw_shim_init(void)
 
     switch (lw_shim_config_parse(&lw_cfg, environ, &bad_var)) {
     case LW_SHIM_ACTIVE:
+        for (unsigned i = 0; i < lw_cfg.n_ignored; i++)
+            lw_shim_say("%s is malformed; %s", lw_cfg.ignored[i].var, lw_cfg.ignored[i].instead);
         break;
     case LW_SHIM_INERT_MALFORMED:
         lw_shim_say("ignoring this process: %s is malformed (connections are not redirected)",

@@ -39,11 +39,14 @@ static const struct {
 };
 
 /* The shim's own variables: a collector must not see them, and a nested
- * llmwrap replaces them all. */
+ * llmwrap replaces them all, but for the knobs a user may set
+ * (lw_shim_user_knobs), which llmwrap checks and passes on. */
 static const char *const shim_vars[] = {
-    "LLMWRAP_HOSTS",   "LLMWRAP_NET",         "LLMWRAP_PORT",
-    "LLMWRAP_RUN_ID",  "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER",
-    "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",   "LLMWRAP_ATTRIB_REQUIRED", NULL,
+    "LLMWRAP_HOSTS",           "LLMWRAP_NET",         "LLMWRAP_PORT",
+    "LLMWRAP_RUN_ID",          "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER",
+    "LLMWRAP_PRELOAD",         "LLMWRAP_FAIL_OPEN",   "LLMWRAP_ATTRIB_REQUIRED",
+    "LLMWRAP_TLS_HOOK",        "LLMWRAP_PROPAGATE",   "LLMWRAP_TEST_REAL_ADDR",
+    NULL,
 };
 
 static gboolean is_shim_entry(const char *entry, size_t len)

@@ -12,7 +12,8 @@
  * Exit status: CMD's (127 command not found; 126 not executable); when
  * CMD died of SIGINT, SIGQUIT, SIGTERM or SIGHUP, llmwrap ends itself by
  * the same signal after its summary, and exits 128+N for any other signal
- * N; 2 on a usage error; 125 when llmwrap could not start the run
+ * N; 2 on a usage error (a malformed LLMWRAP_TLS_HOOK, LLMWRAP_PROPAGATE or
+ * LLMWRAP_TEST_REAL_ADDR too); 125 when llmwrap could not start the run
  * (collector unreachable, binaries missing) and --fail-open was not given.
  * --doctor: 0 intercepted and trusted, 1 not, 2 usage.
  */
@@ -33,6 +34,7 @@
 #include "paths.h"
 #include "program.h"
 #include "redact.h"
+#include "shim-core.h"
 #include "summary.h"
 #include "trust.h"
 
@@ -97,7 +99,9 @@ static void usage(FILE *out)
           "kill refused some of its requests.\n"
           "\n"
           "Environment: LLMWRAP_HOME (state directory), LLMWRAP_COLLECTOR_BIN,\n"
-          "LLMWRAP_PRELOAD_PATH; GITHUB_STEP_SUMMARY, when set, gets a spend table.\n",
+          "LLMWRAP_PRELOAD_PATH; LLMWRAP_TLS_HOOK=0 (no SSL_new hook), LLMWRAP_PROPAGATE=0\n"
+          "(programs CMD runs with a cleared environment are not covered);\n"
+          "GITHUB_STEP_SUMMARY, when set, gets a spend table.\n",
           out);
 }
 
@@ -202,6 +206,15 @@ static int parse_options(int argc, char **argv, Options *opt)
         return usage_error("--doctor takes one command");
     if (opt->fail_open && opt->has_budget)
         return usage_error("--budget fails closed: it cannot be combined with --fail-open");
+    /* The shim's knobs a user may set reach the program as they are: one
+     * the shim cannot read is a mistake to say now, not a warning in every
+     * process of the run. */
+    for (guint k = 0; lw_shim_user_knobs[k] != NULL; k++) {
+        const char *value = g_getenv(lw_shim_user_knobs[k]);
+        const char *expected = NULL;
+        if (value != NULL && !lw_shim_knob_valid(lw_shim_user_knobs[k], value, &expected))
+            return usage_error("%s=%s: expected %s", lw_shim_user_knobs[k], value, expected);
+    }
     opt->cmd = argv + i;
     opt->shown_cmd = lw_redact_argv(opt->cmd);
     return -1;

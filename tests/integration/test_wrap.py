@@ -1367,6 +1367,28 @@ class TestOptions(WrapCase):
                 self.assertRan(p, 2)
                 self.assertTrue(p.stderr.startswith(b"llmwrap: "), p.stderr)
 
+    def test_malformed_shim_knobs_are_usage_errors(self):
+        # The knobs a user may set reach every process of the run: one the
+        # shim cannot read would have made it inert, provider traffic
+        # unmetered even under --budget. llmwrap refuses to start instead.
+        marker = os.path.join(self.workdir, "ran")
+        for var, value in (("LLMWRAP_TLS_HOOK", "true"), ("LLMWRAP_TLS_HOOK", "off"),
+                           ("LLMWRAP_PROPAGATE", "yes"), ("LLMWRAP_TEST_REAL_ADDR", "x")):
+            with self.subTest(var=var, value=value):
+                p = self.wrap("--budget", "0.01", "--", "touch", marker,
+                              env=self.env(**{var: value}))
+                self.assertRan(p, 2)
+                self.assertIn(("llmwrap: %s=%s: expected" % (var, value)).encode(), p.stderr)
+                self.assertFalse(os.path.exists(marker))
+        self.assertEqual(collector_processes(self.home), [])
+        # Valid values (and an empty one: the default) run as before.
+        for value in ("0", "1", ""):
+            with self.subTest(value=value):
+                p = self.wrap("-q", "sh", "-c", 'echo "$LLMWRAP_TLS_HOOK"',
+                              env=self.env(LLMWRAP_TLS_HOOK=value))
+                self.assertRan(p)
+                self.assertEqual(p.stdout.decode(), value + "\n")
+
     def test_options_end_at_the_first_non_option(self):
         p = self.wrap("-q", "sh", "-c", 'echo "$@"', "x", "--tag", "--bogus")
         self.assertRan(p)

@@ -485,6 +485,21 @@ class TestAttribution(ShimCase):
         self.assertEqual(r["errno"], ["ECONNREFUSED"] * 2)
         self.assertEqual(p.stderr.count("no request escapes the run's budget"), 1, p.stderr)
 
+    def test_malformed_attribution_fails_closed(self):
+        """A run id or socket path that does not parse: the connection
+        cannot be attributed, so under LLMWRAP_ATTRIB_REQUIRED it is
+        refused, rather than made by a shim gone inert, unmetered."""
+        for var, value in (("LLMWRAP_ATTRIB_SOCK", "relative.sock"),
+                           ("LLMWRAP_RUN_ID", "12a")):
+            with self.subTest(var=var):
+                env = self.env(**{"LLMWRAP_ATTRIB_SOCK": self.sock_path, var: value,
+                                  "LLMWRAP_ATTRIB_REQUIRED": "1"})
+                r, p = self.probe("connect", "api.openai.com", "443", env=env)
+                self.assertEqual(r["connect_rc"], "-1")
+                self.assertEqual(r["errno"], "ECONNREFUSED")
+                self.assertIn("%s is malformed" % var, p.stderr)
+                self.assertIn("no request escapes the run's budget", p.stderr)
+
     def test_burst_of_connections_all_attributed(self):
         """Far more connections at once than a datagram queue holds (10):
         every one is attributed."""
@@ -585,12 +600,27 @@ class TestInert(ShimCase):
             self.not_redirected(self.env(), copy)
 
     def test_malformed_values(self):
-        for var, value in (("LLMWRAP_PORT", "https"), ("LLMWRAP_NET", "300"),
-                           ("LLMWRAP_HOSTS", "a.com,,b.com"), ("LLMWRAP_CA_DER", "!!"),
-                           ("LLMWRAP_ATTRIB_SOCK", "relative.sock")):
+        # Without the hosts or the port there is nothing to redirect to.
+        for var, value in (("LLMWRAP_PORT", "https"), ("LLMWRAP_HOSTS", "a.com,,b.com")):
             with self.subTest(var=var):
                 p = self.not_redirected(self.env(**{var: value}))
                 self.assertIn("%s is malformed" % var, p.stderr)
+
+    def test_malformed_knobs_keep_redirection(self):
+        # Any other malformed value is replaced by its safe one: a typo in
+        # a knob must not send provider traffic past the collector.
+        for var, value in (("LLMWRAP_TLS_HOOK", "true"), ("LLMWRAP_TLS_HOOK", "off"),
+                           ("LLMWRAP_PROPAGATE", "yes"), ("LLMWRAP_FAIL_OPEN", "2"),
+                           ("LLMWRAP_ATTRIB_REQUIRED", "no"), ("LLMWRAP_NET", "300"),
+                           ("LLMWRAP_CA_DER", "!!"), ("LLMWRAP_PRELOAD", "relative.so"),
+                           ("LLMWRAP_TEST_REAL_ADDR", "localhost:80")):
+            with self.subTest(var=var, value=value):
+                r, p = self.probe("connect", "api.openai.com", "443", "send",
+                                  env=self.env(**{var: value}))
+                self.assertEqual(r["connect_rc"], "0", p.stderr)
+                self.assertEqual(r["peer"], "%s:%d" % (synth(1), self.port))
+                self.accept_line()
+                self.assertEqual(p.stderr.count("%s is malformed" % var), 1, p.stderr)
 
     def test_not_under_llmwrap(self):
         p = self.not_redirected(self.env(LLMWRAP_HOSTS=None, LLMWRAP_PORT=None))

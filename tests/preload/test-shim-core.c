@@ -85,7 +85,7 @@ typedef struct {
     const char *name;
     const char *vars[4]; /* added to a valid base environment, taking precedence */
     LwShimStatus status;
-    const char *bad_var;
+    const char *bad_var; /* inert: the variable named; active: the one replaced */
 } ConfigCase;
 
 static const ConfigCase config_cases[] = {
@@ -99,14 +99,14 @@ static const ConfigCase config_cases[] = {
     {"hosts-dot", {"LLMWRAP_HOSTS=."}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_HOSTS"},
     {"hosts-leading-dot", {"LLMWRAP_HOSTS=.a.com"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_HOSTS"},
     {"hosts-slash", {"LLMWRAP_HOSTS=a.com/x"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_HOSTS"},
-    {"net-0", {"LLMWRAP_NET=0"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-255", {"LLMWRAP_NET=255"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-text", {"LLMWRAP_NET=abc"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-negative", {"LLMWRAP_NET=-1"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-suffix", {"LLMWRAP_NET=241x"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-leading-zero", {"LLMWRAP_NET=0241"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-space", {"LLMWRAP_NET= 241"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
-    {"net-huge", {"LLMWRAP_NET=99999999999999999999999"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_NET"},
+    {"net-0", {"LLMWRAP_NET=0"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-255", {"LLMWRAP_NET=255"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-text", {"LLMWRAP_NET=abc"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-negative", {"LLMWRAP_NET=-1"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-suffix", {"LLMWRAP_NET=241x"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-leading-zero", {"LLMWRAP_NET=0241"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-space", {"LLMWRAP_NET= 241"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
+    {"net-huge", {"LLMWRAP_NET=99999999999999999999999"}, LW_SHIM_ACTIVE, "LLMWRAP_NET"},
     {"net-empty", {"LLMWRAP_NET="}, LW_SHIM_ACTIVE, NULL},
     {"net-1", {"LLMWRAP_NET=1"}, LW_SHIM_ACTIVE, NULL},
     {"net-254", {"LLMWRAP_NET=254"}, LW_SHIM_ACTIVE, NULL},
@@ -115,41 +115,44 @@ static const ConfigCase config_cases[] = {
     {"port-65536", {"LLMWRAP_PORT=65536"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PORT"},
     {"port-text", {"LLMWRAP_PORT=https"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PORT"},
     {"port-plus", {"LLMWRAP_PORT=+443"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PORT"},
-    {"run-id-overflow",
-     {"LLMWRAP_RUN_ID=18446744073709551616"},
-     LW_SHIM_INERT_MALFORMED,
-     "LLMWRAP_RUN_ID"},
-    {"run-id-text", {"LLMWRAP_RUN_ID=12a"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_RUN_ID"},
+    {"run-id-overflow", {"LLMWRAP_RUN_ID=18446744073709551616"}, LW_SHIM_ACTIVE, "LLMWRAP_RUN_ID"},
+    {"run-id-text", {"LLMWRAP_RUN_ID=12a"}, LW_SHIM_ACTIVE, "LLMWRAP_RUN_ID"},
     {"attrib-relative",
      {"LLMWRAP_ATTRIB_SOCK=run/attrib.sock"},
-     LW_SHIM_INERT_MALFORMED,
+     LW_SHIM_ACTIVE,
      "LLMWRAP_ATTRIB_SOCK"},
     {"attrib-too-long",
      {"LLMWRAP_ATTRIB_SOCK=/0123456789012345678901234567890123456789012345678901234567890123456789"
       "0123456789012345678901234567890123456789"},
-     LW_SHIM_INERT_MALFORMED,
+     LW_SHIM_ACTIVE,
      "LLMWRAP_ATTRIB_SOCK"},
-    {"ca-bad-char", {"LLMWRAP_CA_DER=AAEC*w=="}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_CA_DER"},
-    {"ca-newline", {"LLMWRAP_CA_DER=AAEC\n/w=="}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_CA_DER"},
-    {"ca-truncated", {"LLMWRAP_CA_DER=A"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_CA_DER"},
-    {"tls-hook-yes", {"LLMWRAP_TLS_HOOK=yes"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_TLS_HOOK"},
-    {"fail-open-2", {"LLMWRAP_FAIL_OPEN=2"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_FAIL_OPEN"},
-    {"propagate-true", {"LLMWRAP_PROPAGATE=true"}, LW_SHIM_INERT_MALFORMED, "LLMWRAP_PROPAGATE"},
+    {"ca-bad-char", {"LLMWRAP_CA_DER=AAEC*w=="}, LW_SHIM_ACTIVE, "LLMWRAP_CA_DER"},
+    {"ca-newline", {"LLMWRAP_CA_DER=AAEC\n/w=="}, LW_SHIM_ACTIVE, "LLMWRAP_CA_DER"},
+    {"ca-truncated", {"LLMWRAP_CA_DER=A"}, LW_SHIM_ACTIVE, "LLMWRAP_CA_DER"},
+    {"tls-hook-yes", {"LLMWRAP_TLS_HOOK=yes"}, LW_SHIM_ACTIVE, "LLMWRAP_TLS_HOOK"},
+    {"tls-hook-true", {"LLMWRAP_TLS_HOOK=true"}, LW_SHIM_ACTIVE, "LLMWRAP_TLS_HOOK"},
+    {"tls-hook-off", {"LLMWRAP_TLS_HOOK=off"}, LW_SHIM_ACTIVE, "LLMWRAP_TLS_HOOK"},
+    {"attrib-required-yes",
+     {"LLMWRAP_ATTRIB_REQUIRED=yes"},
+     LW_SHIM_ACTIVE,
+     "LLMWRAP_ATTRIB_REQUIRED"},
+    {"fail-open-2", {"LLMWRAP_FAIL_OPEN=2"}, LW_SHIM_ACTIVE, "LLMWRAP_FAIL_OPEN"},
+    {"propagate-true", {"LLMWRAP_PROPAGATE=true"}, LW_SHIM_ACTIVE, "LLMWRAP_PROPAGATE"},
     {"preload-relative",
      {"LLMWRAP_PRELOAD=libllmwrap-preload.so"},
-     LW_SHIM_INERT_MALFORMED,
+     LW_SHIM_ACTIVE,
      "LLMWRAP_PRELOAD"},
     {"real-addr-no-port",
      {"LLMWRAP_TEST_REAL_ADDR=127.0.0.1"},
-     LW_SHIM_INERT_MALFORMED,
+     LW_SHIM_ACTIVE,
      "LLMWRAP_TEST_REAL_ADDR"},
     {"real-addr-name",
      {"LLMWRAP_TEST_REAL_ADDR=localhost:80"},
-     LW_SHIM_INERT_MALFORMED,
+     LW_SHIM_ACTIVE,
      "LLMWRAP_TEST_REAL_ADDR"},
     {"real-addr-port-0",
      {"LLMWRAP_TEST_REAL_ADDR=127.0.0.1:0"},
-     LW_SHIM_INERT_MALFORMED,
+     LW_SHIM_ACTIVE,
      "LLMWRAP_TEST_REAL_ADDR"},
 };
 
@@ -169,6 +172,14 @@ static void test_config_case(gconstpointer data)
     g_assert_cmpint(lw_shim_config_parse(cfg, envp, &bad), ==, c->status);
     if (c->status == LW_SHIM_INERT_MALFORMED)
         g_assert_cmpstr(bad, ==, c->bad_var);
+    if (c->status == LW_SHIM_ACTIVE) {
+        /* A malformed variable other than the hosts and the port is
+         * replaced, and redirection stays on. */
+        g_assert_cmpuint(cfg->n_ignored, ==, c->bad_var != NULL ? 1 : 0);
+        if (c->bad_var != NULL)
+            g_assert_cmpstr(cfg->ignored[0].var, ==, c->bad_var);
+        g_assert_cmpuint(lw_shim_host_slot(cfg, "api.openai.com"), ==, 1);
+    }
     if (c->status != LW_SHIM_ACTIVE) {
         /* Inert: nothing is a provider, no address is synthetic. */
         struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7ff10001)};
@@ -176,6 +187,82 @@ static void test_config_case(gconstpointer data)
         g_assert_cmpuint(lw_shim_sockaddr_slot(&cfg->net, (struct sockaddr *)&sin, sizeof sin), ==,
                          0);
     }
+}
+
+/* Each malformed knob takes the value that keeps provider traffic
+ * metered, never the one a typo might have meant. */
+static void test_config_fallbacks(void)
+{
+    char *envp[] = {
+        "LLMWRAP_HOSTS=" HOSTS11,
+        "LLMWRAP_PORT=4443",
+        "LLMWRAP_NET=300",
+        "LLMWRAP_RUN_ID=12a",
+        "LLMWRAP_ATTRIB_SOCK=/run/llmwrap/attrib.sock",
+        "LLMWRAP_CA_DER=!!",
+        "LLMWRAP_TLS_HOOK=off",
+        "LLMWRAP_FAIL_OPEN=true",
+        "LLMWRAP_ATTRIB_REQUIRED=no",
+        "LLMWRAP_PROPAGATE=false",
+        "LLMWRAP_PRELOAD=libllmwrap-preload.so",
+        "LLMWRAP_TEST_REAL_ADDR=localhost:80",
+        NULL,
+    };
+    g_autofree LwShimConfig *cfg = config_new(envp, LW_SHIM_ACTIVE);
+    g_assert_cmpuint(cfg->n_ignored, ==, 9);
+    g_assert_cmphex(cfg->net.base, ==, 0x7ff10000);
+    g_assert_cmpuint(lw_shim_host_slot(cfg, "api.openai.com"), ==, 1);
+    g_assert_cmpuint(cfg->run_id, ==, 0);
+    /* Attribution is configured but cannot be delivered: required, it
+     * refuses the connection rather than let it go unattributed. */
+    g_assert_true(cfg->has_attrib);
+    g_assert_cmpuint(cfg->attrib_addr_len, ==, sizeof(sa_family_t));
+    g_assert_true(cfg->attrib_required);
+    g_assert_cmpuint(cfg->ca_der_len, ==, 0);
+    g_assert_true(cfg->tls_hook);
+    g_assert_false(cfg->fail_open);
+    g_assert_true(cfg->propagate);
+    g_assert_cmpstr(cfg->preload, ==, "");
+    g_assert_false(cfg->has_test_real_addr);
+    for (unsigned i = 0; i < cfg->n_ignored; i++)
+        g_assert_nonnull(cfg->ignored[i].instead);
+
+    char *bad_sock[] = {"LLMWRAP_HOSTS=a.com", "LLMWRAP_PORT=1", "LLMWRAP_ATTRIB_SOCK=rel.sock",
+                        NULL};
+    g_autofree LwShimConfig *s = config_new(bad_sock, LW_SHIM_ACTIVE);
+    g_assert_true(s->has_attrib);
+    g_assert_cmpuint(s->attrib_addr_len, ==, sizeof(sa_family_t));
+    g_assert_false(s->attrib_required);
+}
+
+/* What llmwrap checks before it runs anything. */
+static void test_user_knobs(void)
+{
+    static const struct {
+        const char *name, *value;
+        bool ok;
+    } cases[] = {
+        {"LLMWRAP_TLS_HOOK", "0", true},
+        {"LLMWRAP_TLS_HOOK", "1", true},
+        {"LLMWRAP_TLS_HOOK", "", true},
+        {"LLMWRAP_TLS_HOOK", "true", false},
+        {"LLMWRAP_TLS_HOOK", "off", false},
+        {"LLMWRAP_TLS_HOOK", " 1", false},
+        {"LLMWRAP_PROPAGATE", "0", true},
+        {"LLMWRAP_PROPAGATE", "no", false},
+        {"LLMWRAP_TEST_REAL_ADDR", "127.0.0.1:80", true},
+        {"LLMWRAP_TEST_REAL_ADDR", "", true},
+        {"LLMWRAP_TEST_REAL_ADDR", "localhost:80", false},
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const char *expected = NULL;
+        g_assert_true(lw_shim_knob_valid(cases[i].name, cases[i].value, &expected) == cases[i].ok);
+        g_assert_nonnull(expected);
+    }
+    size_t n = 0;
+    while (lw_shim_user_knobs[n] != NULL)
+        n++;
+    g_assert_cmpuint(n, ==, 3);
 }
 
 static void test_config_unset(void)
@@ -724,6 +811,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/shim/config/full", test_config_full);
     g_test_add_func("/shim/config/defaults", test_config_defaults);
+    g_test_add_func("/shim/config/fallbacks", test_config_fallbacks);
+    g_test_add_func("/shim/config/user-knobs", test_user_knobs);
     g_test_add_func("/shim/config/unset", test_config_unset);
     g_test_add_func("/shim/config/missing-port", test_config_missing_port);
     g_test_add_func("/shim/config/host-limits", test_config_host_limits);

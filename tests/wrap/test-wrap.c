@@ -417,6 +417,8 @@ static void test_collector_env(void)
                     "CURL_CA_BUNDLE=/etc/mine.pem",
                     "REQUESTS_CA_BUNDLE=/h/run/trustee.pem",
                     "SSL_CERT_DIR=/h/run/trust/dir-1",
+                    "LLMWRAP_TLS_HOOK=0",
+                    "LLMWRAP_PROPAGATE=0",
                     NULL};
     g_auto(GStrv) env = lw_childenv_for_collector(base, "/h/run/trust", "/h");
     g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, "/x/a.so");
@@ -427,6 +429,8 @@ static void test_collector_env(void)
     g_assert_null(g_environ_getenv(env, "SSL_CERT_FILE"));
     g_assert_null(g_environ_getenv(env, "NODE_EXTRA_CA_CERTS"));
     g_assert_null(g_environ_getenv(env, "SSL_CERT_DIR"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_TLS_HOOK"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_PROPAGATE"));
     g_assert_cmpstr(g_environ_getenv(env, "CURL_CA_BUNDLE"), ==, "/etc/mine.pem");
     g_assert_cmpstr(g_environ_getenv(env, "REQUESTS_CA_BUNDLE"), ==, "/h/run/trustee.pem");
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOME"), ==, "/h");
