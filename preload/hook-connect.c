@@ -107,8 +107,10 @@ static uint16_t get_port(const struct sockaddr_storage *ss)
  * since the collector matches a message to its connection by both ends. */
 static bool send_attribution(int fd, const struct sockaddr *remote, socklen_t remote_len)
 {
+    /* No socket to deliver to: nothing is sent, which under
+     * LLMWRAP_ATTRIB_REQUIRED refuses the connection. */
     if (!lw_cfg.has_attrib)
-        return true;
+        return false;
     int saved = errno;
     struct sockaddr_storage local;
     socklen_t local_len = sizeof local;

@@ -485,6 +485,16 @@ class TestAttribution(ShimCase):
         self.assertEqual(r["errno"], ["ECONNREFUSED"] * 2)
         self.assertEqual(p.stderr.count("no request escapes the run's budget"), 1, p.stderr)
 
+    def test_required_attribution_without_a_socket_fails_closed(self):
+        """Attribution required, and no socket to deliver it to: nothing
+        can name the connection's run, so it is refused like the rest."""
+        env = self.env(LLMWRAP_ATTRIB_REQUIRED="1")
+        env.pop("LLMWRAP_ATTRIB_SOCK", None)
+        r, p = self.probe("connect", "api.openai.com", "443", env=env)
+        self.assertEqual(r["connect_rc"], "-1")
+        self.assertEqual(r["errno"], "ECONNREFUSED")
+        self.assertIn("no request escapes the run's budget", p.stderr)
+
     def test_malformed_attribution_fails_closed(self):
         """A run id or socket path that does not parse: the connection
         cannot be attributed, so under LLMWRAP_ATTRIB_REQUIRED it is
@@ -617,10 +627,15 @@ class TestInert(ShimCase):
             with self.subTest(var=var, value=value):
                 r, p = self.probe("connect", "api.openai.com", "443", "send",
                                   env=self.env(**{var: value}))
+                self.assertEqual(p.stderr.count("%s is malformed" % var), 1, p.stderr)
+                if var == "LLMWRAP_ATTRIB_REQUIRED":
+                    # Its safe value is 1, and there is no attribution
+                    # socket here: refused, not made unattributed.
+                    self.assertEqual((r["connect_rc"], r["errno"]), ("-1", "ECONNREFUSED"))
+                    continue
                 self.assertEqual(r["connect_rc"], "0", p.stderr)
                 self.assertEqual(r["peer"], "%s:%d" % (synth(1), self.port))
                 self.accept_line()
-                self.assertEqual(p.stderr.count("%s is malformed" % var), 1, p.stderr)
 
     def test_not_under_llmwrap(self):
         p = self.not_redirected(self.env(LLMWRAP_HOSTS=None, LLMWRAP_PORT=None))
