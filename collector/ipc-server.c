@@ -122,8 +122,11 @@ void lw_ipc_fill_status(LwServer *server, Lw__StatusReply *s)
     s->version = g_strdup(LW_VERSION);
     s->has_uptime_ms = TRUE;
     s->uptime_ms = (lw_loop_now_us() - server->started_us) / 1000;
+    /* What the listeners are bound to, which llmwrap tells the shim: not
+     * the configuration's value, which may have changed since. */
     s->has_synthetic_net = TRUE;
-    s->synthetic_net = server->config->synthetic_net;
+    s->synthetic_net = server->listeners != NULL ? lw_listeners_synthetic_net(server->listeners)
+                                                 : server->config->synthetic_net;
     s->hosts = lw_provider_table_env_hosts(server->providers);
     s->ca_file = g_strdup(server->ca_root_file);
     if (server->listeners != NULL) {

@@ -30,6 +30,7 @@ struct _LwListeners {
     LwServer *server;
     GPtrArray *listeners; /* Listener* */
     GArray *info;         /* LwListenerInfo */
+    guint8 synthetic_net; /* the X of 127.X.0.slot the synthetic listeners are bound to */
     guint16 synthetic_port;
 };
 
@@ -136,10 +137,11 @@ static gboolean bind_synthetic(LwListeners *ls, guint16 port, GError **error)
 {
     LwServer *server = ls->server;
     guint count = lw_provider_table_count(server->providers);
+    ls->synthetic_net = server->config->synthetic_net;
     for (guint i = 0; i < count; i++) {
         const LwProvider *p = lw_provider_table_nth(server->providers, i);
         struct sockaddr_in sin;
-        lw_provider_synthetic_addr(server->config->synthetic_net, p->slot, &sin);
+        lw_provider_synthetic_addr(ls->synthetic_net, p->slot, &sin);
         sin.sin_port = htons(port);
         int fd = bind_one((struct sockaddr *)&sin, sizeof sin, error);
         if (fd < 0) {
@@ -225,6 +227,11 @@ void lw_listeners_free(LwListeners *ls)
     g_ptr_array_unref(ls->listeners);
     g_array_unref(ls->info);
     g_free(ls);
+}
+
+guint8 lw_listeners_synthetic_net(const LwListeners *ls)
+{
+    return ls->synthetic_net;
 }
 
 guint16 lw_listeners_synthetic_port(const LwListeners *ls)

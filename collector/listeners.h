@@ -30,6 +30,9 @@ LwListeners *lw_listeners_new(LwServer *server, guint16 port, gboolean fallback_
 void lw_listeners_close(LwListeners *l);
 void lw_listeners_free(LwListeners *l);
 
+/* What the synthetic listeners are bound to: X of 127.X.0.slot, and the
+ * port. Fixed for the listeners' life: a reload does not rebind them. */
+guint8 lw_listeners_synthetic_net(const LwListeners *l);
 guint16 lw_listeners_synthetic_port(const LwListeners *l);
 
 /* Every listener, synthetic ones first. Borrowed, lives as long as `l`. */

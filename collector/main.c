@@ -90,6 +90,52 @@ static void start_drain(Collector *c)
     finish_if_drained(c);
 }
 
+/* The listeners' addresses, as "127.0.0.1:41234, [::1]:8080" ("none"). */
+static char *listen_addresses(const LwListeners *listeners)
+{
+    guint n = 0;
+    const LwListenerInfo *info = lw_listeners_info(listeners, &n);
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < n; i++) {
+        if (info[i].provider != NULL)
+            continue;
+        gboolean v6 = strchr(info[i].address, ':') != NULL;
+        g_string_append_printf(out, "%s%s%s%s:%u", out->len ? ", " : "", v6 ? "[" : "",
+                               info[i].address, v6 ? "]" : "", info[i].port);
+    }
+    if (out->len == 0)
+        g_string_append(out, "none");
+    return g_string_free(out, FALSE);
+}
+
+/* [collector] listen, synthetic_net and port are bound into the listening
+ * sockets at start, and llmwrap runs are told the synthetic addresses: a
+ * reload cannot move them without breaking every run that talks to the
+ * collector. It keeps the running values in `config` and says so. */
+static void keep_bound_settings(LwServer *s, LwConfig *config)
+{
+    const LwConfig *running = s->config;
+    guint8 net = lw_listeners_synthetic_net(s->listeners);
+    if (config->synthetic_net != net)
+        g_warning("reload: [collector] synthetic_net = %u needs a restart; still using %u",
+                  config->synthetic_net, net);
+    config->synthetic_net = net;
+    /* Port 0 means any port: the one bound satisfies it. */
+    guint16 port = lw_listeners_synthetic_port(s->listeners);
+    if (config->port != 0 && config->port != port)
+        g_warning("reload: [collector] port = %u needs a restart; still using %u", config->port,
+                  port);
+    config->port = running->port;
+    if (!g_strv_equal((const char *const *)config->listen, (const char *const *)running->listen)) {
+        g_autofree char *wanted =
+            config->listen[0] != NULL ? g_strjoinv(", ", config->listen) : g_strdup("none");
+        g_autofree char *bound = listen_addresses(s->listeners);
+        g_warning("reload: [collector] listen = %s needs a restart; still using %s", wanted, bound);
+        g_strfreev(config->listen);
+        config->listen = g_strdupv(running->listen);
+    }
+}
+
 static void reload(Collector *c)
 {
     LwServer *s = &c->server;
@@ -106,6 +152,7 @@ static void reload(Collector *c)
         g_warning("reload failed, keeping the running configuration: %s", error->message);
         return;
     }
+    keep_bound_settings(s, config);
     /* The host set is bound into listeners and the CA: it needs a restart.
      * Upstreams and formats apply now, to requests that start from now. */
     g_autofree char *old_hosts = lw_provider_table_env_hosts(s->providers);

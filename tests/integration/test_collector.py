@@ -426,6 +426,41 @@ class ForwardingTest(lwtest.CollectorTestCase):
                          self.collector.read_log()[mark:], what="the reload refused")
                 self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
+    def test_reload_keeps_what_the_listeners_are_bound_to(self):
+        # listen, synthetic_net and port are bound at start. A reload that
+        # changed them used to tell new llmwrap runs (status) the new
+        # synthetic_net while the listeners stayed on the old one: every
+        # provider connection of those runs was refused.
+        before = lwtest.ipc_status(self.home)
+        listen_port = self.collector.listen_port()
+        other = lwtest.free_port()
+        config = os.path.join(self.home, "config.ini")
+        with open(config) as f:
+            original = f.read()
+
+        def reload(extra):
+            lwtest.write_config(self.home, original + extra)
+            mark = len(self.collector.read_log())
+            self.collector.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "configuration reloaded" in self.collector.read_log()[mark:],
+                     what="reload")
+            return self.collector.read_log()[mark:]
+
+        log = reload(f"\n[collector]\nsynthetic_net = 242\nport = {other}\n"
+                     f"listen = 127.0.0.1:{other}\n")
+        self.assertIn("synthetic_net = 242 needs a restart; still using "
+                      f"{lwtest.SYNTHETIC_NET}", log)
+        self.assertIn(f"port = {other} needs a restart; still using {self.collector.port}", log)
+        self.assertIn(f"listen = 127.0.0.1:{other} needs a restart; still using "
+                      f"127.0.0.1:{listen_port}", log)
+        after = lwtest.ipc_status(self.home)
+        self.assertEqual((after["synthetic_net"], after["synthetic_port"]),
+                         (before["synthetic_net"], before["synthetic_port"]))
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+        # Port 0 (any port) and the listen address started with are what runs.
+        log = reload("\n[collector]\nport = 0\nlisten = 127.0.0.1:0\n")
+        self.assertNotIn("needs a restart", log)
+
     def test_upstream_down_gives_shaped_502(self):
         dead = lwtest.free_port()
         lwtest.write_config(self.home, lwtest.sim_config(self.sim, ("gemini",)) +
