@@ -148,9 +148,19 @@ static void reload(Collector *c)
         return;
     }
     LwConfig *config = lw_config_load(s->config->path, &error);
-    if (config == NULL) {
+    /* Prices first: an override the table cannot take is a bad file too. */
+    LwPricing *pricing = config != NULL ? lw_pricing_load(NULL, config, &error) : NULL;
+    if (config == NULL || (pricing == NULL && error->domain == LW_CONFIG_ERROR)) {
         g_warning("reload failed, keeping the running configuration: %s", error->message);
+        lw_config_free(config);
         return;
+    }
+    if (pricing != NULL) {
+        lw_pricing_free(s->pricing);
+        s->pricing = pricing;
+    } else {
+        g_warning("reload: prices not reloaded: %s", error->message);
+        g_clear_error(&error);
     }
     keep_bound_settings(s, config);
     /* The host set is bound into listeners and the CA: it needs a restart.
@@ -170,14 +180,6 @@ static void reload(Collector *c)
     }
     if (!lw_upstream_reconfigure(s->upstream, config, &error)) {
         g_warning("reload: [upstream] not applied: %s", error->message);
-        g_clear_error(&error);
-    }
-    LwPricing *pricing = lw_pricing_load(NULL, config, &error);
-    if (pricing != NULL) {
-        lw_pricing_free(s->pricing);
-        s->pricing = pricing;
-    } else {
-        g_warning("reload: prices not reloaded: %s", error->message);
         g_clear_error(&error);
     }
     lw_log_set_level(config->log_level);
@@ -416,14 +418,24 @@ int main(int argc, char **argv)
         g_printerr("llm-collector: %s\n", error->message);
         return EXIT_CONFIG;
     }
+    /* Before --check-config answers: [price.MODEL] overrides are checked
+     * against the price table, and the collector would refuse to start. */
+    LwPricing *pricing = lw_pricing_load(NULL, config, &error);
+    if (pricing == NULL) {
+        g_printerr("llm-collector: %s\n", error->message);
+        lw_config_free(config);
+        return error->domain == LW_CONFIG_ERROR ? EXIT_CONFIG : 1;
+    }
     if (check_config) {
         g_print("%s: OK\n", config->path);
+        lw_pricing_free(pricing);
         lw_config_free(config);
         return 0;
     }
     lw_log_set_level(config->log_level);
     if (!lw_paths_ensure(paths, &error)) {
         g_printerr("llm-collector: %s\n", error->message);
+        lw_pricing_free(pricing);
         lw_config_free(config);
         return 1;
     }
@@ -432,14 +444,14 @@ int main(int argc, char **argv)
     guint16 last_port = 0;
     int pid_fd = lock_pid_file(paths->pid_file, &running, &last_port, &error);
     if (pid_fd < 0) {
+        lw_pricing_free(pricing);
+        lw_config_free(config);
         if (error != NULL) {
             g_printerr("llm-collector: %s\n", error->message);
-            lw_config_free(config);
             return 1;
         }
         g_printerr("llm-collector: already running (pid %d) for %s\n", (int)running,
                    paths->run_dir);
-        lw_config_free(config);
         return EXIT_RUNNING;
     }
 
@@ -454,6 +466,7 @@ int main(int argc, char **argv)
     LwServer *s = &c.server;
     s->paths = paths;
     s->config = config;
+    s->pricing = pricing;
     s->providers = config->providers;
     config->providers = lw_provider_table_new(); /* the server keeps the startup table */
     lw_provider_table_seal(config->providers);
@@ -487,9 +500,6 @@ int main(int argc, char **argv)
         goto out;
     s->upstream = lw_upstream_new(s->loop, config, paths->run_dir, &error);
     if (s->upstream == NULL)
-        goto out;
-    s->pricing = lw_pricing_load(NULL, config, &error);
-    if (s->pricing == NULL)
         goto out;
     s->ledger = lw_ledger_open(paths->ledger_file, FALSE, &error);
     if (s->ledger == NULL)
@@ -545,6 +555,8 @@ out:
     if (status != 0 && error != NULL) {
         gboolean is_config = error->domain == LW_CONFIG_ERROR;
         fail(ready_fd, is_config ? 'C' : 'E', error->message);
+        if (is_config)
+            status = EXIT_CONFIG;
     }
     lw_timer_stop(s->loop, &c.drain_timer);
     lw_heap_trim_stop(s);

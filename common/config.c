@@ -640,20 +640,15 @@ static gboolean load_price(Loader *l, LwConfig *c, const char *group, GError **e
     LwPriceOverride *o = g_new0(LwPriceOverride, 1);
     o->model = g_strdup(group + strlen("price."));
     o->input = o->output = o->cached_input = o->cache_write = o->cache_write_1h = -1;
+    o->line = line_of(l->idx, group, NULL);
     g_ptr_array_add(c->price_overrides, o);
-    if (!get_price(l, group, "input", &o->input, error) ||
-        !get_price(l, group, "output", &o->output, error) ||
-        !get_price(l, group, "cached_input", &o->cached_input, error) ||
-        !get_price(l, group, "cache_write", &o->cache_write, error) ||
-        !get_price(l, group, "cache_write_1h", &o->cache_write_1h, error))
-        return FALSE;
-    if (o->input < 0 || o->output < 0) {
-        g_set_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE,
-                    "%s:%u: [%s] needs at least 'input' and 'output' (USD per 1M tokens)",
-                    l->path, line_of(l->idx, group, NULL), group);
-        return FALSE;
-    }
-    return TRUE;
+    /* Keys not given keep the table's values; a model the table lacks
+     * needs 'input' and 'output', which only the table can tell. */
+    return get_price(l, group, "input", &o->input, error) &&
+           get_price(l, group, "output", &o->output, error) &&
+           get_price(l, group, "cached_input", &o->cached_input, error) &&
+           get_price(l, group, "cache_write", &o->cache_write, error) &&
+           get_price(l, group, "cache_write_1h", &o->cache_write_1h, error);
 }
 
 /* Parses a guard threshold in the unit of its kind (budget-def.h). */

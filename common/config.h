@@ -27,10 +27,13 @@ typedef enum {
 } LwConfigError;
 
 /* A user's price override from a [price.MODEL] group, in micro-USD per 1M
- * tokens (config.ini says USD per 1M tokens; -1 = not given). */
+ * tokens (config.ini says USD per 1M tokens; -1 = not given). Any subset
+ * of the rates may be given: whether a model the price table lacks has
+ * 'input' and 'output' is for lw_pricing_load to tell, with `line`. */
 typedef struct {
     char *model;
     gint64 input, output, cached_input, cache_write, cache_write_1h;
+    guint line; /* of the [price.MODEL] header in the config's file */
 } LwPriceOverride;
 
 typedef struct {

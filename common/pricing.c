@@ -765,11 +765,16 @@ static gboolean apply_overrides(LwPricing *p, const LwConfig *config, GError **e
         if (found)
             continue;
 
-        /* A model no provider has: priced wherever it may be served. */
+        /* A model no provider has: priced wherever it may be served. A
+         * mistake in config.ini, so told as config.c tells its own. */
         if (o->input < 0 || o->output < 0) {
-            g_set_error(error, LW_PRICING_ERROR, LW_PRICING_ERROR_PARSE,
-                        "[price.%s]: the price table has no model '%s', so the override needs "
-                        "both 'input' and 'output'",
+            const char *missing = o->input >= 0    ? "key 'output'"
+                                  : o->output >= 0 ? "key 'input'"
+                                                   : "keys 'input' and 'output'";
+            g_set_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE,
+                        "%s:%u: %s missing in [price.%s]: the price table has no model '%s', "
+                        "so the override needs both 'input' and 'output' (USD per 1M tokens)",
+                        config->path != NULL ? config->path : "config.ini", o->line, missing,
                         o->model, o->model);
             return FALSE;
         }

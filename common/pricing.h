@@ -74,7 +74,10 @@ typedef struct _LwPricing LwPricing;
 
 /* Loads the table from `data_file` (NULL: the installed one, or the source
  * tree's data/prices.json when running from a build directory) and applies
- * `config`'s [price.MODEL] overrides (may be NULL). Transfer full. */
+ * `config`'s [price.MODEL] overrides (may be NULL). Transfer full. Errors:
+ * LW_PRICING_ERROR for the data file; LW_CONFIG_ERROR, naming config.ini's
+ * file, line and key, for an override of a model the table does not have
+ * that lacks 'input' or 'output' (a bad configuration, exit status 2). */
 LwPricing *lw_pricing_load(const char *data_file, const LwConfig *config, GError **error);
 void lw_pricing_free(LwPricing *pricing);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwPricing, lw_pricing_free)

@@ -21,6 +21,10 @@ static int load_pricing(LwCtl *ctl, LwPricing **ret)
         return LW_CTL_EXIT_USAGE;
     }
     *ret = lw_pricing_load(NULL, config, &error);
+    if (*ret == NULL && error->domain == LW_CONFIG_ERROR) { /* an override the table refuses */
+        fprintf(stderr, "llmctl %s: %s\n", NAME, error->message);
+        return LW_CTL_EXIT_USAGE;
+    }
     if (*ret == NULL)
         return lw_ctl_error(NAME, "%s", error->message);
     return LW_CTL_EXIT_OK;

@@ -52,6 +52,10 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         return LW_CTL_EXIT_USAGE;
     }
     g_autoptr(LwPricing) pricing = lw_pricing_load(NULL, config, &error);
+    if (pricing == NULL && error->domain == LW_CONFIG_ERROR) { /* an override the table refuses */
+        fprintf(stderr, "llmctl %s: %s\n", NAME, error->message);
+        return LW_CTL_EXIT_USAGE;
+    }
     if (pricing == NULL)
         return lw_ctl_error(NAME, "%s", error->message);
     g_autoptr(LwLedger) ledger = lw_ctl_open_ledger(ctl, FALSE, &error);

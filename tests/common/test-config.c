@@ -59,7 +59,9 @@ static const ErrorCase error_cases[] = {
     {"taken host", "[provider.acme]\nhost = api.openai.com\n", "already belongs to provider 'openai'",
      2},
     {"bad provider name", "[provider.a b]\nhost = a.example\n", "bad provider name", 1},
-    {"price needs input", "[price.m]\noutput = 1\n", "needs at least 'input'", 1},
+    /* Keys not given keep the table's: whether MODEL is in it is for
+     * lw_pricing_load to tell (test-pricing.c). */
+    {"partial price", "[price.m]\ncached_input = 0.05\n", NULL, 0},
     {"bad price", "[price.m]\ninput = cheap\noutput = 1\n", "'input'", 2},
     {"negative price", "[price.m]\ninput = -1\noutput = 1\n", "'input'", 2},
     {"guard", "[guard.loop]\ntype = loop\nthreshold = 5\nwindow = 30s\naction = warn\n", NULL, 0},
@@ -197,6 +199,7 @@ static void test_values(void)
     g_assert_cmpuint(c->price_overrides->len, ==, 1);
     LwPriceOverride *o = g_ptr_array_index(c->price_overrides, 0);
     g_assert_cmpstr(o->model, ==, "gpt-4o-mini");
+    g_assert_cmpuint(o->line, ==, 24);
     g_assert_cmpint(o->input, ==, 150000);
     g_assert_cmpint(o->cached_input, ==, 75000);
     g_assert_cmpint(o->cache_write, ==, 187500);

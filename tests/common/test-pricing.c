@@ -635,21 +635,43 @@ static void test_override_snapshot(void)
     g_assert_cmpint(family->rates.input, ==, 2500000);
 }
 
-/* config.c insists on input and output; a config built another way that
- * adds a model without them is refused rather than priced at nothing. */
+/* One key of a model the table has: the others keep the table's values. */
+static void test_override_one_key(void)
+{
+    g_autoptr(LwConfig) config = config_from("[price.gpt-4o-mini]\ncached_input = 0.05\n");
+    g_autoptr(LwPricing) p = load_shipped(config);
+    const LwPrice *e = must_find(p, "openai", "gpt-4o-mini");
+    g_assert_true(e->overridden);
+    g_assert_cmpint(e->rates.input, ==, 150000);
+    g_assert_cmpint(e->rates.output, ==, 600000);
+    g_assert_cmpint(e->rates.cached_input, ==, 50000);
+}
+
+/* A model the table lacks needs input and output: without them it would be
+ * priced at nothing. A config.ini error, named by file, line and key. */
 static void test_override_add_needs_rates(void)
 {
-    g_autoptr(LwConfig) config = lw_config_new_default();
-    LwPriceOverride *o = g_new0(LwPriceOverride, 1);
-    o->model = g_strdup("brand-new");
-    o->input = 1000000;
-    o->output = o->cached_input = o->cache_write = o->cache_write_1h = -1;
-    g_ptr_array_add(config->price_overrides, o);
-    g_autoptr(GError) error = NULL;
-    g_autoptr(LwPricing) p = lw_pricing_load(SHIPPED, config, &error);
-    g_assert_null(p);
-    g_assert_error(error, LW_PRICING_ERROR, LW_PRICING_ERROR_PARSE);
-    g_assert_nonnull(strstr(error->message, "brand-new"));
+    static const struct {
+        const char *ini;
+        const char *message;
+    } cases[] = {
+        {"[budget]\nclamp_floor = 64\n\n[price.brand-new]\ninput = 1\n",
+         ":4: key 'output' missing in [price.brand-new]: the price table has no model "
+         "'brand-new'"},
+        {"[price.brand-new]\noutput = 1\n", ":1: key 'input' missing in [price.brand-new]"},
+        {"[price.brand-new]\ncached_input = 1\n",
+         ":1: keys 'input' and 'output' missing in [price.brand-new]"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(LwConfig) config = config_from(cases[i].ini);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(LwPricing) p = lw_pricing_load(SHIPPED, config, &error);
+        g_assert_null(p);
+        g_assert_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE);
+        g_autofree char *want = g_strconcat(config->path, cases[i].message, NULL);
+        if (!g_str_has_prefix(error->message, want))
+            g_error("message '%s' does not start with '%s'", error->message, want);
+    }
 }
 
 /* ---- bad data files ---- */
@@ -910,6 +932,7 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/pricing/override/example", test_override_example);
     g_test_add_func("/pricing/override/partial", test_override_partial);
+    g_test_add_func("/pricing/override/one-key", test_override_one_key);
     g_test_add_func("/pricing/override/every-provider", test_override_every_provider);
     g_test_add_func("/pricing/override/adds", test_override_adds);
     g_test_add_func("/pricing/override/drops-tiers", test_override_drops_tiers);

@@ -532,6 +532,22 @@ class Pricing(LedgerTest):
         self.home.run("pricing", expect=2)
         self.home.run("pricing", "nope", expect=2)
 
+    def test_partial_override(self):
+        # Keys not given keep the table's values; a model the table lacks
+        # needs input and output, and lacking one is a bad config.ini (exit
+        # 2) named by file, line and key, for every command that prices.
+        config = os.path.join(self.home.dir, "config.ini")
+        with open(config, "w") as f:
+            f.write("[price.gpt-4o]\ncached_input = 0.5\n")
+        shown = self.home.json("pricing", "show", "gpt-4o", "--json")[0]
+        self.assertEqual((shown["input"], shown["output"], shown["cached_input"]),
+                         (Decimal("2.5"), Decimal("10"), Decimal("0.5")))
+        with open(config, "w") as f:
+            f.write("[budget]\nclamp_floor = 64\n\n[price.brand-new]\ninput = 1\n")
+        for args in (("pricing", "list"), ("reprice",)):
+            _, err, _ = self.home.run(*args, expect=2)
+            self.assertIn(f"{config}:4: key 'output' missing in [price.brand-new]", err)
+
 
 class Usage_errors(unittest.TestCase):
     def setUp(self):

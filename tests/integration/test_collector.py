@@ -413,14 +413,17 @@ class ForwardingTest(lwtest.CollectorTestCase):
     def test_reload_keeps_the_running_configuration_when_the_file_is_bad_or_gone(self):
         # The defaults would send requests to the public provider hosts.
         config = os.path.join(self.home, "config.ini")
-        for change in ("bad", "gone"):
+        for change in ("bad", "gone", "unpriceable"):
             with self.subTest(change=change):
                 mark = len(self.collector.read_log())
                 if change == "bad":
                     with open(config, "a") as f:
                         f.write("\n[collector]\nno_such_key = 1\n")
-                else:
+                elif change == "gone":
                     os.unlink(config)
+                else:  # a model the price table lacks needs input and output
+                    lwtest.write_config(self.home, lwtest.sim_config(self.sim) +
+                                        "\n[price.brand-new]\ninput = 1\n")
                 self.collector.proc.send_signal(signal.SIGHUP)
                 wait_for(lambda: "keeping the running configuration" in
                          self.collector.read_log()[mark:], what="the reload refused")
@@ -1256,6 +1259,31 @@ class ConfigErrorTest(unittest.TestCase):
         self.assertEqual(out.returncode, 2)
         self.assertIn(os.path.join(home, "config.ini") + ":3:", out.stderr)
         self.assertIn("max_bodyy", out.stderr)
+
+    def test_price_overrides_are_checked_against_the_price_table(self):
+        # Keys an override does not give keep the table's values; a model the
+        # table lacks needs input and output, which --check-config checks
+        # too, as a bad configuration named by file, line and key.
+        import tempfile
+        home = tempfile.mkdtemp(prefix="lw-")
+        self.addCleanup(shutil.rmtree, home, ignore_errors=True)
+        config = os.path.join(home, "config.ini")
+        env = dict(os.environ, LLMWRAP_HOME=home)
+
+        def collector(*args):
+            return subprocess.run([lwtest.binary("LLM_COLLECTOR"), *args], capture_output=True,
+                                  text=True, env=env, timeout=DEFAULT_TIMEOUT)
+
+        lwtest.write_config(home, "[price.gpt-4o-mini]\ncached_input = 0.05\n")
+        out = collector("--check-config")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lwtest.write_config(home, "[budget]\nclamp_floor = 64\n\n[price.brand-new]\ninput = 1\n")
+        for args in (["--check-config"], []):
+            with self.subTest(args=args):
+                out = collector(*args)
+                self.assertEqual(out.returncode, 2, out.stderr)
+                self.assertIn(f"{config}:4: key 'output' missing in [price.brand-new]",
+                              out.stderr)
 
     def test_second_collector_refuses_to_start(self):
         import tempfile
