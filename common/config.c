@@ -205,7 +205,9 @@ gboolean lw_config_parse_duration_ms(const char *s, guint *ret_ms)
     else
         return FALSE;
     double ms = v * mult;
-    if (ms > (double)G_MAXUINT)
+    /* The timers count whole milliseconds: a positive value below one would
+     * silently become 0, a different setting. */
+    if (ms > (double)G_MAXUINT || (ms > 0 && ms < 1))
         return FALSE;
     *ret_ms = (guint)ms;
     return TRUE;
@@ -377,25 +379,41 @@ static gboolean get_uint(Loader *l, const char *group, const char *key, guint64 
     return TRUE;
 }
 
-static gboolean get_duration(Loader *l, const char *group, const char *key, guint *ret,
-                             GError **error)
+/* Zero is refused unless `zero_means` says what it means for this key:
+ * a timer of 0 fires at once (every request times out), and libcurl reads
+ * a connect timeout of 0 as its default. */
+static gboolean get_duration(Loader *l, const char *group, const char *key, const char *zero_means,
+                             guint *ret, GError **error)
 {
     g_autofree char *v = NULL;
     if (!get_string(l, group, key, &v, error))
         return FALSE;
-    if (v != NULL && !lw_config_parse_duration_ms(v, ret))
-        return bad_value(l, group, key, v, "a duration such as 500ms, 15s, 2m", error);
+    if (v == NULL)
+        return TRUE;
+    guint ms;
+    if (!lw_config_parse_duration_ms(v, &ms) || (ms == 0 && zero_means == NULL)) {
+        g_autofree char *expect = g_strdup_printf(
+            "a duration of at least 1ms such as 500ms, 15s, 2m%s%s",
+            zero_means != NULL ? ", or 0 to " : "", zero_means != NULL ? zero_means : "");
+        return bad_value(l, group, key, v, expect, error);
+    }
+    *ret = ms;
     return TRUE;
 }
 
+/* A size above zero: no size key gives 0 a meaning. */
 static gboolean get_size(Loader *l, const char *group, const char *key, guint64 *ret,
                          GError **error)
 {
     g_autofree char *v = NULL;
     if (!get_string(l, group, key, &v, error))
         return FALSE;
-    if (v != NULL && !lw_config_parse_size(v, ret))
-        return bad_value(l, group, key, v, "a size such as 65536, 64KiB, 32MiB", error);
+    if (v == NULL)
+        return TRUE;
+    guint64 bytes;
+    if (!lw_config_parse_size(v, &bytes) || bytes == 0)
+        return bad_value(l, group, key, v, "a size above zero such as 65536, 64KiB, 32MiB", error);
+    *ret = bytes;
     return TRUE;
 }
 
@@ -532,10 +550,11 @@ static gboolean load_collector(Loader *l, LwConfig *c, GError **error)
     if (!get_uint(l, g, "max_connections", 1, 1000000, &v, error))
         return FALSE;
     c->max_connections = (guint)v;
-    if (!get_duration(l, g, "idle_timeout", &c->idle_timeout_ms, error) ||
-        !get_duration(l, g, "header_timeout", &c->header_timeout_ms, error) ||
-        !get_duration(l, g, "drain_timeout", &c->drain_timeout_ms, error) ||
-        !get_duration(l, g, "release_memory_after", &c->release_memory_after_ms, error))
+    if (!get_duration(l, g, "idle_timeout", NULL, &c->idle_timeout_ms, error) ||
+        !get_duration(l, g, "header_timeout", NULL, &c->header_timeout_ms, error) ||
+        !get_duration(l, g, "drain_timeout", NULL, &c->drain_timeout_ms, error) ||
+        !get_duration(l, g, "release_memory_after", "never return it", &c->release_memory_after_ms,
+                      error))
         return FALSE;
     if (!get_string(l, g, "log_level", &c->log_level, error))
         return FALSE;
@@ -575,9 +594,9 @@ static gboolean load_upstream(Loader *l, LwConfig *c, GError **error)
                          "a proxy URL: http://, https://, socks4://, socks4a://, socks5:// or "
                          "socks5h://, a host and a port in 1-65535",
                          error);
-    if (!get_duration(l, g, "connect_timeout", &c->connect_timeout_ms, error) ||
-        !get_duration(l, g, "first_byte_timeout", &c->first_byte_timeout_ms, error) ||
-        !get_duration(l, g, "stall_timeout", &c->stall_timeout_ms, error) ||
+    if (!get_duration(l, g, "connect_timeout", NULL, &c->connect_timeout_ms, error) ||
+        !get_duration(l, g, "first_byte_timeout", NULL, &c->first_byte_timeout_ms, error) ||
+        !get_duration(l, g, "stall_timeout", NULL, &c->stall_timeout_ms, error) ||
         !get_bool(l, g, "http2", &c->http2, error))
         return FALSE;
     return TRUE;
@@ -703,10 +722,8 @@ static gboolean load_guard(Loader *l, LwConfig *c, const char *group, GError **e
                          "a positive count (loop, rate), USD (spend-rate), tokens (size) or a "
                          "factor above 1 (growth)",
                          error);
-    if (!get_duration(l, group, "window", &g->window_ms, error))
+    if (!get_duration(l, group, "window", NULL, &g->window_ms, error))
         return FALSE;
-    if (g->window_ms == 0)
-        return bad_value(l, group, "window", "0", "a duration above zero", error);
     if (action != NULL && strcmp(action, "warn") != 0 && strcmp(action, "block") != 0)
         return bad_value(l, group, "action", action, "warn or block", error);
     g->block = action == NULL || strcmp(action, "block") == 0;

@@ -86,7 +86,9 @@ LwConfig *lw_config_new_default(void);
 void lw_config_free(LwConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwConfig, lw_config_free)
 
-/* Parses "250ms", "15s", "2m", "1h" or a bare number of seconds. */
+/* Parses "250ms", "15s", "2m", "1h" or a bare number of seconds. 0 is
+ * accepted (callers decide whether it means anything); a positive value
+ * below 1 ms is refused, as it would become 0. */
 gboolean lw_config_parse_duration_ms(const char *s, guint *ret_ms);
 
 /* Parses "65536", "64KiB", "32MiB", "1GiB" (also k/K, M, G = 1024 multiples). */

@@ -40,6 +40,24 @@ static const ErrorCase error_cases[] = {
     {"negative nan duration", "[collector]\ndrain_timeout = -nan\n", "'drain_timeout'", 2},
     {"infinite duration", "[collector]\nidle_timeout = inf s\n", "'idle_timeout'", 2},
     {"hex duration", "[collector]\nidle_timeout = 0x10\n", "'idle_timeout'", 2},
+    /* A timer of 0 fires at once: every request would time out. */
+    {"zero idle timeout", "[collector]\nidle_timeout = 0\n", "bad value '0' for key 'idle_timeout'",
+     2},
+    {"zero header timeout", "[collector]\n\nheader_timeout = 0ms\n", "'header_timeout'", 3},
+    {"zero drain timeout", "[collector]\ndrain_timeout = 0s\n", "'drain_timeout'", 2},
+    {"zero connect timeout", "[upstream]\nconnect_timeout = 0\n", "'connect_timeout'", 2},
+    {"zero first byte timeout", "[upstream]\nfirst_byte_timeout = 0\n", "'first_byte_timeout'", 2},
+    {"zero stall timeout", "[upstream]\nstall_timeout = 0.0\n", "'stall_timeout'", 2},
+    {"zero guard window", "[guard.g]\ntype = rate\nthreshold = 5\nwindow = 0\n", "'window'", 4},
+    /* Below 1 ms would be truncated to 0. */
+    {"sub-millisecond timeout", "[upstream]\nfirst_byte_timeout = 0.0001\n",
+     "bad value '0.0001' for key 'first_byte_timeout'", 2},
+    {"sub-millisecond release", "[collector]\nrelease_memory_after = 0.5ms\n",
+     "'release_memory_after'", 2},
+    /* 0 means never, documented. */
+    {"release memory never", "[collector]\nrelease_memory_after = 0\n", NULL, 0},
+    {"zero body cap", "[collector]\nmax_body = 0\n", "bad value '0' for key 'max_body'", 2},
+    {"zero body cap with unit", "[collector]\nmax_body = 0MiB\n", "'max_body'", 2},
     {"bad proxy", "[upstream]\nproxy = not a url at all\n", "'proxy'", 2},
     {"bad proxy scheme", "[upstream]\nproxy = ftp://p:21\n", "'proxy'", 2},
     {"bad proxy port", "[upstream]\nproxy = http://127.0.0.1:99999\n", "'proxy'", 2},
@@ -228,6 +246,10 @@ static void test_parsers(void)
     g_assert_true(lw_config_parse_duration_ms(".5s", &ms) && ms == 500);
     g_assert_false(lw_config_parse_duration_ms("nan", &ms));
     g_assert_false(lw_config_parse_duration_ms("infinity", &ms));
+    g_assert_true(lw_config_parse_duration_ms("0", &ms) && ms == 0);
+    g_assert_true(lw_config_parse_duration_ms("1ms", &ms) && ms == 1);
+    g_assert_false(lw_config_parse_duration_ms("0.0001", &ms));
+    g_assert_false(lw_config_parse_duration_ms("0.9ms", &ms));
     guint64 b;
     g_assert_true(lw_config_parse_size("64KiB", &b) && b == 65536);
     g_assert_true(lw_config_parse_size("2G", &b) && b == 2ull << 30);

@@ -1260,6 +1260,33 @@ class ConfigErrorTest(unittest.TestCase):
         self.assertIn(os.path.join(home, "config.ini") + ":3:", out.stderr)
         self.assertIn("max_bodyy", out.stderr)
 
+    def check_config(self, text):
+        """Runs llm-collector --check-config on `text` in a fresh home; returns
+        (exit status, stderr, the config file's path)."""
+        import tempfile
+        home = tempfile.mkdtemp(prefix="lw-")
+        self.addCleanup(shutil.rmtree, home, ignore_errors=True)
+        lwtest.write_config(home, text)
+        out = subprocess.run([lwtest.binary("LLM_COLLECTOR"), "--check-config"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=home), timeout=DEFAULT_TIMEOUT)
+        return out.returncode, out.stderr, os.path.join(home, "config.ini")
+
+    def test_zero_durations_and_sizes_are_refused(self):
+        # A timer of 0 (or of less than the 1 ms the timers count, which
+        # became 0) fired at once: the collector started and failed every
+        # request. release_memory_after = 0 means never.
+        for section, key, value in [("collector", "header_timeout", "0"),
+                                    ("collector", "idle_timeout", "0"),
+                                    ("upstream", "first_byte_timeout", "0.0001"),
+                                    ("collector", "max_body", "0")]:
+            with self.subTest(key=key):
+                rc, err, config = self.check_config(f"[{section}]\n\n{key} = {value}\n")
+                self.assertEqual(rc, 2, err)
+                self.assertIn(f"{config}:3: bad value '{value}' for key '{key}'", err)
+        rc, err, _ = self.check_config("[collector]\nrelease_memory_after = 0\n")
+        self.assertEqual(rc, 0, err)
+
     def test_price_overrides_are_checked_against_the_price_table(self):
         # Keys an override does not give keep the table's values; a model the
         # table lacks needs input and output, which --check-config checks
