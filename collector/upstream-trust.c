@@ -5,12 +5,12 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "config.h"
 
 #define PREFIX "upstream-ca."
 #define SUFFIX ".pem"
@@ -19,21 +19,6 @@ struct _LwUpstreamTrust {
     gint refs;
     char *file;
 };
-
-/* The number of PEM certificates in `pem`. */
-static int count_certificates(const char *pem, gsize len)
-{
-    BIO *bio = BIO_new_mem_buf(pem, (int)MIN(len, (gsize)G_MAXINT));
-    int n = 0;
-    X509 *x;
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-        X509_free(x);
-        n++;
-    }
-    ERR_clear_error(); /* the loop ends on a "no start line" error */
-    BIO_free(bio);
-    return n;
-}
 
 LwUpstreamTrust *lw_upstream_trust_new(const char *ca_file, const char *system_bundle,
                                        const char *dir, GError **error)
@@ -46,7 +31,8 @@ LwUpstreamTrust *lw_upstream_trust_new(const char *ca_file, const char *system_b
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot read %s", ca_file);
         return NULL;
     }
-    if (count_certificates(anchors, anchors_len) == 0) {
+    /* Checked when the configuration loaded; the file may have changed. */
+    if (lw_config_count_pem_certificates(anchors, anchors_len) == 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "%s holds no PEM certificate", ca_file);
         return NULL;

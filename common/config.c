@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -275,6 +277,20 @@ gboolean lw_config_parse_micro_usd(const char *s, gint64 *ret_micro)
     return TRUE;
 }
 
+guint lw_config_count_pem_certificates(const char *pem, gsize len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)MIN(len, (gsize)G_MAXINT));
+    guint n = 0;
+    X509 *x;
+    while (bio != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        X509_free(x);
+        n++;
+    }
+    ERR_clear_error(); /* the loop ends on a "no start line" error */
+    BIO_free(bio);
+    return n;
+}
+
 gboolean lw_config_parse_listen(const char *s, struct sockaddr_storage *ret_addr,
                                 unsigned int *ret_len)
 {
@@ -499,6 +515,77 @@ void lw_config_free(LwConfig *c)
     g_free(c);
 }
 
+/* Whether two listen addresses cannot both be bound: the same family and
+ * port, and the same address or either the wildcard (the collector's
+ * listeners are in LISTEN state, which SO_REUSEADDR does not share). Port 0
+ * is a fresh port each time, so never a clash. */
+static gboolean listen_clash(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return FALSE;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port != 0 && x->sin_port == y->sin_port &&
+               (x->sin_addr.s_addr == y->sin_addr.s_addr ||
+                x->sin_addr.s_addr == htonl(INADDR_ANY) || y->sin_addr.s_addr == htonl(INADDR_ANY));
+    }
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port != 0 && x->sin6_port == y->sin6_port &&
+           (IN6_ARE_ADDR_EQUAL(&x->sin6_addr, &y->sin6_addr) ||
+            IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+}
+
+/* Whether `addr` takes `port` on a synthetic address 127.`net`.0.n, or on
+ * the IPv4 wildcard. Any n: which slots are taken depends on the providers. */
+static gboolean is_synthetic_clash(const struct sockaddr_storage *addr, guint8 net, guint16 port)
+{
+    if (addr->ss_family != AF_INET)
+        return FALSE;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+    guint32 a = ntohl(sin->sin_addr.s_addr);
+    return ntohs(sin->sin_port) == port &&
+           (a == INADDR_ANY || a >> 8 == (127u << 16 | (guint32)net << 8));
+}
+
+/* The collector binds the synthetic listeners (127.X.0.slot on `port`),
+ * then every listen address: one it could not bind after them would stop
+ * it at start, where --check-config said OK. Checked here instead. */
+static gboolean check_listen_clashes(Loader *l, const LwConfig *c, GError **error)
+{
+    guint n = g_strv_length(c->listen);
+    g_autofree struct sockaddr_storage *addrs = g_new0(struct sockaddr_storage, MAX(n, 1));
+    for (guint i = 0; i < n; i++) {
+        unsigned int len;
+        if (!lw_config_parse_listen(c->listen[i], &addrs[i], &len))
+            return bad_value(l, "collector", "listen", c->listen[i],
+                             "ADDRESS:PORT such as 127.0.0.1:0 or [::1]:8080, comma-separated, "
+                             "or 'none'",
+                             error);
+        for (guint j = 0; j < i; j++) {
+            if (listen_clash(&addrs[j], &addrs[i])) {
+                g_set_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE,
+                            "%s:%u: bad value for key 'listen' in [collector]: '%s' and '%s' "
+                            "cannot both be listened on (the same port, on the same address or "
+                            "the wildcard)",
+                            l->path, line_of(l->idx, "collector", "listen"), c->listen[j],
+                            c->listen[i]);
+                return FALSE;
+            }
+        }
+        if (c->port != 0 && is_synthetic_clash(&addrs[i], c->synthetic_net, c->port)) {
+            g_set_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE,
+                        "%s:%u: bad value for key 'listen' in [collector]: '%s' takes port %u of "
+                        "the synthetic listeners on 127.%u.0.x ([collector] port)",
+                        l->path, line_of(l->idx, "collector", "listen"), c->listen[i], c->port,
+                        c->synthetic_net);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 static gboolean load_collector(Loader *l, LwConfig *c, GError **error)
 {
     const char *g = "collector";
@@ -513,16 +600,8 @@ static gboolean load_collector(Loader *l, LwConfig *c, GError **error)
             c->listen = g_new0(char *, 1);
         } else {
             c->listen = g_strsplit(listen, ",", -1);
-            for (guint i = 0; c->listen[i] != NULL; i++) {
+            for (guint i = 0; c->listen[i] != NULL; i++)
                 g_strstrip(c->listen[i]);
-                struct sockaddr_storage ss;
-                unsigned int len;
-                if (!lw_config_parse_listen(c->listen[i], &ss, &len))
-                    return bad_value(l, g, "listen", c->listen[i],
-                                     "ADDRESS:PORT such as 127.0.0.1:0 or [::1]:8080, "
-                                     "comma-separated, or 'none'",
-                                     error);
-            }
         }
     }
     guint64 v;
@@ -534,6 +613,8 @@ static gboolean load_collector(Loader *l, LwConfig *c, GError **error)
     if (!get_uint(l, g, "port", 0, 65535, &v, error))
         return FALSE;
     c->port = (guint16)v;
+    if (!check_listen_clashes(l, c, error))
+        return FALSE;
     if (!get_size(l, g, "max_body", &c->max_body, error))
         return FALSE;
     v = c->max_head;
@@ -581,8 +662,16 @@ static gboolean load_upstream(Loader *l, LwConfig *c, GError **error)
                 g_free(c->ca_file);
                 c->ca_file = abs;
             }
-            if (access(c->ca_file, R_OK) != 0)
+            /* What the upstream will read, checked as it will: a directory
+             * or a file of no certificate would stop the collector at start. */
+            g_autofree char *pem = NULL;
+            gsize len = 0;
+            if (!g_file_test(c->ca_file, G_FILE_TEST_IS_REGULAR) ||
+                !g_file_get_contents(c->ca_file, &pem, &len, NULL))
                 return bad_value(l, g, "ca_file", c->ca_file, "a readable PEM file", error);
+            if (lw_config_count_pem_certificates(pem, len) == 0)
+                return bad_value(l, g, "ca_file", c->ca_file,
+                                 "a PEM file of certificates (it holds none)", error);
         }
     }
     if (!get_string(l, g, "proxy", &c->proxy, error))

@@ -99,6 +99,10 @@ gboolean lw_config_parse_size(const char *s, guint64 *ret_bytes);
  * digits only: a price is never silently rounded. */
 gboolean lw_config_parse_micro_usd(const char *s, gint64 *ret_micro);
 
+/* The number of PEM certificates in `pem` (`len` bytes): [upstream]
+ * ca_file must hold one at least. Clears OpenSSL's error queue. */
+guint lw_config_count_pem_certificates(const char *pem, gsize len);
+
 /* Parses a listen address: "127.0.0.1:8080", "[::1]:0", "localhost:0"
  * (numeric only apart from "localhost": no name resolution). */
 struct sockaddr_storage;

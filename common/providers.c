@@ -82,7 +82,10 @@ void lw_provider_table_free(LwProviderTable *table)
 }
 
 /* Lowercases and strips one trailing dot. Returns NULL for a name that is
- * not a plausible DNS host name (letters, digits, '-', '.'). */
+ * not a plausible DNS host name: labels of 1-63 letters, digits and '-',
+ * neither starting nor ending with '-', and not an IP address. The CA's
+ * name constraints take no other (collector/ca.c): refused here, such a
+ * host is a config.ini error, not a collector that fails to start. */
 static char *normalize_host(const char *host)
 {
     size_t len = strlen(host);
@@ -90,14 +93,21 @@ static char *normalize_host(const char *host)
         len--;
     if (len == 0 || len > LW_MAX_HOST_LEN)
         return NULL;
-    char *out = g_ascii_strdown(host, (gssize)len);
-    for (size_t i = 0; i < len; i++) {
-        char c = out[i];
-        gboolean ok = g_ascii_isalnum(c) || c == '-' || (c == '.' && i > 0 && out[i - 1] != '.');
-        if (!ok) {
-            g_free(out);
+    size_t label = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = i < len ? host[i] : '.';
+        if (c == '.') {
+            if (label == 0 || host[i - 1] == '-')
+                return NULL;
+            label = 0;
+        } else if ((!g_ascii_isalnum(c) && c != '-') || (c == '-' && label == 0) || ++label > 63) {
             return NULL;
         }
+    }
+    char *out = g_ascii_strdown(host, (gssize)len);
+    if (g_hostname_is_ip_address(out)) {
+        g_free(out);
+        return NULL;
     }
     return out;
 }

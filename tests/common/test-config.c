@@ -65,6 +65,27 @@ static const ErrorCase error_cases[] = {
     {"bad log level", "[collector]\nlog_level = loud\n", "'log_level'", 2},
     {"bad bool", "[upstream]\nhttp2 = maybe\n", "'http2'", 2},
     {"missing ca file", "[upstream]\nca_file = /nonexistent/anchors.pem\n", "'ca_file'", 2},
+    /* Relative to the file's directory: a directory. */
+    {"ca file is a directory", "[upstream]\nca_file = .\n", "expected a readable PEM file", 2},
+    /* Addresses the collector could not all listen on (port 0 is a fresh
+     * port each time; IPv6 listeners are IPv6-only). */
+    {"listen twice", "[collector]\nlisten = 127.0.0.1:47111, 127.0.0.1:47111\n",
+     "'127.0.0.1:47111' and '127.0.0.1:47111' cannot both be listened on", 2},
+    {"listen localhost and its address",
+     "[collector]\n\nlisten = localhost:47111, 127.0.0.1:47111\n", "cannot both be listened on", 3},
+    {"listen and the wildcard", "[collector]\nlisten = 127.0.0.1:47111, 0.0.0.0:47111\n",
+     "cannot both be listened on", 2},
+    {"listen ipv6 and its wildcard", "[collector]\nlisten = [::]:47111, [::1]:47111\n",
+     "cannot both be listened on", 2},
+    {"listen port 0 twice", "[collector]\nlisten = 127.0.0.1:0, 127.0.0.1:0\n", NULL, 0},
+    {"listen both wildcards", "[collector]\nlisten = 0.0.0.0:47111, [::]:47111\n", NULL, 0},
+    {"listen on the synthetic port", "[collector]\nport = 47111\nlisten = 0.0.0.0:47111\n",
+     "takes port 47111 of the synthetic listeners on 127.241.0.x", 3},
+    {"listen on a synthetic address",
+     "[collector]\nlisten = 127.200.0.1:47111\nsynthetic_net = 200\nport = 47111\n",
+     "'127.200.0.1:47111' takes port 47111", 2},
+    {"listen beside the synthetic port", "[collector]\nport = 47111\nlisten = 127.0.0.1:47111\n",
+     NULL, 0},
     {"bad upstream url", "[provider.openai]\nupstream = ftp://x\n", "not an upstream URL", 2},
     {"bad upstream port", "[provider.openai]\nupstream = https://127.0.0.1:99999\n",
      "not an upstream URL", 2},
@@ -74,6 +95,21 @@ static const ErrorCase error_cases[] = {
     {"new provider needs host", "[provider.acme]\nupstream = https://a.example\n",
      "needs 'host ='", 1},
     {"bad host", "[provider.acme]\nhost = not a host\n", "not a valid host name", 2},
+    /* Hosts the CA's name constraints cannot take. */
+    {"ip address host", "[provider.acme]\nhost = 10.0.0.1\n", "not a valid host name", 2},
+    {"host label starting with '-'", "[provider.acme]\nhost = -a.example\n",
+     "not a valid host name", 2},
+    {"host label ending with '-'", "[provider.acme]\nhost = a-.example\n", "not a valid host name",
+     2},
+    {"empty host label", "[provider.acme]\nhost = a..example\n", "not a valid host name", 2},
+    {"host label of 64",
+     "[provider.acme]\nhost = "
+     "a123456789012345678901234567890123456789012345678901234567890123.example\n",
+     "not a valid host name", 2},
+    {"host label of 63",
+     "[provider.acme]\nhost = "
+     "a12345678901234567890123456789012345678901234567890123456789012.example\n",
+     NULL, 0},
     {"taken host", "[provider.acme]\nhost = api.openai.com\n", "already belongs to provider 'openai'",
      2},
     {"bad provider name", "[provider.a b]\nhost = a.example\n", "bad provider name", 1},
@@ -224,6 +260,61 @@ static void test_values(void)
     g_assert_cmpint(o->cache_write_1h, ==, 300000);
 }
 
+/* A self-signed certificate, for [upstream] ca_file. */
+static const char anchor_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBlDCCATmgAwIBAgIUY4ilnZZwgYislrNmzUnwftXctacwCgYIKoZIzj0EAwIw\n"
+    "HjEcMBoGA1UEAwwTbGxtd3JhcCB0ZXN0IGFuY2hvcjAgFw0yNjExMjIwNzA3MDFa\n"
+    "GA8yMTI2MTAyOTA3MDcwMVowHjEcMBoGA1UEAwwTbGxtd3JhcCB0ZXN0IGFuY2hv\n"
+    "cjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKiI87Kt8iuOQQ4I5KDQPEohtTl4\n"
+    "SsdxIFVOLgBg2SI82cd9QRZOl99oqHzkDR/Vh6b0GkjLe/JzLLgEzlGo0PujUzBR\n"
+    "MB0GA1UdDgQWBBQASuhrZvArybQINzspeA0pvTKQFTAfBgNVHSMEGDAWgBQASuhr\n"
+    "ZvArybQINzspeA0pvTKQFTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kA\n"
+    "MEYCIQCR9Ia09r3WWlW7BQQhvyYOsaidHSX99kVhMZqILKacLwIhAO8RZDlhNAC1\n"
+    "TR+jj3CPHAkrrng1780KQHrxN4OorS5n\n"
+    "-----END CERTIFICATE-----\n";
+
+/* [upstream] ca_file must be a regular file holding a PEM certificate: the
+ * upstream refuses anything else when the collector starts. */
+static void test_ca_file(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("lw-config-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "config.ini", NULL);
+    g_autofree char *anchors = g_build_filename(dir, "anchors.pem", NULL);
+    g_assert_true(g_file_set_contents(path, "[upstream]\nca_file = anchors.pem\n", -1, NULL));
+    struct {
+        const char *content; /* NULL: a directory */
+        const char *error;
+    } cases[] = {
+        {NULL, "expected a readable PEM file"},
+        {"anchors\n", "expected a PEM file of certificates (it holds none)"},
+        {"", "(it holds none)"},
+        {anchor_pem, NULL},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        if (cases[i].content == NULL)
+            g_assert_cmpint(g_mkdir(anchors, 0700), ==, 0);
+        else
+            g_assert_true(g_file_set_contents(anchors, cases[i].content, -1, NULL));
+        g_autoptr(GError) error = NULL;
+        g_autoptr(LwConfig) c = lw_config_load(path, &error);
+        g_remove(anchors);
+        if (cases[i].error == NULL) {
+            g_assert_no_error(error);
+            g_assert_cmpstr(c->ca_file, ==, anchors);
+            continue;
+        }
+        g_assert_error(error, LW_CONFIG_ERROR, LW_CONFIG_ERROR_BAD_VALUE);
+        g_autofree char *head = g_strdup_printf(
+            "%s:2: bad value '%s' for key 'ca_file' in [upstream]: ", path, anchors);
+        if (!g_str_has_prefix(error->message, head) ||
+            strstr(error->message, cases[i].error) == NULL)
+            g_error("message '%s' is not '%s...%s'", error->message, head, cases[i].error);
+    }
+    g_unlink(path);
+    g_rmdir(dir);
+}
+
 static void test_unreadable(void)
 {
     g_autofree char *dir = g_dir_make_tmp("lw-config-XXXXXX", NULL);
@@ -282,6 +373,7 @@ int main(int argc, char **argv)
     g_test_add_func("/config/defaults", test_defaults);
     g_test_add_func("/config/values", test_values);
     g_test_add_func("/config/unreadable", test_unreadable);
+    g_test_add_func("/config/ca-file", test_ca_file);
     g_test_add_func("/config/parsers", test_parsers);
     return g_test_run();
 }

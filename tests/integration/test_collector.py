@@ -1260,17 +1260,40 @@ class ConfigErrorTest(unittest.TestCase):
         self.assertIn(os.path.join(home, "config.ini") + ":3:", out.stderr)
         self.assertIn("max_bodyy", out.stderr)
 
-    def check_config(self, text):
-        """Runs llm-collector --check-config on `text` in a fresh home; returns
-        (exit status, stderr, the config file's path)."""
+    def check_config(self, text, args=("--check-config",)):
+        """Runs llm-collector `args` on `text` in a fresh home; returns (exit
+        status, stderr, the config file's path). Without --check-config, a
+        text the collector starts with runs until the timeout."""
         import tempfile
         home = tempfile.mkdtemp(prefix="lw-")
         self.addCleanup(shutil.rmtree, home, ignore_errors=True)
         lwtest.write_config(home, text)
-        out = subprocess.run([lwtest.binary("LLM_COLLECTOR"), "--check-config"],
+        out = subprocess.run([lwtest.binary("LLM_COLLECTOR"), *args],
                              capture_output=True, text=True,
                              env=dict(os.environ, LLMWRAP_HOME=home), timeout=DEFAULT_TIMEOUT)
         return out.returncode, out.stderr, os.path.join(home, "config.ini")
+
+    def test_check_config_refuses_what_the_collector_cannot_start_with(self):
+        # Each passed --check-config, then the collector refused to start,
+        # exit 1, naming neither the line nor the key.
+        port = lwtest.free_port()
+        cases = [
+            ("ca_file a directory", "[upstream]\nca_file = .\n",
+             "for key 'ca_file' in [upstream]: expected a readable PEM file"),
+            ("ca_file not PEM", "[upstream]\nca_file = config.ini\n",
+             "for key 'ca_file' in [upstream]: expected a PEM file of certificates"),
+            ("listen twice", f"[collector]\nlisten = 127.0.0.1:{port}, 127.0.0.1:{port}\n",
+             "bad value for key 'listen' in [collector]"),
+            ("IP address host", "[provider.acme]\nhost = 10.0.0.1\n",
+             "[provider.acme] host: '10.0.0.1' is not a valid host name"),
+        ]
+        for name, text, message in cases:
+            for args in (("--check-config",), ()):
+                with self.subTest(name, args=args):
+                    rc, err, config = self.check_config(text, args)
+                    self.assertEqual(rc, 2, err)
+                    self.assertIn(f"{config}:2: ", err)
+                    self.assertIn(message, err)
 
     def test_zero_durations_and_sizes_are_refused(self):
         # A timer of 0 (or of less than the 1 ms the timers count, which
