@@ -1295,6 +1295,37 @@ class ConfigErrorTest(unittest.TestCase):
                     self.assertIn(f"{config}:2: ", err)
                     self.assertIn(message, err)
 
+    def test_config_examples_in_the_docs_pass_check_config(self):
+        # README.md's example put comments after values, which a key file
+        # does not have: a user who copied it had it refused. Every ```ini
+        # block of the docs is checked as it stands, but for the absolute
+        # paths it names (ca_file), which become a real PEM file.
+        import glob
+        import re
+        import tempfile
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        docs = [os.path.join(root, "README.md"),
+                *sorted(glob.glob(os.path.join(root, "docs", "*.md"))),
+                *sorted(glob.glob(os.path.join(root, "data", "*.md")))]
+        blocks = []
+        for doc in docs:
+            with open(doc) as f:
+                text = f.read()
+            for m in re.finditer(r"^```ini\n(.*?)^```", text, re.M | re.S):
+                line = text.count("\n", 0, m.start()) + 2
+                blocks.append((f"{os.path.relpath(doc, root)}:{line}", m.group(1)))
+        self.assertIn("README.md", " ".join(where for where, _ in blocks))
+        workdir = tempfile.mkdtemp(prefix="lw-")
+        self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+        sim = lwtest.Sim(workdir)  # for its CA certificate
+        self.addCleanup(sim.stop)
+        for where, block in blocks:
+            with self.subTest(where):
+                block = re.sub(r"^(\s*[\w.-]+\s*=\s*)/.*$",
+                               lambda m: m.group(1) + sim.ca_file, block, flags=re.M)
+                rc, err, _ = self.check_config(block)
+                self.assertEqual(rc, 0, f"{where}:\n{block}\n{err}")
+
     def test_zero_durations_and_sizes_are_refused(self):
         # A timer of 0 (or of less than the 1 ms the timers count, which
         # became 0) fired at once: the collector started and failed every
