@@ -332,6 +332,7 @@ static void fill_common(LwAccount *a, LwLedgerRequest *row, int client_status)
     row->provider = a->provider->name;
     row->host = a->provider->host;
     row->endpoint = lw_endpoint_name(a->info.endpoint);
+    row->unpriced_path = a->unpriced_path;
     row->model_requested = a->info.model;
     row->stream = a->info.stream;
     row->status = client_status;

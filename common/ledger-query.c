@@ -81,6 +81,7 @@ void lw_usage_report_free(LwUsageReport *report)
         return;
     g_clear_pointer(&report->rows, g_ptr_array_unref);
     g_clear_pointer(&report->unpriced_models, g_ptr_array_unref);
+    g_clear_pointer(&report->unpriced_paths, g_ptr_array_unref);
     g_free(report);
 }
 
@@ -191,16 +192,78 @@ static gint compare_usage(gconstpointer a, gconstpointer b, gpointer by_p)
     return g_strcmp0(x->row.key, y->row.key);
 }
 
-static gboolean collect_unpriced(LwLedger *ledger, const UsagePlan *plan, GPtrArray *out,
-                                 GError **error)
+static gint compare_str(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The calls llmwrap cannot price in [since, until), read from their rows
+ * (the rollups do not tell them apart): counted by model into `models`
+ * (negated: they are taken off the unpriced rows of their model), their
+ * paths into `paths`. Few rows, by their own index. */
+static gboolean collect_unpriced_calls(LwLedger *ledger, gint64 since, gint64 until,
+                                       GHashTable *models, GHashTable *paths,
+                                       gint64 *ret_calls, GError **error)
 {
     static const char sql[] =
-        "SELECT k2 FROM usage_hourly WHERE hour >= :hlo AND hour < :hhi "
+        "SELECT " LW_LEDGER_MODEL_SQL ", unpriced_path, COUNT(*) FROM requests "
+        "INDEXED BY requests_unpriced_calls "
+        "WHERE endpoint = '" LW_LEDGER_ENDPOINT_UNPRICED "' AND cost_pusd IS NULL "
+        "AND time_ms >= ?1 AND time_ms < ?2 GROUP BY 1, 2";
+    sqlite3_stmt *st = lw_ledger_prepare(ledger, sql, error);
+    if (st == NULL)
+        return FALSE;
+    sqlite3_bind_int64(st, 1, since);
+    sqlite3_bind_int64(st, 2, until);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *model = column_str(st, 0), *path = column_str(st, 1);
+        gint64 n = sqlite3_column_int64(st, 2);
+        gint64 *count = g_hash_table_lookup(models, model);
+        if (count == NULL) {
+            count = g_new0(gint64, 1);
+            g_hash_table_insert(models, g_strdup(model), count);
+        }
+        *count -= n;
+        *ret_calls += n;
+        if (path != NULL)
+            g_hash_table_add(paths, g_strdup(path));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return lw_ledger_sqlite_error(error, lw_ledger_db(ledger), "listing unpriced calls");
+    return TRUE;
+}
+
+/* Copies of a string-keyed table's keys into `out`, sorted. */
+static void add_sorted_keys(GHashTable *table, GPtrArray *out)
+{
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, table);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_ptr_array_add(out, g_strdup(key));
+    g_ptr_array_sort(out, compare_str);
+}
+
+/* Why the unpriced rows in the range have no cost: the models without a
+ * price, and the calls llmwrap cannot price (report->unpriced_*). */
+static gboolean collect_unpriced(LwLedger *ledger, const LwUsageQuery *q,
+                                 const UsagePlan *plan, LwUsageReport *report, GError **error)
+{
+    static const char sql[] =
+        "SELECT k2, unpriced FROM usage_hourly WHERE hour >= :hlo AND hour < :hhi "
         "AND dim = " LW_LEDGER_DIM_MODEL " AND unpriced > 0 "
-        "UNION SELECT " LW_LEDGER_MODEL_SQL " FROM requests WHERE cost_pusd IS NULL "
+        "UNION ALL SELECT " LW_LEDGER_MODEL_SQL ", 1 FROM requests WHERE cost_pusd IS NULL "
         "AND time_ms >= :a0 AND time_ms < :b0 "
-        "UNION SELECT " LW_LEDGER_MODEL_SQL " FROM requests WHERE cost_pusd IS NULL "
-        "AND time_ms >= :a1 AND time_ms < :b1 ORDER BY 1";
+        "UNION ALL SELECT " LW_LEDGER_MODEL_SQL ", 1 FROM requests WHERE cost_pusd IS NULL "
+        "AND time_ms >= :a1 AND time_ms < :b1";
+    /* model -> its unpriced rows that are not calls */
+    g_autoptr(GHashTable) models = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr(GHashTable) paths = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (!collect_unpriced_calls(ledger, q->since_ms, q->until_ms, models, paths,
+                                &report->unpriced_calls, error))
+        return FALSE;
     sqlite3_stmt *st = lw_ledger_prepare(ledger, sql, error);
     if (st == NULL)
         return FALSE;
@@ -208,11 +271,26 @@ static gboolean collect_unpriced(LwLedger *ledger, const UsagePlan *plan, GPtrAr
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *m = column_str(st, 0);
-        g_ptr_array_add(out, g_strdup(m != NULL ? m : ""));
+        m = m != NULL ? m : "";
+        gint64 *count = g_hash_table_lookup(models, m);
+        if (count == NULL) {
+            count = g_new0(gint64, 1);
+            g_hash_table_insert(models, g_strdup(m), count);
+        }
+        *count += sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return lw_ledger_sqlite_error(error, lw_ledger_db(ledger), "listing unpriced models");
+    GHashTableIter it;
+    gpointer count;
+    g_hash_table_iter_init(&it, models);
+    while (g_hash_table_iter_next(&it, NULL, &count)) {
+        if (*(gint64 *)count <= 0)
+            g_hash_table_iter_remove(&it);
+    }
+    add_sorted_keys(models, report->unpriced_models);
+    add_sorted_keys(paths, report->unpriced_paths);
     return TRUE;
 }
 
@@ -246,6 +324,7 @@ LwUsageReport *lw_ledger_usage(LwLedger *ledger, const LwUsageQuery *q, GError *
     /* SortableRow starts with its LwUsageRow, so usage_row_free frees it. */
     report->rows = g_ptr_array_new_with_free_func(usage_row_free);
     report->unpriced_models = g_ptr_array_new_with_free_func(g_free);
+    report->unpriced_paths = g_ptr_array_new_with_free_func(g_free);
     /* Keys point into the rows: &row->num, or row->row.key. */
     g_autoptr(GHashTable) groups = g->numeric ? g_hash_table_new(g_int64_hash, g_int64_equal)
                                               : g_hash_table_new(g_str_hash, g_str_equal);
@@ -301,8 +380,7 @@ LwUsageReport *lw_ledger_usage(LwLedger *ledger, const LwUsageQuery *q, GError *
         return NULL;
     }
     g_ptr_array_sort_with_data(report->rows, compare_usage, GINT_TO_POINTER(q->by));
-    if (report->total.unpriced > 0 &&
-        !collect_unpriced(ledger, &plan, report->unpriced_models, error))
+    if (report->total.unpriced > 0 && !collect_unpriced(ledger, q, &plan, report, error))
         return NULL;
     return g_steal_pointer(&report);
 }
@@ -325,7 +403,8 @@ static const char request_columns[] =
     "cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
     "reasoning_tokens, cost_pusd, cost_source, latency_ms, ttft_ms, bytes_in, bytes_out, "
     "cache_hit, partial, upstream_request_id, credential, "
-    "CASE WHEN json_valid(raw_usage) THEN json(raw_usage) END, refused_by, warning";
+    "CASE WHEN json_valid(raw_usage) THEN json(raw_usage) END, refused_by, warning, "
+    "unpriced_path";
 
 static void read_request(sqlite3_stmt *st, LwRequestRecord *rec)
 {
@@ -364,6 +443,7 @@ static void read_request(sqlite3_stmt *st, LwRequestRecord *rec)
     r->raw_usage = column_str(st, 29);
     r->refused_by = column_str(st, 30);
     r->warning = column_str(st, 31);
+    r->unpriced_path = column_str(st, 32);
 }
 
 gboolean lw_ledger_foreach_request(LwLedger *ledger, const LwRequestFilter *f,

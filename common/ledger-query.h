@@ -59,7 +59,11 @@ typedef struct {
      * else by cost, then requests, descending, then key. */
     GPtrArray *rows;
     LwUsageRow total;          /* key NULL */
-    GPtrArray *unpriced_models; /* char*: distinct models with an unknown cost, sorted */
+    /* Of total.unpriced: requests to a model without a price, and calls
+     * llmwrap cannot price (LW_LEDGER_ENDPOINT_UNPRICED). */
+    GPtrArray *unpriced_models; /* char*: the models of the first, distinct, sorted */
+    gint64 unpriced_calls;      /* how many of the second */
+    GPtrArray *unpriced_paths;  /* char*: their paths, distinct, sorted (none: unknown) */
 } LwUsageReport;
 
 /* Sums usage over the range, grouped by `query->by`. An unknown or

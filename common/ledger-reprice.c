@@ -35,6 +35,7 @@ enum {
     COL_RUN,
     COL_TAGS,
     COL_PROVIDER,
+    COL_ENDPOINT,
     COL_SERVED,
     COL_REQUESTED,
     COL_INPUT,
@@ -57,7 +58,7 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
 {
     sqlite3_stmt *st = lw_ledger_prepare(
         ledger,
-        "SELECT id, time_ms, run_id, tags, provider, model_served, model_requested, "
+        "SELECT id, time_ms, run_id, tags, provider, endpoint, model_served, model_requested, "
         "input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, "
         "output_tokens, reasoning_tokens, cost_pusd, cost_source, cache_hit, "
         "cost_source IS NULL AND cost_pusd IS NOT NULL FROM requests WHERE id > ?1 "
@@ -76,12 +77,23 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
         if (sqlite3_column_int64(st, COL_TIME) < since || g_strcmp0(source, "provider") == 0 ||
             sqlite3_column_int(st, COL_CACHE_HIT) != 0 || sqlite3_column_int(st, COL_UNBILLED) != 0)
             continue;
+        LwCost old = {.known = sqlite3_column_type(st, COL_COST) != SQLITE_NULL,
+                      .pusd = sqlite3_column_int64(st, COL_COST)};
+        /* The collector leaves these unknown on purpose (ledger.h); a
+         * price an older llmctl gave one is taken back. */
+        gboolean unpriced_call = g_strcmp0((const char *)sqlite3_column_text(st, COL_ENDPOINT),
+                                           LW_LEDGER_ENDPOINT_UNPRICED) == 0;
+        if (unpriced_call && !old.known)
+            continue;
         res->examined++;
         const char *served = (const char *)sqlite3_column_text(st, COL_SERVED);
         const char *requested = (const char *)sqlite3_column_text(st, COL_REQUESTED);
         const LwPrice *price =
-            lw_pricing_lookup_answer(pricing, (const char *)sqlite3_column_text(st, COL_PROVIDER),
-                                     served, requested, NULL);
+            unpriced_call
+                ? NULL
+                : lw_pricing_lookup_answer(pricing,
+                                           (const char *)sqlite3_column_text(st, COL_PROVIDER),
+                                           served, requested, NULL);
         LwCost cost = {.known = price != NULL};
         if (price != NULL) {
             LwTokens tokens = {
@@ -93,11 +105,9 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
                 .reasoning_tokens = sqlite3_column_int64(st, COL_REASONING),
             };
             cost.pusd = lw_pricing_cost(price, &tokens);
-        } else {
+        } else if (!unpriced_call) {
             res->now_unpriced++;
         }
-        LwCost old = {.known = sqlite3_column_type(st, COL_COST) != SQLITE_NULL,
-                      .pusd = sqlite3_column_int64(st, COL_COST)};
         if (cost.known == old.known && (!cost.known || cost.pusd == old.pusd) &&
             g_strcmp0(source, cost.known ? "price" : NULL) == 0)
             continue;

@@ -20,7 +20,7 @@
 typedef struct {
     gint64 examined;     /* rows looked at */
     gint64 changed;      /* rows whose cost (or known-ness) changed */
-    gint64 now_unpriced; /* examined rows left without a price */
+    gint64 now_unpriced; /* examined rows left without a price (no price for the model) */
     gint64 delta_pusd;   /* new minus old, over known costs */
 } LwRepriceResult;
 
@@ -32,10 +32,12 @@ typedef void (*LwRepriceProgress)(const LwRepriceResult *so_far, void *data);
  * LW_LEDGER_NO_SINCE), and moves the
  * hourly rollups with them: rows priced before ("price") and rows whose
  * price was unknown (cost NULL). Left alone: provider-reported costs
- * (cost_source "provider"), cache hits, and requests nobody bills (cost 0
- * and no source: refused, failed, free endpoints). A stream a budget
- * ended is priced like any other. The ledger must be open read-write;
- * `progress` may be NULL.
+ * (cost_source "provider"), cache hits, requests nobody bills (cost 0
+ * and no source: refused, failed, free endpoints), and calls llmwrap
+ * cannot price (LW_LEDGER_ENDPOINT_UNPRICED: their cost stays unknown;
+ * one an older llmctl priced is set back to unknown, and counts as
+ * examined and changed). A stream a budget ended is priced like any
+ * other. The ledger must be open read-write; `progress` may be NULL.
  *
  * Each chunk commits on its own, rows and rollups together, so the ledger
  * stays consistent at every point. On failure *ret_result holds what the

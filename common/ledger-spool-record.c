@@ -67,6 +67,7 @@ gboolean lw_spool_frame_append(GByteArray *out, gint64 id, const LwLedgerRequest
     m.raw_usage = STR(r->raw_usage);
     m.refused_by = STR(r->refused_by);
     m.warning = STR(r->warning);
+    m.unpriced_path = STR(r->unpriced_path);
 
     /* Packed into room for the largest encoding instead of measured first:
      * one pass over the fields instead of two, on the collector's request
@@ -76,7 +77,7 @@ gboolean lw_spool_frame_append(GByteArray *out, gint64 id, const LwLedgerRequest
                                    m.host,       m.endpoint,    m.model_requested,
                                    m.model_served, m.cost_source, m.upstream_request_id,
                                    m.credential, m.raw_usage,   m.refused_by,
-                                   m.warning};
+                                   m.warning,    m.unpriced_path};
     size_t bound = lw__spool_row__descriptor.n_fields * 12;
     for (guint i = 0; i < G_N_ELEMENTS(strings); i++)
         bound += strings[i] != NULL ? strlen(strings[i]) + 7 : 0;
@@ -170,6 +171,7 @@ LwSpoolRecord *lw_spool_record_decode(const guint8 *frame, size_t len)
     r->raw_usage = m->raw_usage;
     r->refused_by = m->refused_by;
     r->warning = m->warning;
+    r->unpriced_path = m->unpriced_path;
     return rec;
 }
 

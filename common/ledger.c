@@ -206,6 +206,18 @@ static const char *const schema_steps[] = {
      * schema version, and only refused rows enter it: inserts of
      * forwarded requests do not pay for it. */
     "CREATE INDEX requests_refused ON requests(time_ms) WHERE refused_by IS NOT NULL;",
+
+    /* 3: the path of a call llmwrap cannot price, which the listings name
+     * (it was in the row's warning only, taken from there for older rows),
+     * and those calls by time: they are few, and a usage report tells
+     * them apart from requests to a model without a price. */
+    "ALTER TABLE requests ADD COLUMN unpriced_path TEXT;"
+    "CREATE INDEX requests_unpriced_calls ON requests(time_ms) "
+    "  WHERE endpoint = '" LW_LEDGER_ENDPOINT_UNPRICED "';"
+    "UPDATE requests SET unpriced_path = substr(warning, 27, "
+    "    instr(warning, ': cost unknown') - 27) "
+    "  WHERE endpoint = '" LW_LEDGER_ENDPOINT_UNPRICED "' "
+    "  AND warning LIKE 'llmwrap cannot price POST %: cost unknown%';",
 };
 
 #define SUM_COLUMNS                                                                               \
@@ -228,9 +240,9 @@ static const char insert_sql[] =
     "model_requested, model_served, stream, status, input_tokens, cached_input_tokens, "
     "cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_pusd, "
     "cost_source, latency_ms, ttft_ms, bytes_in, bytes_out, cache_hit, partial, "
-    "upstream_request_id, credential, raw_usage, refused_by, warning, id) VALUES "
-    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-    "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32) "
+    "upstream_request_id, credential, raw_usage, refused_by, warning, id, unpriced_path) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) "
     "ON CONFLICT (id) DO NOTHING";
 
 /* One statement updates every dimension with the sums of one key's rows
@@ -855,6 +867,7 @@ static gint64 insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *r, 
     bind_text(ins, 31, r->warning);
     if (id > 0)
         sqlite3_bind_int64(ins, 32, id);
+    bind_text(ins, 33, r->unpriced_path);
     if (!step_done(ledger, ins, "inserting a request", error))
         return 0;
     if (sqlite3_changes(ledger->db) == 0)

@@ -43,6 +43,13 @@ typedef enum {
     LW_LEDGER_ERROR_BUSY,      /* the spool is in use by another writer */
 } LwLedgerError;
 
+/* The endpoint of a call llmwrap cannot price (images, audio, batches,
+ * ...: the collector's LW_ENDPOINT_UNPRICED). Its cost stays unknown
+ * whatever the price table holds: such calls are not billed at the
+ * table's token rates, and their tokens are only the collector's guess
+ * from the body's size. */
+#define LW_LEDGER_ENDPOINT_UNPRICED "unpriced"
+
 /* A cost that may be unknown (unknown model, no price): known == FALSE. */
 typedef struct {
     gboolean known;
@@ -59,7 +66,9 @@ typedef struct {
     const char *tags_json; /* the run's tags, a JSON object; NULL = none */
     const char *provider;
     const char *host;
-    const char *endpoint;  /* "chat", "responses", "messages", "generate", ... */
+    const char *endpoint;  /* "chat", "responses", "messages", "generate", ...,
+                            * LW_LEDGER_ENDPOINT_UNPRICED */
+    const char *unpriced_path; /* of an "unpriced" call: its path, without the query */
     const char *model_requested;
     const char *model_served;
     gboolean stream;

@@ -1,7 +1,7 @@
 /* cmd-reprice.c - `llmctl reprice`: recompute stored costs with the
  * current prices (after a price change or a new [price.MODEL] override).
- * Provider-reported costs, cache hits and requests nobody bills (refused,
- * failed) keep theirs. */
+ * Provider-reported costs, cache hits, requests nobody bills (refused,
+ * failed) and calls llmwrap cannot price keep theirs. */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -36,7 +36,8 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         "T is a duration back from now (30m, 2h, 7d, 4w) or a date (2026-11-21,\n"
         "2026-11-21T13:00, 2026-11-21T13:00:00+01:00), UTC unless an offset is given.\n"
         "Costs the provider reported itself, cache hits and requests nobody bills\n"
-        "(refused, failed) are kept.");
+        "(refused, failed) are kept, and calls llmwrap cannot price (images, audio,\n"
+        "batches, ...) keep an unknown cost.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)
@@ -90,7 +91,8 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         LwUsageQuery q = {.by = LW_USAGE_BY_MODEL, .since_ms = since_ms,
                           .until_ms = LW_LEDGER_NO_UNTIL};
         g_autoptr(LwUsageReport) rep = lw_ledger_usage(ledger, &q, &error);
-        lw_ctl_print_unpriced(res.now_unpriced, rep != NULL ? rep->unpriced_models : NULL);
+        lw_ctl_print_unpriced(res.now_unpriced, rep != NULL ? rep->unpriced_models : NULL, 0,
+                              NULL);
     }
     /* A running collector holds each budget's spend in memory: told, it
      * reads the new costs, or hard budgets would be held to the old ones. */

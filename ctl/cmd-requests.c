@@ -24,7 +24,7 @@ static const char *const csv_header[] = {
     "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "cost_usd",
     "cost_source",  "cache_hit",     "partial",            "run_id",
     "pid",          "latency_ms",    "ttft_ms",            "upstream_request_id",
-    "refused_by",   "warning",
+    "refused_by",   "warning",       "unpriced_path",
 };
 
 typedef struct {
@@ -32,10 +32,12 @@ typedef struct {
     GString *out;
     guint64 rows;
     LwOutputTable *table;
-    gint64 unpriced;
+    gint64 unpriced;             /* for want of a price for the model */
     GHashTable *unpriced_models; /* char* set */
-    gint64 shown;  /* rows to show; one more is read to know whether there are more */
-    gboolean more; /* there were */
+    gint64 unpriced_calls;       /* calls llmwrap cannot price */
+    GHashTable *unpriced_paths;  /* char* set */
+    gint64 shown;                /* rows to show; one more is read to know whether there are more */
+    gboolean more;               /* there were */
 } Listing;
 
 static const char *model_of(const LwLedgerRequest *r)
@@ -71,6 +73,7 @@ static void append_json(GString *out, const LwRequestRecord *rec)
     json_str_field(out, "model_requested", r->model_requested);
     json_str_field(out, "model_served", r->model_served);
     json_str_field(out, "endpoint", r->endpoint);
+    json_str_field(out, "unpriced_path", r->unpriced_path);
     json_str_field(out, "host", r->host);
     json_int_field(out, "status", r->status);
     json_bool_field(out, "stream", r->stream);
@@ -156,6 +159,7 @@ static void append_csv(GString *out, const LwRequestRecord *rec)
         r->upstream_request_id,
         r->refused_by,
         r->warning,
+        r->unpriced_path,
     };
     G_STATIC_ASSERT(G_N_ELEMENTS(fields) == G_N_ELEMENTS(csv_header));
     lw_output_csv_row(out, G_N_ELEMENTS(fields), fields);
@@ -187,7 +191,11 @@ static void add_table_row(Listing *l, const LwRequestRecord *rec)
     const char *cells[] = {time,   run,    r->provider != NULL ? r->provider : "",
                            model_of(r), status, in, cached, out, cost, latency, g_strstrip(note->str)};
     lw_output_table_add(l->table, cells);
-    if (!r->cost.known) {
+    if (!r->cost.known && g_strcmp0(r->endpoint, LW_LEDGER_ENDPOINT_UNPRICED) == 0) {
+        l->unpriced_calls++;
+        if (r->unpriced_path != NULL)
+            g_hash_table_add(l->unpriced_paths, g_strdup(r->unpriced_path));
+    } else if (!r->cost.known) {
         l->unpriced++;
         const char *m = model_of(r);
         g_hash_table_add(l->unpriced_models, g_strdup(m != NULL ? m : ""));
@@ -249,6 +257,19 @@ static gboolean parse_status(const char *s, int *ret_min, int *ret_max)
 static gint compare_str(gconstpointer a, gconstpointer b)
 {
     return g_strcmp0(*(char *const *)a, *(char *const *)b);
+}
+
+/* A set's strings, sorted (borrowed from the set). */
+static GPtrArray *sorted_keys(GHashTable *set)
+{
+    GPtrArray *keys = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, set);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_ptr_array_add(keys, key);
+    g_ptr_array_sort(keys, compare_str);
+    return keys;
 }
 
 int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
@@ -337,7 +358,9 @@ int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
 
     g_autoptr(GString) out = g_string_new(NULL);
     g_autoptr(GHashTable) models = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    Listing l = {.format = format, .out = out, .unpriced_models = models, .shown = shown};
+    g_autoptr(GHashTable) paths = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    Listing l = {.format = format, .out = out, .unpriced_models = models,
+                 .unpriced_paths = paths, .shown = shown};
     if (format == LW_OUTPUT_CSV)
         lw_output_csv_row(out, G_N_ELEMENTS(csv_header), csv_header);
     if (format == LW_OUTPUT_TABLE) {
@@ -364,14 +387,9 @@ int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
             lw_output_table_print(l.table, stdout);
             if (l.more)
                 printf("\n(the newest %" G_GINT64_FORMAT "; --limit N shows more)\n", shown);
-            g_autoptr(GPtrArray) names = g_ptr_array_new();
-            GHashTableIter it;
-            gpointer key;
-            g_hash_table_iter_init(&it, models);
-            while (g_hash_table_iter_next(&it, &key, NULL))
-                g_ptr_array_add(names, key);
-            g_ptr_array_sort(names, compare_str);
-            lw_ctl_print_unpriced(l.unpriced, names);
+            g_autoptr(GPtrArray) names = sorted_keys(models);
+            g_autoptr(GPtrArray) called = sorted_keys(paths);
+            lw_ctl_print_unpriced(l.unpriced, names, l.unpriced_calls, called);
         }
         lw_output_table_free(l.table);
         break;

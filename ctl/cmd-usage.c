@@ -113,7 +113,8 @@ static void print_table(const LwUsageReport *rep, const char *by_name, LwUsageGr
         add_row(t, "TOTAL", &rep->total);
     }
     lw_output_table_print(t, stdout);
-    lw_ctl_print_unpriced(rep->total.unpriced, rep->unpriced_models);
+    lw_ctl_print_unpriced(rep->total.unpriced - rep->unpriced_calls, rep->unpriced_models,
+                          rep->unpriced_calls, rep->unpriced_paths);
 }
 
 int lw_cmd_usage(LwCtl *ctl, int argc, char **argv)

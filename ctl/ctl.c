@@ -171,21 +171,48 @@ gboolean lw_ctl_parse_range(const char *name, const char *since, const char *unt
     return TRUE;
 }
 
-void lw_ctl_print_unpriced(gint64 n, const GPtrArray *models)
+/* At most this many paths in the footer: a thread's runs have one each. */
+#define FOOTER_PATHS 3
+
+void lw_ctl_print_unpriced(gint64 n_models, const GPtrArray *models, gint64 n_calls,
+                           const GPtrArray *paths)
 {
-    if (n <= 0)
-        return;
-    g_autoptr(GString) names = g_string_new(NULL);
-    for (guint i = 0; models != NULL && i < models->len; i++) {
-        const char *m = g_ptr_array_index(models, i);
-        if (i > 0)
-            g_string_append(names, ", ");
-        g_autofree char *shown = lw_output_printable(m != NULL && m[0] != '\0' ? m : "(none)");
-        g_string_append(names, shown);
+    if (n_models > 0 || n_calls > 0)
+        printf("\n");
+    if (n_models > 0) {
+        g_autoptr(GString) names = g_string_new(NULL);
+        for (guint i = 0; models != NULL && i < models->len; i++) {
+            const char *m = g_ptr_array_index(models, i);
+            if (i > 0)
+                g_string_append(names, ", ");
+            g_autofree char *shown =
+                lw_output_printable(m != NULL && m[0] != '\0' ? m : "(none)");
+            g_string_append(names, shown);
+        }
+        g_autofree char *count = lw_output_count(n_models);
+        printf("%s request%s %s no price (unknown model: %s) — see llmctl pricing\n", count,
+               n_models == 1 ? "" : "s", n_models == 1 ? "has" : "have", names->str);
     }
-    g_autofree char *count = lw_output_count(n);
-    printf("\n%s request%s %s no price (unknown model: %s) — see llmctl pricing\n", count,
-           n == 1 ? "" : "s", n == 1 ? "has" : "have", names->str);
+    if (n_calls > 0) {
+        /* Named as the rows' warnings name them (llmwrap cannot price POST
+         * PATH): not a model's price that is missing, so `llmctl pricing`
+         * cannot help. */
+        g_autoptr(GString) named = g_string_new(NULL);
+        guint n_paths = paths != NULL ? paths->len : 0;
+        for (guint i = 0; i < MIN(n_paths, FOOTER_PATHS); i++) {
+            g_autofree char *shown = lw_output_printable(g_ptr_array_index(paths, i));
+            g_string_append_printf(named, "%sPOST %s", i > 0 ? ", " : " (", shown);
+        }
+        if (n_paths > FOOTER_PATHS)
+            g_string_append_printf(named, " and %u other path%s", n_paths - FOOTER_PATHS,
+                                   n_paths - FOOTER_PATHS == 1 ? "" : "s");
+        if (n_paths > 0)
+            g_string_append_c(named, ')');
+        g_autofree char *count = lw_output_count(n_calls);
+        printf("%s request%s %s call%s llmwrap cannot price%s: cost unknown\n", count,
+               n_calls == 1 ? "" : "s", n_calls == 1 ? "is a" : "are", n_calls == 1 ? "" : "s",
+               named->str);
+    }
 }
 
 LwLedger *lw_ctl_open_ledger_for_definitions(LwCtl *ctl, GError **error)

@@ -101,7 +101,11 @@ gboolean lw_ctl_flush(const char *name);
 gboolean lw_ctl_parse_range(const char *name, const char *since, const char *until,
                             gint64 *ret_since_ms, gint64 *ret_until_ms);
 
-/* The footer under tables with unknown costs: "N requests have no price
- * (unknown model: X, Y) — see llmctl pricing". Nothing when n is 0.
- * `models` holds char* ("" for none). */
-void lw_ctl_print_unpriced(gint64 n, const GPtrArray *models);
+/* The footer under tables with unknown costs, one line per cause: "N
+ * requests have no price (unknown model: X, Y) — see llmctl pricing" for
+ * the n_models requests to `models` (char*, "" for none), and "N requests
+ * are calls llmwrap cannot price (POST PATH, ...): cost unknown" for the
+ * n_calls calls to `paths` (char*; may be NULL or empty). Nothing for a
+ * count of 0. */
+void lw_ctl_print_unpriced(gint64 n_models, const GPtrArray *models, gint64 n_calls,
+                           const GPtrArray *paths);

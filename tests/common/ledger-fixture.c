@@ -45,6 +45,7 @@ LwLedgerRequest fixture_full_row(void)
         .provider = "anthropic",
         .host = "api.anthropic.com",
         .endpoint = "messages",
+        .unpriced_path = "/v1/messages/batches",
         .model_requested = "claude-sonnet-4",
         .model_served = "claude-sonnet-4-20250514",
         .stream = TRUE,
@@ -80,6 +81,7 @@ void fixture_assert_same_row(const LwLedgerRequest *a, const LwLedgerRequest *b)
     g_assert_cmpstr(a->provider, ==, b->provider);
     g_assert_cmpstr(a->host, ==, b->host);
     g_assert_cmpstr(a->endpoint, ==, b->endpoint);
+    g_assert_cmpstr(a->unpriced_path, ==, b->unpriced_path);
     g_assert_cmpstr(a->model_requested, ==, b->model_requested);
     g_assert_cmpstr(a->model_served, ==, b->model_served);
     g_assert_cmpint(a->stream, ==, b->stream);

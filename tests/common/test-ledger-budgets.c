@@ -72,8 +72,8 @@ static const LwBudgetDef *find(GPtrArray *defs, const char *name)
 
 /* A version-1 file, as the first release wrote it: the v1 tables with a
  * request and a run in them. Schema steps never change once released, so
- * today's v1 part is exactly that file once step 2's tables and index are
- * gone. */
+ * today's v1 part is exactly that file once the later steps' tables,
+ * indexes and columns are gone. */
 static void make_v1(const Fixture *f)
 {
     g_autoptr(LwLedger) l = open_rw(f);
@@ -90,6 +90,8 @@ static void make_v1(const Fixture *f)
     g_assert_cmpint(lw_ledger_insert(l, &r, NULL), >, 0);
     sql_exec(l, "DROP TABLE budgets; DROP TABLE guards; DROP TABLE budget_alerts;"
                 "DROP INDEX requests_refused;"
+                "DROP INDEX requests_unpriced_calls;"
+                "ALTER TABLE requests DROP COLUMN unpriced_path;"
                 "PRAGMA user_version = 1");
 }
 

@@ -44,7 +44,8 @@ static gboolean collect_record(const LwRequestRecord *rec, gpointer data)
                              &copy->row.host, &copy->row.endpoint, &copy->row.model_requested,
                              &copy->row.model_served, &copy->row.cost_source,
                              &copy->row.upstream_request_id, &copy->row.credential,
-                             &copy->row.raw_usage, &copy->row.refused_by, &copy->row.warning};
+                             &copy->row.raw_usage, &copy->row.refused_by, &copy->row.warning,
+                             &copy->row.unpriced_path};
     for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
         *fields[i] = g_strdup(*fields[i]);
     g_ptr_array_add(out, copy);
@@ -67,6 +68,7 @@ static void record_free(gpointer p)
     g_free((char *)r->row.raw_usage);
     g_free((char *)r->row.refused_by);
     g_free((char *)r->row.warning);
+    g_free((char *)r->row.unpriced_path);
     g_free(r);
 }
 
@@ -1026,6 +1028,107 @@ static void test_reprice_served_unlisted(Fixture *f, gconstpointer data)
     lw_pricing_free(pricing);
 }
 
+/* A call llmwrap cannot price keeps its unknown cost whatever the table
+ * holds for its model (the collector left it unknown on purpose), and one
+ * an older llmctl priced is set back to unknown. Usage tells such calls
+ * apart from requests to a model without a price. */
+static void test_reprice_unpriced_call(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwPricing *pricing = reprice_table(f);
+    LwLedger *l = open_rw(f);
+    LwLedgerRequest call = {.time_ms = BASE_MS, .provider = "openai",
+                            .endpoint = LW_LEDGER_ENDPOINT_UNPRICED,
+                            .unpriced_path = "/v1/batches", .model_requested = "gpt-4o",
+                            .input_tokens = 100000, .status = 200, .partial = TRUE,
+                            .ttft_ms = -1};
+    g_assert_cmpint(lw_ledger_insert(l, &call, &error), ==, 1);
+    LwLedgerRequest priced_call = call;
+    priced_call.unpriced_path = "/v1/images/generations";
+    priced_call.cost = (LwCost){TRUE, 250000000};
+    priced_call.cost_source = "price";
+    g_assert_cmpint(lw_ledger_insert(l, &priced_call, &error), ==, 2);
+    LwLedgerRequest unknown_model = {.time_ms = BASE_MS, .provider = "openai",
+                                     .endpoint = "chat", .model_requested = "nobody-prices-me",
+                                     .input_tokens = 10, .status = 200, .ttft_ms = -1};
+    g_assert_cmpint(lw_ledger_insert(l, &unknown_model, &error), ==, 3);
+    g_assert_no_error(error);
+
+    LwRepriceResult res;
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(res.examined, ==, 2); /* the call priced before, the chat request */
+    g_assert_cmpint(res.changed, ==, 1);
+    g_assert_cmpint(res.now_unpriced, ==, 1);
+    g_assert_cmpint(res.delta_pusd, ==, -250000000);
+    g_assert_cmpint(sql_int(l, "SELECT COUNT(*) FROM requests WHERE cost_pusd IS NULL "
+                               "AND cost_source IS NULL"),
+                    ==, 3);
+    assert_rollups_match_rows(l);
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
+    g_assert_cmpint(res.changed, ==, 0);
+
+    LwUsageQuery q = {.by = LW_USAGE_BY_MODEL, .since_ms = LW_LEDGER_NO_SINCE,
+                      .until_ms = LW_LEDGER_NO_UNTIL};
+    /* From the rollups (whole hours) and from the rows (a partial hour). */
+    gint64 since[] = {LW_LEDGER_NO_SINCE, BASE_MS - 1};
+    for (guint i = 0; i < G_N_ELEMENTS(since); i++) {
+        q.since_ms = since[i];
+        g_autoptr(LwUsageReport) rep = lw_ledger_usage(l, &q, &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(rep->total.unpriced, ==, 3);
+        g_assert_cmpint(rep->unpriced_calls, ==, 2);
+        g_assert_cmpuint(rep->unpriced_models->len, ==, 1);
+        g_assert_cmpstr(g_ptr_array_index(rep->unpriced_models, 0), ==, "nobody-prices-me");
+        g_assert_cmpuint(rep->unpriced_paths->len, ==, 2);
+        g_assert_cmpstr(g_ptr_array_index(rep->unpriced_paths, 0), ==, "/v1/batches");
+        g_assert_cmpstr(g_ptr_array_index(rep->unpriced_paths, 1), ==, "/v1/images/generations");
+    }
+    lw_ledger_close(l);
+    lw_pricing_free(pricing);
+}
+
+/* Version 3 keeps the path of a call llmwrap cannot price in its own
+ * column; the rows of a version-2 ledger get it from their warning. */
+static void test_migrate_unpriced_path(Fixture *f, gconstpointer data)
+{
+    LwLedger *l = open_rw(f);
+    sqlite3 *db = lw_ledger_db(l);
+    g_assert_cmpint(sqlite3_exec(db,
+                                 "DROP INDEX requests_unpriced_calls;"
+                                 "ALTER TABLE requests DROP COLUMN unpriced_path;"
+                                 "PRAGMA user_version = 2;",
+                                 NULL, NULL, NULL),
+                    ==, SQLITE_OK);
+    const char *rows[][2] = {
+        {"unpriced", "llmwrap cannot price POST /v1beta/models/gemini-2.5-flash:predict: cost "
+                     "unknown; usage not read: gzip; tokens estimated"},
+        {"unpriced", "something else"},
+        {"chat", "llmwrap cannot price POST /v1/chat/completions: cost unknown"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
+        g_autofree char *sql = g_strdup_printf(
+            "INSERT INTO requests (time_ms, endpoint, warning, stream, status, input_tokens, "
+            "cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
+            "reasoning_tokens, cache_hit, partial) VALUES (%u, '%s', '%s', 0, 200, 0, 0, 0, 0, "
+            "0, 0, 0, 0)",
+            i + 1, rows[i][0], rows[i][1]);
+        g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+    }
+    lw_ledger_close(l);
+
+    l = open_rw(f);
+    g_assert_cmpint(sql_int(l, "PRAGMA user_version"), ==, lw_ledger_schema_version());
+    g_autoptr(GPtrArray) got = list_requests(l, NULL);
+    g_assert_cmpuint(got->len, ==, 3);
+    for (guint i = 0; i < got->len; i++) {
+        const LwRequestRecord *r = g_ptr_array_index(got, i);
+        g_assert_cmpstr(r->row.unpriced_path, ==,
+                        r->row.time_ms == 1 ? "/v1beta/models/gemini-2.5-flash:predict" : NULL);
+    }
+    lw_ledger_close(l);
+}
+
 static void test_reprice_chunks(Fixture *f, gconstpointer data)
 {
     GError *error = NULL;
@@ -1255,6 +1358,8 @@ int main(int argc, char **argv)
     ADD("reprice", test_reprice);
     ADD("reprice-chunks", test_reprice_chunks);
     ADD("reprice-served-unlisted", test_reprice_served_unlisted);
+    ADD("reprice-unpriced-call", test_reprice_unpriced_call);
+    ADD("migrate-unpriced-path", test_migrate_unpriced_path);
     ADD("concurrent-reader", test_concurrent_reader);
     ADD("background-checkpoint", test_background_checkpoint);
     ADD("wal-bounded", test_wal_bounded);

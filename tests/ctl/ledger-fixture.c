@@ -105,6 +105,7 @@ int main(int argc, char **argv)
             .provider = str(q, "provider"),
             .host = str(q, "host"),
             .endpoint = str(q, "endpoint"),
+            .unpriced_path = str(q, "unpriced_path"),
             .model_requested = str(q, "model_requested"),
             .model_served = str(q, "model_served"),
             .stream = flag(q, "stream"),

@@ -513,6 +513,55 @@ class Reprice(LedgerTest):
         self.assertIn("cheap", err)
 
 
+class UnpricedCalls(unittest.TestCase):
+    """Calls llmwrap cannot price (images, audio, batches) keep an unknown
+    cost, even when their model has a price, and the footers say why,
+    apart from requests to a model without a price."""
+
+    CALL = {"time_ms": NOW_MS - 3 * HOUR, "provider": "openai", "endpoint": "unpriced",
+            "unpriced_path": "/v1/batches", "model_requested": "gpt-4o", "status": 200,
+            "input_tokens": 100_000, "partial": True,
+            "warning": "llmwrap cannot price POST /v1/batches: cost unknown"}
+    ROWS = [
+        CALL,
+        dict(CALL, time_ms=NOW_MS - 2 * HOUR, unpriced_path="/v1/images/generations",
+             warning="llmwrap cannot price POST /v1/images/generations: cost unknown"),
+        {"time_ms": NOW_MS - 2 * HOUR, "provider": "openai", "endpoint": "chat",
+         "model_requested": "mystery-model", "status": 200, "input_tokens": 10},
+    ]
+    CALLS_FOOTER = ("2 requests are calls llmwrap cannot price (POST /v1/batches, "
+                    "POST /v1/images/generations): cost unknown")
+    MODELS_FOOTER = "1 request has no price (unknown model: mystery-model) — see llmctl pricing"
+
+    def setUp(self):
+        self.home = Home(self.ROWS)
+        self.addCleanup(self.home.cleanup)
+
+    def test_footers(self):
+        for cmd in (["requests"], ["usage"], ["usage", "--since", "150m"]):
+            out, _, _ = self.home.run(*cmd)
+            self.assertNotIn("unknown model: gpt-4o", out, cmd)
+            if cmd[-1] == "150m":
+                self.assertIn("1 request is a call llmwrap cannot price "
+                              "(POST /v1/images/generations): cost unknown", out)
+            else:
+                self.assertIn(self.CALLS_FOOTER, out, cmd)
+            self.assertIn(self.MODELS_FOOTER, out, cmd)
+        rows = self.home.json("requests", "--json")
+        self.assertEqual(sorted(r["unpriced_path"] or "" for r in rows),
+                         ["", "/v1/batches", "/v1/images/generations"])
+
+    def test_reprice_keeps_unknown(self):
+        out, _, _ = self.home.run("reprice")
+        self.assertIn("0 of 1 requests changed", out)
+        self.assertIn(self.MODELS_FOOTER, out)
+        self.assertNotIn("gpt-4o", out)
+        for r in self.home.json("requests", "--json"):
+            self.assertIsNone(r["cost_usd"], r)
+            self.assertIsNone(r["cost_source"], r)
+        self.assertEqual(sum(u["unpriced_requests"] for u in self.home.json("usage", "--json")), 3)
+
+
 class Pricing(LedgerTest):
     def test_list_and_show(self):
         prices = self.home.json("pricing", "list", "--json")

@@ -313,7 +313,9 @@ class Definitions(BudgetHome):
         self.home.run("budget", "set", "x", "--limit", "1", "--per", "day")
         db = sqlite3.connect(path)
         db.executescript("DROP TABLE budgets; DROP TABLE guards; DROP TABLE budget_alerts;"
-                         "DROP INDEX requests_refused; PRAGMA user_version = 1;")
+                         "DROP INDEX requests_refused; DROP INDEX requests_unpriced_calls;"
+                         "ALTER TABLE requests DROP COLUMN unpriced_path;"
+                         "PRAGMA user_version = 1;")
         db.close()
         self.assertEqual(self.budgets(), [])
         self.llmctl("budget", "set", "y", "--limit", "1", "--per", "day")

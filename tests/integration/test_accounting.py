@@ -9,6 +9,7 @@ times 1e6.
 """
 
 import decimal
+import http.client
 import json
 import os
 import signal
@@ -682,3 +683,126 @@ class UnpricedChargesTest(ScriptedProviderTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
+    """`llmctl reprice` with the prices the collector used changes nothing:
+    every kind of row the collector writes, produced end to end, keeps the
+    cost it was booked at, so a reprice can only ever apply a price change.
+    The simulated provider serves OpenAI, Anthropic and OpenRouter; Gemini
+    is a local server that answers any call (the simulator has no batch
+    endpoint)."""
+
+    providers = ("openai", "anthropic", "openrouter")
+
+    def setUp(self):
+        import http.server
+        import threading
+
+        class Batches(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = b'{"name": "batches/1", "metadata": {"state": "BATCH_STATE_PENDING"}}'
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Batches)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.config_extra = "[provider.gemini]\nupstream = http://127.0.0.1:%d\n" % (
+            server.server_address[1])
+        super().setUp()
+
+    def llmctl(self, *args):
+        out = subprocess.run([lwtest.binary("LLMCTL"), *args], capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
+    def rows(self):
+        return json.loads(self.llmctl("requests", "--json"), parse_float=D)
+
+    def send(self, provider, path, body, sim="", timeout=DEFAULT_TIMEOUT):
+        """One request; the answer, or None when the client gave up first
+        (the row is then written when the collector notices)."""
+        before = len(self.rows())
+        conn = lwtest.HTTPSViaCollector(self.collector, provider, timeout=timeout)
+        try:
+            conn.request("POST", path, body=json.dumps(body),
+                         headers={"content-type": "application/json",
+                                  "authorization": "Bearer k", "x-api-key": "k",
+                                  "x-goog-api-key": "k", "x-sim": sim})
+            r = conn.getresponse()
+            r.read()
+        except (socket.timeout, ConnectionError, http.client.HTTPException):
+            r = None
+        finally:
+            conn.close()
+        lwtest.wait_for(lambda: len(self.rows()) > before, what="the request's row")
+        return r
+
+    # (name, provider, path, body, x-sim, client timeout or None)
+    KINDS = [
+        ("priced", "openai", "/v1/chat/completions", chat("gpt-4.1"), "in=100;out=10", None),
+        ("served a dated snapshot the table lists", "openai", "/v1/chat/completions",
+         chat("gpt-4o-mini"), "in=100;out=10;snapshot=1", None),
+        ("served a snapshot the table does not list", "openai", "/v1/chat/completions",
+         chat("gpt-4.1"), "in=100;out=10;served=gpt-4.1-2099-01-01", None),
+        ("cost reported by the provider", "openrouter", "/api/v1/chat/completions",
+         chat("openai/gpt-4o-mini"), "in=100;out=10;cost=0.0123", None),
+        ("refused by a budget", "openai", "/v1/chat/completions", chat("o3"), "", None),
+        ("server error, not billed", "openai", "/v1/chat/completions", chat("gpt-4.1"),
+         "status=500", None),
+        ("free call", "anthropic", "/v1/messages/count_tokens",
+         {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]},
+         "in=10", None),
+        ("cut short, estimated", "openai", "/v1/chat/completions",
+         chat("gpt-4.1", stream=True), "in=100;out=50;fault=drop;drop_after=3", None),
+        ("never answered, the worst case", "anthropic", "/v1/messages",
+         {"model": "claude-sonnet-4-5", "max_tokens": 100,
+          "messages": [{"role": "user", "content": "hi"}]}, "delay_ms=5000", 0.5),
+        ("model without a price", "openai", "/v1/chat/completions", chat("no-such-model"),
+         "in=100;out=10", None),
+        ("a call llmwrap cannot price", "gemini",
+         "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+         {"batch": {"input_config": {"requests": {"requests": [
+             {"request": {"contents": [{"parts": [{"text": "x" * 4000}]}]}}]}}}}, "", None),
+    ]
+
+    def test_reprice_with_unchanged_prices_changes_nothing(self):
+        self.llmctl("budget", "set", "no-o3", "--limit", "0.000001", "--per", "request",
+                    "--scope", "model:o3", "--action", "block")
+        for name, provider, path, body, sim, timeout in self.KINDS:
+            with self.subTest(name):
+                self.send(provider, path, body, sim, timeout or DEFAULT_TIMEOUT)
+        booked = {r["id"]: r for r in self.rows()}
+        self.assertEqual(len(booked), len(self.KINDS))
+        usage = self.llmctl("usage", "--by", "model", "--json")
+
+        out = self.llmctl("reprice")
+        self.assertIn(" 0 of ", out)
+        self.assertIn(" requests changed, total $0.00.", out)
+        for r in self.rows():
+            with self.subTest(row=r["id"], model=r["model"], endpoint=r["endpoint"]):
+                self.assertEqual((r["cost_usd"], r["cost_source"]),
+                                 (booked[r["id"]]["cost_usd"], booked[r["id"]]["cost_source"]))
+        self.assertEqual(self.llmctl("usage", "--by", "model", "--json"), usage)
+        # Each kind was what it says.
+        kinds = {r["model"]: r for r in booked.values()}
+        self.assertEqual(kinds["o3"]["refused_by"], "budget no-o3")
+        self.assertEqual(kinds["gemini-2.5-flash"]["unpriced_path"],
+                         "/v1beta/models/gemini-2.5-flash:batchGenerateContent")
+        self.assertIsNone(kinds["gemini-2.5-flash"]["cost_usd"])
+        self.assertIsNone(kinds["no-such-model"]["cost_usd"])
+        self.assertEqual(kinds["openai/gpt-4o-mini"]["cost_source"], "provider")
+        self.assertIn("charged the most it could cost", kinds["claude-sonnet-4-5"]["warning"])
