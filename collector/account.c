@@ -280,7 +280,9 @@ static void publish(LwAccount *a, const LwLedgerRequest *row)
     ev.has_run_id = row->run_id != 0;
     ev.run_id = row->run_id;
     ev.provider = (char *)row->provider;
-    ev.model = (char *)(row->model_served != NULL ? row->model_served : row->model_requested);
+    ev.model = (char *)(row->model_served != NULL ? row->model_served
+                        : row->model_sent != NULL ? row->model_sent
+                                                  : row->model_requested);
     ev.endpoint = (char *)row->endpoint;
     ev.has_status = TRUE;
     ev.status = (uint32_t)row->status;
@@ -334,6 +336,10 @@ static void fill_common(LwAccount *a, LwLedgerRequest *row, int client_status)
     row->endpoint = lw_endpoint_name(a->info.endpoint);
     row->unpriced_path = a->unpriced_path;
     row->model_requested = a->info.model;
+    /* Kept beside the model asked for: reprice and usage go by the model
+     * sent, as price_of() does. */
+    if (g_strcmp0(a->downgraded_to, a->info.model) != 0)
+        row->model_sent = a->downgraded_to;
     row->stream = a->info.stream;
     row->status = client_status;
     row->latency_ms = (gint64)((lw_loop_now_us() - a->start_us) / 1000);

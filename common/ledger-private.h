@@ -24,9 +24,10 @@
     "WITH RECURSIVE tree(id) AS (SELECT :run UNION "                                               \
     "SELECT r.id FROM runs r JOIN tree t ON r.parent_id = t.id) "
 
-/* The model a row is counted under: the one the provider served, else the
- * one the client asked for. The rollups store exactly this value. */
-#define LW_LEDGER_MODEL_SQL "COALESCE(model_served, model_requested, '')"
+/* The model a row is counted (and priced) under: the one the provider
+ * served, else the one sent, else the one the client asked for. The
+ * rollups store exactly this value. */
+#define LW_LEDGER_MODEL_SQL "COALESCE(model_served, model_sent, model_requested, '')"
 
 /* The one translation of SQLite result codes into GErrors:
  * LW_LEDGER_ERROR_SQLITE with "what: SQLite's message". Returns FALSE so

@@ -404,7 +404,7 @@ static const char request_columns[] =
     "reasoning_tokens, cost_pusd, cost_source, latency_ms, ttft_ms, bytes_in, bytes_out, "
     "cache_hit, partial, upstream_request_id, credential, "
     "CASE WHEN json_valid(raw_usage) THEN json(raw_usage) END, refused_by, warning, "
-    "unpriced_path";
+    "unpriced_path, model_sent";
 
 static void read_request(sqlite3_stmt *st, LwRequestRecord *rec)
 {
@@ -444,6 +444,7 @@ static void read_request(sqlite3_stmt *st, LwRequestRecord *rec)
     r->refused_by = column_str(st, 30);
     r->warning = column_str(st, 31);
     r->unpriced_path = column_str(st, 32);
+    r->model_sent = column_str(st, 33);
 }
 
 gboolean lw_ledger_foreach_request(LwLedger *ledger, const LwRequestFilter *f,
@@ -468,7 +469,8 @@ gboolean lw_ledger_foreach_request(LwLedger *ledger, const LwRequestFilter *f,
     if (f->provider != NULL)
         g_string_append(sql, " AND provider = :provider");
     if (f->model != NULL)
-        g_string_append(sql, " AND (model_served = :model OR model_requested = :model)");
+        g_string_append(sql, " AND (model_served = :model OR model_sent = :model OR "
+                             "model_requested = :model)");
     if (path != NULL)
         g_string_append(sql, f->tag_value != NULL
                                  ? " AND CAST(" TAG_VALUE_SQL("tags") " AS TEXT) = :tagvalue"

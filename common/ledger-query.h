@@ -25,7 +25,7 @@
 /* ---- usage ---- */
 
 typedef enum {
-    LW_USAGE_BY_MODEL,    /* model served, else requested */
+    LW_USAGE_BY_MODEL,    /* model served, else sent, else requested */
     LW_USAGE_BY_PROVIDER,
     LW_USAGE_BY_RUN,      /* run id; requests outside llmwrap have no key */
     LW_USAGE_BY_DAY,      /* UTC date "2026-11-21" */
@@ -83,7 +83,7 @@ typedef struct {
     gint64 until_ms;
     gint64 run_id;         /* -1 any, 0 only requests outside llmwrap, else that run */
     const char *provider;  /* NULL any */
-    const char *model;     /* NULL any; matches the served or the requested model */
+    const char *model;     /* NULL any; matches the served, sent or requested model */
     const char *tag_key;   /* NULL any; with tag_value: the tag has that value */
     const char *tag_value;
     int status_min;        /* status in [min, max]; 0 and 0 for any */

@@ -26,6 +26,7 @@ static void change_clear(gpointer p)
     g_free((char *)c->row.tags_json);
     g_free((char *)c->row.provider);
     g_free((char *)c->row.model_served);
+    g_free((char *)c->row.model_sent);
     g_free((char *)c->row.model_requested);
 }
 
@@ -37,6 +38,7 @@ enum {
     COL_PROVIDER,
     COL_ENDPOINT,
     COL_SERVED,
+    COL_SENT,
     COL_REQUESTED,
     COL_INPUT,
     COL_CACHED,
@@ -58,7 +60,8 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
 {
     sqlite3_stmt *st = lw_ledger_prepare(
         ledger,
-        "SELECT id, time_ms, run_id, tags, provider, endpoint, model_served, model_requested, "
+        "SELECT id, time_ms, run_id, tags, provider, endpoint, model_served, model_sent, "
+        "model_requested, "
         "input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, "
         "output_tokens, reasoning_tokens, cost_pusd, cost_source, cache_hit, "
         "cost_source IS NULL AND cost_pusd IS NOT NULL FROM requests WHERE id > ?1 "
@@ -87,13 +90,16 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
             continue;
         res->examined++;
         const char *served = (const char *)sqlite3_column_text(st, COL_SERVED);
+        const char *sent = (const char *)sqlite3_column_text(st, COL_SENT);
         const char *requested = (const char *)sqlite3_column_text(st, COL_REQUESTED);
+        /* As the collector priced it: the model the answer names, else the
+         * one sent (a downgrade's, not the one the program asked for). */
         const LwPrice *price =
             unpriced_call
                 ? NULL
                 : lw_pricing_lookup_answer(pricing,
                                            (const char *)sqlite3_column_text(st, COL_PROVIDER),
-                                           served, requested, NULL);
+                                           served, sent != NULL ? sent : requested, NULL);
         LwCost cost = {.known = price != NULL};
         if (price != NULL) {
             LwTokens tokens = {
@@ -119,6 +125,7 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
                     .tags_json = lw_ledger_column_dup(st, COL_TAGS),
                     .provider = lw_ledger_column_dup(st, COL_PROVIDER),
                     .model_served = g_strdup(served),
+                    .model_sent = g_strdup(sent),
                     .model_requested = g_strdup(requested),
                     .cost = cost},
             .old = old,

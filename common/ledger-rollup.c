@@ -55,6 +55,7 @@ static LwRollupEntry *entry_of(LwRollupBatch *batch, const LwLedgerRequest *r)
 {
     /* Must match LW_LEDGER_MODEL_SQL. */
     const char *model = r->model_served != NULL      ? r->model_served
+                        : r->model_sent != NULL      ? r->model_sent
                         : r->model_requested != NULL ? r->model_requested
                                                      : "";
     LwRollupEntry key = {

@@ -20,7 +20,7 @@
 typedef struct {
     gint64 hour;    /* UTC hours since the epoch */
     char *provider; /* '' = none */
-    char *model;    /* served, else requested; '' = none */
+    char *model;    /* served, else sent, else requested; '' = none */
     char *tags;     /* '' = none */
     guint64 run_id; /* 0 = none */
     LwUsageRow sums; /* of its rows, as usage queries report them; `key` unused */

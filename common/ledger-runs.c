@@ -87,7 +87,7 @@ gboolean lw_ledger_run_summary(LwLedger *ledger, guint64 run_id, LwRunSummary *r
     sqlite3_stmt *st = NULL;
     const char *sql =
         LW_LEDGER_RUN_TREE_CTE
-        "SELECT provider, COALESCE(model_served, model_requested, '') AS m, COUNT(*), "
+        "SELECT provider, " LW_LEDGER_MODEL_SQL " AS m, COUNT(*), "
         "SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens), "
         "SUM(reasoning_tokens), SUM(COALESCE(cost_pusd, 0)), "
         "SUM(cost_pusd IS NULL), SUM(partial), SUM(refused_by IS NOT NULL) "

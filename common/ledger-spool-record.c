@@ -44,6 +44,7 @@ gboolean lw_spool_frame_append(GByteArray *out, gint64 id, const LwLedgerRequest
     m.endpoint = STR(r->endpoint);
     m.model_requested = STR(r->model_requested);
     m.model_served = STR(r->model_served);
+    m.model_sent = STR(r->model_sent);
     SET(stream, r->stream != FALSE);
     SET(status, r->status);
     SET(input_tokens, r->input_tokens);
@@ -77,7 +78,7 @@ gboolean lw_spool_frame_append(GByteArray *out, gint64 id, const LwLedgerRequest
                                    m.host,       m.endpoint,    m.model_requested,
                                    m.model_served, m.cost_source, m.upstream_request_id,
                                    m.credential, m.raw_usage,   m.refused_by,
-                                   m.warning,    m.unpriced_path};
+                                   m.warning,    m.unpriced_path, m.model_sent};
     size_t bound = lw__spool_row__descriptor.n_fields * 12;
     for (guint i = 0; i < G_N_ELEMENTS(strings); i++)
         bound += strings[i] != NULL ? strlen(strings[i]) + 7 : 0;
@@ -149,6 +150,7 @@ LwSpoolRecord *lw_spool_record_decode(const guint8 *frame, size_t len)
     r->endpoint = m->endpoint;
     r->model_requested = m->model_requested;
     r->model_served = m->model_served;
+    r->model_sent = m->model_sent;
     r->stream = m->stream;
     r->status = m->status;
     r->input_tokens = m->input_tokens;

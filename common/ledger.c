@@ -153,7 +153,7 @@ static const char *const schema_steps[] = {
     "  hour INTEGER NOT NULL,"                /* UTC hours since the epoch */
     "  dim INTEGER NOT NULL,"                 /* LW_LEDGER_DIM_* */
     "  k1 NOT NULL,"                          /* provider ('' none) | tags ('' none) | run (0 none) */
-    "  k2 NOT NULL,"                          /* model, served else requested ('' none) | '' */
+    "  k2 NOT NULL,"                          /* model: LW_LEDGER_MODEL_SQL | '' */
     "  requests INTEGER NOT NULL,"
     "  input_tokens INTEGER NOT NULL,"
     "  output_tokens INTEGER NOT NULL,"
@@ -218,6 +218,12 @@ static const char *const schema_steps[] = {
     "    instr(warning, ': cost unknown') - 27) "
     "  WHERE endpoint = '" LW_LEDGER_ENDPOINT_UNPRICED "' "
     "  AND warning LIKE 'llmwrap cannot price POST %: cost unknown%';",
+
+    /* 4: the model a budget's downgrade sent in place of the one requested,
+     * which the row is priced (and counted) by when no answer names one.
+     * Older rows did not keep it: a downgraded request that got no answer
+     * stays under its requested model. */
+    "ALTER TABLE requests ADD COLUMN model_sent TEXT;",
 };
 
 #define SUM_COLUMNS                                                                               \
@@ -240,9 +246,10 @@ static const char insert_sql[] =
     "model_requested, model_served, stream, status, input_tokens, cached_input_tokens, "
     "cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_pusd, "
     "cost_source, latency_ms, ttft_ms, bytes_in, bytes_out, cache_hit, partial, "
-    "upstream_request_id, credential, raw_usage, refused_by, warning, id, unpriced_path) "
+    "upstream_request_id, credential, raw_usage, refused_by, warning, id, unpriced_path, "
+    "model_sent) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-    "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33) "
+    "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34) "
     "ON CONFLICT (id) DO NOTHING";
 
 /* One statement updates every dimension with the sums of one key's rows
@@ -868,6 +875,7 @@ static gint64 insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *r, 
     if (id > 0)
         sqlite3_bind_int64(ins, 32, id);
     bind_text(ins, 33, r->unpriced_path);
+    bind_text(ins, 34, r->model_sent);
     if (!step_done(ledger, ins, "inserting a request", error))
         return 0;
     if (sqlite3_changes(ledger->db) == 0)

@@ -69,8 +69,10 @@ typedef struct {
     const char *endpoint;  /* "chat", "responses", "messages", "generate", ...,
                             * LW_LEDGER_ENDPOINT_UNPRICED */
     const char *unpriced_path; /* of an "unpriced" call: its path, without the query */
-    const char *model_requested;
-    const char *model_served;
+    const char *model_requested; /* what the program asked for */
+    const char *model_sent;      /* what the collector sent instead (a budget's
+                                  * downgrade); NULL: model_requested */
+    const char *model_served;    /* what the answer names */
     gboolean stream;
     int status;            /* HTTP status the client received */
     gint64 input_tokens;

@@ -24,7 +24,7 @@ static const char *const csv_header[] = {
     "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens", "cost_usd",
     "cost_source",  "cache_hit",     "partial",            "run_id",
     "pid",          "latency_ms",    "ttft_ms",            "upstream_request_id",
-    "refused_by",   "warning",       "unpriced_path",
+    "refused_by",   "warning",       "unpriced_path",      "model_sent",
 };
 
 typedef struct {
@@ -42,7 +42,9 @@ typedef struct {
 
 static const char *model_of(const LwLedgerRequest *r)
 {
-    return r->model_served != NULL ? r->model_served : r->model_requested;
+    return r->model_served != NULL ? r->model_served
+           : r->model_sent != NULL ? r->model_sent
+                                   : r->model_requested;
 }
 
 static void json_str_field(GString *out, const char *name, const char *v)
@@ -71,6 +73,7 @@ static void append_json(GString *out, const LwRequestRecord *rec)
     json_str_field(out, "provider", r->provider);
     json_str_field(out, "model", model_of(r));
     json_str_field(out, "model_requested", r->model_requested);
+    json_str_field(out, "model_sent", r->model_sent);
     json_str_field(out, "model_served", r->model_served);
     json_str_field(out, "endpoint", r->endpoint);
     json_str_field(out, "unpriced_path", r->unpriced_path);
@@ -160,6 +163,7 @@ static void append_csv(GString *out, const LwRequestRecord *rec)
         r->refused_by,
         r->warning,
         r->unpriced_path,
+        r->model_sent,
     };
     G_STATIC_ASSERT(G_N_ELEMENTS(fields) == G_N_ELEMENTS(csv_header));
     lw_output_csv_row(out, G_N_ELEMENTS(fields), fields);
@@ -184,6 +188,9 @@ static void add_table_row(Listing *l, const LwRequestRecord *rec)
         g_string_append(note, "partial ");
     if (r->cache_hit)
         g_string_append(note, "cached ");
+    if (r->model_sent != NULL)
+        g_string_append_printf(note, "downgraded from %s ",
+                               r->model_requested != NULL ? r->model_requested : "?");
     if (r->refused_by != NULL)
         g_string_append_printf(note, "refused by %s ", r->refused_by);
     if (r->warning != NULL)
@@ -284,7 +291,7 @@ int lw_cmd_requests(LwCtl *ctl, int argc, char **argv)
         {"run", 0, 0, G_OPTION_ARG_STRING, &run,
          "Only this llmwrap run's requests ('none': outside llmwrap)", "ID"},
         {"provider", 0, 0, G_OPTION_ARG_STRING, &provider, "Only this provider", "NAME"},
-        {"model", 0, 0, G_OPTION_ARG_STRING, &model, "Only this model (served or requested)",
+        {"model", 0, 0, G_OPTION_ARG_STRING, &model, "Only this model (served, sent or requested)",
          "MODEL"},
         {"tag", 0, 0, G_OPTION_ARG_STRING, &tag, "Only runs tagged KEY=VALUE (or having KEY)",
          "KEY=VALUE"},

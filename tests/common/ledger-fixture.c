@@ -48,6 +48,7 @@ LwLedgerRequest fixture_full_row(void)
         .unpriced_path = "/v1/messages/batches",
         .model_requested = "claude-sonnet-4",
         .model_served = "claude-sonnet-4-20250514",
+        .model_sent = "claude-haiku-4",
         .stream = TRUE,
         .status = 200,
         .input_tokens = 12000,
@@ -84,6 +85,7 @@ void fixture_assert_same_row(const LwLedgerRequest *a, const LwLedgerRequest *b)
     g_assert_cmpstr(a->unpriced_path, ==, b->unpriced_path);
     g_assert_cmpstr(a->model_requested, ==, b->model_requested);
     g_assert_cmpstr(a->model_served, ==, b->model_served);
+    g_assert_cmpstr(a->model_sent, ==, b->model_sent);
     g_assert_cmpint(a->stream, ==, b->stream);
     g_assert_cmpint(a->status, ==, b->status);
     g_assert_cmpint(a->input_tokens, ==, b->input_tokens);

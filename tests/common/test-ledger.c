@@ -45,7 +45,7 @@ static gboolean collect_record(const LwRequestRecord *rec, gpointer data)
                              &copy->row.model_served, &copy->row.cost_source,
                              &copy->row.upstream_request_id, &copy->row.credential,
                              &copy->row.raw_usage, &copy->row.refused_by, &copy->row.warning,
-                             &copy->row.unpriced_path};
+                             &copy->row.unpriced_path, &copy->row.model_sent};
     for (guint i = 0; i < G_N_ELEMENTS(fields); i++)
         *fields[i] = g_strdup(*fields[i]);
     g_ptr_array_add(out, copy);
@@ -69,6 +69,7 @@ static void record_free(gpointer p)
     g_free((char *)r->row.refused_by);
     g_free((char *)r->row.warning);
     g_free((char *)r->row.unpriced_path);
+    g_free((char *)r->row.model_sent);
     g_free(r);
 }
 
@@ -1028,6 +1029,57 @@ static void test_reprice_served_unlisted(Fixture *f, gconstpointer data)
     lw_pricing_free(pricing);
 }
 
+/* A request a budget downgraded is priced, and counted, as the model sent,
+ * as the collector priced it: when no answer names a model (it never
+ * came), and when the one named has no price of its own. What the program
+ * asked for stays on the row. */
+static void test_reprice_downgraded(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwPricing *pricing = reprice_table(f);
+    LwLedger *l = open_rw(f);
+    /* mystery: 1.00 in, 2.00 out (gpt-4o, asked for: 2.50 and 10.00) */
+    const gint64 cost = 1000 * G_GINT64_CONSTANT(1000000) + 100 * 2000000;
+    LwLedgerRequest unanswered = {.time_ms = BASE_MS, .provider = "openai",
+                                  .model_requested = "gpt-4o", .model_sent = "mystery",
+                                  .input_tokens = 1000, .output_tokens = 100,
+                                  .cost = {TRUE, cost}, .cost_source = "price",
+                                  .partial = TRUE, .ttft_ms = -1};
+    LwLedgerRequest unlisted = unanswered;
+    unlisted.model_served = "mystery-2099-01-01";
+    unlisted.partial = FALSE;
+    g_assert_cmpint(lw_ledger_insert(l, &unanswered, &error), ==, 1);
+    g_assert_cmpint(lw_ledger_insert(l, &unlisted, &error), ==, 2);
+    g_assert_no_error(error);
+    LwRepriceResult res;
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(res.examined, ==, 2);
+    g_assert_cmpint(res.changed, ==, 0);
+    g_assert_cmpint(sql_int(l, "SELECT SUM(cost_pusd) FROM requests"), ==, 2 * cost);
+
+    LwUsageQuery q = {.by = LW_USAGE_BY_MODEL, .since_ms = LW_LEDGER_NO_SINCE,
+                      .until_ms = LW_LEDGER_NO_UNTIL};
+    g_autoptr(LwUsageReport) rep = lw_ledger_usage(l, &q, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(rep->rows->len, ==, 2);
+    const char *keys[2];
+    for (guint i = 0; i < 2; i++)
+        keys[i] = ((const LwUsageRow *)g_ptr_array_index(rep->rows, i))->key;
+    g_assert_true(g_strcmp0(keys[0], "mystery") == 0 || g_strcmp0(keys[1], "mystery") == 0);
+    g_assert_true(g_strcmp0(keys[0], "mystery-2099-01-01") == 0 ||
+                  g_strcmp0(keys[1], "mystery-2099-01-01") == 0);
+    LwRequestFilter flt;
+    lw_request_filter_init(&flt);
+    flt.model = "mystery";
+    g_autoptr(GPtrArray) sent = list_requests(l, &flt);
+    g_assert_cmpuint(sent->len, ==, 2);
+    g_assert_cmpstr(((LwRequestRecord *)g_ptr_array_index(sent, 0))->row.model_requested, ==,
+                    "gpt-4o");
+    lw_ledger_close(l);
+    lw_pricing_free(pricing);
+}
+
 /* A call llmwrap cannot price keeps its unknown cost whatever the table
  * holds for its model (the collector left it unknown on purpose), and one
  * an older llmctl priced is set back to unknown. Usage tells such calls
@@ -1097,6 +1149,7 @@ static void test_migrate_unpriced_path(Fixture *f, gconstpointer data)
     g_assert_cmpint(sqlite3_exec(db,
                                  "DROP INDEX requests_unpriced_calls;"
                                  "ALTER TABLE requests DROP COLUMN unpriced_path;"
+                                 "ALTER TABLE requests DROP COLUMN model_sent;"
                                  "PRAGMA user_version = 2;",
                                  NULL, NULL, NULL),
                     ==, SQLITE_OK);
@@ -1359,6 +1412,7 @@ int main(int argc, char **argv)
     ADD("reprice-chunks", test_reprice_chunks);
     ADD("reprice-served-unlisted", test_reprice_served_unlisted);
     ADD("reprice-unpriced-call", test_reprice_unpriced_call);
+    ADD("reprice-downgraded", test_reprice_downgraded);
     ADD("migrate-unpriced-path", test_migrate_unpriced_path);
     ADD("concurrent-reader", test_concurrent_reader);
     ADD("background-checkpoint", test_background_checkpoint);

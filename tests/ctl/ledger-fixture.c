@@ -108,6 +108,7 @@ int main(int argc, char **argv)
             .unpriced_path = str(q, "unpriced_path"),
             .model_requested = str(q, "model_requested"),
             .model_served = str(q, "model_served"),
+            .model_sent = str(q, "model_sent"),
             .stream = flag(q, "stream"),
             .status = (int)num(q, "status", 200),
             .input_tokens = num(q, "input_tokens", 0),

@@ -562,6 +562,33 @@ class UnpricedCalls(unittest.TestCase):
         self.assertEqual(sum(u["unpriced_requests"] for u in self.home.json("usage", "--json")), 3)
 
 
+class Downgraded(unittest.TestCase):
+    """A request a budget downgraded, whose answer never came: shown,
+    counted and repriced as the model sent, with the one asked for kept."""
+
+    ROW = {"time_ms": NOW_MS - 3 * HOUR, "provider": "anthropic", "endpoint": "messages",
+           "model_requested": "claude-big", "model_sent": "claude-x", "status": 0,
+           "input_tokens": 100, "output_tokens": 10, "partial": True,
+           # claude-x: 3.00 in, 15.00 out
+           "cost_pusd": 100 * 3_000_000 + 10 * 15_000_000, "cost_source": "price"}
+
+    def setUp(self):
+        self.home = Home([self.ROW])
+        self.addCleanup(self.home.cleanup)
+
+    def test_shown_counted_and_repriced_as_sent(self):
+        out, _, _ = self.home.run("requests")
+        self.assertIn("claude-x", out)
+        self.assertIn("downgraded from claude-big", out)
+        row = self.home.json("requests", "--json")[0]
+        self.assertEqual((row["model"], row["model_requested"], row["model_sent"]),
+                         ("claude-x", "claude-big", "claude-x"))
+        self.assertEqual(len(self.home.json("requests", "--json", "--model", "claude-x")), 1)
+        self.assertEqual([u["key"] for u in self.home.json("usage", "--json")], ["claude-x"])
+        out, _, _ = self.home.run("reprice")
+        self.assertIn("0 of 1 requests changed", out)
+
+
 class Pricing(LedgerTest):
     def test_list_and_show(self):
         prices = self.home.json("pricing", "list", "--json")

@@ -315,6 +315,7 @@ class Definitions(BudgetHome):
         db.executescript("DROP TABLE budgets; DROP TABLE guards; DROP TABLE budget_alerts;"
                          "DROP INDEX requests_refused; DROP INDEX requests_unpriced_calls;"
                          "ALTER TABLE requests DROP COLUMN unpriced_path;"
+                         "ALTER TABLE requests DROP COLUMN model_sent;"
                          "PRAGMA user_version = 1;")
         db.close()
         self.assertEqual(self.budgets(), [])

@@ -777,11 +777,28 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
          "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
          {"batch": {"input_config": {"requests": {"requests": [
              {"request": {"contents": [{"parts": [{"text": "x" * 4000}]}]}}]}}}}, "", None),
+        # A budget sends gpt-4o requests as gpt-4o-mini.
+        ("downgraded", "openai", "/v1/chat/completions", chat("gpt-4o", max_tokens=100),
+         "in=100;out=10", None),
+        ("downgraded, never answered", "openai", "/v1/chat/completions",
+         chat("gpt-4o", max_tokens=100), "delay_ms=5000", 0.5),
+        ("downgraded, served a snapshot the table does not list", "openai",
+         "/v1/chat/completions", chat("gpt-4o", max_tokens=100),
+         "in=100;out=10;served=gpt-4o-mini-2099-01-01", None),
+        # Another lowers gpt-4.1-mini's max_tokens.
+        ("clamped", "openai", "/v1/chat/completions", chat("gpt-4.1-mini", max_tokens=100000),
+         "in=100;out=10", None),
+        ("clamped, never answered", "openai", "/v1/chat/completions",
+         chat("gpt-4.1-mini", max_tokens=100000), "delay_ms=5000", 0.5),
     ]
 
     def test_reprice_with_unchanged_prices_changes_nothing(self):
         self.llmctl("budget", "set", "no-o3", "--limit", "0.000001", "--per", "request",
                     "--scope", "model:o3", "--action", "block")
+        self.llmctl("budget", "set", "mini", "--limit", "0.0005", "--per", "request",
+                    "--scope", "model:gpt-4o", "--action", "downgrade:gpt-4o-mini")
+        self.llmctl("budget", "set", "short", "--limit", "0.001", "--per", "request",
+                    "--scope", "model:gpt-4.1-mini", "--action", "clamp")
         for name, provider, path, body, sim, timeout in self.KINDS:
             with self.subTest(name):
                 self.send(provider, path, body, sim, timeout or DEFAULT_TIMEOUT)
@@ -797,12 +814,27 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
                 self.assertEqual((r["cost_usd"], r["cost_source"]),
                                  (booked[r["id"]]["cost_usd"], booked[r["id"]]["cost_source"]))
         self.assertEqual(self.llmctl("usage", "--by", "model", "--json"), usage)
-        # Each kind was what it says.
-        kinds = {r["model"]: r for r in booked.values()}
-        self.assertEqual(kinds["o3"]["refused_by"], "budget no-o3")
-        self.assertEqual(kinds["gemini-2.5-flash"]["unpriced_path"],
+        # Each kind was what it says (rows are numbered in the order sent).
+        kinds = dict(zip((k[0] for k in self.KINDS), (booked[i] for i in sorted(booked))))
+        self.assertEqual(kinds["refused by a budget"]["refused_by"], "budget no-o3")
+        call = kinds["a call llmwrap cannot price"]
+        self.assertEqual(call["unpriced_path"],
                          "/v1beta/models/gemini-2.5-flash:batchGenerateContent")
-        self.assertIsNone(kinds["gemini-2.5-flash"]["cost_usd"])
-        self.assertIsNone(kinds["no-such-model"]["cost_usd"])
-        self.assertEqual(kinds["openai/gpt-4o-mini"]["cost_source"], "provider")
-        self.assertIn("charged the most it could cost", kinds["claude-sonnet-4-5"]["warning"])
+        self.assertIsNone(call["cost_usd"])
+        self.assertIsNone(kinds["model without a price"]["cost_usd"])
+        self.assertEqual(kinds["cost reported by the provider"]["cost_source"], "provider")
+        for name in ("never answered, the worst case", "downgraded, never answered",
+                     "clamped, never answered"):
+            self.assertIn("charged the most it could cost", kinds[name]["warning"], name)
+        for name in ("downgraded", "downgraded, never answered",
+                     "downgraded, served a snapshot the table does not list"):
+            row = kinds[name]
+            self.assertEqual((row["model_requested"], row["model_sent"]),
+                             ("gpt-4o", "gpt-4o-mini"), name)
+        self.assertEqual(kinds["downgraded, never answered"]["model"], "gpt-4o-mini")
+        self.assertIsNone(kinds["clamped"]["model_sent"])
+        # gpt-4o-mini: 0.15 in, 0.60 out, the 100 output tokens sent at most
+        self.assertEqual(kinds["downgraded, never answered"]["output_tokens"], 100)
+        self.assertEqual(
+            D(str(kinds["downgraded, never answered"]["cost_usd"])),
+            usd(kinds["downgraded, never answered"]["input_tokens"] * 150_000 + 100 * 600_000))
