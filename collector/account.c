@@ -43,6 +43,7 @@ struct _LwAccount {
     gboolean discard_tail; /* the stream was cut by us: drop a partial event */
     GBytes *unanswered;    /* during lw_account_settle_unanswered: the body sent */
     char *unpriced_path;   /* LW_ENDPOINT_UNPRICED: the path, without its query */
+    char *path;            /* the path, without its query (which may hold key=) */
 };
 
 /* Stream usage has to be asked for (stream_options.include_usage) from
@@ -130,6 +131,7 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     else
         lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
     a->credential = credential_hash(server, r->req, r->path);
+    a->path = g_strndup(r->path, strcspn(r->path, "?#"));
     if (a->info.endpoint == LW_ENDPOINT_UNPRICED)
         a->unpriced_path = lw_path_for_display(r->path);
 
@@ -152,6 +154,7 @@ void lw_account_free(LwAccount *a)
     lw_request_info_clear(&a->info);
     g_free(a->credential);
     g_free(a->unpriced_path);
+    g_free(a->path);
     g_free(a);
 }
 
@@ -352,13 +355,18 @@ static void fill_common(LwAccount *a, LwLedgerRequest *row, int client_status)
 /* A request the provider had but never answered is booked at the most it
  * can cost (worst-case.h): what it did is unknown, and a smaller guess
  * would let retries of timed-out requests pass a hard budget. An unbounded
- * part (no output limit) keeps the estimate in `t`. */
+ * part (no output limit) keeps the estimate in `t`. The output bound is
+ * the body's as sent: a clamp budget lowered it, and reserved (and so
+ * admitted) no more than that. */
 static void take_worst_case(const LwAccount *a, const LwPrice *price, LwTokens *t)
 {
     gsize len = 0;
     const char *body = g_bytes_get_data(a->unanswered, &len);
+    LwRequestInfo sent;
+    lw_inspect_request(a->provider->format, "POST", a->path, body, len, &sent);
     LwWorstCase w;
-    lw_worst_case(price, &a->info, body, len, -1, &w);
+    lw_worst_case(price, &a->info, body, len, sent.max_output, &w);
+    lw_request_info_clear(&sent);
     if (w.input_bounded)
         t->input_tokens = MAX(t->input_tokens, w.input_tokens);
     if (w.output_bounded)

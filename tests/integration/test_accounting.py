@@ -833,6 +833,8 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
                              ("gpt-4o", "gpt-4o-mini"), name)
         self.assertEqual(kinds["downgraded, never answered"]["model"], "gpt-4o-mini")
         self.assertIsNone(kinds["clamped"]["model_sent"])
+        # gpt-4.1-mini at 1.60 per 1M out: the $0.001 limit holds ~600 tokens
+        self.assertLess(kinds["clamped, never answered"]["output_tokens"], 1000)
         # gpt-4o-mini: 0.15 in, 0.60 out, the 100 output tokens sent at most
         self.assertEqual(kinds["downgraded, never answered"]["output_tokens"], 100)
         self.assertEqual(

@@ -473,6 +473,29 @@ class ActionsTest(BudgetTestCase):
                     "--per", "day", "--action", "clamp")
         self.assertEqual(self.send(body, "in=30;words=500")[0], 429)
 
+    def test_clamped_request_never_answered_is_charged_within_the_limit(self):
+        # The client gives up before the answer: the request is booked at
+        # its worst case as sent, with the clamped max_tokens, which is what
+        # the budget admitted; not at the 100000 tokens the program asked.
+        body = json.dumps(chat(max_tokens=100000)).encode()
+        limit = (D(len(body)) * D("0.15") + 20 * D("0.60")) / 10**6
+        self.llmctl("budget", "set", "clampy", "--limit", str(limit), "--per", "day",
+                    "--action", "clamp")
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=body,
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "in=30;words=500;delay_ms=5000"})
+        wait_for(lambda: self.sim.stats()["active"] == 1, timeout=DEFAULT_TIMEOUT,
+                 what="the provider holding the request")
+        conn.close()
+        row = wait_for(lambda: (self.rows() or [None])[0], timeout=DEFAULT_TIMEOUT,
+                       what="the request's row")
+        self.assertIn("may bill it", row["warning"])
+        self.assertGreaterEqual(row["output_tokens"], 5)
+        self.assertLessEqual(row["output_tokens"], 20)
+        self.assertLessEqual(D(str(row["cost_usd"])), limit)
+        self.assertLessEqual(D(str(self.budget("clampy")["spent_usd"])), limit)
+
     def test_unbounded_stream_is_ended_at_the_cap(self):
         # sim-open has a price but no output limit and the request no
         # max-tokens field: the stream is admitted and metered.
