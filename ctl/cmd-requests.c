@@ -36,7 +36,7 @@ typedef struct {
     GHashTable *unpriced_models; /* char* set */
     gint64 unpriced_calls;       /* calls llmwrap cannot price */
     GHashTable *unpriced_paths;  /* char* set */
-    gint64 shown;                /* rows to show; one more is read to know whether there are more */
+    gint64 shown;                /* rows shown; one more is read to tell if there were more */
     gboolean more;               /* there were */
 } Listing;
 
