@@ -406,6 +406,12 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
+    /* A daemon must not keep what its starter left open without
+     * close-on-exec (a `flock 9` around a cron job would stay locked, a pipe
+     * would never reach EOF); everything it needs it opens from here on. */
+    if (daemon_mode)
+        closefrom(STDERR_FILENO + 1);
+
     /* Never intercept ourselves, nor let our children inherit the shim. */
     g_unsetenv("LD_PRELOAD");
     g_setenv("LLMWRAP_COLLECTOR", "1", TRUE);

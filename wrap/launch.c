@@ -148,13 +148,17 @@ static int spawn_daemon(LwLaunch *l, guint16 port, gint64 deadline, char **ret_s
     }
     if (pid == 0) {
         /* The daemon outlives us: it must not keep our terminal, our
-         * output pipes, our working directory or our blocked signals. */
+         * output pipes, our working directory or our blocked signals, nor
+         * any descriptor our caller left open without close-on-exec (a
+         * `flock 9` around a cron job would stay locked, a pipe would never
+         * reach EOF). It needs only errpipe, now its stderr. */
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull >= 0) {
             dup2(devnull, STDIN_FILENO);
             dup2(devnull, STDOUT_FILENO);
         }
         dup2(errpipe[1], STDERR_FILENO);
+        closefrom(STDERR_FILENO + 1);
         signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &l->mask, NULL);
         if (chdir("/") != 0) {

@@ -8,6 +8,7 @@ name resolution, redirection and trust all come from llmwrap. Traffic
 stays on loopback (127.0.0.1 and the synthetic 127.241.0.i).
 """
 
+import fcntl
 import json
 import os
 import pty
@@ -899,6 +900,39 @@ print(s1, chat())
         self.assertIn(b"restarting it on port %d" % before["synthetic_port"], err)
         self.assertEqual(self.counters()["requests_total"], 1)  # the new collector's count
         self.assertEqual(collector_processes(self.home), [after["pid"]])
+
+    def assert_collector_keeps_no_inherited_descriptor(self, argv):
+        """Runs argv, which starts the collector, with a locked file and a
+        pipe's write end open without close-on-exec, as `( flock 9; ... )
+        9>job.lock` or a pipe on fd 3 leave them. Once argv has exited the
+        collector alone runs: the lock must be free and the pipe at EOF."""
+        lock = os.path.join(self.workdir, "job.lock")
+        rfd, wfd = os.pipe()
+        self.addCleanup(os.close, rfd)
+        with open(lock, "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            p = subprocess.run(argv, env=self.env(), pass_fds=(held.fileno(), wfd),
+                               capture_output=True, timeout=RUN_TIMEOUT)
+        os.close(wfd)
+        self.assertRan(p)
+        self.assertTrue(lwtest.pid_alive(lwtest.collector_pid(self.home)))
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.fail("the collector holds the caller's lock")
+        os.set_blocking(rfd, False)
+        try:
+            self.assertEqual(os.read(rfd, 1), b"")
+        except BlockingIOError:
+            self.fail("the collector holds the caller's pipe open")
+
+    def test_collector_started_by_llmwrap_keeps_no_inherited_descriptor(self):
+        self.assert_collector_keeps_no_inherited_descriptor([self.llmwrap, "--quiet", "true"])
+
+    def test_collector_daemon_keeps_no_inherited_descriptor(self):
+        self.assert_collector_keeps_no_inherited_descriptor(
+            [lwtest.binary("LLM_COLLECTOR"), "--daemon"])
 
     def test_collector_never_preloads_the_shim(self):
         shim = os.environ.get("LLMWRAP_PRELOAD_PATH")
