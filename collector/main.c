@@ -23,6 +23,7 @@
 #include "attrib.h"
 #include "ca.h"
 #include "conn.h"
+#include "fds.h"
 #include "budget.h"
 #include "guard.h"
 #include "heap-trim.h"
@@ -375,6 +376,13 @@ static void fail(int ready_fd, char kind, const char *message)
 
 int main(int argc, char **argv)
 {
+    /* Before anything is opened: with stderr closed, the pid file would
+     * become descriptor 2, which daemon mode replaces with the log (the lock
+     * that keeps the collector unique released, the pid written into the
+     * log); in the foreground, messages would go into a socket or file. */
+    if (!lw_fds_ensure_std())
+        return 1;
+
     gboolean daemon_mode = FALSE, version = FALSE, check_config = FALSE;
     gint port_opt = -1;
     g_autofree char *config_path = NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "fds.h"
 #include "log.h"
 
 static int cmd_help(LwCtl *ctl, int argc, char **argv);
@@ -69,6 +70,10 @@ static int cmd_help(LwCtl *ctl, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Before anything is opened: with stderr closed, the IPC socket would
+     * become descriptor 2 and an error message would go to the collector. */
+    if (!lw_fds_ensure_std())
+        return LW_CTL_EXIT_ERROR;
     setlocale(LC_ALL, "");
     g_set_prgname("llmctl");
     lw_log_init("llmctl", "warning");

@@ -28,6 +28,7 @@
 #include "child.h"
 #include "childenv.h"
 #include "doctor.h"
+#include "fds.h"
 #include "ipc.h"
 #include "launch.h"
 #include "options.h"
@@ -615,6 +616,12 @@ static int run(const Options *opt, int *ret_termsig)
 
 int main(int argc, char **argv)
 {
+    /* Before anything is opened: with stderr closed, the collector's IPC
+     * socket would become descriptor 2 and every message llmwrap prints
+     * would be written into the collector's protocol stream. */
+    if (!lw_fds_ensure_std())
+        return EXIT_CANNOT_RUN;
+
     /* Before anything can spawn: the forwarded signals are read from a
      * signalfd, never delivered asynchronously. */
     lw_child_prepare_signals();

@@ -934,6 +934,58 @@ print(s1, chat())
         self.assert_collector_keeps_no_inherited_descriptor(
             [lwtest.binary("LLM_COLLECTOR"), "--daemon"])
 
+    def collector_log(self):
+        self.status()  # one IPC round trip: what earlier clients sent has been read
+        return lwtest._read(os.path.join(self.home, "log", "collector.log"))
+
+    def test_llmwrap_started_with_stderr_closed(self):
+        # With descriptor 2 closed (2>&-), llmwrap's IPC socket must not
+        # take it: every message llmwrap prints (the exit summary here)
+        # would be written into the collector's protocol stream, which drops
+        # the connection ("frame too large"), mid-run ending the run as
+        # gone away. The program still gets descriptor 2 closed, as given.
+        path = self.script("fd2.py", "import os\n"
+                           "print(os.readlink('/proc/%d/fd/2' % os.getppid()))\n"
+                           "try:\n    os.fstat(2)\n    print('open')\n"
+                           "except OSError:\n    print('closed')\n")
+        p = subprocess.run(["sh", "-c", 'exec 2>&-; exec "$0" "$@"', self.llmwrap, PYTHON, path],
+                           env=self.env(), capture_output=True, timeout=RUN_TIMEOUT)
+        self.assertRan(p)
+        self.assertEqual(p.stdout.split(), [b"/dev/null", b"closed"])
+        self.assertEqual(self.runs_ended(), [0])
+        self.assertNotIn("frame too large", self.collector_log())
+
+    def runs_ended(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "runs", "--json"], capture_output=True,
+                             text=True, env=self.env(), timeout=RUN_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return [r["exit_status"] for r in json.loads(out.stdout)]
+
+    def test_collector_daemon_started_with_stderr_closed(self):
+        # The pid file must not become descriptor 2, which daemon mode
+        # replaces with the log: the pid would go into the log and the lock
+        # that keeps the collector unique would be released.
+        collector = lwtest.binary("LLM_COLLECTOR")
+        p = subprocess.run(["sh", "-c", 'exec 2>&-; exec "$0" --daemon', collector],
+                           env=self.env(), capture_output=True, timeout=RUN_TIMEOUT)
+        self.assertRan(p)
+        pid = self.status()["pid"]
+        # Stopped by its pid: a regression would leave the pid file empty.
+        self.addCleanup(lambda: lwtest.pid_alive(pid) and os.kill(pid, signal.SIGTERM))
+        self.assertEqual(lwtest.collector_pid(self.home), pid)
+        p = subprocess.run([collector, "--daemon"], env=self.env(), capture_output=True,
+                           timeout=RUN_TIMEOUT)
+        self.assertRan(p, 3)
+        self.assertIn(b"already running", p.stderr)
+
+    def test_llmctl_started_with_stderr_closed(self):
+        # Its error message must not go into its IPC socket.
+        self.assertRan(self.wrap("--quiet", "true"))
+        p = subprocess.run(["sh", "-c", 'exec 2>&-; exec "$0" kill 12345', lwtest.binary("LLMCTL")],
+                           env=self.env(), capture_output=True, timeout=RUN_TIMEOUT)
+        self.assertRan(p, 1)
+        self.assertNotIn("frame too large", self.collector_log())
+
     def test_collector_never_preloads_the_shim(self):
         shim = os.environ.get("LLMWRAP_PRELOAD_PATH")
         if not shim:
