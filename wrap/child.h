@@ -4,12 +4,13 @@
  * Signals. llmwrap and the program share a process group (and so the
  * terminal's foreground group): a key the terminal turns into a signal
  * (Ctrl-C, Ctrl-\, a window resize) reaches the program directly, from
- * the kernel. llmwrap blocks the forwarded signals and reads them from a
- * signalfd; it forwards one only when a process sent it (si_code SI_USER,
- * SI_QUEUE or SI_TKILL: kill(1), a supervisor, systemd), so the program
- * never gets a terminal signal twice. A process that signals the whole
- * process group (kill -TERM -PGID, a shell's `kill %1`) reaches the
- * program directly and through llmwrap: it gets that signal twice. A
+ * the kernel, and so does a signal a process sends to the whole group
+ * (kill -TERM -PGID, a shell's `kill %1`, timeout(1), systemd stopping a
+ * unit). llmwrap blocks the forwarded signals and reads them from a
+ * signalfd; it passes one on only when a process sent it (si_code SI_USER,
+ * SI_QUEUE or SI_TKILL) to llmwrap alone (kill PID, a supervisor), about
+ * LW_SIGRELAY_WAIT_US later: what tells the two apart is a witness process
+ * in the group (sigrelay.h). So the program gets each signal once. A
  * signal the program sends to llmwrap itself is not sent back to it.
  *
  * The program starts with the signal mask and dispositions llmwrap

@@ -100,6 +100,13 @@ def curl_chat(*extra):
             "-d", json.dumps(CHAT_BODY), *extra]
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name: state, ppid,
+    pgrp, ..."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def collector_processes(home):
     """Pids of llm-collector processes serving `home`."""
     pids = []
@@ -833,6 +840,108 @@ sys.exit(3)
         self._drain(proc, master)
         self.assertEqual(proc.returncode, 0)
         self.assertEqual(lwtest._read(counts + ".final"), "1")
+
+
+    # Counts the SIGINTs it gets; on SIGUSR1 writes the count
+    # to COUNTS.final and exits. Writes llmwrap's pid (its parent) to READY.
+    # argv: COUNTS READY [setsid]
+    COUNT_PY = r"""
+import os, signal, sys, time
+counts, ready = sys.argv[1], sys.argv[2]
+n = 0
+def on_int(signo, frame):
+    global n
+    n += 1
+    with open(counts, "w") as f:
+        f.write(str(n))
+def on_usr1(signo, frame):
+    with open(counts + ".final", "w") as f:
+        f.write(str(n))
+    sys.exit(0)
+signal.signal(signal.SIGINT, on_int)
+signal.signal(signal.SIGUSR1, on_usr1)
+if sys.argv[3:] == ["setsid"]:
+    os.setsid()
+with open(ready + ".tmp", "w") as f:
+    f.write(str(os.getppid()))
+os.rename(ready + ".tmp", ready)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    signal.pause()
+sys.exit(3)
+"""
+
+    def count_signals(self, send, prefix=(), program_args=(), stop_llmwrap=False):
+        """Runs COUNT_PY under llmwrap (behind `prefix`), in a session of
+        its own; once it is ready calls send(llmwrap_pid), waits for the
+        program's first signal, then sends SIGUSR1 to llmwrap alone. Returns
+        how many SIGINTs the program got, and its exit status. A copy
+        llmwrap passed on would be delivered before the SIGUSR1: llmwrap
+        passes signals on in the order it got them, and the kernel delivers
+        lower numbers first. With stop_llmwrap, llmwrap is stopped until the
+        program has its first signal, so a copy llmwrap passed on could not
+        merge with it."""
+        path = self.script("count.py", self.COUNT_PY)
+        counts = os.path.join(self.workdir, "counts")
+        ready = os.path.join(self.workdir, "ready")
+        proc = subprocess.Popen([*prefix, self.llmwrap, "--quiet", PYTHON, path, counts, ready,
+                                 *program_args],
+                                env=self.env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+        llmwrap_pid = int(wait_for(lambda: lwtest._read(ready), what="wrapped program ready"))
+        if stop_llmwrap:
+            os.kill(llmwrap_pid, signal.SIGSTOP)
+            wait_for(lambda: proc_stat(llmwrap_pid)[0] == "T", what="llmwrap stopped")
+        send(llmwrap_pid)
+        wait_for(lambda: os.path.exists(counts), what="the program's first signal")
+        if stop_llmwrap:
+            os.kill(llmwrap_pid, signal.SIGCONT)
+        os.kill(llmwrap_pid, signal.SIGUSR1)
+        proc.wait(DEFAULT_TIMEOUT)
+        return lwtest._read(counts + ".final"), proc.returncode
+
+    def test_signal_sent_to_the_process_group_is_not_delivered_twice(self):
+        # kill -INT -PGID, a shell's `kill %1`: the program gets it from the
+        # kernel; llmwrap, which got it too, must not pass it on.
+        self.assertEqual(self.count_signals(lambda pid: os.killpg(pid, signal.SIGINT),
+                                            stop_llmwrap=True), ("1", 0))
+
+    def test_signal_sent_to_every_process_is_not_delivered_twice(self):
+        # systemd stopping a unit signals each process of its control group,
+        # the main one first (with KillSignal=SIGINT here: the count below
+        # needs a signal numbered below SIGUSR1).
+        def every_process_of_the_group(pgid):
+            pids = []
+            for entry in os.listdir("/proc"):
+                try:
+                    if int(proc_stat(int(entry))[2]) == pgid:
+                        pids.append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    pass
+            for pid in sorted(pids):
+                os.kill(pid, signal.SIGINT)
+
+        self.assertEqual(self.count_signals(every_process_of_the_group, stop_llmwrap=True),
+                         ("1", 0))
+
+    def test_timeout_signal_is_not_delivered_twice(self):
+        # timeout(1) signals its child (llmwrap), then the whole group. Its
+        # SIGALRM is what its timer raises.
+        def expire(llmwrap_pid):
+            os.kill(int(proc_stat(llmwrap_pid)[1]), signal.SIGALRM)
+
+        self.assertEqual(self.count_signals(expire, prefix=("timeout", "-s", "INT", "60")),
+                         ("1", 124))
+
+    def test_signal_sent_to_llmwrap_alone_is_delivered_once(self):
+        self.assertEqual(self.count_signals(lambda pid: os.kill(pid, signal.SIGINT)), ("1", 0))
+
+    def test_group_signal_reaches_a_program_that_left_the_group(self):
+        # A program in a session of its own (daemons, Ray) does not get what
+        # llmwrap's group gets: llmwrap passes it on.
+        self.assertEqual(self.count_signals(lambda pid: os.killpg(pid, signal.SIGINT),
+                                            program_args=("setsid",)), ("1", 0))
 
 
 class TestCollectorLifecycle(WrapCase):
