@@ -2,13 +2,17 @@
  * framer, the usage extractor and the request inspector under it).
  *
  * Input: a control byte (format, strip mode, content type, encoding), a
- * byte choosing the request, two bytes seeding the feed sizes, then the
- * response body. Besides crashes and sanitizer reports, the target aborts
- * when the contract in observe.h breaks: bytes changed although the
- * observer says it does not rewrite, results that depend on how the body
- * was cut into feeds, or usage that breaks the "of which" invariants. The
- * body is also inspected as a request body and rewritten, and the rewrites
- * must read back as what they set.
+ * byte choosing the request (low 3 bits), the HTTP status (next 4) and
+ * whether the content type and encoding are the input's own (top bit: the
+ * body then starts with them, a line each), two bytes seeding the feed
+ * sizes, then the response body. Besides crashes and sanitizer reports,
+ * the target aborts when the contract in observe.h breaks: bytes changed
+ * although the observer says it does not rewrite, results that depend on
+ * how the body was cut into feeds, usage that breaks the "of which"
+ * invariants, a rewrite or a mid-stream error in an answer that is not a
+ * 2xx, or usage read from a body in a coding the observer does not read.
+ * The body is also inspected as a request body and rewritten, and the
+ * rewrites must read back as what they set.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,13 +51,14 @@ typedef struct {
     gboolean rewrites;
 } Run;
 
-static void run(LwFormat format, const LwRequestInfo *req, const char *ctype, const char *cenc,
-                gboolean strip, const char *body, size_t size, uint32_t seed, Run *r)
+static void run(LwFormat format, const LwRequestInfo *req, int status, const char *ctype,
+                const char *cenc, gboolean strip, const char *body, size_t size, uint32_t seed,
+                Run *r)
 {
     static const LwObserverSink sink = {sink_emit};
     r->sink.out = g_string_new(NULL);
     r->sink.flags = g_string_new(NULL);
-    LwObserver *obs = lw_observer_new(format, req, 200, ctype, cenc, strip, &sink, &r->sink);
+    LwObserver *obs = lw_observer_new(format, req, status, ctype, cenc, strip, &sink, &r->sink);
     r->rewrites = lw_observer_rewrites(obs);
     size_t at = 0;
     while (at < size) {
@@ -190,6 +195,31 @@ static void check_rewrites(const char *body, size_t size)
     }
 }
 
+/* A Content-Encoding the observer does not read (observe.h): anything but
+ * identity, gzip, x-gzip and deflate, ignoring case and blanks around. */
+static bool is_unread_coding(const char *value)
+{
+    if (value == NULL)
+        return false;
+    g_autofree char *v = g_strstrip(g_ascii_strdown(value, -1));
+    return *v != '\0' && strcmp(v, "identity") != 0 && strcmp(v, "gzip") != 0 &&
+           strcmp(v, "x-gzip") != 0 && strcmp(v, "deflate") != 0;
+}
+
+/* The input's own header value: the bytes up to the next newline (or the
+ * end), which are taken off the body. */
+static char *take_line(const char **body, size_t *size)
+{
+    const char *nl = memchr(*body, '\n', *size);
+    size_t n = nl != NULL ? (size_t)(nl - *body) : *size;
+    char *line = g_strndup(*body, n);
+    if (nl != NULL)
+        n++; /* the newline */
+    *body += n;
+    *size -= n;
+    return line;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4)
@@ -198,24 +228,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const ctypes[] = {"text/event-stream", "application/json", NULL,
                                          "text/html"};
     static const char *const encs[] = {NULL, "gzip", "deflate", "br"};
+    /* What providers answer, what a gateway in front of them does, the
+     * statuses without a body, and numbers no server should send. */
+    static const int statuses[] = {200, 400, 429, 500, 529, 101, 204, 304,
+                                   201, 206, 299, 199, 300, 402, 503, 0};
     LwFormat format = formats[(data[0] & 3) % 3];
     gboolean strip = (data[0] & 4) != 0;
     const char *ctype = ctypes[(data[0] >> 3) & 3];
     const char *cenc = encs[(data[0] >> 5) & 3];
-    const char *path = paths[data[1] % G_N_ELEMENTS(paths)];
+    const char *path = paths[data[1] & 7];
+    int status = statuses[(data[1] >> 3) & 15];
     uint32_t seed = ((uint32_t)data[2] << 8) | data[3];
     const char *body = (const char *)data + 4;
     size -= 4;
+    g_autofree char *own_ctype = NULL, *own_cenc = NULL;
+    if (data[1] & 0x80) {
+        own_ctype = take_line(&body, &size);
+        own_cenc = take_line(&body, &size);
+        ctype = own_ctype;
+        cenc = own_cenc;
+    }
+    gboolean ok_status = status >= 200 && status < 300;
 
     LwRequestInfo req;
     if (path != NULL)
         lw_inspect_request(format, "POST", path, "{\"stream\":true}", 15, &req);
 
     Run whole, cut;
-    run(format, path != NULL ? &req : NULL, ctype, cenc, strip, body, size, 0, &whole);
-    run(format, path != NULL ? &req : NULL, ctype, cenc, strip, body, size, seed | 1, &cut);
+    run(format, path != NULL ? &req : NULL, status, ctype, cenc, strip, body, size, 0, &whole);
+    run(format, path != NULL ? &req : NULL, status, ctype, cenc, strip, body, size, seed | 1, &cut);
     require(same(&whole, &cut));
     check_usage(&whole.usage);
+    /* An error answer is no stream that failed midway, and what strip mode
+     * removes is only in a successful one. */
+    if (!ok_status)
+        require(!whole.usage.mid_stream_error && !whole.rewrites);
+    if (is_unread_coding(cenc))
+        require(!whole.usage.have_usage && !whole.usage.complete &&
+                whole.usage.model_served == NULL && whole.usage.unreadable[0] != '\0' &&
+                !whole.rewrites);
     if (!whole.rewrites)
         require(whole.sink.out->len == size && memcmp(whole.sink.out->str, body, size) == 0);
     else
