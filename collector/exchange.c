@@ -14,6 +14,7 @@
 #include "observe.h"
 #include "policy.h"
 #include "refusal.h"
+#include "upstream-head.h"
 #include "upstream.h"
 
 
@@ -209,22 +210,6 @@ static void answer_refusal(LwExchange *ex, const char *refused_by, const char *m
 
 /* ---- upstream callbacks ---- */
 
-static gboolean is_dropped_response_header(const LwHttpHeader *h)
-{
-    /* Most fields start with none of these letters: skip the comparisons. */
-    if (h->name_len == 0 || strchr("cCkKpPtTuUaA", h->name[0]) == NULL)
-        return FALSE;
-    static const char *const dropped[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-        "trailer",    "upgrade",    "content-length",   "alt-svc",
-    };
-    for (guint i = 0; i < G_N_ELEMENTS(dropped); i++) {
-        if (lw_http1_name_is(h->name, h->name_len, dropped[i]))
-            return TRUE;
-    }
-    return FALSE;
-}
-
 /* Frames body bytes for the client: a chunk, or raw bytes under a
  * Content-Length or close-delimited framing. */
 static void send_framed(LwExchange *ex, const char *buf, gsize len)
@@ -365,22 +350,7 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     g_string_append_c(out, ' ');
     g_string_append(out, reason[0] != '\0' ? reason : lw_http1_reason(status));
     g_string_append(out, "\r\n");
-    /* Fields the upstream's Connection names are hop-by-hop too (looked
-     * for only when there is a Connection field). */
-    gboolean names_hops = lw_http1_find_field(headers, n_headers, "connection") != NULL;
-    for (size_t i = 0; i < n_headers; i++) {
-        const LwHttpHeader *h = &headers[i];
-        if (is_dropped_response_header(h) ||
-            (names_hops && lw_http1_is_hop_by_hop(headers, n_headers, h->name, h->name_len))) {
-            /* HEAD answers keep the length of the body they describe. */
-            if (!(is_head && lw_http1_name_is(h->name, h->name_len, "content-length")))
-                continue;
-        }
-        g_string_append_len(out, h->name, (gssize)h->name_len);
-        g_string_append(out, ": ");
-        g_string_append_len(out, h->value, (gssize)h->value_len);
-        g_string_append(out, "\r\n");
-    }
+    lw_upstream_head_write_fields(out, headers, n_headers, is_head);
     if (!ex->no_body) {
         if (content_length >= 0) {
             ex->content_length = content_length;

@@ -5,6 +5,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "upstream-head.h"
 #include "upstream-trust.h"
 
 /* As many as are usually in flight at once at 1,000 req/s; a burst beyond
@@ -42,20 +43,13 @@ struct _LwTransfer {
     LwTransferCallbacks cb;
     void *data;
     char errbuf[CURL_ERROR_SIZE];
-    GPtrArray *head_lines; /* raw header lines of the current response head */
-    int status;
-    gboolean head_done;
+    LwUpstreamHead head; /* the response head as it comes */
     gboolean paused;
     gboolean want_resume;
     gboolean cancelled;
     gboolean queued; /* in up->pending */
-    const char *head_refused; /* why the head stopped the transfer (static), NULL if it did not */
     LwUpstreamTrust *trust; /* the CA file it verifies with, kept while it runs */
 };
-
-/* Header lines of one upstream response head that are kept; a response
- * with more is refused (502) rather than forwarded with some cut off. */
-#define MAX_HEAD_LINES 512
 
 /* ---- errors: the one place CURLcode becomes an LwUpstreamStatus ---- */
 
@@ -172,8 +166,7 @@ static void transfer_free(LwTransfer *t)
     curl_slist_free_all(t->headers);
     if (t->body != NULL)
         g_bytes_unref(t->body);
-    if (t->head_lines != NULL)
-        g_ptr_array_unref(t->head_lines);
+    lw_upstream_head_clear(&t->head);
     lw_upstream_trust_unref(t->trust);
     g_free(t);
 }
@@ -208,12 +201,12 @@ static void check_done(LwUpstream *up)
         curl_multi_remove_handle(up->multi, t->easy);
         if (!t->cancelled) {
             LwUpstreamStatus status = status_from_curl(rc);
-            const char *detail = t->head_refused != NULL ? t->head_refused
+            const char *detail = t->head.refused != NULL ? t->head.refused
                                  : t->errbuf[0]            ? t->errbuf
                                                            : curl_easy_strerror(rc);
             /* A response that ended before its head is broken even when
              * curl saw a clean close. */
-            if (status == LW_UPSTREAM_OK && !t->head_done) {
+            if (status == LW_UPSTREAM_OK && !t->head.done) {
                 status = LW_UPSTREAM_BROKEN;
                 detail = "connection closed before the response head";
             }
@@ -259,147 +252,29 @@ static void queue_pending(LwTransfer *t)
 
 static void deliver_head(LwTransfer *t)
 {
-    GPtrArray *lines = t->head_lines;
-    g_autofree LwHttpHeader *headers = g_new0(LwHttpHeader, MAX(lines->len, 1));
     size_t n = 0;
     const char *reason = "";
-    for (guint i = 0; i < lines->len; i++) {
-        const char *line = g_ptr_array_index(lines, i);
-        if (i == 0) {
-            /* "HTTP/1.1 200 OK" or "HTTP/2 200" */
-            const char *sp = strchr(line, ' ');
-            if (sp != NULL && (sp = strchr(sp + 1, ' ')) != NULL)
-                reason = sp + 1;
-            continue;
-        }
-        const char *colon = strchr(line, ':');
-        if (colon == NULL)
-            continue;
-        /* "Name : v": a proxy removes the blanks before the colon (RFC 9112
-         * §5.1), else a client may take them for part of the name. */
-        size_t name_len = (size_t)(colon - line);
-        while (name_len > 0 && (line[name_len - 1] == ' ' || line[name_len - 1] == '\t'))
-            name_len--;
-        if (name_len == 0)
-            continue;
-        const char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        headers[n++] = (LwHttpHeader){line, name_len, v, strlen(v)};
-    }
+    g_autofree LwHttpHeader *headers = lw_upstream_head_fields(&t->head, &n, &reason);
     curl_off_t cl = -1;
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-    t->head_done = TRUE;
-    t->cb.on_head(t->data, t->status, reason, headers, n, (int64_t)cl);
-}
-
-/* Whether a field line (already cleaned) is `name: ...`, case-insensitive;
- * its value (blanks skipped) in *ret_value, *ret_len bytes (trailing
- * blanks too). */
-static gboolean field_is(const char *line, const char *name, const char **ret_value,
-                         size_t *ret_len)
-{
-    size_t n = strlen(name);
-    if (g_ascii_strncasecmp(line, name, n) != 0)
-        return FALSE;
-    const char *p = line + n;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p != ':')
-        return FALSE;
-    p++;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    size_t n_value = strlen(p);
-    while (n_value > 0 && (p[n_value - 1] == ' ' || p[n_value - 1] == '\t'))
-        n_value--;
-    *ret_value = p;
-    *ret_len = n_value;
-    return TRUE;
-}
-
-/* Why an answer's framing cannot be passed on (NULL when it can): the
- * collector re-frames the body with the length or chunking it announces,
- * so Content-Length fields that disagree, or a transfer coding other than
- * chunked (its bytes would reach the client still coded, unlabelled),
- * would hand the client an answer other than the provider's (RFC 9112
- * §6.3). */
-static const char *framing_problem(const GPtrArray *lines)
-{
-    const char *length = NULL;
-    size_t length_len = 0;
-    for (guint i = 1; i < lines->len; i++) {
-        const char *line = g_ptr_array_index(lines, i), *v;
-        size_t n;
-        if (field_is(line, "content-length", &v, &n)) {
-            if (length != NULL && (n != length_len || memcmp(length, v, n) != 0))
-                return "the response has Content-Length fields that disagree";
-            length = v;
-            length_len = n;
-        } else if (field_is(line, "transfer-encoding", &v, &n) &&
-                   !(n == 7 && g_ascii_strncasecmp(v, "chunked", 7) == 0)) {
-            return "the response uses a transfer coding other than chunked";
-        }
-    }
-    return NULL;
-}
-
-/* A CR or LF inside a field line becomes a space (RFC 9112, 5.5):
- * passed on bare, a client could read it as the end of the line and the
- * rest as a field of its own. */
-static void clean_field_line(char *line)
-{
-    for (char *p = line; (p = strpbrk(p, "\r\n")) != NULL; p++)
-        *p = ' ';
+    t->head.done = TRUE;
+    t->cb.on_head(t->data, t->head.status, reason, headers, n, (int64_t)cl);
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)
 {
     LwTransfer *t = userp;
-    size_t len = size * nitems;
     if (t->cancelled)
         return 0;
-    /* Trailers come through here too, after the head: not forwarded (the
-     * answer is re-framed), and not counted against the head's cap. */
-    if (t->head_done)
-        return size * nitems;
-    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        len--;
-    if (len == 0) {
-        /* End of a head: 1xx heads are interim, skip them. */
-        if (t->status >= 200 && !t->head_done) {
-            if ((t->head_refused = framing_problem(t->head_lines)) != NULL)
-                return 0; /* stops the transfer: a 502, as nginx answers */
-            deliver_head(t);
-        }
-        return size * nitems;
+    switch (lw_upstream_head_line(&t->head, buf, size * nitems)) {
+    case LW_UPSTREAM_HEAD_MORE:
+        break;
+    case LW_UPSTREAM_HEAD_COMPLETE:
+        deliver_head(t);
+        break;
+    case LW_UPSTREAM_HEAD_REFUSED:
+        return 0; /* stops the transfer: a 502, as nginx answers */
     }
-    if (g_str_has_prefix(buf, "HTTP/")) {
-        g_ptr_array_set_size(t->head_lines, 0);
-        const char *sp = memchr(buf, ' ', len);
-        t->status = sp != NULL ? (int)g_ascii_strtoull(sp + 1, NULL, 10) : 0;
-    }
-    if ((buf[0] == ' ' || buf[0] == '\t') && t->head_lines->len > 1) {
-        /* obs-fold: the line continues the previous field. A proxy
-         * replaces the fold with a space (RFC 9112, 5.2). */
-        while (len > 0 && (buf[0] == ' ' || buf[0] == '\t')) {
-            buf++;
-            len--;
-        }
-        char *prev = g_ptr_array_index(t->head_lines, t->head_lines->len - 1);
-        char *joined = g_strdup_printf("%s %.*s", prev, (int)len, buf);
-        g_free(prev);
-        t->head_lines->pdata[t->head_lines->len - 1] = joined;
-        clean_field_line(joined);
-        return size * nitems;
-    }
-    if (t->head_lines->len >= MAX_HEAD_LINES) {
-        t->head_refused = "the response head has more than " G_STRINGIFY(MAX_HEAD_LINES) " lines";
-        return 0; /* stops the transfer */
-    }
-    char *line = g_strndup(buf, len);
-    clean_field_line(line);
-    g_ptr_array_add(t->head_lines, line);
     return size * nitems;
 }
 
@@ -409,7 +284,7 @@ static size_t write_cb(char *buf, size_t size, size_t nitems, void *userp)
     size_t len = size * nitems;
     if (t->cancelled)
         return 0; /* aborts the transfer */
-    if (!t->head_done)
+    if (!t->head.done)
         deliver_head(t); /* curl delivers the head first; this is a safety net */
     if (t->cancelled)
         return 0;
@@ -526,7 +401,7 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
     t->up = up;
     t->cb = *cb;
     t->data = data;
-    t->head_lines = g_ptr_array_new_with_free_func(g_free);
+    lw_upstream_head_init(&t->head);
     t->easy = up->n_spares > 0 ? up->spares[--up->n_spares] : curl_easy_init();
     CURL *e = t->easy;
 
