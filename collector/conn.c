@@ -114,6 +114,18 @@ static void conn_free(LwLoop *loop, void *data)
     g_free(conn);
 }
 
+/* Takes the connection's attribution message if it has come. Once it has,
+ * or once `last` (the first request, the close), it is not looked for
+ * again. */
+static void claim_attribution(LwConn *conn, gboolean last)
+{
+    if (conn->attribution_checked || conn->server->attrib == NULL)
+        return;
+    conn->have_attribution =
+        conn->have_key && lw_attrib_take(conn->server->attrib, &conn->key, &conn->attribution);
+    conn->attribution_checked = conn->have_attribution || last;
+}
+
 /* Tears the connection down now and frees it on the next iteration. */
 static void conn_close(LwConn *conn)
 {
@@ -126,7 +138,7 @@ static void conn_close(LwConn *conn)
     lw_timer_stop(server->loop, &conn->flush_timer);
     /* A message not claimed yet goes with its connection rather than
      * wait to expire. */
-    lw_conn_attribution(conn);
+    claim_attribution(conn, TRUE);
     if (conn->exchange != NULL) {
         LwExchange *ex = conn->exchange;
         conn->exchange = NULL;
@@ -742,10 +754,12 @@ static void do_sniff(LwConn *conn)
         conn_close(conn);
         return;
     }
-    /* The shim sent the attribution message before the program could
+    /* The shim sends the attribution message before the program can
      * write this byte: claim it now, while it is fresh, rather than at the
-     * first request, which may come after a long idle (keep-alive). */
-    lw_conn_attribution(conn);
+     * first request, which may come after a long idle (keep-alive). But a
+     * TCP Fast Open client's first bytes travel with its connect, before
+     * the shim can send the message: the first request looks again. */
+    claim_attribution(conn, FALSE);
     if (first == 0x16) {
         g_autoptr(GError) error = NULL;
         conn->ssl = lw_tls_new_ssl(conn->server->tls, conn->fd, conn->provider, &error);
@@ -908,12 +922,7 @@ void lw_conn_abort(LwConn *conn)
 
 const LwAttribution *lw_conn_attribution(LwConn *conn)
 {
-    if (!conn->attribution_checked && conn->server->attrib != NULL) {
-        conn->attribution_checked = TRUE;
-        conn->have_attribution =
-            conn->have_key &&
-            lw_attrib_take(conn->server->attrib, &conn->key, &conn->attribution);
-    }
+    claim_attribution(conn, TRUE);
     return conn->have_attribution ? &conn->attribution : NULL;
 }
 
