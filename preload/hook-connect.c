@@ -285,7 +285,11 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
     bool starts = starts_connection(fd);
     errno = saved;
     ssize_t rc = run_op(fd, op, (struct sockaddr *)&ss, len);
-    if (rc >= 0 || errno == EINPROGRESS) {
+    /* A blocking connect() a signal interrupted (EINTR) goes on in the
+     * background, like a non-blocking one: the retry the program makes
+     * finds the socket connecting or connected and sends nothing, so the
+     * message goes now. */
+    if (rc >= 0 || errno == EINPROGRESS || errno == EINTR) {
         int e = errno;
         if (rc >= 0 || !failed_already(fd, (struct sockaddr *)&ss, len)) {
             if (starts && !send_attribution(fd, (struct sockaddr *)&ss, len) &&

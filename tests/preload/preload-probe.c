@@ -3,9 +3,11 @@
  * it under the shim and is the oracle: the probe itself asserts nothing.
  *
  *   preload-probe resolve
- *   preload-probe connect HOST PORT [nonblock] [v6] [udp] [count=N] [again] [send]
+ *   preload-probe connect HOST PORT [nonblock] [v6] [udp] [count=N] [again] [eintr] [send]
  *       again: once connected, connect() twice more (0, then EISCONN after
- *       a non-blocking connect), as Perl's IO::Socket with a Timeout does
+ *       a non-blocking connect), as Perl's IO::Socket with a Timeout does;
+ *       eintr: a signal 200 ms in interrupts a blocking connect(), which is
+ *       called again while it fails with EINTR, as most programs do
  *   preload-probe fork-connect HOST PORT
  *   preload-probe fastopen HOST PORT [sendmsg]
  *   preload-probe exec MODE [connect]   (MODE: execve-empty, execve-custom,
@@ -26,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -232,9 +236,14 @@ static int cmd_resolve(void)
 }
 
 typedef struct {
-    bool nonblock, v6, udp, send, again;
+    bool nonblock, v6, udp, send, again, eintr;
     int count;
 } ConnectOpts;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
 
 /* Resolves HOST:PORT for a stream (or datagram) socket of the family. */
 static int resolve(const char *host, const char *port, int family, int socktype,
@@ -280,8 +289,21 @@ static int one_connect(const char *host, const char *port, const ConnectOpts *o)
         return 1;
     print_sockaddr("target", (struct sockaddr *)&ss);
     int fd = socket(family, type | SOCK_CLOEXEC | (o->nonblock ? SOCK_NONBLOCK : 0), 0);
+    if (o->eintr) {
+        struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval it = {.it_value = {.tv_usec = 200000}};
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
     errno = EDOM; /* a successful connect leaves errno alone */
     int rc = connect(fd, (struct sockaddr *)&ss, len);
+    int interrupted = 0;
+    while (o->eintr && rc != 0 && errno == EINTR) {
+        interrupted++;
+        rc = connect(fd, (struct sockaddr *)&ss, len);
+    }
+    if (o->eintr)
+        printf("interrupted=%d\n", interrupted);
     int e = errno;
     printf("connect_rc=%d\nerrno=%s\n", rc,
            rc == 0 ? (e == EDOM ? "kept" : errno_name(e)) : errno_name(e));
@@ -331,6 +353,8 @@ static int cmd_connect(int argc, char **argv)
             o.send = true;
         else if (strcmp(argv[i], "again") == 0)
             o.again = true;
+        else if (strcmp(argv[i], "eintr") == 0)
+            o.eintr = true;
         else if (strncmp(argv[i], "count=", 6) == 0)
             o.count = (int)strtol(argv[i] + 6, NULL, 10);
     }

@@ -458,6 +458,36 @@ class TestAttribution(ShimCase):
         # The probe has exited: a second message would already be queued.
         self.assert_nothing_pending(self.listening)
 
+    def test_connect_interrupted_by_a_signal_sends_its_message(self):
+        """A blocking connect() a signal interrupts (EINTR) goes on in the
+        background; the program's retry finds the socket connecting and
+        waits for it, so the message must go with the interrupted call."""
+        # A stand-in collector whose accept queue is full: the probe's SYN
+        # is dropped, and its connect() waits for a retransmit, which the
+        # probe's alarm interrupts first.
+        self.collector.close()
+        full = listener(synth(1), self.port, backlog=0)
+        self.addCleanup(full.close)
+        filler = socket.create_connection((synth(1), self.port), timeout=WAIT)
+        self.addCleanup(filler.close)
+        env = self.env(LLMWRAP_ATTRIB_SOCK=self.sock_path, LLMWRAP_ATTRIB_REQUIRED="1")
+        p = subprocess.Popen([PROBE, "connect", "api.openai.com", "443", "eintr", "send"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.kill)
+        # The message comes while the connection still waits in SYN_SENT.
+        a = decode_attribution(self.message())
+        # Room in the queue: the probe's next SYN gets in.
+        full.accept()[0].close()
+        conn, _ = full.accept()
+        self.addCleanup(conn.close)
+        out, err = p.communicate(timeout=TIMEOUT)
+        r = parse(out)
+        self.assertEqual(r["connect_rc"], "0", out + err)
+        self.assertGreaterEqual(int(r["interrupted"]), 1)
+        self.assert_names_connection(a, r)
+        # One message for the connection, not one per call.
+        self.assert_nothing_pending(self.listening)
+
     def test_none_for_other_traffic(self):
         plain = listener("127.0.0.1")
         self.addCleanup(plain.close)
