@@ -388,9 +388,6 @@ static gboolean is_p256_key(EVP_PKEY *key)
     return strcmp(group, SN_X9_62_prime256v1) == 0;
 }
 
-/* A CA certificate for `subject_key`. With `issuer` NULL it is the
- * self-signed root; otherwise an intermediate (pathlen 0) signed by
- * `issuer_key`. Both carry the same critical name constraints. */
 /* Does `cert` carry LW_CA_PURPOSE, TLS server authentication and nothing
  * else? On a CA certificate, verifiers (OpenSSL's purpose checks, Go, NSS,
  * Windows) read it as a limit on every certificate below it. */
@@ -400,6 +397,10 @@ static gboolean is_server_only(X509 *cert)
     return (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 && xku == XKU_SSL_SERVER;
 }
 
+/* A CA certificate for `subject_key`. With `issuer` NULL it is the
+ * self-signed root; otherwise an intermediate (pathlen 0) signed by
+ * `issuer_key`. Both carry the same critical name constraints, and
+ * LW_CA_PURPOSE. */
 static X509 *make_ca_cert(EVP_PKEY *subject_key, const char *common_name, const char *org,
                           X509 *issuer, EVP_PKEY *issuer_key, char *const *hosts, time_t now,
                           GError **error)

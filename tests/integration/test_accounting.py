@@ -681,9 +681,6 @@ class UnpricedChargesTest(ScriptedProviderTestCase):
         self.assertFalse(row["partial"])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
     """`llmctl reprice` with the prices the collector used changes nothing:
@@ -732,64 +729,67 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
     def rows(self):
         return json.loads(self.llmctl("requests", "--json"), parse_float=D)
 
-    def send(self, provider, path, body, sim="", timeout=DEFAULT_TIMEOUT):
-        """One request; the answer, or None when the client gave up first
-        (the row is then written when the collector notices)."""
+    def send(self, provider, path, body, sim="", abandon=False):
+        """One request, read to its end; with `abandon`, given up once the
+        provider has it and before it answers (the collector then books it
+        when it notices)."""
         before = len(self.rows())
-        conn = lwtest.HTTPSViaCollector(self.collector, provider, timeout=timeout)
+        conn = lwtest.HTTPSViaCollector(self.collector, provider)
         try:
             conn.request("POST", path, body=json.dumps(body),
                          headers={"content-type": "application/json",
                                   "authorization": "Bearer k", "x-api-key": "k",
                                   "x-goog-api-key": "k", "x-sim": sim})
-            r = conn.getresponse()
-            r.read()
-        except (socket.timeout, ConnectionError, http.client.HTTPException):
-            r = None
+            if abandon:
+                lwtest.wait_for(lambda: self.sim.stats()["active"] == 1,
+                                what="the provider holding the request")
+            else:
+                conn.getresponse().read()
+        except (ConnectionError, http.client.HTTPException):
+            pass  # a stream the provider cut
         finally:
             conn.close()
         lwtest.wait_for(lambda: len(self.rows()) > before, what="the request's row")
-        return r
 
-    # (name, provider, path, body, x-sim, client timeout or None)
+    # (name, provider, path, body, x-sim, abandoned before the answer)
     KINDS = [
-        ("priced", "openai", "/v1/chat/completions", chat("gpt-4.1"), "in=100;out=10", None),
+        ("priced", "openai", "/v1/chat/completions", chat("gpt-4.1"), "in=100;out=10", False),
         ("served a dated snapshot the table lists", "openai", "/v1/chat/completions",
-         chat("gpt-4o-mini"), "in=100;out=10;snapshot=1", None),
+         chat("gpt-4o-mini"), "in=100;out=10;snapshot=1", False),
         ("served a snapshot the table does not list", "openai", "/v1/chat/completions",
-         chat("gpt-4.1"), "in=100;out=10;served=gpt-4.1-2099-01-01", None),
+         chat("gpt-4.1"), "in=100;out=10;served=gpt-4.1-2099-01-01", False),
         ("cost reported by the provider", "openrouter", "/api/v1/chat/completions",
-         chat("openai/gpt-4o-mini"), "in=100;out=10;cost=0.0123", None),
-        ("refused by a budget", "openai", "/v1/chat/completions", chat("o3"), "", None),
+         chat("openai/gpt-4o-mini"), "in=100;out=10;cost=0.0123", False),
+        ("refused by a budget", "openai", "/v1/chat/completions", chat("o3"), "", False),
         ("server error, not billed", "openai", "/v1/chat/completions", chat("gpt-4.1"),
-         "status=500", None),
+         "status=500", False),
         ("free call", "anthropic", "/v1/messages/count_tokens",
          {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "hi"}]},
-         "in=10", None),
+         "in=10", False),
         ("cut short, estimated", "openai", "/v1/chat/completions",
-         chat("gpt-4.1", stream=True), "in=100;out=50;fault=drop;drop_after=3", None),
+         chat("gpt-4.1", stream=True), "in=100;out=50;fault=drop;drop_after=3", False),
         ("never answered, the worst case", "anthropic", "/v1/messages",
          {"model": "claude-sonnet-4-5", "max_tokens": 100,
-          "messages": [{"role": "user", "content": "hi"}]}, "delay_ms=5000", 0.5),
+          "messages": [{"role": "user", "content": "hi"}]}, "delay_ms=5000", True),
         ("model without a price", "openai", "/v1/chat/completions", chat("no-such-model"),
-         "in=100;out=10", None),
+         "in=100;out=10", False),
         ("a call llmwrap cannot price", "gemini",
          "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
          {"batch": {"input_config": {"requests": {"requests": [
-             {"request": {"contents": [{"parts": [{"text": "x" * 4000}]}]}}]}}}}, "", None),
+             {"request": {"contents": [{"parts": [{"text": "x" * 4000}]}]}}]}}}}, "", False),
         # A budget sends gpt-4o requests as gpt-4o-mini.
         ("downgraded", "openai", "/v1/chat/completions", chat("gpt-4o", max_tokens=100),
-         "in=100;out=10", None),
+         "in=100;out=10", False),
         ("downgraded, never answered", "openai", "/v1/chat/completions",
-         chat("gpt-4o", max_tokens=100), "delay_ms=5000", 0.5),
+         chat("gpt-4o", max_tokens=100), "delay_ms=5000", True),
         ("downgraded, served a snapshot the table does not list", "openai",
          "/v1/chat/completions", chat("gpt-4o", max_tokens=100),
-         "in=100;out=10;served=gpt-4o-mini-2099-01-01", None),
+         "in=100;out=10;served=gpt-4o-mini-2099-01-01", False),
         # Another lowers gpt-4.1-mini's max_tokens.
         ("clamped", "openai", "/v1/chat/completions", chat("gpt-4.1-mini", max_tokens=100000),
-         "in=100;out=10", None),
+         "in=100;out=10", False),
         ("clamped, never answered", "openai", "/v1/chat/completions",
-         chat("gpt-4.1-mini", max_tokens=100000), "delay_ms=5000", 0.5),
+         chat("gpt-4.1-mini", max_tokens=100000), "delay_ms=5000", True),
     ]
 
     def test_reprice_with_unchanged_prices_changes_nothing(self):
@@ -799,9 +799,9 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
                     "--scope", "model:gpt-4o", "--action", "downgrade:gpt-4o-mini")
         self.llmctl("budget", "set", "short", "--limit", "0.001", "--per", "request",
                     "--scope", "model:gpt-4.1-mini", "--action", "clamp")
-        for name, provider, path, body, sim, timeout in self.KINDS:
+        for name, provider, path, body, sim, abandon in self.KINDS:
             with self.subTest(name):
-                self.send(provider, path, body, sim, timeout or DEFAULT_TIMEOUT)
+                self.send(provider, path, body, sim, abandon)
         booked = {r["id"]: r for r in self.rows()}
         self.assertEqual(len(booked), len(self.KINDS))
         usage = self.llmctl("usage", "--by", "model", "--json")
@@ -840,3 +840,7 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
         self.assertEqual(
             D(str(kinds["downgraded, never answered"]["cost_usd"])),
             usd(kinds["downgraded, never answered"]["input_tokens"] * 150_000 + 100 * 600_000))
+
+
+if __name__ == "__main__":
+    unittest.main()
