@@ -20,6 +20,9 @@ const char *const lw_childenv_ca_only_vars[] = {"NODE_EXTRA_CA_CERTS", "DENO_CER
 
 const char *const lw_childenv_dir_vars[] = {"SSL_CERT_DIR", NULL};
 
+const char *const *const lw_childenv_trust_lists[LW_CHILDENV_TRUST_LISTS] = {
+    lw_childenv_combined_vars, lw_childenv_ca_only_vars, lw_childenv_dir_vars};
+
 /* Where a client looks when a trust variable is unset: requests reads
  * REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE; curl reads CURL_CA_BUNDLE, then
  * SSL_CERT_DIR and SSL_CERT_FILE; httpx reads SSL_CERT_FILE, then
@@ -206,10 +209,9 @@ char **lw_childenv_build(char **base, const LwChildEnv *e)
      * inert in the program: it is never the program's to have. */
     env = g_environ_unsetenv(env, "LLMWRAP_COLLECTOR");
 
-    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars,
-                                  lw_childenv_dir_vars};
-    const char *defaults[] = {e->combined_pem, e->ca_pem, NULL};
-    for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+    const char *const *const *lists = lw_childenv_trust_lists;
+    const char *defaults[LW_CHILDENV_TRUST_LISTS] = {e->combined_pem, e->ca_pem, NULL};
+    for (guint l = 0; l < LW_CHILDENV_TRUST_LISTS; l++) {
         for (guint i = 0; lists[l][i] != NULL; i++) {
             const char *value = trust_value(base, e, lists[l][i], defaults[l]);
             if (value != NULL)
@@ -249,9 +251,8 @@ char **lw_childenv_for_collector(char **base, const char *trust_dir, const char 
     for (guint i = 0; shim_vars[i] != NULL; i++)
         env = g_environ_unsetenv(env, shim_vars[i]);
     if (trust_dir != NULL) {
-        const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars,
-                                      lw_childenv_dir_vars};
-        for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+        const char *const *const *lists = lw_childenv_trust_lists;
+        for (guint l = 0; l < LW_CHILDENV_TRUST_LISTS; l++) {
             for (guint i = 0; lists[l][i] != NULL; i++) {
                 const char *v = g_environ_getenv(env, lists[l][i]);
                 if (v != NULL && is_under(v, trust_dir))

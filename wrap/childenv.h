@@ -36,6 +36,9 @@ extern const char *const lw_childenv_ca_only_vars[];
 /* Variables llmwrap never sets, but points at a directory of its own
  * (the user's entries plus our root) when the user set one. */
 extern const char *const lw_childenv_dir_vars[];
+/* The three lists above, in that order: every trust variable. */
+#define LW_CHILDENV_TRUST_LISTS 3
+extern const char *const *const lw_childenv_trust_lists[LW_CHILDENV_TRUST_LISTS];
 
 typedef struct {
     const char *preload; /* absolute path of the shim */

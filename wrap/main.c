@@ -428,9 +428,8 @@ static int cannot_run(const Options *opt, const LwPaths *paths, const char *what
 static char **user_trust_files(const LwTrust *trust, char **env, GError **error)
 {
     char **out = g_new0(char *, 1);
-    const char *const *lists[] = {lw_childenv_combined_vars, lw_childenv_ca_only_vars,
-                                  lw_childenv_dir_vars};
-    for (guint l = 0; l < G_N_ELEMENTS(lists); l++) {
+    const char *const *const *lists = lw_childenv_trust_lists;
+    for (guint l = 0; l < LW_CHILDENV_TRUST_LISTS; l++) {
         for (guint i = 0; lists[l][i] != NULL; i++) {
             GError *err = NULL;
             g_autofree char *file =

@@ -872,27 +872,7 @@ sys.exit(3)
         # lowest number first).
         counts = os.path.join(self.workdir, "counts")
         ready = os.path.join(self.workdir, "ready")
-        path = self.script("ctrlc.py", r"""
-import os, signal, sys, time
-counts, ready = sys.argv[1], sys.argv[2]
-n = 0
-def on_int(signo, frame):
-    global n
-    n += 1
-    with open(counts, "w") as f:
-        f.write(str(n))
-def on_usr1(signo, frame):
-    with open(counts + ".final", "w") as f:
-        f.write(str(n))
-    sys.exit(0)
-signal.signal(signal.SIGINT, on_int)
-signal.signal(signal.SIGUSR1, on_usr1)
-open(ready, "w").close()
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    signal.pause()
-sys.exit(3)
-""")
+        path = self.script("ctrlc.py", self.COUNT_PY)
         proc, master = self._in_terminal([self.llmwrap, "--quiet", PYTHON, path, counts, ready])
         wait_for(lambda: os.path.exists(ready), what="wrapped program ready")
         os.write(master, b"\x03")
@@ -902,7 +882,6 @@ sys.exit(3)
         self._drain(proc, master)
         self.assertEqual(proc.returncode, 0)
         self.assertEqual(lwtest._read(counts + ".final"), "1")
-
 
     # Counts the SIGINTs it gets; on SIGUSR1 writes the count
     # to COUNTS.final and exits. Writes llmwrap's pid (its parent) to READY.
