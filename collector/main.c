@@ -358,10 +358,11 @@ static void redirect_output(const char *log_file)
  * and does its own TLS with OpenSSL. GnuTLS's library constructor would
  * initialise it anyway, before main(): it builds its ASN.1 tables and reads
  * the system's GnuTLS configuration, about 1 MiB of resident memory (its own
- * pages and those of the libraries it calls) that is never used. This symbol is GnuTLS's documented opt-out
- * (GNUTLS_SKIP_GLOBAL_INIT in <gnutls/gnutls.h>, spelled out here so the
- * build needs no GnuTLS headers); meson exports it from the executable so
- * the library's constructor finds it. */
+ * pages and those of the libraries it calls) that is never used. This
+ * symbol is GnuTLS's documented opt-out (GNUTLS_SKIP_GLOBAL_INIT in
+ * <gnutls/gnutls.h>, spelled out here so the build needs no GnuTLS
+ * headers); meson exports it from the executable so the library's
+ * constructor finds it. */
 int _gnutls_global_init_skip(void);
 int _gnutls_global_init_skip(void)
 {

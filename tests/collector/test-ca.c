@@ -886,7 +886,8 @@ static void forge_chain(const Fixture *f, long inter_days, gboolean drop_purpose
     g_autoptr(EVP_PKEY) root_key = EVP_EC_gen("prime256v1");
     for (int i = 0; drop_purpose && i < 2; i++) {
         X509 *cert = i == 0 ? root : inter;
-        X509_EXTENSION_free(X509_delete_ext(cert, X509_get_ext_by_NID(cert, NID_ext_key_usage, -1)));
+        int at = X509_get_ext_by_NID(cert, NID_ext_key_usage, -1);
+        X509_EXTENSION_free(X509_delete_ext(cert, at));
     }
 
     X509_set_pubkey(root, root_key);
