@@ -158,7 +158,8 @@ WARNINGS = {
 }
 
 
-class AccountingTest(lwtest.CollectorTestCase):
+class LedgerReads:
+    """llmctl on the test collector's ledger."""
 
     def llmctl(self, *args):
         out = subprocess.run([lwtest.binary("LLMCTL"), *args], capture_output=True, text=True,
@@ -167,8 +168,11 @@ class AccountingTest(lwtest.CollectorTestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         return out.stdout
 
-    def rows(self):
-        return json.loads(self.llmctl("requests", "--json"))
+    def rows(self, parse_float=float):
+        return json.loads(self.llmctl("requests", "--json"), parse_float=parse_float)
+
+
+class AccountingTest(LedgerReads, lwtest.CollectorTestCase):
 
     def test_golden_cases(self):
         for name, provider, path, body, sim, headers, expected in CASES:
@@ -327,20 +331,12 @@ class UnpricedChargesThroughSimTest(lwtest.CollectorTestCase):
                       row["warning"] or "")
 
 
-class SpoolTest(lwtest.CollectorTestCase):
+class SpoolTest(LedgerReads, lwtest.CollectorTestCase):
     """A request row reaches SQLite through the ledger's spool: llmctl
     waits for a running collector to apply it, and applies a killed
     collector's spool itself."""
 
     providers = ("openai",)
-
-    def llmctl_rows(self):
-        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
-                             capture_output=True, text=True,
-                             env=dict(os.environ, LLMWRAP_HOME=self.home),
-                             timeout=DEFAULT_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        return json.loads(out.stdout)
 
     def lock_ledger(self):
         """Takes SQLite's write lock, as another process may: the spool's
@@ -377,13 +373,13 @@ class SpoolTest(lwtest.CollectorTestCase):
         out, err = proc.communicate(timeout=DEFAULT_TIMEOUT)
         self.assertEqual(proc.returncode, 0, err)
         self.assertIn(rid, [r["upstream_request_id"] for r in json.loads(out)])
-        self.assertEqual([r["upstream_request_id"] for r in self.llmctl_rows()], [rid2, rid])
+        self.assertEqual([r["upstream_request_id"] for r in self.rows()], [rid2, rid])
 
     def test_llmctl_warns_when_the_lock_outlasts_its_wait(self):
         # llmctl waits 5 s for another process's write lock, then answers
         # from what the ledger holds and says the newest rows may be missing.
         first = self.send()
-        self.assertEqual(len(self.llmctl_rows()), 1)  # in the ledger now
+        self.assertEqual(len(self.rows()), 1)  # in the ledger now
         db = self.lock_ledger()
         self.send()
         out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
@@ -399,21 +395,21 @@ class SpoolTest(lwtest.CollectorTestCase):
 
     def test_llmctl_applies_a_killed_collectors_spool(self):
         first = self.send()
-        self.assertEqual(len(self.llmctl_rows()), 1)
+        self.assertEqual(len(self.rows()), 1)
         db = self.lock_ledger()
         rid = self.send()
         self.assertGreater(self.spool_size(), 0)
         self.collector.stop(signal.SIGKILL)
         db.execute("ROLLBACK")
         db.close()
-        rows = self.llmctl_rows()
+        rows = self.rows()
         self.assertEqual([r["upstream_request_id"] for r in rows], [rid, first])
         self.assertEqual((rows[0]["input_tokens"], rows[0]["output_tokens"]), (100, 10))
         self.assertEqual(self.spool_size(), 0)
         # The next collector finds nothing left to apply, and goes on.
         self.collector.start()
         self.send()
-        self.assertEqual(len(self.llmctl_rows()), 3)
+        self.assertEqual(len(self.rows()), 3)
 
 
 class IncludeUsageTest(lwtest.CollectorTestCase):
@@ -682,7 +678,7 @@ class UnpricedChargesTest(ScriptedProviderTestCase):
 
 
 
-class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
+class RepriceKeepsBookedCostsTest(LedgerReads, lwtest.CollectorTestCase):
     """`llmctl reprice` with the prices the collector used changes nothing:
     every kind of row the collector writes, produced end to end, keeps the
     cost it was booked at, so a reprice can only ever apply a price change.
@@ -719,15 +715,8 @@ class RepriceKeepsBookedCostsTest(lwtest.CollectorTestCase):
             server.server_address[1])
         super().setUp()
 
-    def llmctl(self, *args):
-        out = subprocess.run([lwtest.binary("LLMCTL"), *args], capture_output=True, text=True,
-                             env=dict(os.environ, LLMWRAP_HOME=self.home),
-                             timeout=DEFAULT_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        return out.stdout
-
     def rows(self):
-        return json.loads(self.llmctl("requests", "--json"), parse_float=D)
+        return super().rows(parse_float=D)
 
     def send(self, provider, path, body, sim="", abandon=False):
         """One request, read to its end; with `abandon`, given up once the
