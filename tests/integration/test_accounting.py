@@ -171,6 +171,10 @@ class LedgerReads:
     def rows(self, parse_float=float):
         return json.loads(self.llmctl("requests", "--json"), parse_float=parse_float)
 
+    def last_row(self):
+        rows = json.loads(self.llmctl("requests", "--json", "--limit", "1"))
+        return rows[0] if rows else None
+
 
 class AccountingTest(LedgerReads, lwtest.CollectorTestCase):
 
@@ -272,21 +276,12 @@ CHARGE_CASES = [
 ]
 
 
-class UnpricedChargesThroughSimTest(lwtest.CollectorTestCase):
+class UnpricedChargesThroughSimTest(LedgerReads, lwtest.CollectorTestCase):
     """Charges the price table cannot express, end to end: the simulated
     provider reports them (or the request asks for them), the cost stays the
     table's, and the row names them."""
 
     providers = ("openai", "anthropic", "gemini", "perplexity")
-
-    def last_row(self):
-        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
-                             capture_output=True, text=True,
-                             env=dict(os.environ, LLMWRAP_HOME=self.home),
-                             timeout=DEFAULT_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        rows = json.loads(out.stdout)
-        return rows[0] if rows else None
 
     def test_charges_are_named(self):
         for name, provider, path, body, sim, pusd, warning in CHARGE_CASES:
@@ -509,7 +504,7 @@ class PartialTest(lwtest.CollectorTestCase):
         self.assertLess(row["output_tokens"], 200)
 
 
-class ScriptedProviderTestCase(unittest.TestCase):
+class ScriptedProviderTestCase(LedgerReads, unittest.TestCase):
     """A collector whose providers (openai, anthropic) are a local
     plain-HTTP server written here, which answers with the body the
     request's x-answer header names (from ANSWERS: name -> (body,
@@ -558,13 +553,6 @@ class ScriptedProviderTestCase(unittest.TestCase):
         finally:
             conn.close()
 
-    def last_row(self):
-        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
-                             capture_output=True, text=True,
-                             env=dict(os.environ, LLMWRAP_HOME=self.home),
-                             timeout=DEFAULT_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        return json.loads(out.stdout)[0]
 
 
 def _raw_deflate(data):
