@@ -111,7 +111,7 @@ static int budget_set(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, "NAME", entries,
+        "NAME", entries,
         "Creates budget NAME, or replaces its definition (spend so far still counts;\n"
         "see `llmctl budget reset`). A running collector applies it at once.");
     if (!lw_ctl_options_parse(ctx, cmd, &argc, &argv))
@@ -219,7 +219,7 @@ static int budget_change(LwCtl *ctl, int argc, char **argv, gboolean reset)
 {
     const char *cmd = reset ? NAME " reset" : NAME " rm";
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, "NAME", NULL,
+        "NAME", NULL,
         reset ? "Spend before now stops counting for budget NAME (in every window);\n"
                 "alerts already fired in the current window stay fired."
               : "Removes budget NAME. A running collector stops enforcing it at once.");
@@ -607,7 +607,7 @@ static int budget_list(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, NULL, entries,
+        NULL, entries,
         "SPENT is the settled cost in the current window (hour, day and month windows are\n"
         "calendar-aligned in UTC); RESERVED the worst case of requests in flight (only a\n"
         "running collector knows it); REMAINING = LIMIT - SPENT - RESERVED. SPENT is '-'\n"

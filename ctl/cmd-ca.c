@@ -150,7 +150,7 @@ static int ca_show(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, NULL, entries,
+        NULL, entries,
         "The root certificate wrapped programs trust: compare its fingerprint with what\n"
         "a program reports, or trust root.pem in a program llmwrap cannot reach.");
     if (!lw_ctl_options_parse(ctx, cmd, &argc, &argv))
@@ -289,7 +289,7 @@ static int ca_rotate(LwCtl *ctl, int argc, char **argv)
 {
     const char *cmd = NAME " rotate";
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, NULL, NULL,
+        NULL, NULL,
         "Removes the CA so that the collector generates a new root and intermediate the\n"
         "next time it starts. Needs the collector stopped: programs it serves trust the\n"
         "current root. Programs started after the rotation trust the new one.");

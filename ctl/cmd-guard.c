@@ -223,7 +223,7 @@ static int guard_set(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, "NAME", entries,
+        "NAME", entries,
         "Creates guard NAME, or replaces it. Guards apply to each llmwrap run separately.");
     if (!lw_ctl_options_parse(ctx, cmd, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
@@ -325,7 +325,7 @@ static int guard_list(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx =
-        lw_ctl_options_new(cmd, NULL, entries, "Guards from the ledger, then from config.ini.");
+        lw_ctl_options_new(NULL, entries, "Guards from the ledger, then from config.ini.");
     if (!lw_ctl_options_parse(ctx, cmd, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)
@@ -384,7 +384,7 @@ static int guard_rm(LwCtl *ctl, int argc, char **argv)
 {
     const char *cmd = NAME " rm";
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        cmd, "NAME", NULL, "Removes guard NAME. A running collector stops checking it at once.");
+        "NAME", NULL, "Removes guard NAME. A running collector stops checking it at once.");
     if (!lw_ctl_options_parse(ctx, cmd, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc < 2)

@@ -12,7 +12,7 @@
 int lw_cmd_kill(LwCtl *ctl, int argc, char **argv)
 {
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME, "RUN", NULL,
+        "RUN", NULL,
         "Makes the running collector refuse every further request of run RUN (see\n"
         "`llmctl runs`) and end its streams in flight. Exit status 3 when no\n"
         "collector runs.");

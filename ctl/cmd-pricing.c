@@ -128,8 +128,8 @@ static int pricing_list(LwCtl *ctl, int argc, char **argv)
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL},
         {NULL},
     };
-    g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME " list", NULL, entries, "Prices are USD per 1M tokens; '-' means not listed.");
+    g_autoptr(GOptionContext) ctx =
+        lw_ctl_options_new(NULL, entries, "Prices are USD per 1M tokens; '-' means not listed.");
     if (!lw_ctl_options_parse(ctx, NAME " list", &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)
@@ -184,7 +184,7 @@ static int pricing_show(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME " show", "MODEL", entries,
+        "MODEL", entries,
         "Shows what MODEL costs with every provider that prices it (dated snapshots\n"
         "resolve to their family where the table says they are priced alike).");
     if (!lw_ctl_options_parse(ctx, NAME " show", &argc, &argv))

@@ -32,7 +32,7 @@ int lw_cmd_reprice(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME, NULL, entries,
+        NULL, entries,
         "T is a duration back from now (30m, 2h, 7d, 4w) or a date (2026-11-21,\n"
         "2026-11-21T13:00, 2026-11-21T13:00:00+01:00), UTC unless an offset is given.\n"
         "Costs the provider reported itself, cache hits and requests nobody bills\n"

@@ -96,12 +96,21 @@ static void append_csv(GString *out, const LwRunRecord *r)
     lw_output_csv_row(out, G_N_ELEMENTS(fields), fields);
 }
 
-static void print_table(const GPtrArray *runs)
+/* shown: how many rows the limit lets through (-1: all); a default-limited
+ * listing read one row more, to say whether the limit hid any. */
+static void print_table(GPtrArray *runs, gint64 shown)
 {
+    if (shown == 0) {
+        printf("No runs shown (--limit 0).\n");
+        return;
+    }
     if (runs == NULL || runs->len == 0) {
         printf("No runs recorded yet.\n");
         return;
     }
+    gboolean more = shown > 0 && runs->len > (guint64)shown;
+    if (more)
+        g_ptr_array_set_size(runs, (gint)shown);
     const char *headers[] = {"RUN", "PARENT", "STARTED (UTC)", "DURATION", "EXIT",
                              "REQUESTS", "COST", "COMMAND"};
     const LwOutputAlign align[] = {LW_OUTPUT_RIGHT, LW_OUTPUT_RIGHT, LW_OUTPUT_LEFT,
@@ -131,6 +140,8 @@ static void print_table(const GPtrArray *runs)
         unpriced += r->unpriced;
     }
     lw_output_table_print(t, stdout);
+    if (more)
+        printf("\n(the newest %" G_GINT64_FORMAT "; --limit N shows more)\n", shown);
     if (unpriced > 0)
         printf("\n%" G_GINT64_FORMAT " of these requests have no price — see llmctl requests "
                "and llmctl pricing\n",
@@ -149,7 +160,7 @@ int lw_cmd_runs(LwCtl *ctl, int argc, char **argv)
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME, NULL, entries, "Costs are of each run's own requests, not its nested runs'.");
+        NULL, entries, "Costs are of each run's own requests, not its nested runs'.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)
@@ -160,8 +171,12 @@ int lw_cmd_runs(LwCtl *ctl, int argc, char **argv)
     if (limit != G_MININT64 && limit < 0)
         return lw_ctl_usage_error(NAME, "bad --limit '%" G_GINT64_FORMAT "': must be 0 or more",
                                   limit);
-    if (limit == G_MININT64)
-        limit = format == LW_OUTPUT_TABLE ? DEFAULT_TABLE_LIMIT : -1;
+    gint64 shown = limit;
+    if (limit == G_MININT64) {
+        shown = format == LW_OUTPUT_TABLE ? DEFAULT_TABLE_LIMIT : -1;
+        /* The default limit reads one row more, to say whether it hid any. */
+        limit = shown >= 0 ? shown + 1 : -1;
+    }
 
     g_autoptr(GError) error = NULL;
     g_autoptr(LwLedger) ledger = lw_ctl_open_ledger(ctl, TRUE, &error);
@@ -187,7 +202,7 @@ int lw_cmd_runs(LwCtl *ctl, int argc, char **argv)
             append_csv(out, g_ptr_array_index(runs, i));
         break;
     case LW_OUTPUT_TABLE:
-        print_table(runs);
+        print_table(runs, shown);
         break;
     }
     fwrite(out->str, 1, out->len, stdout);

@@ -132,8 +132,8 @@ int lw_cmd_status(LwCtl *ctl, int argc, char **argv)
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL},
         {NULL},
     };
-    g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME, NULL, entries, "Exit status 3 when the collector is not running.");
+    g_autoptr(GOptionContext) ctx =
+        lw_ctl_options_new(NULL, entries, "Exit status 3 when the collector is not running.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)

@@ -97,8 +97,8 @@ int lw_cmd_tail(LwCtl *ctl, int argc, char **argv)
         {"json", 0, 0, G_OPTION_ARG_NONE, &json, "One JSON object per line", NULL},
         {NULL},
     };
-    g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
-        NAME, NULL, entries, "Runs until interrupted or until the collector stops.");
+    g_autoptr(GOptionContext) ctx =
+        lw_ctl_options_new(NULL, entries, "Runs until interrupted or until the collector stops.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc > 1)

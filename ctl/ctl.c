@@ -10,12 +10,10 @@
 #include "output.h"
 #include "timespec.h"
 
-GOptionContext *lw_ctl_options_new(const char *name, const char *parameters,
-                                   const GOptionEntry *entries, const char *description)
+GOptionContext *lw_ctl_options_new(const char *parameters, const GOptionEntry *entries,
+                                   const char *description)
 {
-    g_autofree char *usage = g_strdup_printf("%s%s%s", name, parameters != NULL ? " " : "",
-                                             parameters != NULL ? parameters : "");
-    GOptionContext *ctx = g_option_context_new(usage);
+    GOptionContext *ctx = g_option_context_new(parameters);
     if (entries != NULL)
         g_option_context_add_main_entries(ctx, entries, NULL);
     if (description != NULL)
@@ -26,8 +24,10 @@ GOptionContext *lw_ctl_options_new(const char *name, const char *parameters,
 gboolean lw_ctl_options_parse(GOptionContext *ctx, const char *name, int *argc, char ***argv)
 {
     g_autoptr(GError) error = NULL;
-    /* GOption prints "Usage: PRGNAME [OPTION…] PARAMETERS". */
-    g_set_prgname("llmctl");
+    /* GOption prints "Usage: PRGNAME [OPTION…] PARAMETERS"; with the command
+     * in PRGNAME, the options it lists read as the command's own. */
+    g_autofree char *prgname = g_strconcat("llmctl ", name, NULL);
+    g_set_prgname(prgname);
     if (!g_option_context_parse(ctx, argc, argv, &error)) {
         lw_ctl_usage_error(name, "%s", error->message);
         return FALSE;
@@ -103,6 +103,10 @@ static gboolean ask_collector_to_sync(LwCtl *ctl, GError **error)
  * left. Failing both, the newest rows may be missing: said, not fatal. */
 static void catch_up(LwCtl *ctl)
 {
+    /* A command that opens the ledger twice warns once. */
+    if (ctl->caught_up)
+        return;
+    ctl->caught_up = TRUE;
     g_autoptr(GError) error = NULL;
     if (lw_spool_drain(ctl->paths->spool_file, ctl->paths->ledger_file, &error))
         return;

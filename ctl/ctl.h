@@ -23,7 +23,8 @@ typedef enum {
 } LwCtlExit;
 
 typedef struct {
-    LwPaths *paths; /* after --home */
+    LwPaths *paths;     /* after --home */
+    gboolean caught_up; /* the spool was applied (or said not to be) once */
 } LwCtl;
 
 /* argv[0] is the command's name; returns the exit status. */
@@ -47,10 +48,11 @@ int lw_cmd_guard(LwCtl *ctl, int argc, char **argv);
 int lw_cmd_kill(LwCtl *ctl, int argc, char **argv);
 int lw_cmd_ca(LwCtl *ctl, int argc, char **argv);
 
-/* An option context for `llmctl NAME`, with `parameters` after the
- * options in the usage line and `description` below them. Transfer full. */
-GOptionContext *lw_ctl_options_new(const char *name, const char *parameters,
-                                   const GOptionEntry *entries, const char *description);
+/* An option context for a command, with `parameters` after the options in
+ * the usage line and `description` below them; lw_ctl_options_parse() names
+ * the command. Transfer full. */
+GOptionContext *lw_ctl_options_new(const char *parameters, const GOptionEntry *entries,
+                                   const char *description);
 
 /* Parses argv (a command's, argv[0] its name) and leaves the positional
  * arguments in it. On failure prints the message and returns FALSE: the

@@ -467,6 +467,21 @@ class Runs(LedgerTest):
         self.assertIn("running", out)
         self.assertIn("python3 agent.py --task 'two words'", out)
 
+    def test_limits(self):
+        out, _, _ = self.home.run("runs", "--limit", "0")
+        self.assertEqual(out, "No runs shown (--limit 0).\n")
+        out, _, _ = self.home.run("runs", "--limit", "1")
+        self.assertIn("still-running", out)
+        self.assertNotIn("agent.py", out)
+
+    def test_default_limit_says_only_when_runs_were_left_out(self):
+        for n, note in ((20, False), (21, True)):
+            home = Home(runs=[dict(RUNS[2], argv=[f"cmd{i}"]) for i in range(n)])
+            self.addCleanup(home.cleanup)
+            out, _, _ = home.run("runs")
+            self.assertEqual(out.count(" cmd"), 20, n)
+            self.assertEqual("(the newest 20; --limit N shows more)" in out, note, n)
+
 
 class Reprice(LedgerTest):
     def test_reprice_after_override(self):

@@ -724,6 +724,25 @@ class Help(unittest.TestCase):
                      ["help", "kill"], ["budget", "set", "--help"]):
             out, _, _ = home.run(*args)
             self.assertIn("Usage", out)
+        # The options listed are the command's: they go after its name.
+        out, _, _ = home.run("budget", "set", "--help")
+        self.assertIn("llmctl budget set [OPTION…] NAME\n", out)
+        out, _, _ = home.run("help", "kill")
+        self.assertIn("llmctl kill [OPTION…] RUN\n", out)
+
+
+class UnreadableSpool(BudgetHome):
+    def test_warned_once(self):
+        # An older ledger is opened twice (read-only refuses to migrate it),
+        # and a directory where the spool should be fails to apply.
+        path = os.path.join(self.home.dir, "ledger.db")
+        self.llmctl("budget", "set", "b", "--limit", "1", "--per", "day")
+        db = sqlite3.connect(path)
+        db.executescript("ALTER TABLE requests DROP COLUMN model_sent; PRAGMA user_version = 3;")
+        db.close()
+        os.mkdir(os.path.join(self.home.dir, "ledger.spool"))
+        _, err, _ = self.llmctl("budget", "list")
+        self.assertEqual(err.count("the newest requests may be missing"), 1, err)
 
 
 if __name__ == "__main__":
