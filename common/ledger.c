@@ -54,6 +54,7 @@
 #include "json.h"
 #include "ledger-private.h"
 #include "ledger-rollup.h"
+#include "ledger-runs.h"
 
 G_DEFINE_QUARK(lw-ledger-error-quark, lw_ledger_error)
 
@@ -970,7 +971,8 @@ gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, in
 {
     g_return_val_if_fail(ledger != NULL, FALSE);
     sqlite3_stmt *st = cached(ledger, &ledger->run_end,
-                              "UPDATE runs SET ended_ms = ?2, exit_status = ?3 WHERE id = ?1",
+                              "UPDATE runs SET ended_ms = ?2, exit_status = ?3 "
+                              "WHERE id = ?1 AND exit_status IS NULL",
                               error);
     if (st == NULL)
         return FALSE;
@@ -982,12 +984,15 @@ gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, in
         sqlite3_bind_null(st, 3);
     if (!step_done(ledger, st, "ending a run", error))
         return FALSE;
-    if (sqlite3_changes(ledger->db) == 0) {
-        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND,
-                    "no run %" G_GUINT64_FORMAT, run_id);
+    if (sqlite3_changes(ledger->db) > 0)
+        return TRUE;
+    LwLedgerRunInfo info;
+    if (!lw_ledger_run_get(ledger, run_id, &info, error))
         return FALSE;
-    }
-    return TRUE;
+    lw_ledger_run_info_clear(&info);
+    g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_INVALID,
+                "run %" G_GUINT64_FORMAT " has already ended", run_id);
+    return FALSE;
 }
 
 /* The HMAC keyed with the salt, made once: fetching the algorithms and

@@ -127,7 +127,9 @@ gint64 lw_ledger_insert(LwLedger *ledger, const LwLedgerRequest *row, GError **e
 guint64 lw_ledger_run_start(LwLedger *ledger, const LwLedgerRun *run, GError **error);
 
 /* Records the end of a run; a negative exit_status is stored as unknown
- * (NULL). */
+ * (NULL). A run that ended with a known exit status keeps it: ending it
+ * again is LW_LEDGER_ERROR_INVALID. One that ended unknown (its llmwrap
+ * went away) takes the later end, which its llmwrap knows better. */
 gboolean lw_ledger_run_end(LwLedger *ledger, guint64 run_id, gint64 ended_ms, int exit_status,
                            GError **error);
 

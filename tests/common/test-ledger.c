@@ -444,6 +444,22 @@ static void test_runs(Fixture *f, gconstpointer data)
 
     g_autoptr(GPtrArray) newest = lw_ledger_list_runs(l, 1, &error);
     g_assert_cmpuint(newest->len, ==, 1);
+
+    /* A known exit status is final; an unknown one (its llmwrap went away)
+     * takes the later end. */
+    g_assert_false(lw_ledger_run_end(l, id1, BASE_MS + 99000, -1, &error));
+    g_assert_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_INVALID);
+    g_clear_error(&error);
+    g_assert_true(lw_ledger_run_end(l, id2, BASE_MS + 1000, -1, &error));
+    g_assert_true(lw_ledger_run_end(l, id2, BASE_MS + 2000, 0, &error));
+    g_assert_no_error(error);
+    g_autoptr(GPtrArray) ended = lw_ledger_list_runs(l, -1, &error);
+    t = g_ptr_array_index(ended, 1);
+    g_assert_cmpint(t->ended_ms, ==, BASE_MS + 61000);
+    g_assert_cmpint(t->exit_status, ==, 3);
+    n = g_ptr_array_index(ended, 0);
+    g_assert_cmpint(n->ended_ms, ==, BASE_MS + 2000);
+    g_assert_cmpint(n->exit_status, ==, 0);
     lw_ledger_close(l);
 }
 
