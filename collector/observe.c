@@ -868,8 +868,15 @@ LwObserver *lw_observer_new(LwFormat format, const LwRequestInfo *req, int statu
         /* Asked for by no request the collector sent (the provider chose it
          * anyway): said so on the row, since its usage is then unknown. */
         obs->parse_off = TRUE;
-        g_autofree char *why = g_strdup_printf(
-            "the answer is encoded as '%.24s', which llmwrap cannot read", content_encoding);
+        /* The provider's bytes go on the row: printable ASCII only, and
+         * at most 24 of them, so no UTF-8 sequence is cut. */
+        char coding[25];
+        gsize n = 0;
+        for (const char *p = content_encoding; *p != '\0' && n < sizeof coding - 1; p++)
+            coding[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+        coding[n] = '\0';
+        g_autofree char *why =
+            g_strdup_printf("the answer is encoded as '%s', which llmwrap cannot read", coding);
         set_unreadable(obs, why);
     }
     return obs;

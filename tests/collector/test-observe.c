@@ -527,6 +527,10 @@ static void test_unreadable_encoding(void)
         {"zstd", NULL, "encoded as 'zstd'"},
         {"br", NULL, "encoded as 'br'"},
         {"gzip, br", NULL, "encoded as 'gzip, br'"},
+        /* the provider's bytes, cut to 24 and printable ASCII only */
+        {"x-\xc3\xa9\x01-aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL,
+         "encoded as 'x-?\?\?-aaaaaaaaaaaaaaaaaa',"},
+        {"aaaaaaaaaaaaaaaaaaaaaa\xc3\xa9", NULL, "encoded as 'aaaaaaaaaaaaaaaaaaaaaa?\?',"},
         {"gzip", NULL, "compressed data is corrupt"}, /* plain text is no gzip */
         /* raw deflate whose first block has the reserved type 11 */
         {"deflate", "\x07garbage", "compressed data is corrupt"},
