@@ -50,6 +50,7 @@ typedef struct {
     int signal_fd;
     int pid_fd;
     LwTimer drain_timer;
+    gboolean port_given; /* --port: it, not the file's port, is the one wanted */
 } Collector;
 
 static Collector *the_collector;
@@ -113,8 +114,9 @@ static char *listen_addresses(const LwListeners *listeners)
  * sockets at start, and llmwrap runs are told the synthetic addresses: a
  * reload cannot move them without breaking every run that talks to the
  * collector. It keeps the running values in `config` and says so. */
-static void keep_bound_settings(LwServer *s, LwConfig *config)
+static void keep_bound_settings(Collector *c, LwConfig *config)
 {
+    LwServer *s = &c->server;
     const LwConfig *running = s->config;
     guint8 net = lw_listeners_synthetic_net(s->listeners);
     if (config->synthetic_net != net)
@@ -123,7 +125,7 @@ static void keep_bound_settings(LwServer *s, LwConfig *config)
     config->synthetic_net = net;
     /* Port 0 means any port: the one bound satisfies it. */
     guint16 port = lw_listeners_synthetic_port(s->listeners);
-    if (config->port != 0 && config->port != port)
+    if (!c->port_given && config->port != 0 && config->port != port)
         g_warning("reload: [collector] port = %u needs a restart; still using %u", config->port,
                   port);
     config->port = running->port;
@@ -163,7 +165,7 @@ static void reload(Collector *c)
         g_warning("reload: prices not reloaded: %s", error->message);
         g_clear_error(&error);
     }
-    keep_bound_settings(s, config);
+    keep_bound_settings(c, config);
     /* The host set is bound into listeners and the CA: it needs a restart.
      * Upstreams and formats apply now, to requests that start from now. */
     g_autofree char *old_hosts = lw_provider_table_env_hosts(s->providers);
@@ -476,7 +478,7 @@ int main(int argc, char **argv)
         redirect_output(paths->log_file);
     }
 
-    Collector c = {.signal_fd = -1, .pid_fd = pid_fd};
+    Collector c = {.signal_fd = -1, .pid_fd = pid_fd, .port_given = port_opt >= 0};
     the_collector = &c;
     LwServer *s = &c.server;
     s->paths = paths;

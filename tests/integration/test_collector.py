@@ -464,6 +464,22 @@ class ForwardingTest(lwtest.CollectorTestCase):
         log = reload("\n[collector]\nport = 0\nlisten = 127.0.0.1:0\n")
         self.assertNotIn("needs a restart", log)
 
+    def test_reload_under_port_option_ignores_the_files_port(self):
+        # --port wins over the file's port, at start and at every reload:
+        # an unchanged file is no change to warn about.
+        other, given = lwtest.free_port(), lwtest.free_port()
+        with open(os.path.join(self.home, "config.ini"), "a") as f:
+            f.write(f"\n[collector]\nport = {other}\n")
+        self.assertEqual(self.collector.stop(), 0)
+        self.collector.start(port=given)
+        self.assertEqual(self.collector.port, given)
+        mark = len(self.collector.read_log())
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log()[mark:],
+                 what="reload")
+        self.assertNotIn("needs a restart", self.collector.read_log()[mark:])
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
     def test_upstream_down_gives_shaped_502(self):
         dead = lwtest.free_port()
         lwtest.write_config(self.home, lwtest.sim_config(self.sim, ("gemini",)) +
