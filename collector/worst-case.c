@@ -23,6 +23,11 @@ static gboolean references_external_input(const char *body, gsize len)
     return FALSE;
 }
 
+static gboolean is_embedding(LwEndpoint endpoint)
+{
+    return endpoint == LW_ENDPOINT_EMBEDDINGS || endpoint == LW_ENDPOINT_EMBED_CONTENT;
+}
+
 static gint64 max4(gint64 a, gint64 b, gint64 c, gint64 d)
 {
     return MAX(MAX(a, b), MAX(c, d));
@@ -45,6 +50,10 @@ void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *
     }
 
     gint64 per_choice = max_output >= 0 ? max_output : info->max_output;
+    /* An embedding is all input: it has no max-tokens field and its
+     * model no output limit, yet it can produce no output tokens. */
+    if (is_embedding(info->endpoint))
+        per_choice = 0;
     if (per_choice < 0)
         per_choice = price->max_output_tokens;
     if (per_choice >= 0) {

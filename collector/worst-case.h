@@ -11,7 +11,8 @@
  *           the context window is the bound, and with no known window there
  *           is none
  *   output  choices x (the max-tokens field, or the model's output limit),
- *           capped by the context window; with neither there is none
+ *           capped by the context window; with neither there is none; an
+ *           embedding has none to bound: 0
  *   price   input at the highest input-side rate (uncached, cached, cache
  *           write 5m/1h) of the tier the input bound reaches; output at that
  *           tier's output rate

@@ -622,6 +622,26 @@ class ActionsTest(BudgetTestCase):
         self.assertIn("cost of POST /v1/images/generations unknown",
                       headers["x-llmwrap-warning"])
 
+    def test_embeddings_are_bounded_by_their_input(self):
+        # An embedding has no max-tokens field and its model no output limit,
+        # but it has no output either: its worst case is its input alone.
+        body = json.dumps({"model": "text-embedding-3-small", "input": "hi"}).encode()
+        worst = D(len(body)) * D("0.02") / 10**6  # text-embedding-3-small: 0.02 in
+        self.llmctl("budget", "set", "emb", "--limit", format(worst, "f"), "--per", "day")
+        status, _, answer = self.send(body, "in=5", path="/v1/embeddings")
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(D(str(self.budget("emb")["spent_usd"])), 5 * D("0.02") / 10**6)
+        # What is left no longer holds a whole body's worth of input.
+        status, _, answer = self.send(body, "in=5", path="/v1/embeddings")
+        self.assertEqual(status, 429)
+        self.assertIn("could cost up to", json.loads(answer)["error"]["message"])
+        # Gemini's embedContent is bounded the same way.
+        self.llmctl("budget", "set", "emb", "--limit", "1", "--per", "day")
+        status, _, answer = self.send({"content": {"parts": [{"text": "hi"}]}}, provider="gemini",
+                                      path="/v1beta/models/gemini-embedding-001:embedContent")
+        self.assertNotEqual(status, 429, answer)
+        self.assertEqual(self.sim.stats()["requests"], 2)
+
     def test_unlisted_snapshot_counts_against_a_hard_budget(self):
         # Admitted at the requested model's price, answered by a dated
         # snapshot the table does not list: its cost must still count.
