@@ -28,6 +28,20 @@ static gboolean is_embedding(LwEndpoint endpoint)
     return endpoint == LW_ENDPOINT_EMBEDDINGS || endpoint == LW_ENDPOINT_EMBED_CONTENT;
 }
 
+/* The most input tokens the provider accepts for the model, or -1 when
+ * unknown. A long-context tier that starts at or above the listed context
+ * window shows the provider takes more than that window for a price of its
+ * own (Anthropic's 1M-token beta for Claude Sonnet 4 and 4.5 lists a 200k
+ * window and prices input above 200k): the window then bounds nothing. */
+static gint64 input_window(const LwPrice *price)
+{
+    gint64 window = price->max_input_tokens;
+    for (guint i = 0; window > 0 && i < price->n_tiers; i++)
+        if (price->tiers[i].above_input_tokens >= window)
+            return -1;
+    return window;
+}
+
 static gint64 max4(gint64 a, gint64 b, gint64 c, gint64 d)
 {
     return MAX(MAX(a, b), MAX(c, d));
@@ -37,7 +51,7 @@ void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *
                    gsize body_len, gint64 max_output, LwWorstCase *ret)
 {
     memset(ret, 0, sizeof *ret);
-    gint64 window = price->max_input_tokens;
+    gint64 window = input_window(price);
 
     if (info->server_state || references_external_input(body, body_len)) {
         ret->input_bounded = window > 0;

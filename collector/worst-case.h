@@ -9,7 +9,8 @@
  *           the body cannot bound the input — server-side conversation state
  *           (previous_response_id), media or files referenced by URL or id —
  *           the context window is the bound, and with no known window there
- *           is none
+ *           is none (nor with a long-context tier at or above the listed
+ *           window, which the provider then serves beyond)
  *   output  choices x (the max-tokens field, or the model's output limit),
  *           capped by the context window; with neither there is none; an
  *           embedding has none to bound: 0

@@ -642,6 +642,27 @@ class ActionsTest(BudgetTestCase):
         self.assertNotEqual(status, 429, answer)
         self.assertEqual(self.sim.stats()["requests"], 2)
 
+    def test_input_beyond_a_window_with_a_tier_above_it_is_reserved(self):
+        # claude-sonnet-4-5 lists a 200k-token window and a price for input
+        # above 200k (its 1M-token beta): a body that can hold more than 200k
+        # tokens is reserved at the tier's rates, whole, not as 200k tokens
+        # at the base rate, which the answer's cost then passed.
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "lorem ipsum dolor sit amet " * 40000}]}).encode()
+        sim = "in=260000;out=10"
+        cost = (260000 * 6 + 10 * D("22.5")) / 10**6  # the tier: 6.00 in, 22.50 out
+        self.llmctl("budget", "set", "day", "--limit", "1.25", "--per", "day")
+        status, _, answer = self.send(body, sim, provider="anthropic", path="/v1/messages")
+        self.assertEqual(status, 402, answer)
+        self.assertEqual(self.sim.stats()["requests"], 0)
+        # The whole body at the tier's highest input rate (12.00, 1-hour
+        # cache writes) is the bound.
+        limit = (len(body) * 12 + 10 * D("22.5")) / 10**6
+        self.llmctl("budget", "set", "day", "--limit", format(limit, "f"), "--per", "day")
+        status, _, answer = self.send(body, sim, provider="anthropic", path="/v1/messages")
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(D(str(self.budget("day")["spent_usd"])), cost)
+
     def test_unlisted_snapshot_counts_against_a_hard_budget(self):
         # Admitted at the requested model's price, answered by a dated
         # snapshot the table does not list: its cost must still count.
