@@ -587,10 +587,14 @@ static CheckResult check_step(LwBudgets *b, const LwBudgetRequest *req, Bound *b
             return CHECK_PASS;
         }
         g_autofree char *why = describe(name, spent, reserved, limit);
+        /* Say which side is open: a max-tokens field does not bound input
+         * the body only references. */
+        const char *fix = bd->w.input_bounded ? "give it a max-tokens field"
+                                              : "it references input (by URL, id or an earlier "
+                                                "turn) and the model has no context window "
+                                                "that bounds it";
         refuse(d, name,
-               g_strdup_printf("%s; the cost of this request has no upper bound (give it a "
-                               "max-tokens field)",
-                               why));
+               g_strdup_printf("%s; the cost of this request has no upper bound (%s)", why, fix));
         return CHECK_REFUSE;
     }
     if (bd->w.pusd <= remaining)

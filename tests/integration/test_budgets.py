@@ -663,6 +663,20 @@ class ActionsTest(BudgetTestCase):
         self.assertEqual(status, 200, answer)
         self.assertEqual(D(str(self.budget("day")["spent_usd"])), cost)
 
+    def test_refusal_of_unbounded_input_names_the_input(self):
+        # The input of an image by URL is bounded only by the model's
+        # window, which gpt-5.4's entry does not give: the refusal says so
+        # instead of asking for the max-tokens field the request has.
+        self.llmctl("budget", "set", "hard", "--limit", "5", "--per", "day")
+        status, _, answer = self.send(chat("gpt-5.4", max_tokens=10, messages=[
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]))
+        self.assertEqual(status, 429, answer)
+        message = json.loads(answer)["error"]["message"]
+        self.assertIn("no upper bound (it references input", message)
+        self.assertNotIn("max-tokens", message)
+        self.assertEqual(self.sim.stats()["requests"], 0)
+
     def test_unlisted_snapshot_counts_against_a_hard_budget(self):
         # Admitted at the requested model's price, answered by a dated
         # snapshot the table does not list: its cost must still count.
