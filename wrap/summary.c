@@ -19,6 +19,13 @@ static const char *plural(gint64 n)
     return n == 1 ? "" : "s";
 }
 
+/* A request without a model (a file upload, a model listing) is still spend
+ * to show: named as llmctl usage names it. */
+static const char *model_name(const LwRunModelSpend *m)
+{
+    return m->model != NULL && m->model[0] != '\0' ? m->model : "(no model)";
+}
+
 static void append_cost(GString *out, gint64 pusd, gint64 unpriced, gint64 requests)
 {
     if (unpriced > 0 && unpriced == requests) {
@@ -51,7 +58,7 @@ char *lw_summary_text(guint64 run_id, const LwRunSummary *spend, const char *una
             const LwRunModelSpend *m = spend->models->pdata[i];
             g_string_append_printf(
                 out, "llmwrap:   %s %s: %" G_GINT64_FORMAT " request%s, %" G_GINT64_FORMAT " in",
-                m->provider, m->model, m->requests, plural(m->requests), m->input_tokens);
+                m->provider, model_name(m), m->requests, plural(m->requests), m->input_tokens);
             if (m->cached_input_tokens > 0)
                 g_string_append_printf(out, " (%" G_GINT64_FORMAT " cached)",
                                        m->cached_input_tokens);
@@ -177,7 +184,7 @@ char *lw_summary_markdown(guint64 run_id, char *const *argv, int exit_status,
         g_string_append(out, "| ");
         append_cell(out, m->provider);
         g_string_append(out, " | ");
-        append_cell(out, m->model);
+        append_cell(out, model_name(m));
         g_string_append_printf(out,
                                " | %" G_GINT64_FORMAT " | %" G_GINT64_FORMAT " | %" G_GINT64_FORMAT
                                " | ",

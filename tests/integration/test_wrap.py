@@ -1543,6 +1543,17 @@ output = 2.25
         self.assertIn(b"3 requests, $%s + 1 unpriced" % expected.rstrip("0").rstrip(".").encode(),
                       p.stderr)
 
+    def test_request_without_a_model_is_named(self):
+        # A model listing (or a file upload) has no model: the summary names
+        # it as llmctl usage does, not as an empty word.
+        p = self.wrap(PYTHON, "-c",
+                      "import http.client\n"
+                      "c = http.client.HTTPSConnection('api.openai.com', timeout=30)\n"
+                      "c.request('GET', '/v1/models', headers={'authorization': 'Bearer k'})\n"
+                      "c.getresponse().read()\n")
+        self.assertRan(p)
+        self.assertIn(b"llmwrap:   openai (no model): 1 request,", p.stderr)
+
     def test_secrets_on_the_command_line_stay_off_disk(self):
         # The run's argv goes to the ledger and to the step summary: a key
         # in it (curl -H 'Authorization: Bearer ...', --api-key ...) must
