@@ -75,13 +75,25 @@ void lw_output_table_add_rule(LwOutputTable *t)
     g_ptr_array_add(t->rows, NULL);
 }
 
+/* Columns a terminal gives the text: two for a wide (CJK) character, none
+ * for a combining mark. */
+static glong display_width(const char *s)
+{
+    glong w = 0;
+    for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        w += g_unichar_iszerowidth(c) ? 0 : g_unichar_iswide(c) ? 2 : 1;
+    }
+    return w;
+}
+
 void lw_output_table_print(const LwOutputTable *t, FILE *out)
 {
     g_autofree glong *width = g_new0(glong, t->n);
     for (guint r = 0; r < t->rows->len; r++) {
         char **row = g_ptr_array_index(t->rows, r);
         for (guint c = 0; row != NULL && c < t->n; c++)
-            width[c] = MAX(width[c], g_utf8_strlen(row[c], -1));
+            width[c] = MAX(width[c], display_width(row[c]));
     }
     g_autoptr(GString) line = g_string_new(NULL);
     for (guint r = 0; r < t->rows->len; r++) {
@@ -95,7 +107,7 @@ void lw_output_table_print(const LwOutputTable *t, FILE *out)
                     g_string_append_c(line, '-');
                 continue;
             }
-            glong pad = width[c] - g_utf8_strlen(row[c], -1);
+            glong pad = width[c] - display_width(row[c]);
             if (t->align[c] == LW_OUTPUT_RIGHT)
                 for (glong k = 0; k < pad; k++)
                     g_string_append_c(line, ' ');

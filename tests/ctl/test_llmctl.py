@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unicodedata
 import unittest
 from decimal import Decimal
 
@@ -431,6 +432,23 @@ class Usage(LedgerTest):
         self.assertIn("+?", out)  # openai: part priced, part not
         self.assertIn("2 requests have no price (unknown model: mystery-model) — see llmctl pricing",
                       out)
+
+    def test_wide_characters_keep_the_columns(self):
+        # A terminal gives a CJK character two columns, a combining mark none.
+        row = {"time_ms": NOW_MS - MIN, "provider": "openai", "endpoint": "chat",
+               "model_requested": "gpt-4o", "status": 200, "input_tokens": 1,
+               "output_tokens": 1, "cost_pusd": 1, "latency_ms": 1}
+        home = Home(requests=[dict(row, tags_json='{"team":"開発チーム"}'),
+                              dict(row, tags_json='{"team":"cafe\u0301"}'),
+                              dict(row, tags_json='{"team":"ops"}')])
+        self.addCleanup(home.cleanup)
+        out, _, _ = home.run("usage", "--by", "tag:team")
+
+        def columns(line):
+            return sum(0 if unicodedata.combining(c) else
+                       2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+        table = out.splitlines()[:6]
+        self.assertEqual(len({columns(line) for line in table}), 1, table)
 
     def test_csv(self):
         out, _, _ = self.home.run("usage", "--csv", "--by", "model")
