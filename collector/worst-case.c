@@ -42,6 +42,14 @@ static gint64 input_window(const LwPrice *price)
     return window;
 }
 
+/* Gemini's thinking budget, where it may come on top of the max-tokens
+ * field: Google documents thinking and answer as apart (in practice
+ * maxOutputTokens is seen bounding both), so a bound counts both. */
+static gint64 thinking_on_top(const LwRequestInfo *info)
+{
+    return MAX(info->thinking_budget, 0);
+}
+
 static gint64 max4(gint64 a, gint64 b, gint64 c, gint64 d)
 {
     return MAX(MAX(a, b), MAX(c, d));
@@ -68,8 +76,13 @@ void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *
      * model no output limit, yet it can produce no output tokens. */
     if (is_embedding(info->endpoint))
         per_choice = 0;
-    if (per_choice < 0)
-        per_choice = price->max_output_tokens;
+    if (per_choice < 0) {
+        per_choice = price->max_output_tokens; /* bounds thinking and answer together */
+    } else if (per_choice > 0 && thinking_on_top(info) > 0) {
+        per_choice += thinking_on_top(info);
+        if (price->max_output_tokens > 0)
+            per_choice = MIN(per_choice, price->max_output_tokens);
+    }
     if (per_choice >= 0) {
         ret->output_bounded = TRUE;
         ret->output_tokens = lw_pusd_mul(per_choice, MAX(info->choices, 1));
@@ -99,5 +112,6 @@ gint64 lw_worst_case_max_output(const LwWorstCase *w, const LwRequestInfo *info,
     if (w->output_rate <= 0)
         return G_MAXINT32;
     gint64 per_token = lw_pusd_mul(w->output_rate, MAX(info->choices, 1));
-    return (remaining_pusd - input_cost) / per_token;
+    /* The field written bounds the answer; the thinking budget comes on top. */
+    return MAX((remaining_pusd - input_cost) / per_token - thinking_on_top(info), 0);
 }

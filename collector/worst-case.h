@@ -11,7 +11,8 @@
  *           the context window is the bound, and with no known window there
  *           is none (nor with a long-context tier at or above the listed
  *           window, which the provider then serves beyond)
- *   output  choices x (the max-tokens field, or the model's output limit),
+ *   output  choices x (the max-tokens field, plus a Gemini thinking budget
+ *           up to the model's output limit; or the model's output limit),
  *           capped by the context window; with neither there is none; an
  *           embedding has none to bound: 0
  *   price   input at the highest input-side rate (uncached, cached, cache

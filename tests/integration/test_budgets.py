@@ -435,6 +435,43 @@ class ActionsTest(BudgetTestCase):
         self.assertEqual(row["model"], "gpt-4o-mini")
         self.assertEqual(D(str(row["cost_usd"])), (50 * D("0.15") + 5 * D("0.60")) / 10**6)
 
+    def test_gemini_thinking_budget_is_reserved_on_top_of_max_output(self):
+        # Google documents thinking as apart from maxOutputTokens, and the
+        # sim bills it so: 10 answer tokens and 1,000 thoughts. A reservation
+        # of the 10 alone let the answer pass the limit.
+        body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                           "generationConfig": {"maxOutputTokens": 10,
+                                                "thinkingConfig": {"thinkingBudget": 1000}}}
+                          ).encode()
+        path = "/v1beta/models/gemini-2.5-flash:generateContent"
+        worst = (D(len(body)) * D("0.30") + 1010 * D("2.50")) / 10**6
+        self.llmctl("budget", "set", "think", "--limit", str(worst - D("0.000001")),
+                    "--per", "day")
+        sim = "in=50;out=10;reasoning=1000"
+        status, _, resp = self.send(body, sim, provider="gemini", path=path,
+                                    headers={"x-goog-api-key": "k"})
+        self.assertEqual(status, 429, resp)
+        self.assertEqual(self.sim.stats()["requests"], 0)
+        self.llmctl("budget", "set", "think", "--limit", str(worst), "--per", "day")
+        status, _, resp = self.send(body, sim, provider="gemini", path=path,
+                                    headers={"x-goog-api-key": "k"})
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(json.loads(resp)["usageMetadata"]["thoughtsTokenCount"], 1000)
+        self.assertEqual(D(str(self.rows()[0]["cost_usd"])),
+                         (50 * D("0.30") + 1010 * D("2.50")) / 10**6)
+        self.assertLessEqual(self.spent(), worst)
+        # A clamp writes the answer's share: what is left less the thinking.
+        self.llmctl("budget", "rm", "think")
+        body = body.replace(b'"maxOutputTokens": 10', b'"maxOutputTokens": 500')
+        limit = self.spent() + (D(len(body)) * D("0.30") + 1100 * D("2.50")) / 10**6
+        self.llmctl("budget", "set", "clampy", "--limit", str(limit), "--per", "day",
+                    "--action", "clamp")
+        status, _, resp = self.send(body, "in=50;words=500;reasoning=1000", provider="gemini",
+                                    path=path, headers={"x-goog-api-key": "k"})
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(json.loads(resp)["usageMetadata"]["candidatesTokenCount"], 100)
+        self.assertLessEqual(self.spent(), limit)
+
     def test_downgrade_of_gemini_rewrites_the_path(self):
         # Gemini names the model in the path, not in the body.
         body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
