@@ -74,6 +74,25 @@ static const char *find_header(const LwHttpRequest *req, const char *name, size_
     return h->value;
 }
 
+/* Does the request ask for Anthropic's 1M-token context beta? Its flag is
+ * one of the comma-separated anthropic-beta values, in any of the fields. */
+static gboolean asks_long_context(const LwHttpRequest *req)
+{
+    static const char flag[] = "context-1m-";
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const LwHttpHeader *h = &req->headers[i];
+        if (h->name_len != strlen("anthropic-beta") ||
+            g_ascii_strncasecmp(h->name, "anthropic-beta", h->name_len) != 0)
+            continue;
+        for (size_t k = 0; k + strlen(flag) <= h->value_len; k++) {
+            gboolean starts = k == 0 || h->value[k - 1] == ',' || h->value[k - 1] == ' ';
+            if (starts && g_ascii_strncasecmp(h->value + k, flag, strlen(flag)) == 0)
+                return TRUE;
+        }
+    }
+    return FALSE;
+}
+
 /* The credential the request carries, hashed; NULL when none. The secret
  * itself never leaves this function. */
 static char *credential_hash(LwServer *server, const LwHttpRequest *req, const char *path)
@@ -130,6 +149,7 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
                                                     body_len, &a->info);
     else
         lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
+    a->info.long_context = asks_long_context(r->req);
     a->credential = credential_hash(server, r->req, r->path);
     a->path = g_strndup(r->path, strcspn(r->path, "?#"));
     if (a->info.endpoint == LW_ENDPOINT_UNPRICED)

@@ -58,6 +58,8 @@ typedef struct {
                              * cachedContent: input not in the body */
     /* Asked-for charges the price table cannot express: */
     gboolean fast_mode;  /* Anthropic speed: "fast" (beta), priced above standard rates */
+    gboolean long_context; /* Anthropic's 1M-token context beta asked for (a header:
+                            * set by the caller, not from the body) */
     gboolean web_search; /* a chat request with web_search_options, or to a search-preview
                           * model (which always searches): a fee per call */
     gint64 body_bytes;

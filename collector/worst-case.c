@@ -32,11 +32,12 @@ static gboolean is_embedding(LwEndpoint endpoint)
  * unknown. A long-context tier that starts at or above the listed context
  * window shows the provider takes more than that window for a price of its
  * own (Anthropic's 1M-token beta for Claude Sonnet 4 and 4.5 lists a 200k
- * window and prices input above 200k): the window then bounds nothing. */
-static gint64 input_window(const LwPrice *price)
+ * window and prices input above 200k): asked for, the window then bounds
+ * nothing; not asked for, the provider refuses input beyond it. */
+static gint64 input_window(const LwPrice *price, const LwRequestInfo *info)
 {
     gint64 window = price->max_input_tokens;
-    for (guint i = 0; window > 0 && i < price->n_tiers; i++)
+    for (guint i = 0; window > 0 && info->long_context && i < price->n_tiers; i++)
         if (price->tiers[i].above_input_tokens >= window)
             return -1;
     return window;
@@ -59,7 +60,7 @@ void lw_worst_case(const LwPrice *price, const LwRequestInfo *info, const char *
                    gsize body_len, gint64 max_output, LwWorstCase *ret)
 {
     memset(ret, 0, sizeof *ret);
-    gint64 window = input_window(price);
+    gint64 window = input_window(price, info);
 
     if (info->server_state || references_external_input(body, body_len)) {
         ret->input_bounded = window > 0;

@@ -9,8 +9,9 @@
  *           the body cannot bound the input — server-side conversation state
  *           (previous_response_id), media or files referenced by URL or id —
  *           the context window is the bound, and with no known window there
- *           is none (nor with a long-context tier at or above the listed
- *           window, which the provider then serves beyond)
+ *           is none (nor when the request asks for a long-context beta
+ *           whose tier starts at or above the listed window: the provider
+ *           then serves beyond it)
  *   output  choices x (the max-tokens field, plus a Gemini thinking budget
  *           up to the model's output limit; or the model's output limit),
  *           capped by the context window; with neither there is none; an

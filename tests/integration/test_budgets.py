@@ -681,24 +681,46 @@ class ActionsTest(BudgetTestCase):
 
     def test_input_beyond_a_window_with_a_tier_above_it_is_reserved(self):
         # claude-sonnet-4-5 lists a 200k-token window and a price for input
-        # above 200k (its 1M-token beta): a body that can hold more than 200k
-        # tokens is reserved at the tier's rates, whole, not as 200k tokens
-        # at the base rate, which the answer's cost then passed.
+        # above 200k (its 1M-token beta): asked for the beta, a body that can
+        # hold more than 200k tokens is reserved at the tier's rates, whole,
+        # not as 200k tokens at the base rate, which the answer's cost then
+        # passed.
         body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [
             {"role": "user", "content": "lorem ipsum dolor sit amet " * 40000}]}).encode()
         sim = "in=260000;out=10"
+        beta = {"anthropic-beta": "files-api-2025-04-14, context-1m-2025-08-07"}
         cost = (260000 * 6 + 10 * D("22.5")) / 10**6  # the tier: 6.00 in, 22.50 out
         self.llmctl("budget", "set", "day", "--limit", "1.25", "--per", "day")
-        status, _, answer = self.send(body, sim, provider="anthropic", path="/v1/messages")
+        status, _, answer = self.send(body, sim, provider="anthropic", path="/v1/messages",
+                                      headers=beta)
         self.assertEqual(status, 402, answer)
         self.assertEqual(self.sim.stats()["requests"], 0)
         # The whole body at the tier's highest input rate (12.00, 1-hour
         # cache writes) is the bound.
         limit = (len(body) * 12 + 10 * D("22.5")) / 10**6
         self.llmctl("budget", "set", "day", "--limit", format(limit, "f"), "--per", "day")
-        status, _, answer = self.send(body, sim, provider="anthropic", path="/v1/messages")
+        status, _, answer = self.send(body, sim, provider="anthropic", path="/v1/messages",
+                                      headers=beta)
         self.assertEqual(status, 200, answer)
         self.assertEqual(D(str(self.budget("day")["spent_usd"])), cost)
+
+    def test_window_bounds_referenced_input_unless_the_long_context_beta_is_asked(self):
+        # Without the beta the provider refuses input beyond the 200k window,
+        # so the window bounds an image by URL; with it, nothing does.
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}
+        ]}).encode()
+        self.llmctl("budget", "set", "hard", "--limit", "5", "--per", "day")
+        status, _, answer = self.send(body, "in=100;out=10", provider="anthropic",
+                                      path="/v1/messages")
+        self.assertEqual(status, 200, answer)
+        status, _, answer = self.send(body, "in=100;out=10", provider="anthropic",
+                                      path="/v1/messages",
+                                      headers={"anthropic-beta": "context-1m-2025-08-07"})
+        self.assertEqual(status, 402, answer)
+        self.assertIn("no upper bound (it references input", answer.decode())
+        self.assertEqual(self.sim.stats()["requests"], 1)
 
     def test_refusal_of_unbounded_input_names_the_input(self):
         # The input of an image by URL is bounded only by the model's
