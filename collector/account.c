@@ -150,6 +150,10 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     else
         lw_inspect_request(r->provider->format, method, r->path, body, body_len, &a->info);
     a->info.long_context = asks_long_context(r->req);
+    if (r->body_streamed) {
+        a->info.body_unread = TRUE;
+        a->info.body_bytes = MAX(r->body_length, 0);
+    }
     a->credential = credential_hash(server, r->req, r->path);
     a->path = g_strndup(r->path, strcspn(r->path, "?#"));
     if (a->info.endpoint == LW_ENDPOINT_UNPRICED)
@@ -262,6 +266,11 @@ void lw_account_response(LwAccount *a, int status, const char *content_type,
 gboolean lw_account_rewrites(const LwAccount *a)
 {
     return a->observer != NULL && lw_observer_rewrites(a->observer);
+}
+
+void lw_account_streamed_in(LwAccount *a, gsize len)
+{
+    a->bytes_in += (gint64)len;
 }
 
 void lw_account_body(LwAccount *a, const char *buf, gsize len)

@@ -30,7 +30,9 @@ typedef struct {
     const LwProvider *provider;
     const LwHttpRequest *req;   /* borrowed for the call */
     const char *path;           /* request target after routing */
-    GBytes *body;               /* NULL when none; borrowed */
+    GBytes *body;               /* NULL when none or streamed; borrowed */
+    gboolean body_streamed;     /* the body streams past unread (exchange.h) */
+    gint64 body_length;         /* ... its declared length, -1 when chunked */
     const LwAttribution *attribution; /* NULL when the shim sent none */
 } LwAccountRequest;
 
@@ -71,6 +73,9 @@ void lw_account_response(LwAccount *account, int status, const char *content_typ
 gboolean lw_account_rewrites(const LwAccount *account);
 
 void lw_account_body(LwAccount *account, const char *buf, gsize len);
+
+/* Counts `len` more bytes of a streamed request body as sent. */
+void lw_account_streamed_in(LwAccount *account, gsize len);
 
 /* The answer ended: flushes the observer, computes tokens and cost, commits
  * the ledger row and publishes it to `llmctl tail`. `cut` says the answer

@@ -5,6 +5,8 @@
  *   HANDSHAKE  TLS handshake; SNI is checked in tls-server.c
  *   HEAD       reading a request head          (idle_timeout, then header_timeout)
  *   BODY       reading its body                (idle_timeout per read)
+ *              a streamed body (exchange.h): the exchange runs already and
+ *              takes the body as it arrives (idle_timeout per move)
  *   EXCHANGE   the exchange owns the response; further input is only buffered
  *   CLOSING    flushing a final response, then close
  *   CLOSED     descriptor closed; the struct is freed on the next loop
@@ -82,6 +84,13 @@ struct _LwConn {
     size_t body_cap;
     gboolean body_chunked;
     LwChunkedDecoder chunked;
+    /* A streamed body: handed to the exchange as it arrives, as much as
+     * the upstream's queue takes; what it does not take waits in `in`,
+     * whose cap then stops reading (backpressure). */
+    gboolean upload;
+    guint64 upload_left;     /* Content-Length: bytes still to come */
+    size_t upload_ready;     /* body bytes (decoded) at the front of `in`, not yet taken */
+    gboolean upload_complete; /* the body's last byte is among them */
     gboolean keep_alive;
 
     LwExchange *exchange;
@@ -100,6 +109,7 @@ static guint64 next_conn_id = 1;
 
 static void conn_io(LwLoop *loop, int fd, uint32_t events, void *data);
 static void process_input(LwConn *conn);
+static void upload_failed(LwConn *conn, int status, const char *message);
 static void conn_flush(LwConn *conn);
 
 /* ---- lifecycle ---- */
@@ -376,6 +386,18 @@ static void on_timeout(LwLoop *loop, void *data)
         }
         break; /* idle keep-alive connection: close quietly */
     case CONN_BODY:
+        if (conn->upload) {
+            /* Body bytes waiting for the upstream's queue: the provider
+             * stopped taking them; none waiting: the client stopped
+             * sending. */
+            if (conn->upload_ready > 0)
+                upload_failed(conn, 504,
+                              "the provider took none of the request body for [collector] "
+                              "idle_timeout");
+            else
+                upload_failed(conn, 408, "the request body stalled");
+            return;
+        }
         send_error(conn, 408, "the request body stalled");
         return;
     default:
@@ -501,8 +523,13 @@ guint64 lw_conn_unread_ms(const LwConn *conn)
 static void start_exchange(LwConn *conn)
 {
     LwServer *server = conn->server;
-    conn->state = CONN_EXCHANGE;
-    lw_timer_stop(server->loop, &conn->timer);
+    if (conn->upload) {
+        conn->state = CONN_BODY; /* the exchange starts with its body still to come */
+        arm_timer(conn, server->config->idle_timeout_ms);
+    } else {
+        conn->state = CONN_EXCHANGE;
+        lw_timer_stop(server->loop, &conn->timer);
+    }
     server->counters.requests_total++;
     server->counters.requests_active++;
     lw_heap_trim_activity(server);
@@ -511,7 +538,69 @@ static void start_exchange(LwConn *conn)
     size_t body_len = conn->body_len;
     conn->body_len = conn->body_cap = 0;
     conn->exchange = lw_exchange_new(server, conn, conn->provider, head, body, body_len);
+    if (conn->upload)
+        lw_exchange_stream_body(conn->exchange,
+                                conn->body_chunked ? -1 : (gint64)conn->upload_left);
     lw_exchange_start(conn->exchange);
+}
+
+/* A streamed body cannot be completed: the exchange answers (or cuts its
+ * answer) and the connection closes. */
+static void upload_failed(LwConn *conn, int status, const char *message)
+{
+    conn->server->counters.requests_bad++;
+    g_debug("conn %" G_GUINT64_FORMAT ": streamed body failed: %s", conn->id, message);
+    lw_exchange_upload_failed(conn->exchange, status, message);
+}
+
+/* Hands a streamed body on as it arrives. Returns TRUE when the body is
+ * complete (the connection then waits for the answer), FALSE when more
+ * input is needed, the upstream's queue is full (lw_conn_upload_room
+ * reads on) or the request failed. */
+static gboolean read_body_upload(LwConn *conn)
+{
+    for (;;) {
+        if (conn->upload_ready > 0) {
+            size_t n = lw_exchange_upload(conn->exchange, lw_buf_head(&conn->in),
+                                          conn->upload_ready);
+            lw_buf_consume(&conn->in, n);
+            conn->upload_ready -= n;
+            if (n > 0) /* progress: idle_timeout counts from here */
+                arm_timer(conn, conn->server->config->idle_timeout_ms);
+            if (conn->upload_ready > 0)
+                return FALSE;
+        }
+        if (conn->upload_complete) {
+            conn->upload = FALSE;
+            conn->upload_complete = FALSE;
+            conn->state = CONN_EXCHANGE;
+            lw_timer_stop(conn->server->loop, &conn->timer);
+            lw_exchange_upload_end(conn->exchange);
+            return TRUE;
+        }
+        size_t len = lw_buf_len(&conn->in);
+        if (len == 0)
+            return FALSE;
+        if (!conn->body_chunked) {
+            conn->upload_ready = (size_t)MIN((guint64)len, conn->upload_left);
+            conn->upload_left -= conn->upload_ready;
+            conn->upload_complete = conn->upload_left == 0;
+            continue;
+        }
+        ssize_t r = lw_http1_chunked_decode(&conn->chunked, lw_buf_head_mut(&conn->in), &len);
+        if (r == LW_HTTP1_BAD_REQUEST) {
+            upload_failed(conn, 400, "malformed chunked request body");
+            return FALSE;
+        }
+        /* Decoded bytes are at the front; after the last chunk come the
+         * `r` raw bytes of a pipelined request, and then stale input the
+         * decoder moved (as in read_body). */
+        conn->upload_complete = r != LW_HTTP1_INCOMPLETE;
+        lw_buf_truncate(&conn->in, conn->upload_complete ? len + (size_t)r : len);
+        conn->upload_ready = len;
+        if (len == 0 && !conn->upload_complete)
+            return FALSE;
+    }
 }
 
 static gboolean body_append(LwConn *conn, const char *data, size_t len)
@@ -534,6 +623,8 @@ static gboolean body_append(LwConn *conn, const char *data, size_t len)
 static gboolean read_body(LwConn *conn)
 {
     const LwConfig *config = conn->server->config;
+    if (conn->upload)
+        return read_body_upload(conn);
     if (!conn->body_chunked) {
         size_t want = conn->head->req.content_length - conn->body_len;
         size_t take = MIN(want, lw_buf_len(&conn->in));
@@ -666,7 +757,11 @@ static gboolean read_head(LwConn *conn)
     conn->keep_alive = req.keep_alive;
     conn->body_len = 0;
 
-    if (req.body_kind == LW_HTTP1_BODY_LENGTH && req.content_length > config->max_body) {
+    /* max_body caps what is buffered; a streamed body is never whole in
+     * memory, and the provider has its own limits (files of 512 MB). */
+    conn->upload = lw_exchange_body_streams(conn->server, conn->provider, conn->head);
+    if (!conn->upload && req.body_kind == LW_HTTP1_BODY_LENGTH &&
+        req.content_length > config->max_body) {
         send_error(conn, 413, "the request body is larger than the collector's max_body");
         return FALSE;
     }
@@ -682,7 +777,14 @@ static gboolean read_head(LwConn *conn)
     conn->body_chunked = req.body_kind == LW_HTTP1_BODY_CHUNKED;
     if (conn->body_chunked)
         lw_http1_chunked_init(&conn->chunked);
-    else {
+    if (conn->upload) {
+        conn->upload_left = conn->body_chunked ? 0 : req.content_length;
+        conn->upload_ready = 0;
+        conn->upload_complete = FALSE;
+        start_exchange(conn); /* may answer (a refusal) and close at once */
+        return TRUE;
+    }
+    if (!conn->body_chunked) {
         conn->body_cap = (size_t)req.content_length;
         conn->body = g_malloc(MAX(conn->body_cap, 1));
     }
@@ -892,8 +994,12 @@ void lw_conn_response_done(LwConn *conn, gboolean keep_alive)
     server->counters.requests_active--;
     lw_exchange_free(ex);
 
+    /* An answer that came before the whole streamed body (said
+     * "connection: close"): the rest is not read, only drained. */
+    gboolean body_unread = conn->upload;
+    conn->upload = FALSE;
     if (!keep_alive || !conn->keep_alive || conn->close_after || server->draining ||
-        conn->io_error) {
+        conn->io_error || body_unread) {
         conn_close_after_flush(conn);
         return;
     }
@@ -910,6 +1016,7 @@ void lw_conn_abort(LwConn *conn)
     /* A close-delimited answer (HTTP/1.0) ends at close_notify: without
      * it the client can tell the cut (RFC 9112 §9.8). */
     conn->cut = TRUE;
+    conn->upload = FALSE;
     LwExchange *ex = conn->exchange;
     conn->exchange = NULL;
     conn->server->counters.requests_active--;
@@ -918,6 +1025,15 @@ void lw_conn_abort(LwConn *conn)
      * got); the close without a final chunk then marks it cut. */
     lw_timer_stop(conn->server->loop, &conn->flush_timer);
     conn_close_after_flush(conn);
+}
+
+void lw_conn_upload_room(LwConn *conn)
+{
+    if (conn->state != CONN_BODY || !conn->upload)
+        return;
+    process_input(conn);
+    if (conn->state == CONN_BODY || conn->state == CONN_EXCHANGE)
+        update_events(conn); /* reading resumes once `in` is below its cap */
 }
 
 const LwAttribution *lw_conn_attribution(LwConn *conn)

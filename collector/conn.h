@@ -51,8 +51,12 @@ guint64 lw_conn_unread_ms(const LwConn *conn);
  * again. */
 #define LW_CONN_HIGH_WATER (256 * 1024)
 
+/* A streamed request body's upstream queue has room again: read on. */
+void lw_conn_upload_room(LwConn *conn);
+
 /* The response is complete: flush it, then read the next request
- * (keep_alive) or close. Frees the exchange: the caller must not touch it
+ * (keep_alive) or close (always, when a streamed request body is not all
+ * read yet: the answer came early). Frees the exchange: the caller must not touch it
  * after this returns. */
 void lw_conn_response_done(LwConn *conn, gboolean keep_alive);
 

@@ -23,7 +23,10 @@ struct _LwExchange {
     LwConn *conn;
     const LwProvider *provider;
     LwRequestHead *head;
-    GBytes *body; /* NULL when the request has none */
+    GBytes *body; /* NULL when the request has none, or it streams */
+    gboolean upload;      /* the body streams (lw_exchange_stream_body) */
+    gboolean upload_open; /* ... and has not all arrived yet */
+    gint64 upload_length; /* declared length, -1 when chunked */
     char *path; /* request target after any /NAME/ routing prefix */
 
     LwTransfer *transfer;
@@ -87,9 +90,9 @@ void lw_request_head_free(LwRequestHead *h)
  * request: a Host that is a provider host, a "/NAME/" path prefix (for
  * base URLs like http://127.0.0.1:PORT/groq/openai/v1), or the API's own
  * path shape. */
-static const LwProvider *route(LwExchange *ex, const LwProviderTable *providers)
+static const LwProvider *route_path(const LwHttpRequest *req, char **path_inout,
+                                    const LwProviderTable *providers)
 {
-    const LwHttpRequest *req = &ex->head->req;
     if (req->host != NULL) {
         g_autofree char *host = g_strndup(req->host, req->host_len);
         char *colon = strrchr(host, ':');
@@ -99,15 +102,15 @@ static const LwProvider *route(LwExchange *ex, const LwProviderTable *providers)
         if (p != NULL)
             return p;
     }
-    const char *path = ex->path;
+    const char *path = *path_inout;
     const char *seg_end = strchr(path + 1, '/');
     if (seg_end != NULL) {
         g_autofree char *first = g_strndup(path + 1, (gsize)(seg_end - path - 1));
         const LwProvider *p = lw_provider_table_by_name(providers, first);
         if (p != NULL) {
             char *rest = g_strdup(seg_end);
-            g_free(ex->path);
-            ex->path = rest;
+            g_free(*path_inout);
+            *path_inout = rest;
             return p;
         }
     }
@@ -117,6 +120,21 @@ static const LwProvider *route(LwExchange *ex, const LwProviderTable *providers)
         strstr(path, ":streamGenerateContent") != NULL)
         return lw_provider_table_by_name(providers, "gemini");
     return lw_provider_table_by_name(providers, "openai");
+}
+
+static const LwProvider *route(LwExchange *ex, const LwProviderTable *providers)
+{
+    return route_path(&ex->head->req, &ex->path, providers);
+}
+
+/* The request target as a path ("/" added to an absolute URL without
+ * one). Transfer full. */
+static char *target_path(const LwHttpRequest *req)
+{
+    if (req->target_len > 0 && req->target[0] == '/')
+        return g_strndup(req->target, req->target_len);
+    /* an absolute URL without a path: "http://h" or "http://h?q" */
+    return g_strdup_printf("/%.*s", (int)req->target_len, req->target);
 }
 
 /* ---- finishing ---- */
@@ -134,9 +152,14 @@ static void log_done(LwExchange *ex, const char *outcome)
            ex->upstream_proto != NULL ? ex->upstream_proto : "");
 }
 
+static gboolean is_head_request_line(const LwHttpRequest *req)
+{
+    return req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+}
+
 static gboolean is_head_request(const LwExchange *ex)
 {
-    return ex->head->req.method_len == 4 && memcmp(ex->head->req.method, "HEAD", 4) == 0;
+    return is_head_request_line(&ex->head->req);
 }
 
 /* Cuts `out` (a whole response) to its head when the request was HEAD: the
@@ -163,6 +186,8 @@ static LwFormat answer_format(const LwExchange *ex)
 static void answer_error(LwExchange *ex, int status, const char *message)
 {
     LwFormat format = answer_format(ex);
+    if (ex->upload_open) /* the rest of the body is not read: the connection ends */
+        ex->client_keep_alive = FALSE;
     g_autoptr(GString) body = lw_error_body(format, status, NULL, message);
     g_autoptr(GString) out = g_string_sized_new(256 + body->len);
     g_string_append_printf(out,
@@ -191,6 +216,8 @@ static void answer_error(LwExchange *ex, int status, const char *message)
 static void answer_refusal(LwExchange *ex, const char *refused_by, const char *message)
 {
     LwFormat format = answer_format(ex);
+    if (ex->upload_open)
+        ex->client_keep_alive = FALSE;
     static guint64 refusal_seq;
     g_autofree char *request_id =
         g_strdup_printf("req_llmwrap_%" G_GUINT64_FORMAT, ++refusal_seq);
@@ -336,6 +363,10 @@ static void on_head(void *data, int status, const char *reason, const LwHttpHead
     ex->upstream_proto = lw_transfer_http_version(ex->transfer);
     gboolean is_head = is_head_request(ex);
     ex->no_body = is_head || status == 204 || status == 304 || status < 200;
+    /* An answer before the whole body (a 401 or 413 the provider sends
+     * early) ends the connection: the rest of the body is not read. */
+    if (ex->upload_open)
+        ex->client_keep_alive = FALSE;
 
     g_autofree char *content_type = header_value(headers, n_headers, "content-type");
     g_autofree char *content_encoding = header_value(headers, n_headers, "content-encoding");
@@ -457,7 +488,13 @@ static void on_done(void *data, LwUpstreamStatus status, const char *detail)
     lw_conn_response_done(conn, keep); /* frees ex */
 }
 
-static const LwTransferCallbacks transfer_callbacks = {on_head, on_body, on_done};
+static void on_upload_room(void *data)
+{
+    LwExchange *ex = data;
+    lw_conn_upload_room(ex->conn);
+}
+
+static const LwTransferCallbacks transfer_callbacks = {on_head, on_body, on_done, on_upload_room};
 
 static void on_first_byte_timeout(LwLoop *loop, void *data)
 {
@@ -489,10 +526,7 @@ LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *pr
     if (body != NULL || head->req.body_kind != LW_HTTP1_BODY_NONE)
         ex->body = g_bytes_new_take(body, body_len);
     const LwHttpRequest *req = &head->req;
-    if (req->target_len > 0 && req->target[0] == '/')
-        ex->path = g_strndup(req->target, req->target_len);
-    else /* an absolute URL without a path: "http://h" or "http://h?q" */
-        ex->path = g_strdup_printf("/%.*s", (int)req->target_len, req->target);
+    ex->path = target_path(req);
     ex->client_keep_alive = head->req.keep_alive;
     ex->started_us = lw_loop_now_us();
     ex->content_length = -1;
@@ -548,6 +582,8 @@ void lw_exchange_start(LwExchange *ex)
         .req = req,
         .path = ex->path,
         .body = ex->body,
+        .body_streamed = ex->upload,
+        .body_length = ex->upload_length,
         .attribution = lw_conn_attribution(ex->conn),
     };
     GBytes *new_body = NULL;
@@ -594,6 +630,8 @@ void lw_exchange_start(LwExchange *ex)
         .headers = fwd,
         .n_headers = n_fwd,
         .body = ex->body,
+        .upload = ex->upload,
+        .upload_length = ex->upload_length,
     };
     g_autoptr(GError) error = NULL;
     ex->transfer = lw_upstream_start(server->upstream, &treq, &transfer_callbacks, ex, &error);
@@ -601,8 +639,85 @@ void lw_exchange_start(LwExchange *ex)
         answer_error(ex, 502, error->message);
         return;
     }
-    lw_timer_start(server->loop, &ex->upstream_timer, server->config->first_byte_timeout_ms,
-                   on_first_byte_timeout, ex);
+    /* A streamed body's wait for the answer starts when it is all sent
+     * (lw_exchange_upload_end); until then the connection's idle_timeout
+     * watches both sides of the upload. */
+    if (!ex->upload_open)
+        lw_timer_start(server->loop, &ex->upstream_timer, server->config->first_byte_timeout_ms,
+                       on_first_byte_timeout, ex);
+}
+
+gboolean lw_exchange_body_streams(LwServer *server, const LwProvider *provider,
+                                  const LwRequestHead *head)
+{
+    const LwHttpRequest *req = &head->req;
+    if (req->body_kind == LW_HTTP1_BODY_NONE ||
+        (req->body_kind == LW_HTTP1_BODY_LENGTH && req->content_length == 0) ||
+        is_head_request_line(req))
+        return FALSE;
+    /* No Content-Type may still be JSON: read it. The media type only,
+     * case-insensitively: application/json, text/json, anything+json. */
+    const LwHttpHeader *ct = lw_http1_find_header(req, "content-type");
+    if (ct == NULL)
+        return FALSE;
+    gsize n = 0;
+    while (n < ct->value_len && ct->value[n] != ';' && ct->value[n] != ' ' &&
+           ct->value[n] != '\t')
+        n++;
+    if ((n >= 5 && g_ascii_strncasecmp(ct->value + n - 5, "/json", 5) == 0) ||
+        (n >= 5 && g_ascii_strncasecmp(ct->value + n - 5, "+json", 5) == 0))
+        return FALSE;
+    g_autofree char *path = target_path(req);
+    if (provider == NULL)
+        route_path(req, &path, server->providers);
+    g_autofree char *method = g_strndup(req->method, req->method_len);
+    LwEndpoint e = lw_inspect_endpoint(method, path);
+    return e == LW_ENDPOINT_OTHER || e == LW_ENDPOINT_UNPRICED;
+}
+
+void lw_exchange_stream_body(LwExchange *ex, gint64 length)
+{
+    g_clear_pointer(&ex->body, g_bytes_unref);
+    ex->upload = TRUE;
+    ex->upload_open = TRUE;
+    ex->upload_length = length;
+}
+
+size_t lw_exchange_upload(LwExchange *ex, const char *buf, size_t len)
+{
+    if (ex->transfer == NULL) /* the answer is decided: the rest goes nowhere */
+        return len;
+    size_t n = lw_transfer_upload(ex->transfer, buf, len);
+    lw_account_streamed_in(ex->account, n);
+    return n;
+}
+
+void lw_exchange_upload_end(LwExchange *ex)
+{
+    ex->upload_open = FALSE;
+    if (ex->transfer == NULL)
+        return;
+    lw_transfer_upload_end(ex->transfer);
+    if (ex->status == 0)
+        lw_timer_start(ex->server->loop, &ex->upstream_timer,
+                       ex->server->config->first_byte_timeout_ms, on_first_byte_timeout, ex);
+}
+
+void lw_exchange_upload_failed(LwExchange *ex, int status, const char *message)
+{
+    /* The provider got part of the body and never all of it: it has
+     * nothing to answer, or bill. */
+    if (ex->transfer != NULL) {
+        lw_transfer_cancel(ex->transfer);
+        ex->transfer = NULL;
+    }
+    if (!ex->head_sent) {
+        answer_error(ex, status, message); /* frees ex */
+        return;
+    }
+    lw_account_settle(ex->account, ex->status, TRUE);
+    log_done(ex, message);
+    lw_conn_abort(ex->conn); /* frees ex */
 }
 
 void lw_exchange_on_drain(LwExchange *ex)

@@ -42,6 +42,34 @@ void lw_request_head_free(LwRequestHead *head);
 LwExchange *lw_exchange_new(LwServer *server, LwConn *conn, const LwProvider *provider,
                             LwRequestHead *head, char *body, size_t body_len);
 
+/* Does the request's body stream to the provider as it arrives, instead of
+ * being read whole first? Only where nothing reads it: a body to a free or
+ * unpriced endpoint (inspect.h) whose Content-Type is not JSON (a
+ * multipart file upload, audio, ...). Budgets and accounting never look
+ * into such a body, and a file of hundreds of MB then costs the collector
+ * a bounded queue instead of its size. `provider` as for
+ * lw_exchange_new. */
+gboolean lw_exchange_body_streams(LwServer *server, const LwProvider *provider,
+                                  const LwRequestHead *head);
+
+/* Makes the exchange (created with no body) stream its body: the
+ * connection feeds it with lw_exchange_upload() after
+ * lw_exchange_start(). `length` is the declared length, -1 when chunked. */
+void lw_exchange_stream_body(LwExchange *ex, gint64 length);
+
+/* Hands on streamed body bytes; returns how many were taken. Fewer than
+ * `len` means the upstream's queue is full: the connection stops reading
+ * until lw_conn_upload_room(). Never finishes the exchange. */
+size_t lw_exchange_upload(LwExchange *ex, const char *buf, size_t len);
+
+/* The streamed body is complete. */
+void lw_exchange_upload_end(LwExchange *ex);
+
+/* The streamed body cannot be completed (malformed, or a side stalled):
+ * answers `status` with `message` if no answer has begun, else cuts the
+ * answer; frees the exchange. */
+void lw_exchange_upload_failed(LwExchange *ex, int status, const char *message);
+
 /* Starts the exchange. It may finish (and so be freed) before this returns. */
 void lw_exchange_start(LwExchange *ex);
 

@@ -2,11 +2,13 @@
  *
  * Guards watch each run (requests outside llmwrap share one bucket):
  *   loop        the Nth identical request (same provider, path and body)
- *               within the window trips it
+ *               within the window trips it (a body that streams past
+ *               unread, exchange.h, is never identical)
  *   rate        the request that would make more than N within the window
  *   spend-rate  settled spend within the window has reached N USD
  *   size        the request's input, estimated at 4 bytes of body per
- *               token, is above N tokens
+ *               token (a streamed body's declared length), is above N
+ *               tokens
  *   growth      the request's estimated input is N times (or more) the
  *               run's first request's
  * A tripped guard warns (the request goes on, with a header and a log line)

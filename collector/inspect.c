@@ -223,6 +223,13 @@ static LwEndpoint endpoint_of(const char *method, const char *path, char **ret_m
     return is_free_post(path, n) ? LW_ENDPOINT_OTHER : LW_ENDPOINT_UNPRICED;
 }
 
+LwEndpoint lw_inspect_endpoint(const char *method, const char *path)
+{
+    g_autofree char *model = NULL;
+    gboolean alt_sse;
+    return endpoint_of(method, path, &model, &alt_sse);
+}
+
 /* The dialect a body is written in: the endpoint's, else the provider's. */
 LwFormat lw_endpoint_format(LwEndpoint endpoint, LwFormat format)
 {

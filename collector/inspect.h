@@ -44,6 +44,10 @@ const char *lw_endpoint_name(LwEndpoint endpoint);
  * endpoints that do not say (other, count_tokens). */
 LwFormat lw_endpoint_format(LwEndpoint endpoint, LwFormat fallback);
 
+/* The endpoint a request's method and path name (its body plays no
+ * part). */
+LwEndpoint lw_inspect_endpoint(const char *method, const char *path);
+
 typedef struct {
     LwEndpoint endpoint;
     char *model;          /* requested model, NULL when absent (Gemini: from the path) */
@@ -62,7 +66,8 @@ typedef struct {
                             * set by the caller, not from the body) */
     gboolean web_search; /* a chat request with web_search_options, or to a search-preview
                           * model (which always searches): a fee per call */
-    gint64 body_bytes;
+    gint64 body_bytes;    /* with body_unread: the declared length (0 when chunked) */
+    gboolean body_unread; /* the body streamed to the provider unread (exchange.h) */
 } LwRequestInfo;
 
 /* Fills `ret` for a request. Never fails: a body that is not JSON (or not

@@ -5,6 +5,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "upstream-head.h"
 #include "upstream-trust.h"
 
@@ -46,6 +47,12 @@ struct _LwTransfer {
     LwUpstreamHead head; /* the response head as it comes */
     gboolean paused;
     gboolean want_resume;
+    /* A streamed request body (LwTransferRequest.upload). */
+    LwBuf upload;
+    gboolean upload_ended;   /* no more bytes will be queued */
+    gboolean upload_paused;  /* the read callback paused: nothing queued */
+    gboolean upload_blocked; /* lw_transfer_upload() refused bytes */
+    gboolean want_room;      /* ... and libcurl has taken some since */
     gboolean cancelled;
     gboolean queued; /* in up->pending */
     LwUpstreamTrust *trust; /* the CA file it verifies with, kept while it runs */
@@ -164,6 +171,7 @@ static void transfer_free(LwTransfer *t)
         curl_easy_cleanup(t->easy);
     }
     curl_slist_free_all(t->headers);
+    lw_buf_clear(&t->upload);
     if (t->body != NULL)
         g_bytes_unref(t->body);
     lw_upstream_head_clear(&t->head);
@@ -217,7 +225,9 @@ static void check_done(LwUpstream *up)
 }
 
 /* Deferred work: removals of transfers cancelled inside libcurl callbacks,
- * and resumes (curl_easy_pause may call the write callback at once). */
+ * resumes (curl_easy_pause may call the write and read callbacks at once),
+ * and telling a streamed body's producer there is room again (it may
+ * queue more, or cancel: never from inside libcurl). */
 static void on_reap(LwLoop *loop, void *data)
 {
     LwUpstream *up = data;
@@ -226,12 +236,21 @@ static void on_reap(LwLoop *loop, void *data)
         t->queued = FALSE;
         if (t->cancelled) {
             transfer_remove(t);
-        } else if (t->want_resume) {
+            continue;
+        }
+        if (t->want_resume) {
+            /* CONT lifts both directions' pauses: a callback whose side
+             * still cannot move pauses again. */
             t->want_resume = FALSE;
             t->paused = FALSE;
+            t->upload_paused = FALSE;
             up->in_multi = TRUE;
             curl_easy_pause(t->easy, CURLPAUSE_CONT);
             up->in_multi = FALSE;
+        }
+        if (t->want_room && !t->cancelled) {
+            t->want_room = FALSE;
+            t->cb.on_upload_room(t->data); /* may cancel t: not touched after */
         }
     }
     check_done(up);
@@ -295,6 +314,32 @@ static size_t write_cb(char *buf, size_t size, size_t nitems, void *userp)
         return CURL_WRITEFUNC_PAUSE;
     }
     return t->cancelled ? 0 : len;
+}
+
+/* libcurl takes the streamed request body from the queue; an empty queue
+ * pauses the upload until lw_transfer_upload() brings more. */
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *userp)
+{
+    LwTransfer *t = userp;
+    if (t->cancelled)
+        return CURL_READFUNC_ABORT;
+    size_t n = MIN(size * nitems, lw_buf_len(&t->upload));
+    if (n == 0) {
+        if (t->upload_ended)
+            return 0;
+        t->upload_paused = TRUE;
+        return CURL_READFUNC_PAUSE;
+    }
+    memcpy(buf, lw_buf_head(&t->upload), n);
+    lw_buf_consume(&t->upload, n);
+    /* Half empty: let the producer refill it in one go rather than by the
+     * few bytes each read frees. */
+    if (t->upload_blocked && lw_buf_len(&t->upload) <= LW_TRANSFER_UPLOAD_MAX / 2) {
+        t->upload_blocked = FALSE;
+        t->want_room = TRUE;
+        queue_pending(t);
+    }
+    return n;
 }
 
 /* ---- public ---- */
@@ -475,6 +520,15 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
          * describes; a HEAD request's own body (Content-Length: 0) has no
          * meaning (RFC 9110 §9.3.2) and is not sent. */
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (req->upload) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+        /* -1: libcurl sends it chunked over HTTP/1.1, framed by DATA
+         * frames over HTTP/2. */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->upload_length);
+        if (strcmp(req->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
     } else if (req->body != NULL) {
         gsize body_len = 0;
         t->body = g_bytes_ref(req->body);
@@ -505,6 +559,36 @@ void lw_transfer_resume(LwTransfer *t)
         return;
     t->want_resume = TRUE;
     queue_pending(t);
+}
+
+size_t lw_transfer_upload(LwTransfer *t, const char *buf, size_t len)
+{
+    if (t->cancelled || t->upload_ended)
+        return len;
+    size_t queued = lw_buf_len(&t->upload);
+    size_t n = queued < LW_TRANSFER_UPLOAD_MAX ? MIN(len, LW_TRANSFER_UPLOAD_MAX - queued) : 0;
+    if (n > 0)
+        lw_buf_append(&t->upload, buf, n);
+    if (n < len)
+        t->upload_blocked = TRUE;
+    if (n > 0 && t->upload_paused) {
+        t->upload_paused = FALSE;
+        t->want_resume = TRUE;
+        queue_pending(t);
+    }
+    return n;
+}
+
+void lw_transfer_upload_end(LwTransfer *t)
+{
+    if (t->cancelled || t->upload_ended)
+        return;
+    t->upload_ended = TRUE;
+    if (t->upload_paused) { /* the read callback must now see the end */
+        t->upload_paused = FALSE;
+        t->want_resume = TRUE;
+        queue_pending(t);
+    }
 }
 
 void lw_transfer_cancel(LwTransfer *t)

@@ -7,7 +7,9 @@
  * proxies are ignored, only [upstream] proxy is used. Bodies stream both
  * ways: the response body reaches on_body as curl reads it, content-coding
  * untouched, and a full client lets on_body refuse bytes, which pauses the
- * transfer (backpressure) until lw_transfer_resume().
+ * transfer (backpressure) until lw_transfer_resume(). A request body is
+ * either whole (GBytes) or streamed through a bounded queue that libcurl
+ * reads from (lw_transfer_upload), pausing the upload when it is empty.
  *
  * Thread: the loop thread only. Callbacks run from inside the loop.
  */
@@ -48,6 +50,10 @@ typedef struct {
      * right after this returns: do not touch it again. Not called after
      * lw_transfer_cancel(). */
     void (*on_done)(void *data, LwUpstreamStatus status, const char *detail);
+    /* A streamed request body's queue has room again after
+     * lw_transfer_upload() took less than it was offered. Runs from the
+     * loop, never from inside libcurl; NULL when nothing streams. */
+    void (*on_upload_room)(void *data);
 } LwTransferCallbacks;
 
 typedef struct {
@@ -56,7 +62,18 @@ typedef struct {
     const LwHttpHeader *headers; /* end-to-end fields to send (copied) */
     size_t n_headers;
     GBytes *body;                /* request body (the transfer keeps a reference), NULL if none */
+    /* A body that streams instead (body is NULL): fed with
+     * lw_transfer_upload() as it arrives, ended with
+     * lw_transfer_upload_end(). upload_length is its length, or -1 when
+     * unknown (then it goes chunked over HTTP/1.1). */
+    gboolean upload;
+    int64_t upload_length;
 } LwTransferRequest;
+
+/* At most this many bytes of a streamed request body wait for libcurl;
+ * beyond it lw_transfer_upload() takes nothing, and the client connection
+ * stops reading (backpressure towards the client). */
+#define LW_TRANSFER_UPLOAD_MAX (128 * 1024)
 
 /* Creates the upstream side. Reads [upstream] ca_file now (an unreadable or
  * certificate-less file is an error) and writes the trust file into
@@ -79,6 +96,14 @@ LwTransfer *lw_upstream_start(LwUpstream *up, const LwTransferRequest *req,
 
 /* Offers the paused body bytes again (deferred to the next loop iteration). */
 void lw_transfer_resume(LwTransfer *t);
+
+/* Queues streamed request body bytes; returns how many it took (fewer
+ * than `len` when the queue is full: on_upload_room follows once libcurl
+ * has taken some). A cancelled transfer takes everything and drops it. */
+size_t lw_transfer_upload(LwTransfer *t, const char *buf, size_t len);
+
+/* The streamed request body is complete. */
+void lw_transfer_upload_end(LwTransfer *t);
 
 /* Aborts the transfer; no callback runs after this. Safe from inside this
  * transfer's own callbacks. */

@@ -858,6 +858,200 @@ class BackpressureTest(lwtest.CollectorTestCase):
         self.assertGreater(total, 15_000_000)
 
 
+BOUNDARY = b"lwtestboundary7d1c"
+
+
+def multipart_pieces(size, seed=1):
+    """A multipart/form-data file upload of about `size` bytes, as 1 MiB
+    pieces (pseudo-random, so a moved or lost byte changes the hash)."""
+    import random
+    rng = random.Random(seed)
+    yield (b"--" + BOUNDARY + b"\r\ncontent-disposition: form-data; name=\"purpose\"\r\n\r\n"
+           b"batch\r\n--" + BOUNDARY + b"\r\ncontent-disposition: form-data; name=\"file\"; "
+           b"filename=\"in.jsonl\"\r\ncontent-type: application/octet-stream\r\n\r\n")
+    left = size
+    while left > 0:
+        n = min(left, 1 << 20)
+        yield rng.randbytes(n)
+        left -= n
+    yield b"\r\n--" + BOUNDARY + b"--\r\n"
+
+
+def multipart_length(size):
+    return sum(len(p) for p in multipart_pieces(0)) + size
+
+
+UPLOAD_HEADERS = {"authorization": "Bearer sk-test",
+                  "content-type": "multipart/form-data; boundary=" + BOUNDARY.decode()}
+
+
+def upload_head(length=None, sim=None, path=b"/v1/files"):
+    head = (b"POST " + path + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+            b"authorization: Bearer k\r\ncontent-type: multipart/form-data; boundary=" +
+            BOUNDARY + b"\r\n")
+    if sim is not None:
+        head += b"x-sim: " + sim + b"\r\n"
+    if length is None:
+        return head + b"transfer-encoding: chunked\r\n\r\n"
+    return head + b"content-length: %d\r\n\r\n" % length
+
+
+class StreamedUploadTest(lwtest.CollectorTestCase):
+    """A body nothing in the collector reads (a file upload) streams to the
+    provider as it arrives: no max_body, memory bounded by a queue, and
+    every way an upload can end handled."""
+
+    providers = ("openai",)
+    collector_env = {"ASAN_OPTIONS": "quarantine_size_mb=0:detect_leaks=0"} \
+        if lwtest.SANITIZED else {}
+
+    def llmctl_rows(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def upload(self, conn, size, chunked=False):
+        """Sends a multipart upload of `size` file bytes; returns its
+        length and SHA-256 as sent."""
+        import hashlib
+        digest = hashlib.sha256()
+        total = 0
+        conn.putrequest("POST", "/v1/files")
+        for k, v in UPLOAD_HEADERS.items():
+            conn.putheader(k, v)
+        if chunked:
+            conn.putheader("transfer-encoding", "chunked")
+        else:
+            conn.putheader("content-length", str(multipart_length(size)))
+        conn.endheaders()
+        for piece in multipart_pieces(size):
+            digest.update(piece)
+            total += len(piece)
+            if chunked:  # uneven chunks, some split across pieces
+                for i in range(0, len(piece), 70001):
+                    part = piece[i:i + 70001]
+                    conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+            else:
+                conn.send(piece)
+        if chunked:
+            conn.send(b"0\r\n\r\n")
+        return total, digest.hexdigest()
+
+    def test_large_upload_arrives_byte_identical_in_bounded_memory(self):
+        # 100 MB: three times the default max_body, which buffered bodies
+        # still have. The collector's peak memory grows by far less.
+        pid = self.collector.proc.pid
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+        before = proc_kib(pid, "VmRSS")
+        conn = self.via("openai", timeout=120)
+        size, sha = self.upload(conn, 100 << 20)
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        self.assertEqual(r.status, 200, answer)
+        self.assertEqual((answer["bytes"], answer["sha256"]), (size, sha))
+        peak = proc_kib(pid, "VmHWM")
+        self.assertLess(peak - before, 64 * 1024, "the collector held the upload in memory")
+        # The connection stays open for the next request.
+        conn.request("POST", CHAT, body=json.dumps(CHAT_BODY),
+                     headers={"authorization": "Bearer sk-test",
+                              "content-type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        self.assertEqual(r.status, 200)
+        conn.close()
+        uploads = [row for row in self.llmctl_rows() if row.get("endpoint") == "other"]
+        self.assertEqual(len(uploads), 1, uploads)
+        self.assertEqual(uploads[0]["status"], 200)
+
+    def test_chunked_upload_arrives_byte_identical(self):
+        conn = self.via("openai")
+        size, sha = self.upload(conn, 5 << 20, chunked=True)
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        conn.close()
+        self.assertEqual(r.status, 200, answer)
+        self.assertEqual((answer["bytes"], answer["sha256"]), (size, sha))
+
+    def test_request_pipelined_after_a_streamed_body(self):
+        body = b"".join(multipart_pieces(300_000))
+        chat = json.dumps(CHAT_BODY).encode()
+        s = raw_tls(self.collector)
+        s.sendall(upload_head(len(body)) + body +
+                  b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                  b"authorization: Bearer k\r\ncontent-type: application/json\r\n"
+                  b"x-sim: words=5\r\ncontent-length: %d\r\n\r\n%s" % (len(chat), chat))
+        f = s.makefile("rb")
+        first, second = read_http_response(f), read_http_response(f)
+        s.close()
+        self.assertEqual(first[0], 200)
+        self.assertEqual(json.loads(first[2])["bytes"], len(body))
+        self.assertEqual(second[0], 200)
+        self.assertEqual(json.loads(second[2])["usage"]["completion_tokens"], 5)
+
+    def test_client_leaving_mid_upload_aborts_the_upstream_transfer(self):
+        s = raw_tls(self.collector)
+        s.sendall(upload_head(50 << 20))
+        piece = b"z" * (1 << 20)
+        for _ in range(8):
+            s.sendall(piece)
+        s.close()
+        wait_for(lambda: self.sim.stats()["uploads"]["aborted"] == 1,
+                 what="the sim sees the upload aborted")
+        self.assertLess(self.sim.stats()["uploads"]["aborted_bytes"], 50 << 20)
+        self.assertEqual(self.sim.stats()["uploads"]["completed"], 0)
+        status = lambda: lwtest.ipc_status(self.home)["counters"]
+        wait_for(lambda: status()["requests_active"] == 0, what="the upload's exchange ended")
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+        uploads = [row for row in self.llmctl_rows() if row.get("endpoint") == "other"]
+        self.assertEqual(len(uploads), 1, uploads)
+
+    def test_early_answer_is_delivered_then_the_connection_closes(self):
+        # The provider refuses the upload (a 401) before its body is all
+        # there: the client reads that answer, not a reset or a 502.
+        s = raw_tls(self.collector)
+        body = b"".join(multipart_pieces(20 << 20))
+        data = upload_head(len(body), sim=b"status=401") + body
+        got = pump_tls(s, data, lambda b: len(complete_responses(b)) > 0)
+        s.close()
+        status, headers, answer = complete_responses(got)[0]
+        self.assertEqual(status, 401, answer)
+        self.assertEqual(headers.get("connection"), "close")
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+        status = lambda: lwtest.ipc_status(self.home)["counters"]
+        wait_for(lambda: status()["requests_active"] == 0, what="the upload's exchange ended")
+
+    def test_json_body_to_a_free_endpoint_is_still_buffered(self):
+        # Only bodies nothing reads stream: JSON keeps max_body.
+        self.collector.stop()
+        write_cfg = lwtest.sim_config(self.sim, self.providers, "[collector]\nmax_body = 1KiB\n")
+        lwtest.write_config(self.home, write_cfg)
+        self.collector.start()
+        big = {"name": "x" * 4000}
+        self.assertEqual(self.post("openai", "/v1/vector_stores", big)[0], 413)
+        body = b"".join(multipart_pieces(4000))
+        status, _, answer = self.post("openai", "/v1/files", body, UPLOAD_HEADERS)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(json.loads(answer)["bytes"], len(body))
+
+
+class StreamedUploadLimitsTest(lwtest.CollectorTestCase):
+    providers = ("openai",)
+    config_extra = "\n[collector]\nidle_timeout = 400ms\n"
+
+    def test_stalled_streamed_body_is_408(self):
+        s = raw_tls(self.collector)
+        s.sendall(upload_head(100_000) + b"x" * 1000)
+        status, headers, _ = read_http_response(s.makefile("rb"))
+        s.close()
+        self.assertEqual(status, 408)
+        wait_for(lambda: self.sim.stats()["uploads"]["aborted"] == 1,
+                 what="the sim sees the upload aborted")
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+
+
 class NagleClient(lwtest.HTTPSViaCollector):
     """http.client without TCP_NODELAY: like httpx (and so the OpenAI and
     Anthropic Python SDKs), it writes a request's head and body apart, and

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #define MAX_HEAD        (64 * 1024)
@@ -60,6 +61,7 @@ typedef struct {
 
 static struct {
     uint64_t requests, retries, active, seq;
+    uint64_t uploads_completed, uploads_aborted, upload_aborted_bytes;
     GHashTable *by_path; /* char* -> guint64* */
     Record *ring;
     size_t ring_next, ring_count;
@@ -98,6 +100,12 @@ struct Conn {
     LwChunkedDecoder chunked;
     size_t chunked_done; /* decoded body bytes kept after the head */
     bool sent_continue;
+
+    /* A file upload (POST /v1/files, /v1/uploads/{id}/parts): its body is
+     * hashed as it arrives, never held, whatever its size. */
+    bool upload, upload_chunked;
+    uint64_t upload_left, upload_bytes;
+    EVP_MD_CTX *upload_md;
 
     GString *out;
     size_t out_off;
@@ -224,6 +232,11 @@ static void conn_free(Conn *c)
     timer_cancel(c);
     if (c->active_counted)
         stats.active--;
+    if (c->upload) {
+        stats.uploads_aborted++;
+        stats.upload_aborted_bytes = c->upload_bytes;
+    }
+    EVP_MD_CTX_free(c->upload_md);
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     SSL_free(c->ssl);
     close(c->fd);
@@ -678,8 +691,11 @@ static void stats_json(GString *s)
 {
     g_string_append_printf(s,
                            "{\"requests\":%" G_GUINT64_FORMAT ",\"retries_seen\":%" G_GUINT64_FORMAT
-                           ",\"active\":%" G_GUINT64_FORMAT ",\"by_path\":{",
-                           stats.requests, stats.retries, stats.active);
+                           ",\"active\":%" G_GUINT64_FORMAT ",\"uploads\":{\"completed\":%"
+                           G_GUINT64_FORMAT ",\"aborted\":%" G_GUINT64_FORMAT
+                           ",\"aborted_bytes\":%" G_GUINT64_FORMAT "},\"by_path\":{",
+                           stats.requests, stats.retries, stats.active, stats.uploads_completed,
+                           stats.uploads_aborted, stats.upload_aborted_bytes);
     GHashTableIter it;
     gpointer k, v;
     bool first = true;
@@ -741,6 +757,7 @@ static void requests_json(GString *s, size_t limit)
 static void stats_reset(void)
 {
     stats.requests = stats.retries = stats.seq = 0;
+    stats.uploads_completed = stats.uploads_aborted = stats.upload_aborted_bytes = 0;
     g_hash_table_remove_all(stats.by_path);
     stats.ring_next = stats.ring_count = 0;
 }
@@ -921,6 +938,116 @@ static void dispatch(Conn *c, const LwHttpRequest *h, const char *body, size_t b
         send_head(c);
 }
 
+static void reject(Conn *c, int status);
+
+/* POST /v1/files or /v1/uploads/{id}/parts. */
+static bool is_upload(const LwHttpRequest *h)
+{
+    size_t plen = h->target_len;
+    const char *q = memchr(h->target, '?', plen);
+    if (q != NULL)
+        plen = (size_t)(q - h->target);
+    if (!(h->method_len == 4 && memcmp(h->method, "POST", 4) == 0) ||
+        h->body_kind == LW_HTTP1_BODY_NONE)
+        return false;
+    if (plen == 9 && memcmp(h->target, "/v1/files", 9) == 0)
+        return true;
+    return plen > 18 && memcmp(h->target, "/v1/uploads/", 12) == 0 &&
+           memcmp(h->target + plen - 6, "/parts", 6) == 0;
+}
+
+/* The upload's answer: what arrived, so a test can compare it byte for
+ * byte (its size and SHA-256). */
+static void finish_upload(Conn *c)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    EVP_DigestFinal_ex(c->upload_md, md, &md_len);
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < md_len; i++)
+        g_snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[2 * md_len] = '\0';
+    char body[256];
+    int n = g_snprintf(body, sizeof body,
+                       "{\"id\":\"file-sim%" G_GUINT64_FORMAT "\",\"object\":\"file\",\"bytes\":%"
+                       G_GUINT64_FORMAT ",\"sha256\":\"%s\"}",
+                       stats.uploads_completed + 1, c->upload_bytes, hex);
+    stats.uploads_completed++;
+    c->upload = false;
+    simple_response(c, 200, "application/json", body, (size_t)n);
+}
+
+/* Hashes and drops the upload's body bytes in c->in. Returns false when
+ * more input is needed (or the connection is closing). */
+static bool upload_consume(Conn *c)
+{
+    size_t len = c->in->len;
+    if (!c->upload_chunked) {
+        size_t take = (size_t)MIN((uint64_t)len, c->upload_left);
+        EVP_DigestUpdate(c->upload_md, c->in->str, take);
+        c->upload_bytes += take;
+        c->upload_left -= take;
+        g_string_erase(c->in, 0, (gssize)take);
+        if (c->upload_left > 0)
+            return false;
+        finish_upload(c);
+        return true;
+    }
+    ssize_t rc = lw_http1_chunked_decode(&c->chunked, c->in->str, &len);
+    if (rc == LW_HTTP1_BAD_REQUEST) {
+        c->upload = false;
+        reject(c, 400);
+        return false;
+    }
+    EVP_DigestUpdate(c->upload_md, c->in->str, len);
+    c->upload_bytes += len;
+    if (rc == LW_HTTP1_INCOMPLETE) {
+        g_string_truncate(c->in, 0);
+        return false;
+    }
+    g_string_truncate(c->in, len + (size_t)rc);
+    g_string_erase(c->in, 0, (gssize)len);
+    lw_http1_chunked_init(&c->chunked);
+    finish_upload(c);
+    return true;
+}
+
+/* Starts an upload once its head is parsed (head_len bytes of c->in).
+ * An x-sim status=N (N >= 400) answers at once, before the body, and
+ * closes (draining the rest): a provider refusing an upload early. */
+static void start_upload(Conn *c, const LwHttpRequest *h, size_t head_len)
+{
+    stats.requests++;
+    char path_key[256];
+    const char *q = memchr(h->target, '?', h->target_len);
+    copy_field(path_key, sizeof path_key, h->target,
+               q != NULL ? (size_t)(q - h->target) : h->target_len);
+    count_path(path_key);
+    c->keep_alive = h->keep_alive;
+    c->http10 = h->minor_version == 0;
+    SimDirectives d;
+    sim_directives_init(&d);
+    const LwHttpHeader *xsim = lw_http1_find_header(h, "x-sim");
+    if (xsim != NULL)
+        sim_directives_apply(&d, xsim->value, xsim->value_len);
+    g_string_erase(c->in, 0, (gssize)head_len);
+    c->last_len = 0;
+    if (d.status >= 400) {
+        reject(c, (int)d.status);
+        return;
+    }
+    if (h->expect_continue)
+        g_string_append(c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    c->upload = true;
+    c->upload_chunked = h->body_kind == LW_HTTP1_BODY_CHUNKED;
+    c->upload_left = c->upload_chunked ? 0 : (uint64_t)h->content_length;
+    c->upload_bytes = 0;
+    if (c->upload_md == NULL)
+        c->upload_md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c->upload_md, EVP_sha256(), NULL);
+    lw_http1_chunked_init(&c->chunked);
+}
+
 /* Answers a request that could not be parsed, then closes. */
 static void reject(Conn *c, int status)
 {
@@ -939,6 +1066,11 @@ static void reject(Conn *c, int status)
 static void process_input(Conn *c)
 {
     while (c->state == C_READING && c->in->len > 0 && c->out->len < MAX_OUT_BACKLOG) {
+        if (c->upload) {
+            if (!upload_consume(c))
+                return;
+            continue;
+        }
         LwHttpHeader headers[MAX_HEADERS];
         LwHttpRequest h = {.headers = headers, .max_headers = MAX_HEADERS};
         ssize_t n = lw_http1_parse_request(c->in->str, c->in->len, c->last_len, MAX_HEAD, &h);
@@ -955,6 +1087,10 @@ static void process_input(Conn *c)
             return;
         }
         size_t head = (size_t)n, body_len = 0;
+        if (is_upload(&h)) {
+            start_upload(c, &h, head);
+            continue;
+        }
         if (h.body_kind == LW_HTTP1_BODY_LENGTH) {
             if (h.content_length > MAX_BODY) {
                 reject(c, 413);

@@ -347,6 +347,70 @@ class Basics(unittest.TestCase):
         ts.close()
 
 
+class Uploads(unittest.TestCase):
+    """POST /v1/files and /v1/uploads/{id}/parts: the body is hashed as it
+    arrives, never held, so any size goes (past the 32 MiB body cap)."""
+
+    def setUp(self):
+        reset()
+
+    def test_large_upload_reports_size_and_hash(self):
+        import hashlib
+        piece = bytes(range(256)) * 4096  # 1 MiB
+        size = 40 * len(piece)
+        conn = connect(timeout=60)
+        conn.putrequest("POST", "/v1/files")
+        conn.putheader("authorization", "Bearer k")
+        conn.putheader("content-type", "multipart/form-data; boundary=b")
+        conn.putheader("content-length", str(size))
+        conn.endheaders()
+        for _ in range(40):
+            conn.send(piece)
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+        conn.close()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(answer["object"], "file")
+        self.assertEqual(answer["bytes"], size)
+        self.assertEqual(answer["sha256"], hashlib.sha256(piece * 40).hexdigest())
+        self.assertEqual(stats()["uploads"]["completed"], 1)
+
+    def test_chunked_part_then_pipelined_request(self):
+        import hashlib
+        data = b"part-bytes " * 5000
+        req = (b"POST /v1/uploads/upload_1/parts HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\n"
+               b"content-type: multipart/form-data; boundary=b\r\n"
+               b"transfer-encoding: chunked\r\n\r\n")
+        for i in range(0, len(data), 7000):
+            part = data[i:i + 7000]
+            req += b"%x\r\n" % len(part) + part + b"\r\n"
+        req += b"0\r\n\r\n" + post_bytes("/v1/chat/completions", chat_body(), "connection: close\r\n")
+        raw, _ = raw_exchange(req)
+        first, _, rest = raw.partition(b"\r\n\r\n")
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), raw[:200])
+        answer = json.loads(rest[:rest.index(b"}") + 1])
+        self.assertEqual(answer["bytes"], len(data))
+        self.assertEqual(answer["sha256"], hashlib.sha256(data).hexdigest())
+        self.assertIn(b"chat.completion", rest)
+
+    def test_early_status_and_aborted_upload(self):
+        # x-sim status=N answers before the body and closes; a client that
+        # leaves mid-body is counted as an aborted upload.
+        raw, _ = raw_exchange(b"POST /v1/files HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\n"
+                              b"x-sim: status=413\r\ncontent-length: 1000000\r\n\r\n" + b"x" * 1000)
+        self.assertTrue(raw.startswith(b"HTTP/1.1 413"), raw[:100])
+        s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+        ts = CTX.wrap_socket(s, server_hostname="localhost")
+        ts.sendall(b"POST /v1/files HTTP/1.1\r\nhost: x\r\nauthorization: Bearer k\r\n"
+                   b"content-length: 1000000\r\n\r\n" + b"y" * 5000)
+        ts.close()
+        deadline = time.monotonic() + 10
+        while stats()["uploads"]["aborted"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(stats()["uploads"]["aborted"], 1)
+        self.assertEqual(stats()["uploads"]["aborted_bytes"], 5000)
+
+
 class OpenAIChat(unittest.TestCase):
     def test_json_default_usage(self):
         body = chat_body()
