@@ -6,6 +6,7 @@ program under llmwrap does after the shim redirected it.
 """
 
 import concurrent.futures
+import hashlib
 import http.client
 import io
 import json
@@ -1456,6 +1457,28 @@ class Http2UpstreamTest(unittest.TestCase):
         self.collector.stop()
         log = self.collector.read_log()
         self.assertEqual(log.count("upstream HTTP/2"), 2, log)
+
+    def test_streamed_upload_over_http2(self):
+        # A file upload streams through the collector's bounded queue, the
+        # upload pausing and resuming many times, as DATA frames.
+        data = os.urandom(8 * 1024 * 1024)
+        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+        for chunked in (False, True):
+            headers = {"authorization": "Bearer k",
+                       "content-type": "multipart/form-data; boundary=x"}
+            if chunked:
+                headers["transfer-encoding"] = "chunked"
+                body = (data[i:i + 65536] for i in range(0, len(data), 65536))
+            else:
+                body = data
+            conn.request("POST", "/v1/files", body=body, headers=headers,
+                         encode_chunked=chunked)
+            r = conn.getresponse()
+            echoed = r.read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(hashlib.sha256(echoed).hexdigest(),
+                             hashlib.sha256(data).hexdigest(), chunked)
+        conn.close()
 
 
 class ConfigErrorTest(unittest.TestCase):
