@@ -1,10 +1,11 @@
 /* attrib.h - who opened a connection: attribution messages from the shim.
  *
- * After each provider connect() the preload shim connects to
- * run/attrib.sock (AF_UNIX SOCK_SEQPACKET) and sends one lw.Attribution
- * message (run id, pid, ppid, exe, and the connection's two ends: the client
- * socket's address and port, and the synthetic address and port it
- * connected to). The collector joins it to the accepted TCP connection whose
+ * After each connect() to the collector (a provider's synthetic address,
+ * or a listen address) the preload shim connects to run/attrib.sock
+ * (AF_UNIX SOCK_SEQPACKET) and sends one lw.Attribution message (run id,
+ * pid, ppid, exe, and the connection's two ends: the client socket's
+ * address and port, and the address and port it connected to). The
+ * collector joins it to the accepted TCP connection whose
  * peer and local addresses are exactly those: Linux gives one local port to
  * connections to different addresses (two providers' synthetic addresses),
  * so the port alone would hand one connection's run to another. A message

@@ -133,6 +133,16 @@ bool lw_shim_attrib_set_ends(LwShimAttrib *a, const struct sockaddr *local, sock
     if (!get_end(local, local_len, t.local_addr, &t.local_addr_len, &t.local_port) ||
         !get_end(remote, remote_len, t.remote_addr, &t.remote_addr_len, &t.remote_port))
         return false;
+    /* A base URL of http://0.0.0.0:PORT: Linux connects the unspecified
+     * address to the socket's own (loopback unless it was bound), which is
+     * the end the collector sees. */
+    static const uint8_t unspecified[16] = {0};
+    static const uint8_t v4_unspecified[16] = {[10] = 0xff, [11] = 0xff};
+    if (memcmp(t.remote_addr, unspecified, t.remote_addr_len) == 0 ||
+        (t.remote_addr_len == 16 && memcmp(t.remote_addr, v4_unspecified, 16) == 0)) {
+        memcpy(t.remote_addr, t.local_addr, t.local_addr_len);
+        t.remote_addr_len = t.local_addr_len;
+    }
     *a = t;
     return true;
 }

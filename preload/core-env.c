@@ -109,6 +109,76 @@ static bool parse_ipv4_port(const char *s, struct sockaddr_in *ret)
     return true;
 }
 
+/* One listen address: "IPv4:PORT" or "[IPv6]:PORT", `len` bytes, port
+ * 1..65535. */
+static bool parse_listen_addr(const char *s, size_t len, LwShimListenAddr *ret)
+{
+    char host[INET6_ADDRSTRLEN];
+    char port_text[6];
+    const char *colon = NULL;
+    for (size_t i = len; i > 0; i--) {
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    }
+    if (colon == NULL)
+        return false;
+    size_t host_len = (size_t)(colon - s);
+    size_t port_len = len - host_len - 1;
+    bool v6 = host_len >= 2 && s[0] == '[' && s[host_len - 1] == ']';
+    if (v6) {
+        s++;
+        host_len -= 2;
+    }
+    if (host_len >= sizeof host || port_len == 0 || port_len >= sizeof port_text)
+        return false;
+    memcpy(host, s, host_len);
+    host[host_len] = '\0';
+    memcpy(port_text, colon + 1, port_len);
+    port_text[port_len] = '\0';
+    uint64_t port;
+    if (!parse_decimal(port_text, 65535, &port) || port == 0)
+        return false;
+
+    LwShimListenAddr a;
+    memset(&a, 0, sizeof a);
+    if (v6) {
+        if (inet_pton(AF_INET6, host, a.addr) != 1)
+            return false;
+    } else {
+        a.addr[10] = 0xff;
+        a.addr[11] = 0xff;
+        if (inet_pton(AF_INET, host, a.addr + 12) != 1)
+            return false;
+    }
+    static const uint8_t zero[16] = {0};
+    a.any = memcmp(a.addr, zero, 16) == 0 || (!v6 && memcmp(a.addr + 12, zero, 4) == 0);
+    a.port = htons((uint16_t)port);
+    *ret = a;
+    return true;
+}
+
+/* Comma-separated listen addresses. Keeps the well-formed ones, up to
+ * LW_SHIM_MAX_LISTEN; returns false if any was dropped. */
+static bool parse_listen(LwShimListen *listen, const char *s)
+{
+    bool all = true;
+    const char *p = s;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        LwShimListenAddr a;
+        if (listen->count < LW_SHIM_MAX_LISTEN && parse_listen_addr(p, len, &a))
+            listen->addrs[listen->count++] = a;
+        else
+            all = false;
+        if (end == NULL)
+            return all;
+        p = end + 1;
+    }
+}
+
 /* Records that `var` was malformed and what the shim does instead. */
 static void fall_back(LwShimConfig *cfg, const char *var, const char *instead)
 {
@@ -183,6 +253,14 @@ LwShimStatus lw_shim_config_parse(LwShimConfig *cfg, char *const *envp, const ch
         return malformed(cfg, "LLMWRAP_PORT", ret_bad_var);
     cfg->port = (uint16_t)n;
 
+    LwShimListen listen;
+    memset(&listen, 0, sizeof listen);
+    v = lw_shim_env_get(envp, "LLMWRAP_LISTEN");
+    if (v != NULL && *v != '\0' && !parse_listen(&listen, v))
+        fall_back(cfg, "LLMWRAP_LISTEN",
+                  "connections to the listen addresses it names badly (it takes IPv4:PORT or "
+                  "[IPv6]:PORT, comma-separated, at most 16) are not part of the run");
+
     bool undeliverable = false;
     v = lw_shim_env_get(envp, "LLMWRAP_RUN_ID");
     if (v != NULL && *v != '\0' && !parse_decimal(v, UINT64_MAX, &cfg->run_id)) {
@@ -241,7 +319,8 @@ LwShimStatus lw_shim_config_parse(LwShimConfig *cfg, char *const *envp, const ch
             fall_back(cfg, "LLMWRAP_TEST_REAL_ADDR", "ignored");
     }
 
-    /* Published last: until here the table matched nothing. */
+    /* Published last: until here the tables matched nothing. */
+    cfg->listen = listen;
     cfg->net.base = base;
     return LW_SHIM_ACTIVE;
 }

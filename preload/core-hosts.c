@@ -89,3 +89,50 @@ int lw_shim_hostent_fill(struct hostent *ret, char *buf, size_t buflen, const ch
     ret->h_addr_list = &ptrs[1];
     return 0;
 }
+
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static bool is_v4mapped(const uint8_t a[16])
+{
+    return memcmp(a, v4mapped_prefix, sizeof v4mapped_prefix) == 0;
+}
+
+bool lw_shim_listen_match(const LwShimListen *listen, const struct sockaddr *sa, socklen_t len)
+{
+    uint8_t addr[16];
+    uint16_t port;
+    if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
+        return false;
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        memcpy(addr, v4mapped_prefix, sizeof v4mapped_prefix);
+        memcpy(addr + 12, &sin->sin_addr, 4);
+        port = sin->sin_port;
+    } else if (sa->sa_family == AF_INET6 &&
+               len >= (socklen_t)offsetof(struct sockaddr_in6, sin6_scope_id)) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        memcpy(addr, &sin6->sin6_addr, 16);
+        port = sin6->sin6_port;
+    } else {
+        return false;
+    }
+    static const uint8_t unspecified[16] = {0};
+    static const uint8_t loopback6[16] = {[15] = 1};
+    bool v4 = is_v4mapped(addr);
+    /* Linux connects the unspecified address to loopback. */
+    if (v4 && memcmp(addr + 12, unspecified, 4) == 0) {
+        addr[12] = 127;
+        addr[15] = 1;
+    } else if (memcmp(addr, unspecified, 16) == 0) {
+        addr[15] = 1;
+    }
+    bool loopback = v4 ? addr[12] == 127 : memcmp(addr, loopback6, 16) == 0;
+    for (unsigned i = 0; i < listen->count; i++) {
+        const LwShimListenAddr *l = &listen->addrs[i];
+        if (l->port != port)
+            continue;
+        if (l->any ? loopback && is_v4mapped(l->addr) == v4 : memcmp(l->addr, addr, 16) == 0)
+            return true;
+    }
+    return false;
+}

@@ -2,9 +2,12 @@
  *
  * A stream connection to a synthetic address 127.X.0.i (or ::ffff:127.X.0.i)
  * keeps its address and gets the collector's port; the collector learns the
- * provider from the accepted socket's local address. Nothing else about the
- * call changes: same socket, same flags, the real connect's result and
- * errno. Every other destination costs one inline classification.
+ * provider from the accepted socket's local address. One to a listen
+ * address of the collector (a base URL pointed at it) keeps its port too.
+ * Both kinds are then attributed to the process's run. Nothing else about
+ * the call changes: same socket, same flags, the real connect's result and
+ * errno. Every other destination costs one inline classification and a
+ * compare of its port with the listen addresses'.
  */
 
 /* With _GNU_SOURCE, glibc declares connect() and sendto() with a transparent
@@ -167,7 +170,7 @@ static ssize_t unattributed(int fd, unsigned slot)
         lw_shim_say("cannot tell the llmwrap collector which run a connection to %s belongs "
                     "to (its attribution socket does not accept it); the connection is refused "
                     "so that no request escapes the run's budget",
-                    lw_shim_slot_host(&lw_cfg, slot));
+                    slot != 0 ? lw_shim_slot_host(&lw_cfg, slot) : "its listen address");
     shutdown(fd, SHUT_RDWR);
     errno = ECONNREFUSED;
     return -1;
@@ -265,8 +268,12 @@ static ssize_t collector_refused(int fd, const Op *op, const struct sockaddr_sto
     return retry_real(fd, op, orig->ss_family, get_port(orig), host);
 }
 
-static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen_t len,
-                        unsigned slot)
+/* A connection the collector serves: to a provider's synthetic address
+ * (slot i), redirected to the collector's port, or to one of the
+ * collector's listen addresses (slot 0), left as it is. Either way the
+ * collector is told which run it belongs to, at the same point. */
+static ssize_t to_collector(int fd, const Op *op, const struct sockaddr *sa, socklen_t len,
+                            unsigned slot)
 {
     int saved = errno;
     int type = 0;
@@ -280,7 +287,8 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
     struct sockaddr_storage orig, ss;
     memcpy(&orig, sa, len);
     memcpy(&ss, sa, len);
-    set_port(&ss, htons(lw_cfg.port));
+    if (slot != 0)
+        set_port(&ss, htons(lw_cfg.port));
     /* Asked only on this path: other destinations pay nothing for it. */
     bool starts = starts_connection(fd);
     errno = saved;
@@ -300,7 +308,9 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
         }
         rc = -1; /* errno: the refusal, reported now */
     }
-    if (errno == ECONNREFUSED)
+    /* Nothing listening on a listen address is the program's own error:
+     * there is no provider to fail open to. */
+    if (errno == ECONNREFUSED && slot != 0)
         return collector_refused(fd, op, &orig, slot);
     return rc;
 }
@@ -308,10 +318,11 @@ static ssize_t redirect(int fd, const Op *op, const struct sockaddr *sa, socklen
 LW_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     unsigned slot = lw_shim_sockaddr_slot(&lw_cfg.net, sa, len);
-    if (__builtin_expect(slot == 0, 1))
+    if (__builtin_expect(slot == 0, 1) &&
+        __builtin_expect(!lw_shim_sockaddr_is_listen(&lw_cfg.listen, sa, len), 1))
         return real_connect(fd, sa, len);
     Op op = {.kind = OP_CONNECT};
-    return (int)redirect(fd, &op, sa, len, slot);
+    return (int)to_collector(fd, &op, sa, len, slot);
 }
 
 LW_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
@@ -320,10 +331,10 @@ LW_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const str
     if (__builtin_expect((flags & MSG_FASTOPEN) == 0, 1))
         return real_sendto(fd, buf, n, flags, sa, len);
     unsigned slot = lw_shim_sockaddr_slot(&lw_cfg.net, sa, len);
-    if (slot == 0)
+    if (slot == 0 && !lw_shim_sockaddr_is_listen(&lw_cfg.listen, sa, len))
         return real_sendto(fd, buf, n, flags, sa, len);
     Op op = {.kind = OP_SENDTO, .buf = buf, .len = n, .flags = flags};
-    return redirect(fd, &op, sa, len, slot);
+    return to_collector(fd, &op, sa, len, slot);
 }
 
 LW_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -331,8 +342,8 @@ LW_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (__builtin_expect((flags & MSG_FASTOPEN) == 0, 1) || msg == NULL)
         return real_sendmsg(fd, msg, flags);
     unsigned slot = lw_shim_sockaddr_slot(&lw_cfg.net, msg->msg_name, msg->msg_namelen);
-    if (slot == 0)
+    if (slot == 0 && !lw_shim_sockaddr_is_listen(&lw_cfg.listen, msg->msg_name, msg->msg_namelen))
         return real_sendmsg(fd, msg, flags);
     Op op = {.kind = OP_SENDMSG, .msg = msg, .flags = flags};
-    return redirect(fd, &op, msg->msg_name, msg->msg_namelen, slot);
+    return to_collector(fd, &op, msg->msg_name, msg->msg_namelen, slot);
 }

@@ -9,10 +9,15 @@
  *                        the synthetic address 127.X.0.i
  *   LLMWRAP_NET          X, decimal 1..254 (default 241)
  *   LLMWRAP_PORT         the collector's port on every synthetic address
+ *   LLMWRAP_LISTEN       the collector's listen addresses, comma-separated
+ *                        IPv4:PORT or [IPv6]:PORT (0.0.0.0 and [::] stand
+ *                        for any loopback address of their family); a TCP
+ *                        connection to one of them is not redirected but
+ *                        attributed like a provider connection
  *   LLMWRAP_RUN_ID       decimal run id (default 0)
  *   LLMWRAP_ATTRIB_SOCK  absolute path of the collector's attribution socket
  *                        (AF_UNIX SOCK_SEQPACKET, one message per connection)
- *   LLMWRAP_ATTRIB_REQUIRED=1  a provider connection whose attribution cannot
+ *   LLMWRAP_ATTRIB_REQUIRED=1  a connection whose attribution cannot
  *                        be delivered fails with ECONNREFUSED instead of
  *                        going on unattributed (llmwrap sets it: an
  *                        unattributed request would escape the run's
@@ -32,6 +37,8 @@
  * stderr and replaced by the value that keeps provider traffic metered:
  * LLMWRAP_NET 241; LLMWRAP_RUN_ID, LLMWRAP_ATTRIB_SOCK: attribution cannot
  * be delivered (LLMWRAP_ATTRIB_REQUIRED then refuses provider connections);
+ * LLMWRAP_LISTEN its well-formed entries (no better value exists: the
+ * others' connections still reach the collector, outside the run);
  * LLMWRAP_CA_DER none; LLMWRAP_TLS_HOOK 1; LLMWRAP_FAIL_OPEN 0;
  * LLMWRAP_ATTRIB_REQUIRED 1; LLMWRAP_PROPAGATE 1; LLMWRAP_PRELOAD the
  * shim's own path; LLMWRAP_TEST_REAL_ADDR none. Going inert instead would
@@ -57,6 +64,10 @@
 #define LW_SHIM_MAX_HOSTS    64
 #define LW_SHIM_MAX_HOST_LEN 253
 #define LW_SHIM_DEFAULT_NET  241
+
+/* Listen addresses the shim attributes: llmwrap passes every one the
+ * collector has, the shim keeps this many and warns about the rest. */
+#define LW_SHIM_MAX_LISTEN 16
 
 /* A root certificate is well under this (ECDSA P-256 ~ 500 bytes). */
 #define LW_SHIM_MAX_CA_DER 8192
@@ -87,8 +98,23 @@ typedef struct {
     uint32_t count;
 } LwShimNet;
 
+/* The collector's listen addresses (LLMWRAP_LISTEN), as connect()
+ * destinations are compared with them. A zeroed LwShimListen matches
+ * nothing. */
+typedef struct {
+    uint8_t addr[16]; /* IPv6 form: an IPv4 address as ::ffff:a.b.c.d */
+    uint16_t port;    /* network order */
+    bool any;         /* 0.0.0.0 or [::]: any loopback address of its family */
+} LwShimListenAddr;
+
+typedef struct {
+    uint32_t count;
+    LwShimListenAddr addrs[LW_SHIM_MAX_LISTEN];
+} LwShimListen;
+
 typedef struct {
     LwShimNet net;
+    LwShimListen listen;
     uint16_t port; /* collector port, host order */
     uint64_t run_id;
     bool fail_open;
@@ -180,6 +206,31 @@ static inline unsigned lw_shim_sockaddr_slot(const LwShimNet *net, const struct 
     return 0;
 }
 
+/* Whether a connect()/sendto() destination is one of the collector's
+ * listen addresses: the same port, and the same address (an IPv4 one also
+ * in its v4-mapped form), or any loopback address of the family of a
+ * wildcard (0.0.0.0: 127.0.0.0/8; [::]: ::1, since the collector listens
+ * on it IPv6-only). The unspecified destination (0.0.0.0, [::]), which
+ * Linux connects to loopback, counts as 127.0.0.1 / ::1. */
+bool lw_shim_listen_match(const LwShimListen *listen, const struct sockaddr *sa, socklen_t len);
+
+/* lw_shim_listen_match for the connect hot path: a destination whose port
+ * is no listen address's costs a compare per listen address, no call. */
+_Static_assert(offsetof(struct sockaddr_in, sin_port) == offsetof(struct sockaddr_in6, sin6_port),
+               "both families keep the port at one offset");
+static inline bool lw_shim_sockaddr_is_listen(const LwShimListen *listen, const struct sockaddr *sa,
+                                              socklen_t len)
+{
+    if (sa == NULL || len < (socklen_t)sizeof(struct sockaddr_in))
+        return false;
+    uint16_t port = ((const struct sockaddr_in *)sa)->sin_port;
+    for (uint32_t i = 0; i < listen->count; i++) {
+        if (listen->addrs[i].port == port)
+            return lw_shim_listen_match(listen, sa, len);
+    }
+    return false;
+}
+
 /* Writes the numeric literal of a slot's address: "127.X.0.i" for AF_INET,
  * "::ffff:127.X.0.i" for AF_INET6. Returns false if `cap` is too small. */
 bool lw_shim_slot_literal(const LwShimNet *net, unsigned slot, int family, char *buf, size_t cap);
@@ -221,9 +272,11 @@ typedef struct {
 } LwShimAttrib;
 
 /* Copies the connection's ends into `a`: `local` as getsockname() gave it,
- * `remote` the address connect() was given. Returns false (a unchanged)
- * unless both are AF_INET or AF_INET6 addresses with a port: the collector
- * tells connections apart only by both ends. */
+ * `remote` the address connect() was given. An unspecified remote address
+ * (0.0.0.0, ::) is replaced by the local one, which is where Linux
+ * connected it. Returns false (a unchanged) unless both are AF_INET or
+ * AF_INET6 addresses with a port: the collector tells connections apart
+ * only by both ends. */
 bool lw_shim_attrib_set_ends(LwShimAttrib *a, const struct sockaddr *local, socklen_t local_len,
                              const struct sockaddr *remote, socklen_t remote_len);
 

@@ -49,7 +49,7 @@ static const char *const shim_vars[] = {
     "LLMWRAP_RUN_ID",          "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER",
     "LLMWRAP_PRELOAD",         "LLMWRAP_FAIL_OPEN",   "LLMWRAP_ATTRIB_REQUIRED",
     "LLMWRAP_TLS_HOOK",        "LLMWRAP_PROPAGATE",   "LLMWRAP_TEST_REAL_ADDR",
-    NULL,
+    "LLMWRAP_LISTEN",          NULL,
 };
 
 static gboolean is_shim_entry(const char *entry, size_t len)
@@ -189,6 +189,12 @@ char **lw_childenv_build(char **base, const LwChildEnv *e)
     env = g_environ_setenv(env, "LLMWRAP_NET", net, TRUE);
     g_autofree char *port = g_strdup_printf("%u", e->port);
     env = g_environ_setenv(env, "LLMWRAP_PORT", port, TRUE);
+    /* A program whose base URL points at the collector is part of the run
+     * too: the shim attributes its connections to these addresses. */
+    if (e->listen != NULL && e->listen[0] != '\0')
+        env = g_environ_setenv(env, "LLMWRAP_LISTEN", e->listen, TRUE);
+    else
+        env = g_environ_unsetenv(env, "LLMWRAP_LISTEN");
     g_autofree char *run = g_strdup_printf("%" G_GUINT64_FORMAT, e->run_id);
     env = g_environ_setenv(env, "LLMWRAP_RUN_ID", run, TRUE);
     env = g_environ_setenv(env, "LLMWRAP_ATTRIB_SOCK", e->attrib_sock, TRUE);
@@ -237,6 +243,16 @@ static gboolean is_under(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+void lw_childenv_listen_append(GString *value, const char *address, guint port)
+{
+    if (value->len > 0)
+        g_string_append_c(value, ',');
+    if (strchr(address, ':') != NULL)
+        g_string_append_printf(value, "[%s]:%u", address, port);
+    else
+        g_string_append_printf(value, "%s:%u", address, port);
 }
 
 char **lw_childenv_for_collector(char **base, const char *trust_dir, const char *home)

@@ -3,7 +3,8 @@
  *
  * The wrapped program gets the preload shim's contract (preload/shim-core.h):
  * LD_PRELOAD with the shim first, LLMWRAP_HOSTS/NET/PORT/RUN_ID/ATTRIB_SOCK/
- * CA_DER/PRELOAD, LLMWRAP_FAIL_OPEN only when asked, the provider hosts in
+ * CA_DER/PRELOAD, LLMWRAP_LISTEN when the collector has listen addresses,
+ * LLMWRAP_FAIL_OPEN only when asked, the provider hosts in
  * NO_PROXY and no_proxy, and the trust variables
  * (DESIGN §1): a combined bundle for the variables that replace the trust
  * store, our root alone for the additive ones (Node, Deno). A trust
@@ -45,6 +46,9 @@ typedef struct {
     const char *hosts;   /* StatusReply.hosts */
     guint net;           /* StatusReply.synthetic_net */
     guint port;          /* StatusReply.synthetic_port */
+    /* The collector's listen addresses as LLMWRAP_LISTEN takes them
+     * (lw_childenv_listen_value); NULL or "" when it has none. */
+    const char *listen;
     guint64 run_id;
     const char *attrib_sock; /* absolute */
     const char *home;        /* canonical LLMWRAP_HOME, NULL when unset */
@@ -91,9 +95,14 @@ char *lw_childenv_godebug_value(const char *user);
  * when the user's value is "*", are not added again. Transfer full. */
 char *lw_childenv_no_proxy_value(const char *user, const char *hosts);
 
+/* Appends one listen address (StatusReply's Listener: a numeric IPv4 or
+ * IPv6 address, and a port) to an LLMWRAP_LISTEN value: "ADDR:PORT", an
+ * IPv6 address in brackets, comma-separated. */
+void lw_childenv_listen_append(GString *value, const char *address, guint port);
+
 /* The environment for llm-collector: `base` without our shim in
  * LD_PRELOAD, without the shim's variables (LLMWRAP_HOSTS, _NET, _PORT,
- * _RUN_ID, _ATTRIB_SOCK, _CA_DER, _PRELOAD, _FAIL_OPEN) and without any
+ * _LISTEN, _RUN_ID, _ATTRIB_SOCK, _CA_DER, _PRELOAD, _FAIL_OPEN) and without any
  * trust variable (SSL_CERT_DIR included) that points into `trust_dir` (a
  * nested llmwrap's environment). LLMWRAP_HOME is set to `home` when not NULL. Transfer full. */
 char **lw_childenv_for_collector(char **base, const char *trust_dir, const char *home);

@@ -575,11 +575,18 @@ static int run(const Options *opt, int *ret_termsig)
         return EXIT_CANNOT_RUN;
     }
 
+    g_autoptr(GString) listen = g_string_new(NULL);
+    for (size_t i = 0; i < st->n_listeners; i++) {
+        const Lw__Listener *l = st->listeners[i];
+        if ((l->provider == NULL || l->provider[0] == '\0') && l->address != NULL && l->has_port)
+            lw_childenv_listen_append(listen, l->address, l->port);
+    }
     LwChildEnv ce = {
         .preload = preload,
         .hosts = st->hosts,
         .net = st->has_synthetic_net ? st->synthetic_net : 241,
         .port = st->synthetic_port,
+        .listen = listen->str,
         .run_id = app.run_id,
         .attrib_sock = paths->attrib_socket,
         .home = paths->home,

@@ -362,7 +362,9 @@ def pb_decode(buf):
 
 def ipc_status(home, timeout=DEFAULT_TIMEOUT):
     """The collector's StatusReply as a dict: pid, synthetic_port,
-    synthetic_net, hosts, ca_file and counters (a dict by name)."""
+    synthetic_net, hosts, ca_file, counters (a dict by name) and listeners
+    (a list of (provider, address, port); provider "" for the listen
+    addresses)."""
     request = b"\x08\x01\x52\x00"  # Request{id=1, status={}}
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(timeout)
@@ -379,6 +381,7 @@ def ipc_status(home, timeout=DEFAULT_TIMEOUT):
         raise AssertionError(f"IPC error: {pb_decode(resp[2][0])}")
     st = pb_decode(resp[10][0])
     counters = pb_decode(st.get(7, [b""])[0])
+    listeners = [pb_decode(b) for b in st.get(6, [])]
     return {
         "pid": st.get(1, [0])[0],
         "synthetic_port": st.get(4, [0])[0],
@@ -386,6 +389,8 @@ def ipc_status(home, timeout=DEFAULT_TIMEOUT):
         "hosts": st.get(8, [b""])[0].decode(),
         "ca_file": st.get(9, [b""])[0].decode(),
         "counters": {name: counters.get(n, [0])[0] for n, name in COUNTER_FIELDS.items()},
+        "listeners": [(l.get(1, [b""])[0].decode(), l.get(2, [b""])[0].decode(),
+                       l.get(3, [0])[0]) for l in listeners],
     }
 
 

@@ -48,7 +48,7 @@ def post(t, host, path, headers, body):
 RUN_TIMEOUT = 120  # seconds, for every wrapped command
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-SHIM_VARS = ("LLMWRAP_HOSTS", "LLMWRAP_NET", "LLMWRAP_PORT", "LLMWRAP_RUN_ID",
+SHIM_VARS = ("LLMWRAP_HOSTS", "LLMWRAP_NET", "LLMWRAP_PORT", "LLMWRAP_LISTEN", "LLMWRAP_RUN_ID",
              "LLMWRAP_ATTRIB_SOCK", "LLMWRAP_CA_DER", "LLMWRAP_PRELOAD", "LLMWRAP_FAIL_OPEN",
              "LLMWRAP_COLLECTOR")
 ASAN_RUNTIME = os.environ.get("LW_TEST_ASAN_RUNTIME", "")
@@ -375,6 +375,57 @@ print(post(b, b"api.x.ai", b"/v1/chat/completions", key, body(100000)))
         self.assertEqual(sorted((r["provider"], r["run_id"]) for r in rows),
                          [("openai", s["run_id"]), ("xai", s["run_id"])])
         self.assertEqual(self.sim.stats()["requests"], 1)
+
+    def test_base_url_at_the_listen_address(self):
+        # A program whose base URL points at the collector's listen address
+        # (plain HTTP, by address, by "localhost", which resolves to ::1
+        # first: refused, as nothing listens there, and by 0.0.0.0, which
+        # Linux connects to 127.0.0.1) belongs to the run as a provider
+        # connection does: booked with its run and tags, held to its
+        # budget. The same address from outside llmwrap books no run.
+        path = self.script("base-url.py", r"""
+import http.client, json, sys, urllib.parse
+for url, max_tokens in zip(sys.argv[1::2], sys.argv[2::2]):
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    body = json.dumps({"model": "lw-test-model", "max_tokens": int(max_tokens),
+                       "messages": [{"role": "user", "content": "hi"}]})
+    c.request("POST", u.path + "/chat/completions", body,
+              {"content-type": "application/json", "authorization": "Bearer sk-test"})
+    r = c.getresponse()
+    error = json.loads(r.read()).get("error") or {}
+    print(r.status, r.getheader("x-should-retry"), error.get("code"))
+""")
+        self.assertRan(self.wrap("--quiet", "true"))
+        ports = [port for provider, address, port in self.status()["listeners"]
+                 if provider == "" and address == "127.0.0.1"]
+        self.assertEqual(len(ports), 1, self.status()["listeners"])
+        base = "http://127.0.0.1:%d/v1" % ports[0]
+        by_name = "http://localhost:%d/openai/v1" % ports[0]
+        unspecified = "http://0.0.0.0:%d/v1" % ports[0]
+        summary = os.path.join(self.workdir, "summary.json")
+        p = self.wrap("--quiet", "--budget", "0.01", "--tag", "team=a", "--json-summary",
+                      summary, PYTHON, path, base, "5", by_name, "5", unspecified, "5",
+                      by_name, "100000")
+        self.assertEqual(p.stdout.decode().splitlines(),
+                         ["200 None None"] * 3 + ["429 false insufficient_quota"], p.stderr)
+        with open(summary) as f:
+            s = json.load(f)
+        self.assertEqual(s["requests"], 4)
+        self.assertRan(p, 86)
+        self.assertIn(b"1 request was refused by budget run:%d;" % s["run_id"], p.stderr)
+        outside = subprocess.run([PYTHON, path, base, "5"], env=self.env(),
+                                 capture_output=True, timeout=RUN_TIMEOUT)
+        self.assertRan(outside)
+        self.assertEqual(outside.stdout.decode().splitlines(), ["200 None None"])
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, env=self.env(), timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = sorted(json.loads(out.stdout), key=lambda r: r["id"])
+        run = (s["run_id"], {"team": "a"})
+        self.assertEqual([(r["status"], r["run_id"], r["tags"]) for r in rows],
+                         [(200, *run)] * 3 + [(429, *run), (200, None, None)])
+        self.assertEqual(self.sim.stats()["requests"], 4)
 
     def test_tcp_fast_open_connections(self):
         # With MSG_FASTOPEN the program's first bytes (its ClientHello)
@@ -1225,6 +1276,9 @@ class TestEnvironment(WrapCase):
         self.assertEqual(env["LLMWRAP_HOSTS"], st["hosts"])
         self.assertEqual(env["LLMWRAP_NET"], str(st["synthetic_net"]))
         self.assertEqual(env["LLMWRAP_PORT"], str(st["synthetic_port"]))
+        self.assertEqual(env["LLMWRAP_LISTEN"], ",".join(
+            "%s:%d" % (address, port) for provider, address, port in st["listeners"]
+            if provider == ""))
         self.assertEqual(env["LLMWRAP_ATTRIB_SOCK"], os.path.join(self.home, "run", "attrib.sock"))
         self.assertEqual(env["LLMWRAP_HOME"], self.home)
         self.assertGreater(int(env["LLMWRAP_RUN_ID"]), 0)

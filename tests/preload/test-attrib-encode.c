@@ -154,6 +154,23 @@ static void test_set_ends(void)
     g_assert_true(lw_shim_attrib_set_ends(&a, (struct sockaddr *)&local6, sizeof local6,
                                           (struct sockaddr *)&remote6, 24));
 
+    /* A connect() to the unspecified address (a base URL of
+     * http://0.0.0.0:PORT) reached the socket's own address: that is the
+     * end the collector sees. */
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(4000)};
+    g_assert_true(lw_shim_attrib_set_ends(&a, (struct sockaddr *)&local, sizeof local,
+                                          (struct sockaddr *)&any, sizeof any));
+    g_assert_cmpmem(a.remote_addr, a.remote_addr_len, lo, 4);
+    g_assert_cmpuint(a.remote_port, ==, 4000);
+    struct sockaddr_in6 any6 = {.sin6_family = AF_INET6, .sin6_port = htons(4000)};
+    for (int mapped = 0; mapped < 2; mapped++) {
+        if (mapped)
+            inet_pton(AF_INET6, "::ffff:0.0.0.0", &any6.sin6_addr);
+        g_assert_true(lw_shim_attrib_set_ends(&a, (struct sockaddr *)&local6, sizeof local6,
+                                              (struct sockaddr *)&any6, sizeof any6));
+        g_assert_cmpmem(a.remote_addr, a.remote_addr_len, &local6.sin6_addr, 16);
+    }
+
     /* Refused, and `a` left as it was: no port, a short sockaddr, another
      * family, no address at all. */
     LwShimAttrib before = a;

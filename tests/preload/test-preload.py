@@ -540,6 +540,88 @@ class TestAttribution(ShimCase):
                 self.assertIn("%s is malformed" % var, p.stderr)
                 self.assertIn("no request escapes the run's budget", p.stderr)
 
+    def listen_env(self, listen, **extra):
+        return self.env(**{"LLMWRAP_ATTRIB_SOCK": self.sock_path, "LLMWRAP_ATTRIB_REQUIRED": "1",
+                           "LLMWRAP_LISTEN": listen, **extra})
+
+    def test_listen_address_attributed(self):
+        """A connection to one of the collector's listen addresses (a base
+        URL pointed at it) keeps its destination and gets the message a
+        provider connection gets, however the program connects."""
+        plain = listener("127.0.0.1")
+        self.addCleanup(plain.close)
+        port = plain.getsockname()[1]
+        exact = "127.0.0.1:%d" % port
+        cases = (
+            (exact, "127.0.0.1", ()),
+            (exact, "127.0.0.1", ("nonblock", "again")),  # one message, not three
+            (exact, "127.0.0.1", ("v6",)),  # ::ffff:127.0.0.1
+            ("[::1]:%d,0.0.0.0:%d" % (port, port), "127.0.0.1", ()),  # the wildcard
+            ("bad,%s" % exact, "0.0.0.0", ()),  # Linux connects it to 127.0.0.1
+        )
+        for listen, host, opts in cases:
+            with self.subTest(listen=listen, host=host, opts=opts):
+                r, p = self.probe("connect", host, str(port), *opts, "send",
+                                  env=self.listen_env(listen))
+                prefix = "::ffff:" if "v6" in opts else ""
+                self.assertEqual(r["peer"], "%s127.0.0.1:%d" % (prefix, port), p.stderr)
+                self.assertEqual(self.accept_line(plain)[2], "probe %s" % r["pid"])
+                a = decode_attribution(self.message())
+                self.assertEqual(a["run_id"], 424242424242)
+                self.assertEqual(a["pid"], int(r["pid"]))
+                self.assert_names_connection(a, r)
+                self.assert_nothing_pending(self.listening)
+                # A malformed entry is reported; the others still count.
+                self.assertEqual(p.stderr.count("LLMWRAP_LISTEN is malformed"),
+                                 1 if "bad" in listen else 0, p.stderr)
+        self.assert_nothing_pending(self.collector)
+
+    def test_no_message_for_other_ports_and_addresses(self):
+        plain = listener("127.0.0.1")
+        self.addCleanup(plain.close)
+        port = plain.getsockname()[1]
+        other = listener("127.0.0.2", port)
+        self.addCleanup(other.close)
+        for listen in ("127.0.0.1:%d" % (port % 65535 + 1), "[::1]:%d" % port,
+                       "127.0.0.2:%d" % port):
+            with self.subTest(listen=listen):
+                r, p = self.probe("connect", "127.0.0.1", str(port), "send",
+                                  env=self.listen_env(listen))
+                self.assertEqual(r["peer"], "127.0.0.1:%d" % port, p.stderr)
+                self.accept_line(plain)
+                self.assert_nothing_pending(self.listening)
+        r, p = self.probe("connect", "127.0.0.2", str(port), "send",
+                          env=self.listen_env("127.0.0.1:%d" % port))
+        self.accept_line(other)
+        self.assert_nothing_pending(self.listening)
+
+    def test_listen_address_required_attribution_fails_closed(self):
+        plain = listener("127.0.0.1")
+        self.addCleanup(plain.close)
+        port = str(plain.getsockname()[1])
+        env = self.listen_env("127.0.0.1:" + port,
+                              LLMWRAP_ATTRIB_SOCK=os.path.join(self.tmp, "absent.sock"))
+        r, p = self.probe("connect", "127.0.0.1", port, env=env)
+        self.assertEqual((r["connect_rc"], r["errno"]), ("-1", "ECONNREFUSED"))
+        self.assertIn("a connection to its listen address belongs to", p.stderr)
+        self.assertIn("no request escapes the run's budget", p.stderr)
+
+    def test_listen_address_refused_is_not_failed_open(self):
+        """Nothing on a listen address: the program's connect fails as it
+        would without the shim; there is no provider to fail open to."""
+        port = str(free_port("127.0.0.1"))
+        for opts in ((), ("nonblock",)):
+            with self.subTest(opts=opts):
+                env = self.listen_env("127.0.0.1:" + port, LLMWRAP_FAIL_OPEN="1")
+                r, p = self.probe("connect", "127.0.0.1", port, *opts, env=env)
+                self.assertEqual(r["connect_rc"], "-1")
+                if r["errno"] == "EINPROGRESS":
+                    self.assertEqual(r["so_error"], "ECONNREFUSED")
+                else:
+                    self.assertEqual(r["errno"], "ECONNREFUSED")
+                self.assertEqual(p.stderr, "")
+                self.assert_nothing_pending(self.listening)
+
     def test_burst_of_connections_all_attributed(self):
         """Far more connections at once than a datagram queue holds (10):
         every one is attributed."""
@@ -653,7 +735,8 @@ class TestInert(ShimCase):
                            ("LLMWRAP_PROPAGATE", "yes"), ("LLMWRAP_FAIL_OPEN", "2"),
                            ("LLMWRAP_ATTRIB_REQUIRED", "no"), ("LLMWRAP_NET", "300"),
                            ("LLMWRAP_CA_DER", "!!"), ("LLMWRAP_PRELOAD", "relative.so"),
-                           ("LLMWRAP_TEST_REAL_ADDR", "localhost:80")):
+                           ("LLMWRAP_TEST_REAL_ADDR", "localhost:80"),
+                           ("LLMWRAP_LISTEN", "localhost:80")):
             with self.subTest(var=var, value=value):
                 r, p = self.probe("connect", "api.openai.com", "443", "send",
                                   env=self.env(**{var: value}))

@@ -439,6 +439,129 @@ static void test_addr_edge(void)
     g_assert_cmpuint(lw_shim_v4_slot(&seven->net, 0x7ff10001), ==, 0);
 }
 
+/* ---- the collector's listen addresses ---- */
+
+#define LISTEN "127.0.0.1:4000,[::1]:4000,0.0.0.0:5000,[::]:6000,192.0.2.7:7000"
+
+typedef struct {
+    const char *addr;
+    unsigned port;
+    bool match;
+} ListenCase;
+
+static const ListenCase listen_cases[] = {
+    {"127.0.0.1", 4000, true},
+    {"::ffff:127.0.0.1", 4000, true}, /* an AF_INET6 socket reaches it too */
+    {"127.0.0.1", 4001, false},
+    {"127.0.0.2", 4000, false},
+    {"::1", 4000, true},
+    {"::ffff:127.0.0.2", 4000, false},
+    {"0.0.0.0", 4000, true}, /* Linux connects it to 127.0.0.1 */
+    {"::ffff:0.0.0.0", 4000, true},
+    {"::", 4000, true}, /* and this to ::1 */
+    /* 0.0.0.0: any loopback address, in either form, but not IPv6's */
+    {"127.0.0.1", 5000, true},
+    {"127.1.2.3", 5000, true},
+    {"::ffff:127.9.9.9", 5000, true},
+    {"0.0.0.0", 5000, true},
+    {"::1", 5000, false},
+    {"10.0.0.1", 5000, false},
+    {"::ffff:10.0.0.1", 5000, false},
+    /* [::]: ::1 only (the collector listens on it IPv6-only) */
+    {"::1", 6000, true},
+    {"::", 6000, true},
+    {"127.0.0.1", 6000, false},
+    {"::ffff:127.0.0.1", 6000, false},
+    {"::2", 6000, false},
+    /* another address, exactly */
+    {"192.0.2.7", 7000, true},
+    {"::ffff:192.0.2.7", 7000, true},
+    {"192.0.2.8", 7000, false},
+    {"127.0.0.1", 7000, false},
+    /* providers' synthetic addresses are not listen addresses */
+    {"127.241.0.1", 4443, false},
+    {"127.0.0.1", 443, false},
+};
+
+static LwShimConfig *config_listen(const char *listen)
+{
+    g_autofree char *var = g_strconcat("LLMWRAP_LISTEN=", listen, NULL);
+    char *envp[] = {"LLMWRAP_HOSTS=" HOSTS11, "LLMWRAP_PORT=4443", var, NULL};
+    return config_new(envp, LW_SHIM_ACTIVE);
+}
+
+static void test_listen_case(gconstpointer data)
+{
+    const ListenCase *c = data;
+    g_autofree LwShimConfig *cfg = config_listen(LISTEN);
+    g_assert_cmpuint(cfg->n_ignored, ==, 0);
+    g_assert_cmpuint(cfg->listen.count, ==, 5);
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    if (strchr(c->addr, ':') != NULL) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)c->port);
+        g_assert_cmpint(inet_pton(AF_INET6, c->addr, &sin6->sin6_addr), ==, 1);
+        len = sizeof *sin6;
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)c->port);
+        g_assert_cmpint(inet_pton(AF_INET, c->addr, &sin->sin_addr), ==, 1);
+        len = sizeof *sin;
+    }
+    const struct sockaddr *sa = (const struct sockaddr *)&ss;
+    g_assert_true(lw_shim_sockaddr_is_listen(&cfg->listen, sa, len) == c->match);
+    /* A truncated address is never one (connect() takes an IPv6 one
+     * without its scope id, RFC 2133's 24 bytes). */
+    socklen_t short_len = ss.ss_family == AF_INET ? len - 1 : 23;
+    g_assert_false(lw_shim_sockaddr_is_listen(&cfg->listen, sa, short_len));
+    g_assert_true(lw_shim_sockaddr_is_listen(&cfg->listen, sa, short_len + 1) == c->match);
+    /* Nor is anything without LLMWRAP_LISTEN, or in an inert shim. */
+    g_autofree LwShimConfig *none = config_default();
+    g_assert_false(lw_shim_sockaddr_is_listen(&none->listen, sa, len));
+    char *inert_env[] = {"LLMWRAP_LISTEN=" LISTEN, "LLMWRAP_PORT=4443", NULL};
+    g_autofree LwShimConfig *inert = config_new(inert_env, LW_SHIM_INERT_UNSET);
+    g_assert_false(lw_shim_sockaddr_is_listen(&inert->listen, sa, len));
+}
+
+/* A malformed entry is reported and dropped; the others still count. */
+static void test_listen_parse(void)
+{
+    static const char *const bad[] = {
+        "localhost:4000",   "127.0.0.1",       "127.0.0.1:0",     "127.0.0.1:65536",
+        "127.0.0.1:+1",     "127.0.0.1:04000", "::1:4000",        "[::1]4000",
+        "[127.0.0.1]:4000", "[::1:4000",       "127.0.0.1:4000 ", "",
+        "[]:4000",          ":4000",           "[::1%lo]:4000",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *v = g_strdup_printf("%s,127.0.0.1:1", bad[i]);
+        g_autofree LwShimConfig *cfg = config_listen(v);
+        g_assert_cmpuint(cfg->n_ignored, ==, 1);
+        g_assert_cmpstr(cfg->ignored[0].var, ==, "LLMWRAP_LISTEN");
+        g_assert_cmpuint(cfg->listen.count, ==, 1);
+        g_assert_cmpuint(cfg->listen.addrs[0].port, ==, htons(1));
+        g_assert_cmpuint(lw_shim_host_slot(cfg, "api.openai.com"), ==, 1);
+    }
+
+    /* 16 are kept; one more is reported. */
+    g_autoptr(GString) many = g_string_new(NULL);
+    for (unsigned i = 1; i <= LW_SHIM_MAX_LISTEN; i++)
+        g_string_append_printf(many, "%s127.0.0.1:%u", i > 1 ? "," : "", i);
+    g_autofree LwShimConfig *full = config_listen(many->str);
+    g_assert_cmpuint(full->n_ignored, ==, 0);
+    g_assert_cmpuint(full->listen.count, ==, LW_SHIM_MAX_LISTEN);
+    g_string_append(many, ",127.0.0.1:17");
+    g_autofree LwShimConfig *over = config_listen(many->str);
+    g_assert_cmpuint(over->n_ignored, ==, 1);
+    g_assert_cmpuint(over->listen.count, ==, LW_SHIM_MAX_LISTEN);
+
+    /* Unset or empty: none. */
+    g_autofree LwShimConfig *empty = config_listen("");
+    g_assert_cmpuint(empty->n_ignored + empty->listen.count, ==, 0);
+}
+
 static void test_slot_literal(void)
 {
     g_autofree LwShimConfig *cfg = config_default();
@@ -831,6 +954,11 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/shim/addr/edge", test_addr_edge);
     g_test_add_func("/shim/addr/literal", test_slot_literal);
+    for (size_t i = 0; i < G_N_ELEMENTS(listen_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/shim/listen/%zu", i);
+        g_test_add_data_func(path, &listen_cases[i], test_listen_case);
+    }
+    g_test_add_func("/shim/listen/parse", test_listen_parse);
     g_test_add_func("/shim/hostent/fill", test_hostent_fill);
     for (size_t i = 0; i < G_N_ELEMENTS(b64_cases); i++) {
         g_autofree char *path = g_strdup_printf("/shim/base64/%zu", i);

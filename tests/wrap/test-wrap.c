@@ -226,6 +226,7 @@ static const LwChildEnv child = {
     .hosts = HOSTS2,
     .net = 241,
     .port = 40123,
+    .listen = "127.0.0.1:4000,[::1]:4000",
     .run_id = 77,
     .attrib_sock = "/h/run/attrib.sock",
     .home = "/h",
@@ -237,9 +238,16 @@ static const LwChildEnv child = {
 
 static void test_child_env(void)
 {
-    char *base[] = {"PATH=/usr/bin",       "LD_PRELOAD=/x/a.so",    "SSL_CERT_FILE=",
-                    "LLMWRAP_FAIL_OPEN=1", "LLMWRAP_COLLECTOR=1",   "LLMWRAP_RUN_ID=5",
-                    "GODEBUG=x=1",         "NO_PROXY=corp.example", NULL};
+    char *base[] = {"PATH=/usr/bin",
+                    "LD_PRELOAD=/x/a.so",
+                    "SSL_CERT_FILE=",
+                    "LLMWRAP_FAIL_OPEN=1",
+                    "LLMWRAP_COLLECTOR=1",
+                    "LLMWRAP_RUN_ID=5",
+                    "GODEBUG=x=1",
+                    "NO_PROXY=corp.example",
+                    "LLMWRAP_LISTEN=1.2.3.4:5",
+                    NULL};
     g_auto(GStrv) env = lw_childenv_build(base, &child);
     g_assert_cmpstr(g_environ_getenv(env, "PATH"), ==, "/usr/bin");
     g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, SHIM ":/x/a.so");
@@ -247,6 +255,7 @@ static void test_child_env(void)
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOSTS"), ==, child.hosts);
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_NET"), ==, "241");
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_PORT"), ==, "40123");
+    g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_LISTEN"), ==, "127.0.0.1:4000,[::1]:4000");
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_RUN_ID"), ==, "77");
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_ATTRIB_SOCK"), ==, "/h/run/attrib.sock");
     g_assert_cmpstr(g_environ_getenv(env, "LLMWRAP_HOME"), ==, "/h");
@@ -267,6 +276,24 @@ static void test_child_env(void)
     open.fail_open = TRUE;
     g_auto(GStrv) env2 = lw_childenv_build(base, &open);
     g_assert_cmpstr(g_environ_getenv(env2, "LLMWRAP_FAIL_OPEN"), ==, "1");
+
+    /* A collector without listen addresses: an outer run's are not kept. */
+    LwChildEnv none = child;
+    none.listen = "";
+    g_auto(GStrv) env3 = lw_childenv_build(base, &none);
+    g_assert_null(g_environ_getenv(env3, "LLMWRAP_LISTEN"));
+}
+
+/* StatusReply's listeners as LLMWRAP_LISTEN takes them. */
+static void test_listen_value(void)
+{
+    g_autoptr(GString) v = g_string_new(NULL);
+    lw_childenv_listen_append(v, "127.0.0.1", 4000);
+    g_assert_cmpstr(v->str, ==, "127.0.0.1:4000");
+    lw_childenv_listen_append(v, "::1", 4001);
+    lw_childenv_listen_append(v, "0.0.0.0", 1);
+    lw_childenv_listen_append(v, "::", 65535);
+    g_assert_cmpstr(v->str, ==, "127.0.0.1:4000,[::1]:4001,0.0.0.0:1,[::]:65535");
 }
 
 /* A trust variable the user set points at the file made from their bundle;
@@ -410,6 +437,7 @@ static void test_collector_env(void)
                     "LD_PRELOAD=" SHIM ":/x/a.so",
                     "LLMWRAP_HOSTS=api.openai.com",
                     "LLMWRAP_PORT=1",
+                    "LLMWRAP_LISTEN=127.0.0.1:4000",
                     "LLMWRAP_RUN_ID=5",
                     "LLMWRAP_CA_DER=MIIB",
                     "SSL_CERT_FILE=/h/run/trust/combined.pem",
@@ -424,6 +452,7 @@ static void test_collector_env(void)
     g_assert_cmpstr(g_environ_getenv(env, "LD_PRELOAD"), ==, "/x/a.so");
     g_assert_null(g_environ_getenv(env, "LLMWRAP_HOSTS"));
     g_assert_null(g_environ_getenv(env, "LLMWRAP_PORT"));
+    g_assert_null(g_environ_getenv(env, "LLMWRAP_LISTEN"));
     g_assert_null(g_environ_getenv(env, "LLMWRAP_RUN_ID"));
     g_assert_null(g_environ_getenv(env, "LLMWRAP_CA_DER"));
     g_assert_null(g_environ_getenv(env, "SSL_CERT_FILE"));
@@ -867,6 +896,7 @@ int main(int argc, char **argv)
         g_test_add_data_func(name, &no_proxy_cases[i], test_no_proxy);
     }
     g_test_add_func("/childenv/child", test_child_env);
+    g_test_add_func("/childenv/listen", test_listen_value);
     g_test_add_func("/childenv/child-user-trust", test_child_env_user_trust);
     g_test_add_func("/childenv/collector", test_collector_env);
     for (guint i = 0; i < G_N_ELEMENTS(trust_rule_cases); i++) {
