@@ -8,8 +8,9 @@ static const char *const auth_headers[] = {
     "proxy-authorization", "authorization", "x-goog-api-key", "x-api-key", "api-key",
 };
 
-/* How the providers' keys start (sk- covers sk-ant- and sk-proj-). */
-static const char *const key_prefixes[] = {"sk-", "AIza", "xai-", "gsk_"};
+/* How the providers' keys start (sk- covers sk-ant-, sk-proj- and
+ * OpenRouter's sk-or-; pplx- is Perplexity's, fw_ Fireworks'). */
+static const char *const key_prefixes[] = {"sk-", "AIza", "xai-", "gsk_", "pplx-", "fw_"};
 /* Characters after the prefix before a word counts as a key: "sk-test" in
  * an example is not one, "sk-" and 8 more characters may be. */
 #define KEY_MIN_TAIL 8
@@ -182,6 +183,48 @@ static void redact_json_secrets(GString *s)
     }
 }
 
+/* Characters after which a word may start an assignment inside an
+ * argument: a shell command line ("sh -c 'cd x && OPENAI_API_KEY=X
+ * python3 a.py'", "export KEY=X; ..."), an option that passes one on
+ * ("--env=OPENAI_API_KEY=X", "--build-arg=..."; glued to a short option,
+ * "-eOPENAI_API_KEY=X", it starts at the third character), a dotted or
+ * listed setting ("--set secrets.apiKey=X,n=1"). */
+static gboolean is_assignment_boundary(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' ||
+           c == '`' || c == '\'' || c == '"' || c == '=' || c == '.' || c == ',';
+}
+
+/* Replaces the value of every environment assignment with a secret name
+ * that starts after such a boundary; an assignment that is the whole
+ * argument is redact_arg's. The value ends where the shell's word would:
+ * at the matching quote when it is quoted, else at a blank or ;&|)'". */
+static void redact_inner_assignments(GString *s)
+{
+    gboolean short_option = s->len > 2 && s->str[0] == '-' && g_ascii_isalpha(s->str[1]);
+    for (gsize i = 1; i < s->len; i++) {
+        if (!(is_assignment_boundary(s->str[i - 1]) || (i == 2 && short_option)) ||
+            !(g_ascii_isalpha(s->str[i]) || s->str[i] == '_'))
+            continue;
+        gsize eq = i + 1;
+        while (eq < s->len && (g_ascii_isalnum(s->str[eq]) || s->str[eq] == '_'))
+            eq++;
+        if (eq >= s->len || s->str[eq] != '=' || !is_secret_name(s->str + i, eq - i))
+            continue;
+        gsize v = eq + 1, end = v;
+        if (v < s->len && (s->str[v] == '\'' || s->str[v] == '"')) {
+            const char *close = memchr(s->str + v + 1, s->str[v], s->len - v - 1);
+            v++;
+            end = close != NULL ? (gsize)(close - s->str) : s->len;
+        } else {
+            while (end < s->len && strchr(" \t\n;&|)'\"", s->str[end]) == NULL)
+                end++;
+        }
+        if (end > v)
+            i = replace_span(s, v, end) - 1;
+    }
+}
+
 /* The length of the NAME in an environment assignment NAME=value, or 0. */
 static size_t assignment_name(const char *arg)
 {
@@ -244,10 +287,14 @@ static char *redact_arg(const char *arg, NextArg this_one, NextArg *ret_next)
         if (*value == '\0')
             *ret_next = NEXT_USER_PASS;
         value = password_of(value);
-    } else if (g_str_has_prefix(arg, "--") && arg[2] != '\0') {
+    } else if (arg[0] == '-' && arg[1] != '\0' && arg[2] != '\0') {
+        /* --api-key, and -api-key as Go's flag package and Java's
+         * -Dapi.key=X spell it: a single dash before a name of two
+         * characters or more (-k is a short option, never a secret name). */
+        size_t dashes = arg[1] == '-' ? 2 : 1;
         const char *eq = strchr(arg, '=');
         size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
-        if (is_secret_name(arg + 2, len - 2)) {
+        if (len > dashes && is_secret_name(arg + dashes, len - dashes)) {
             if (eq == NULL)
                 *ret_next = NEXT_SECRET;
             else
@@ -278,6 +325,7 @@ static char *redact_arg(const char *arg, NextArg this_one, NextArg *ret_next)
         g_string_append(out, arg);
     }
     redact_url_passwords(out);
+    redact_inner_assignments(out);
     redact_query_secrets(out);
     redact_json_secrets(out);
     redact_keys(out);

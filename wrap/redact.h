@@ -16,9 +16,13 @@
  *   - the value of a long option whose name says it holds a secret (the
  *     words key, token and auth; secret, password, passwd and bearer
  *     anywhere: --api-key, --auth-token=X, --oauth2-bearer, not
- *     --max-tokens or --keyboard), as --opt=VALUE or as the next argument;
+ *     --max-tokens or --keyboard), with two dashes or one (-api-key,
+ *     -Dapi.key=X), as --opt=VALUE or as the next argument;
  *   - the value of an environment assignment with such a name
- *     (OPENAI_API_KEY=X);
+ *     (OPENAI_API_KEY=X), as the whole argument or inside one: in a shell
+ *     command ("cd x && OPENAI_API_KEY=X python3 a.py", export K="X"),
+ *     after '=' (--env=OPENAI_API_KEY=X), '.' or ',' (--set
+ *     n=1,secrets.apiKey=X) or glued to a short option (-eOPENAI_API_KEY=X);
  *   - the password of curl's -u/--user and -U/--proxy-user (user:PW,
  *     glued, after '=' or as the next argument);
  *   - the password in a URL's user info (https://user:PW@host);
@@ -26,7 +30,7 @@
  *     JSON member, whose name says it holds a secret (?key=X&...,
  *     &access_token=X, {"api_key": "X"});
  *   - anything shaped like a provider key wherever it appears (sk-...,
- *     sk-ant-..., AIza..., xai-..., gsk_...).
+ *     sk-ant-..., sk-or-..., AIza..., xai-..., gsk_..., pplx-..., fw_...).
  *
  * Pure functions, no I/O. Thread-safety: reentrant.
  */

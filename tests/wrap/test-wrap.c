@@ -822,12 +822,24 @@ static const RedactCase redact_cases[] = {
     /* Environment assignments. */
     {{"env", "OPENAI_API_KEY=abc", "python3"}, {"env", "OPENAI_API_KEY=" R, "python3"}},
     {{"env", "GH_TOKEN=abc", "max_tokens=5"}, {"env", "GH_TOKEN=" R, "max_tokens=5"}},
+    /* ... inside an argument: a shell command, an option that passes one on. */
+    {{"sh", "-c", "cd x && OPENAI_API_KEY=abc python3 a.py; export GH_TOKEN=\"a b\" n=1"},
+     {"sh", "-c", "cd x && OPENAI_API_KEY=" R " python3 a.py; export GH_TOKEN=\"" R "\" n=1"}},
+    {{"docker", "run", "--env=OPENAI_API_KEY=abc", "-eANTHROPIC_API_KEY=abc", "img"},
+     {"docker", "run", "--env=OPENAI_API_KEY=" R, "-eANTHROPIC_API_KEY=" R, "img"}},
+    {{"sh", "-c", "max_tokens=5 x=1 tool"}, {"sh", "-c", "max_tokens=5 x=1 tool"}},
+    {{"helm", "--set", "n=1,secrets.apiKey=abc", "--set", "image.tag=v1"},
+     {"helm", "--set", "n=1,secrets.apiKey=" R, "--set", "image.tag=v1"}},
+    /* Single-dash long options (Go's flag package, Java properties). */
+    {{"tool", "-api-key=abc", "-token", "abc", "-k"}, {"tool", "-api-key=" R, "-token", R, "-k"}},
+    {{"java", "-Dapi.key=abc", "-jar", "a.jar"}, {"java", "-Dapi.key=" R, "-jar", "a.jar"}},
     /* Key-shaped words, wherever they are. */
     {{"tool", KEY}, {"tool", R}},
     {{"tool", "sk-ant-api03-abcdefghij", "x"}, {"tool", R, "x"}},
     {{"tool", "https://x/v1?key=AIzaSyA1234567890abcdef&alt=sse"},
      {"tool", "https://x/v1?key=" R "&alt=sse"}},
     {{"tool", "xai-0123456789", "gsk_0123456789 and " KEY}, {"tool", R, R " and " R}},
+    {{"tool", "pplx-0123456789abcdef", "fw_0123456789abcdef", "fw_x"}, {"tool", R, R, "fw_x"}},
     /* curl's user:password, in each of its forms; a bare user stays. */
     {{"curl", "-u", "me:hunter2", "https://x"}, {"curl", "-u", "me:" R, "https://x"}},
     {{"curl", "-ume:hunter2", "--user=me:pw", "--user", "me"},
