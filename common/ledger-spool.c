@@ -78,6 +78,7 @@ struct _LwSpool {
     gint64 next_id;
     gint64 file_bytes;
     gboolean broken; /* the file could not be repaired after a failed write */
+    gint64 memory_only_id; /* the last row only memory holds (see lw_spool_append) */
 
     /* Every row up to this one is in the ledger: the file holds nothing
      * else once it reaches next_id - 1. */
@@ -393,6 +394,8 @@ void lw_spool_close(LwSpool *sp)
     if (apply_queued(sp) && !sp->broken &&
         atomic_load(&sp->applied_id) >= sp->next_id - 1 && ftruncate(sp->fd, 0) != 0)
         g_warning("ledger: cannot empty %s: %s", sp->path, g_strerror(errno));
+    if (atomic_load(&sp->applied_id) < sp->memory_only_id)
+        g_warning("ledger: rows that neither %s nor the ledger could take are lost", sp->path);
     g_mutex_unlock(&sp->apply_lock);
     close(sp->fd);
     lw_ledger_close(sp->ledger);
@@ -447,25 +450,48 @@ static gboolean write_frame(LwSpool *sp, const guint8 *data, gsize len)
     return TRUE;
 }
 
-gint64 lw_spool_append(LwSpool *sp, const LwLedgerRequest *row, GError **error)
+/* Hands the frame in scratch to the applying thread. */
+static void queue_scratch(LwSpool *sp)
 {
-    g_return_val_if_fail(sp != NULL && row != NULL, 0);
-    gint64 id = sp->next_id++;
-    g_byte_array_set_size(sp->scratch, 0);
-    if (sp->broken || !lw_spool_frame_append(sp->scratch, id, row))
-        return insert_now(sp, id, row, error);
-    if (sp->file_bytes >= TRUNCATE_BYTES && atomic_load(&sp->applied_id) >= id - 1 &&
-        ftruncate(sp->fd, 0) == 0)
-        sp->file_bytes = 0;
-    if (!write_frame(sp, sp->scratch->data, sp->scratch->len))
-        return insert_now(sp, id, row, error);
-    sp->file_bytes += sp->scratch->len;
-
     g_mutex_lock(&sp->queue_lock);
     g_byte_array_append(sp->queued, sp->scratch->data, sp->scratch->len);
     if (sp->applier_waiting)
         g_cond_signal(&sp->queue_cond);
     g_mutex_unlock(&sp->queue_lock);
+}
+
+gint64 lw_spool_append(LwSpool *sp, const LwLedgerRequest *row, GError **error)
+{
+    g_return_val_if_fail(sp != NULL && row != NULL, 0);
+    gint64 id = sp->next_id++;
+    g_byte_array_set_size(sp->scratch, 0);
+    gboolean framed = lw_spool_frame_append(sp->scratch, id, row);
+    if (framed && !sp->broken) {
+        if (sp->file_bytes >= TRUNCATE_BYTES && atomic_load(&sp->applied_id) >= id - 1 &&
+            ftruncate(sp->fd, 0) == 0)
+            sp->file_bytes = 0;
+        if (write_frame(sp, sp->scratch->data, sp->scratch->len)) {
+            sp->file_bytes += sp->scratch->len;
+            queue_scratch(sp);
+            return id;
+        }
+    }
+    g_autoptr(GError) local = NULL;
+    gint64 done = insert_now(sp, id, row, &local);
+    if (done != 0 || !framed || sp->thread == NULL) {
+        if (local != NULL)
+            g_propagate_error(error, g_steal_pointer(&local));
+        return done;
+    }
+    /* Neither the file nor the ledger takes the row now (a full disk,
+     * whose WAL cannot grow either): dropping it would lose an answered
+     * request for good, even once space is freed. The thread applies it
+     * with the rows before it when the ledger can be written again; until
+     * then only memory holds it, so the collector dying first loses it. */
+    g_warning("ledger: a row is kept in memory until the ledger can be written: %s",
+              local->message);
+    sp->memory_only_id = id;
+    queue_scratch(sp);
     return id;
 }
 

@@ -47,7 +47,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwSpool, lw_spool_close)
 
 /* Records `row`: durable against a process crash when this returns.
  * Returns the row's id, or 0 with error set (the row is then lost: the
- * spool could not be written and neither could the ledger). */
+ * spool could not be written, neither could the ledger, and the row could
+ * not be kept for later). When neither the file nor the ledger takes it (a
+ * full disk), the row is kept in memory and applied, in order, once the
+ * ledger can be written again: it survives the disk filling up, not the
+ * process dying meanwhile. */
 gint64 lw_spool_append(LwSpool *spool, const LwLedgerRequest *row, GError **error);
 
 /* See the top of this file. NULL-safe; hold/release pair up, not nested.

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -334,6 +335,49 @@ static void test_hold_gives_up_on_a_held_lock(SpoolFixture *sf, gconstpointer da
     lw_spool_close(sp);
 }
 
+/* A full disk: neither the spool nor the ledger takes a row (a file size
+ * limit at the spool's size stands in for it, which stops the WAL from
+ * growing too). The row is not dropped: it is applied, after the rows
+ * before it, once the ledger can be written again. */
+static void test_row_outlives_a_full_disk(SpoolFixture *sf, gconstpointer data)
+{
+    GError *error = NULL;
+    LwSpool *sp = open_spool(sf);
+    LwLedgerRequest r = numbered_row(1);
+    g_assert_cmpint(lw_spool_append(sp, &r, &error), ==, 1);
+    g_assert_true(lw_spool_hold(sp)); /* the WAL is as big as it gets below */
+    lw_spool_release(sp);
+
+    struct rlimit was, full;
+    g_assert_cmpint(getrlimit(RLIMIT_FSIZE, &was), ==, 0);
+    full = was;
+    full.rlim_cur = (rlim_t)file_size(sf->spool);
+    void (*xfsz)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG instead */
+    g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &full), ==, 0);
+    for (int i = 2; i <= 3; i++) {
+        r = numbered_row(i);
+        g_assert_cmpint(lw_spool_append(sp, &r, &error), ==, i);
+        g_assert_no_error(error);
+    }
+    g_assert_false(lw_spool_hold(sp));
+    lw_spool_release(sp);
+    g_assert_cmpint(setrlimit(RLIMIT_FSIZE, &was), ==, 0);
+    signal(SIGXFSZ, xfsz);
+    g_autofree char *said = take_warnings();
+    g_assert_nonnull(strstr(said, "a row is kept in memory until the ledger can be written"));
+
+    g_assert_true(lw_spool_hold(sp));
+    lw_spool_release(sp);
+    g_assert_cmpint(rows(sf), ==, 3);
+    g_assert_cmpint(count(sf, "SELECT SUM(input_tokens) FROM requests"), ==, 1001 + 1002 + 1003);
+    r = numbered_row(4);
+    g_assert_cmpint(lw_spool_append(sp, &r, &error), ==, 4);
+    lw_spool_close(sp);
+    g_assert_cmpint(rows(sf), ==, 4);
+    g_assert_cmpint(rolled_up(sf), ==, 4);
+    g_free(take_warnings()); /* "spooled rows applied again" */
+}
+
 /* Killed after a batch committed but before the file was emptied: the
  * rows are applied again, which must change nothing. */
 static void test_replay_is_idempotent(SpoolFixture *sf, gconstpointer data)
@@ -488,6 +532,7 @@ int main(int argc, char **argv)
     ADD("/spool/file-stays-small", test_file_stays_small);
     ADD("/spool/kill-9-then-replay", test_kill_9_then_replay);
     ADD("/spool/hold-gives-up-on-a-held-lock", test_hold_gives_up_on_a_held_lock);
+    ADD("/spool/row-outlives-a-full-disk", test_row_outlives_a_full_disk);
     ADD("/spool/replay-is-idempotent", test_replay_is_idempotent);
     ADD("/spool/torn-tail-is-dropped", test_torn_tail_is_dropped);
     for (guint i = 0; i < G_N_ELEMENTS(damage_cases); i++) {
