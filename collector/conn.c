@@ -49,6 +49,11 @@
 /* Reads go through one buffer per process; a connection keeps only what
  * it has not parsed yet. */
 #define READ_CHUNK 16384
+/* A body under Content-Length gets a buffer of its size at once, up to
+ * this; a larger one grows as its bytes come. The size is only what the
+ * client announced: allocated whole, a Content-Length below a large
+ * max_body but above what the machine can map aborted the collector. */
+#define BODY_PREALLOC (1024 * 1024)
 
 typedef enum {
     CONN_SNIFF,
@@ -609,6 +614,8 @@ static gboolean body_append(LwConn *conn, const char *data, size_t len)
         return TRUE;
     if (conn->body_len + len > conn->body_cap) {
         size_t cap = MAX(conn->body_cap * 2, conn->body_len + len);
+        if (!conn->body_chunked) /* no more than the body announced */
+            cap = MIN(cap, (size_t)conn->head->req.content_length);
         conn->body = g_realloc(conn->body, cap);
         conn->body_cap = cap;
     }
@@ -785,7 +792,7 @@ static gboolean read_head(LwConn *conn)
         return TRUE;
     }
     if (!conn->body_chunked) {
-        conn->body_cap = (size_t)req.content_length;
+        conn->body_cap = (size_t)MIN(req.content_length, BODY_PREALLOC);
         conn->body = g_malloc(MAX(conn->body_cap, 1));
     }
     conn->state = CONN_BODY;

@@ -821,6 +821,29 @@ class LimitsTest(lwtest.CollectorTestCase):
         s.close()
 
 
+class LargeMaxBodyTest(lwtest.CollectorTestCase):
+    """max_body raised far (for big uploads): the length a client announces
+    is not memory the collector takes before the body comes."""
+
+    providers = ("openai",)
+    config_extra = "\n[collector]\nmax_body = 1000000000000000\n"  # about 900 TiB
+
+    def test_announced_length_is_not_allocated_up_front(self):
+        s = raw_tls(self.collector)
+        self.addCleanup(s.close)
+        # More than a 47-bit address space holds: allocated whole, it
+        # aborted the collector.
+        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                  b"authorization: Bearer k\r\ncontent-length: 300000000000000\r\n\r\n{")
+        # That head is in before this connection opens, so it has been read
+        # by the time this request is answered.
+        self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
+        self.assertIsNone(self.collector.proc.poll())
+        # The first connection still waits for its body.
+        wait_for(lambda: lwtest.ipc_status(self.home)["counters"]["connections_active"] == 1,
+                 what="the second connection closed")
+
+
 class BackpressureTest(lwtest.CollectorTestCase):
     providers = ("openai",)
     # ASan keeps freed memory in its quarantine: without that off, RSS
