@@ -314,6 +314,7 @@ static char *header_value(const LwHttpHeader *headers, size_t n, const char *nam
 static void cut_stalled(LwExchange *ex, const char *outcome)
 {
     lw_account_settle(ex->account, ex->status, TRUE);
+    flush_held(ex); /* recorded now: see on_done */
     log_done(ex, outcome);
     lw_conn_abort(ex->conn); /* frees ex, which cancels the transfer */
 }
@@ -464,8 +465,13 @@ static void on_done(void *data, LwUpstreamStatus status, const char *detail)
             return;
         }
         /* The head is out: record what we saw, then the only honest signal
-         * left is a cut connection. */
+         * left is a cut connection. Every byte the provider sent goes out
+         * first, the end of the answer held for the row included (a
+         * stream's last event came before the break, which took only the
+         * framing): the row is recorded now, and without that event an
+         * SDK fails an answer it had whole. */
         lw_account_settle(ex->account, ex->status, TRUE);
+        flush_held(ex);
         ex->server->counters.upstream_errors++;
         log_done(ex, "cut: upstream broke mid-body");
         lw_conn_abort(conn);

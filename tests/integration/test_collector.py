@@ -1423,6 +1423,79 @@ class UpstreamHeadTest(unittest.TestCase):
         self.assertEqual((r.status, r.read()), (200, b"{}"))
 
 
+class UpstreamBreakAfterTheEndTest(unittest.TestCase):
+    """A provider whose connection breaks (or goes silent past
+    stall_timeout) after the last event of a stream, before the chunked
+    terminator: the answer is cut, but every event the provider sent
+    reaches the client, the last one too (held back only until the row was
+    recorded), and the row has the usage it carried."""
+
+    EVENTS = (b'data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini",'
+              b'"choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n'
+              b'data: {"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini",'
+              b'"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,'
+              b'"total_tokens":18}}\n\n'
+              b"data: [DONE]\n\n")
+
+    def setUp(self):
+        import http.server
+        events = self.EVENTS
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                 b"transfer-encoding: chunked\r\n\r\n"
+                                 b"%x\r\n%s\r\n" % (len(events), events))
+                self.wfile.flush()
+                if self.headers.get("x-end") == "stall":
+                    # Silent until the collector gives up on it.
+                    select.select([self.connection], [], [], DEFAULT_TIMEOUT)
+                self.close_connection = True  # no "0\r\n\r\n"
+
+            def log_message(self, *args):
+                pass
+
+        lwtest.start_scripted_upstream(self, Handler)
+
+    def test_last_event_reaches_the_client_before_the_cut(self):
+        self.check_cut_after_the_end(b"close")
+
+    def test_last_event_reaches_the_client_before_a_stall_cut(self):
+        with open(os.path.join(self.home, "config.ini"), "a") as f:
+            f.write("[upstream]\nstall_timeout = 300ms\n")
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log(),
+                 what="the reload")
+        self.check_cut_after_the_end(b"stall")
+
+    def check_cut_after_the_end(self, end):
+        s = raw_tls(self.collector)
+        self.addCleanup(s.close)
+        body = json.dumps(dict(CHAT_BODY, stream=True,
+                               stream_options={"include_usage": True})).encode()
+        s.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: api.openai.com\r\n"
+                  b"authorization: Bearer k\r\nx-end: " + end + b"\r\n"
+                  b"content-length: %d\r\n\r\n%s" % (len(body), body))
+        got = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:100])
+        self.assertIn(b"data: [DONE]\n\n", got)
+        self.assertFalse(got.endswith(b"0\r\n\r\n"), got[-40:])  # still cut
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json", "--limit", "1"],
+                             capture_output=True, text=True, timeout=DEFAULT_TIMEOUT,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home))
+        row = json.loads(out.stdout)[0]
+        self.assertEqual((row["input_tokens"], row["output_tokens"], row["partial"]),
+                         (11, 7, True))
+
+
 class Http2UpstreamTest(unittest.TestCase):
     """A provider that offers HTTP/2 gets it: nghttpd (Debian's nghttp2
     server) with TLS from the simulated provider's certificate, echoing
