@@ -82,7 +82,15 @@ const char *lw_endpoint_name(LwEndpoint endpoint)
 
 char *lw_path_for_display(const char *path)
 {
-    return g_strndup(path, MIN(strcspn(path, "?#"), 200));
+    /* A query percent-encoded into the path ("...:generateContent%3Fkey=..."
+     * from a client that encoded its whole URL) reaches no provider as a
+     * query, but its key= is the caller's key all the same: cut there too. */
+    gsize n = 0;
+    while (path[n] != '\0' && path[n] != '?' && path[n] != '#' &&
+           !(path[n] == '%' && (g_ascii_strncasecmp(path + n, "%3F", 3) == 0 ||
+                                strncmp(path + n, "%23", 3) == 0)))
+        n++;
+    return g_strndup(path, MIN(n, 200));
 }
 
 static gboolean ends_with(const char *p, gsize n, const char *suffix)

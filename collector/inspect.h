@@ -33,7 +33,8 @@ typedef enum {
 } LwEndpoint;
 
 /* A request path fit for logs and messages: without its query (Gemini
- * keys travel in "?key="), at most 200 bytes. Transfer full. */
+ * keys travel in "?key="), even one percent-encoded into the path
+ * ("%3Fkey="), at most 200 bytes. Transfer full. */
 char *lw_path_for_display(const char *path);
 
 /* Short stable name ("chat", "responses", "messages", ...) for the ledger. */

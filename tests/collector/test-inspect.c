@@ -487,6 +487,30 @@ static void test_keys(void)
     g_assert_cmpint(lw_usage_key_lookup("", 0), ==, LW_KEY_OTHER);
 }
 
+/* What logs and the ledger may show of a path: never its query, nor one a
+ * client percent-encoded into the path (it may hold key=). */
+static void test_path_for_display(void)
+{
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/v1/chat/completions", "/v1/chat/completions"},
+        {"/v1beta/models/m:generateContent?key=K&alt=sse", "/v1beta/models/m:generateContent"},
+        {"/v1/x#key=K", "/v1/x"},
+        {"/v1beta/models/m:generateContent%3Fkey=K", "/v1beta/models/m:generateContent"},
+        {"/v1beta/models/m:generateContent%3fkey%3DK", "/v1beta/models/m:generateContent"},
+        {"/v1/images/generations%23key=K", "/v1/images/generations"},
+        {"/v1/files/a%2Fb%20c%3", "/v1/files/a%2Fb%20c%3"},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *got = lw_path_for_display(cases[i].path);
+        g_assert_cmpstr(got, ==, cases[i].want);
+    }
+    g_autofree char *long_path = g_strnfill(300, 'a');
+    g_autofree char *shown = lw_path_for_display(long_path);
+    g_assert_cmpuint(strlen(shown), ==, 200);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -497,5 +521,6 @@ int main(int argc, char **argv)
     g_test_add_func("/inspect/rewrites", test_rewrites);
     g_test_add_func("/inspect/include-usage-reads-back", test_include_usage_reads_back);
     g_test_add_func("/inspect/keys", test_keys);
+    g_test_add_func("/inspect/path-for-display", test_path_for_display);
     return g_test_run();
 }

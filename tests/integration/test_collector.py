@@ -563,6 +563,11 @@ class ForwardingTest(lwtest.CollectorTestCase):
                                                 "messages": []}, {"x-api-key": secret})
         self.post("gemini", f"/v1beta/models/gemini-2.5-flash:generateContent?key={secret}",
                   {"contents": []})
+        # A client that percent-encoded its whole URL: the query is part of
+        # the path (logged, and kept for a call llmwrap cannot price).
+        self.post("gemini", f"/v1beta/models/gemini-2.5-flash:generateContent%3Fkey={secret}",
+                  {"contents": []})
+        self.post("openai", f"/v1/images/generations%3fkey%3D{secret}", {"prompt": "x"})
         self.collector.stop()
         text = self.collector.read_log()
         self.assertIn("generateContent", text)
