@@ -112,6 +112,22 @@ static char *normalize_host(const char *host)
     return out;
 }
 
+/* Is the URL's host this machine: localhost, 127.0.0.0/8 or ::1? */
+static gboolean host_is_loopback(const char *url)
+{
+    GUri *uri = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+    if (uri == NULL)
+        return FALSE;
+    const char *host = g_uri_get_host(uri);
+    struct in_addr a4;
+    struct in6_addr a6;
+    gboolean loopback = g_ascii_strcasecmp(host, "localhost") == 0 ||
+                        (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127) ||
+                        (inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6));
+    g_uri_unref(uri);
+    return loopback;
+}
+
 /* Accepts "https://authority[/prefix]" (http:// too, for a plain upstream
  * such as a local gateway). Strips one trailing '/'. */
 static char *normalize_upstream(const char *url)
@@ -170,6 +186,16 @@ gboolean lw_provider_table_set(LwProviderTable *table, const char *name, const c
         if (norm_upstream == NULL) {
             g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
                         "'%s' is not an upstream URL (expected https://host[:port][/prefix])",
+                        upstream);
+            return FALSE;
+        }
+        /* Plain HTTP would carry the program's API keys in the clear: only
+         * to a gateway on this machine. */
+        if (g_str_has_prefix(norm_upstream, "http://") && !host_is_loopback(norm_upstream)) {
+            g_set_error(error, LW_PROVIDER_ERROR, LW_PROVIDER_ERROR_INVALID,
+                        "'%s': a plain http:// upstream URL must point at this machine "
+                        "(localhost, 127.0.0.0/8 or [::1]): the program's API keys would cross "
+                        "the network unencrypted; use https://",
                         upstream);
             return FALSE;
         }
