@@ -51,6 +51,7 @@ typedef struct {
     int pid_fd;
     LwTimer drain_timer;
     gboolean port_given; /* --port: it, not the file's port, is the one wanted */
+    gboolean daemon;     /* --daemon: stderr is the log file, rotated */
 } Collector;
 
 static Collector *the_collector;
@@ -186,6 +187,8 @@ static void reload(Collector *c)
         g_clear_error(&error);
     }
     lw_log_set_level(config->log_level);
+    if (c->daemon)
+        lw_log_rotate_at(s->paths->log_file, config->log_max_size);
     /* Modules read s->config when a request starts; nothing keeps a pointer
      * into the old one across loop iterations. */
     lw_config_free(s->config);
@@ -476,9 +479,11 @@ int main(int argc, char **argv)
     if (daemon_mode) {
         ready_fd = daemonize();
         redirect_output(paths->log_file);
+        lw_log_rotate_at(paths->log_file, config->log_max_size);
     }
 
-    Collector c = {.signal_fd = -1, .pid_fd = pid_fd, .port_given = port_opt >= 0};
+    Collector c = {
+        .signal_fd = -1, .pid_fd = pid_fd, .port_given = port_opt >= 0, .daemon = daemon_mode};
     the_collector = &c;
     LwServer *s = &c.server;
     s->paths = paths;

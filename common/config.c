@@ -28,7 +28,7 @@ G_DEFINE_QUARK(lw-config-error-quark, lw_config_error)
 static const char *const collector_keys[] = {
     "listen", "synthetic_net", "port", "max_body", "max_head", "max_headers",
     "max_connections", "idle_timeout", "header_timeout", "drain_timeout", "log_level",
-    "release_memory_after", NULL,
+    "release_memory_after", "log_max_size", NULL,
 };
 static const char *const upstream_keys[] = {
     "ca_file", "proxy", "connect_timeout", "first_byte_timeout", "stall_timeout", "http2", NULL,
@@ -486,6 +486,7 @@ LwConfig *lw_config_new_default(void)
     c->header_timeout_ms = 15 * 1000;
     c->drain_timeout_ms = 30 * 1000;
     c->release_memory_after_ms = 250;
+    c->log_max_size = 10 * 1024 * 1024;
     c->log_level = g_strdup("info");
     c->clamp_floor = 64;
     c->connect_timeout_ms = 10 * 1000;
@@ -616,6 +617,13 @@ static gboolean load_collector(Loader *l, LwConfig *c, GError **error)
     if (!check_listen_clashes(l, c, error))
         return FALSE;
     if (!get_size(l, g, "max_body", &c->max_body, error))
+        return FALSE;
+    g_autofree char *log_max = NULL;
+    if (!get_string(l, g, "log_max_size", &log_max, error))
+        return FALSE;
+    if (g_strcmp0(log_max, "0") == 0) /* never rotate */
+        c->log_max_size = 0;
+    else if (!get_size(l, g, "log_max_size", &c->log_max_size, error))
         return FALSE;
     v = c->max_head;
     if (!get_size(l, g, "max_head", &v, error))

@@ -52,6 +52,7 @@ typedef struct {
     guint drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests (default 30 s) */
     guint release_memory_after_ms; /* quiet spell before freed heap goes back, 0 = never (250 ms) */
     char *log_level;        /* "debug" | "info" | "warning" (default "info") */
+    guint64 log_max_size;   /* a daemon's log moves to .1 at this size, 0 = never (10 MiB) */
 
     /* [budget] */
     guint clamp_floor;      /* clamp refuses below this many output tokens (default 64) */

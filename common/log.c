@@ -1,13 +1,22 @@
 /* log.c - the log writer. */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *log_program = "llmwrap";
 static volatile gint threshold = G_LOG_LEVEL_INFO; /* most verbose level shown */
+
+/* Rotation of a log file on stderr (lw_log_rotate_at). */
+static GMutex rotate_lock;
+static char *rotate_path;      /* NULL: stderr is not a file of ours */
+static guint64 rotate_max;     /* 0: never */
+static guint64 rotate_written; /* bytes in the current file */
 
 static int level_rank(GLogLevelFlags level)
 {
@@ -31,6 +40,40 @@ static const char *level_name(GLogLevelFlags level)
     return names[level_rank(level)];
 }
 
+/* Moves a full log file to PATH.1 (replacing the one before) and goes on
+ * in a new PATH: at most two files' worth stays on disk. Called with
+ * rotate_lock held. */
+static void rotate(void)
+{
+    g_autofree char *old = g_strconcat(rotate_path, ".1", NULL);
+    int fd = -1;
+    if (rename(rotate_path, old) == 0)
+        fd = open(rotate_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        rotate_max = 0; /* said once, not on every line */
+        fprintf(stderr, "llm-collector: cannot rotate %s, it now grows unbounded: %s\n",
+                rotate_path, g_strerror(e));
+        return;
+    }
+    fflush(stdout);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    rotate_written = 0;
+}
+
+static void count_written(int n)
+{
+    if (n <= 0 || g_atomic_pointer_get(&rotate_path) == NULL)
+        return;
+    g_mutex_lock(&rotate_lock);
+    rotate_written += (guint64)n;
+    if (rotate_max > 0 && rotate_written >= rotate_max)
+        rotate();
+    g_mutex_unlock(&rotate_lock);
+}
+
 static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
                                gpointer user_data)
 {
@@ -50,10 +93,11 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per line: stdio's lock keeps lines whole across threads. */
-    fprintf(stderr, "%s.%03ldZ %s[%d] %s %s%s%s\n", stamp, ts.tv_nsec / 1000000, log_program,
-            (int)getpid(), level_name(level), domain != NULL ? domain : "",
-            domain != NULL ? ": " : "", message != NULL ? message : "");
+    int n = fprintf(stderr, "%s.%03ldZ %s[%d] %s %s%s%s\n", stamp, ts.tv_nsec / 1000000,
+                    log_program, (int)getpid(), level_name(level), domain != NULL ? domain : "",
+                    domain != NULL ? ": " : "", message != NULL ? message : "");
     fflush(stderr);
+    count_written(n);
     return G_LOG_WRITER_HANDLED;
 }
 
@@ -70,6 +114,20 @@ void lw_log_set_level(const char *level)
         g_atomic_int_set(&threshold, G_LOG_LEVEL_INFO);
     else if (g_strcmp0(level, "warning") == 0)
         g_atomic_int_set(&threshold, G_LOG_LEVEL_WARNING);
+}
+
+void lw_log_rotate_at(const char *path, guint64 max_bytes)
+{
+    g_mutex_lock(&rotate_lock);
+    if (rotate_path == NULL) {
+        struct stat st;
+        rotate_written = fstat(STDERR_FILENO, &st) == 0 ? (guint64)st.st_size : 0;
+        g_atomic_pointer_set(&rotate_path, g_strdup(path));
+    }
+    rotate_max = max_bytes;
+    if (rotate_max > 0 && rotate_written >= rotate_max)
+        rotate();
+    g_mutex_unlock(&rotate_lock);
 }
 
 void lw_log_init(const char *program, const char *level)

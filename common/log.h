@@ -19,6 +19,11 @@ void lw_log_init(const char *program, const char *level);
 /* Changes the threshold (SIGHUP). Unknown names keep the current one. */
 void lw_log_set_level(const char *level);
 
+/* stderr is the log file `path` (a daemon's): once `max_bytes` are in it,
+ * it moves to PATH.1 and a new one begins. 0: it grows unbounded. Called
+ * again (a reload), it changes the size. */
+void lw_log_rotate_at(const char *path, guint64 max_bytes);
+
 /* Whether a message of `level` would be written: hot paths test it before
  * formatting a message the threshold would drop. */
 gboolean lw_log_enabled(GLogLevelFlags level);

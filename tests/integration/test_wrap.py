@@ -1179,6 +1179,30 @@ print(s1, chat())
         self.assertRan(p, 3)
         self.assertIn(b"already running", p.stderr)
 
+    def test_daemon_log_rotates_at_its_size(self):
+        # A daemon logs a line per request: at log_max_size its log moves to
+        # collector.log.1 (replacing the one before) and a new one begins.
+        with open(os.path.join(self.home, "config.ini"), "a") as f:
+            f.write("\n[collector]\nlog_max_size = 4KiB\n")
+        loop = self.script("loop.py", "import runpy, sys\n"
+                           "for _ in range(int(sys.argv[1])):\n"
+                           "    sys.argv = [sys.argv[0]]\n"
+                           "    try:\n"
+                           "        runpy.run_path(%r)\n"
+                           "    except SystemExit:\n"
+                           "        pass\n" % os.path.join(self.workdir, "chat.py"))
+        log = os.path.join(self.home, "log", "collector.log")
+        for _ in range(4):  # each round writes more than 4 KiB
+            self.assertRan(self.wrap("--quiet", PYTHON, loop, "40"))
+        self.status()  # the last request's line is written
+        for path in (log, log + ".1"):
+            st = os.stat(path)
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, path)
+            self.assertLess(st.st_size, 4096 + 512, path)  # the size, and one line over it
+        self.assertGreaterEqual(os.stat(log + ".1").st_size, 4096)
+        self.assertFalse(os.path.exists(log + ".2"))
+        self.assertIn("POST /v1/chat/completions -> 200", lwtest._read(log))
+
     def test_llmctl_started_with_stderr_closed(self):
         # Its error message must not go into its IPC socket.
         self.assertRan(self.wrap("--quiet", "true"))
