@@ -56,6 +56,8 @@ static const ErrorCase error_cases[] = {
      "'release_memory_after'", 2},
     /* 0 means never, documented. */
     {"release memory never", "[collector]\nrelease_memory_after = 0\n", NULL, 0},
+    {"log never rotated", "[collector]\nlog_max_size = 0\n", NULL, 0},
+    {"bad log size", "[collector]\nlog_max_size = big\n", "'log_max_size'", 2},
     {"zero body cap", "[collector]\nmax_body = 0\n", "bad value '0' for key 'max_body'", 2},
     {"zero body cap with unit", "[collector]\nmax_body = 0MiB\n", "'max_body'", 2},
     {"bad proxy", "[upstream]\nproxy = not a url at all\n", "'proxy'", 2},
@@ -183,6 +185,7 @@ static void test_defaults(void)
     g_assert_cmpuint(c->max_head, ==, 64 * 1024);
     g_assert_cmpuint(c->max_body, ==, 32 * 1024 * 1024);
     g_assert_cmpuint(c->release_memory_after_ms, ==, 250);
+    g_assert_cmpuint(c->log_max_size, ==, 10 * 1024 * 1024);
     g_assert_true(c->http2);
     g_assert_cmpuint(lw_provider_table_count(c->providers), ==, LW_BUILTIN_PROVIDER_COUNT);
     const LwProvider *p = lw_provider_table_by_name(c->providers, "gemini");
@@ -205,6 +208,7 @@ static void test_values(void)
                                        "header_timeout = 2m\n"
                                        "release_memory_after = 0\n"
                                        "log_level = debug\n"
+                                       "log_max_size = 1MiB\n"
                                        "[upstream]\n"
                                        "http2 = no\n"
                                        "connect_timeout = 3\n"
@@ -241,6 +245,7 @@ static void test_values(void)
     g_assert_cmpuint(c->stall_timeout_ms, ==, 90000);
     g_assert_false(c->http2);
     g_assert_cmpstr(c->log_level, ==, "debug");
+    g_assert_cmpuint(c->log_max_size, ==, 1024 * 1024);
 
     const LwProvider *openai = lw_provider_table_by_name(c->providers, "openai");
     g_assert_cmpstr(openai->upstream, ==, "https://127.0.0.1:18443");
@@ -263,7 +268,7 @@ static void test_values(void)
     g_assert_cmpuint(c->price_overrides->len, ==, 1);
     LwPriceOverride *o = g_ptr_array_index(c->price_overrides, 0);
     g_assert_cmpstr(o->model, ==, "gpt-4o-mini");
-    g_assert_cmpuint(o->line, ==, 24);
+    g_assert_cmpuint(o->line, ==, 25);
     g_assert_cmpint(o->input, ==, 150000);
     g_assert_cmpint(o->cached_input, ==, 75000);
     g_assert_cmpint(o->cache_write, ==, 187500);
