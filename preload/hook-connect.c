@@ -6,8 +6,9 @@
  * address of the collector (a base URL pointed at it) keeps its port too.
  * Both kinds are then attributed to the process's run. Nothing else about
  * the call changes: same socket, same flags, the real connect's result and
- * errno. Every other destination costs one inline classification and a
- * compare of its port with the listen addresses'.
+ * errno; only a Fast Open send becomes a connect and a send (fast_open_send).
+ * Every other destination costs one inline classification and a compare of
+ * its port with the listen addresses'.
  */
 
 /* With _GNU_SOURCE, glibc declares connect() and sendto() with a transparent
@@ -18,6 +19,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
@@ -268,6 +270,41 @@ static ssize_t collector_refused(int fd, const Op *op, const struct sockaddr_sto
     return retry_real(fd, op, orig->ss_family, get_port(orig), host);
 }
 
+/* A Fast Open send (sendto/sendmsg with MSG_FASTOPEN) to the collector
+ * would carry the program's first bytes with the connect, before the
+ * attribution message can go: a plain HTTP request (a base URL at a listen
+ * address, http:// to a provider host) then reached the collector with no
+ * run, past the run's budget, and was sent even when the connection was
+ * then refused as unattributable. So the connection is made first (with
+ * MSG_DONTWAIT, without blocking), attributed, and only then are the bytes
+ * sent. On loopback Fast Open saves nothing. The results are the kernel's
+ * for Fast Open without a cookie: a blocking socket connects and sends; a
+ * non-blocking one reports EINPROGRESS with nothing sent, and the program
+ * sends once connected. */
+static int fast_open_connect(int fd, const Op *op, const struct sockaddr *sa, socklen_t len)
+{
+    int fl = (op->flags & MSG_DONTWAIT) != 0 ? fcntl(fd, F_GETFL) : -1;
+    bool set = fl >= 0 && (fl & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
+    int rc = real_connect(fd, sa, len);
+    if (set) {
+        int e = errno;
+        fcntl(fd, F_SETFL, fl);
+        errno = e;
+    }
+    return rc;
+}
+
+static ssize_t fast_open_send(int fd, const Op *op)
+{
+    int flags = op->flags & ~MSG_FASTOPEN;
+    if (op->kind == OP_SENDTO)
+        return real_sendto(fd, op->buf, op->len, flags, NULL, 0);
+    struct msghdr m = *op->msg;
+    m.msg_name = NULL;
+    m.msg_namelen = 0;
+    return real_sendmsg(fd, &m, flags);
+}
+
 /* A connection the collector serves: to a provider's synthetic address
  * (slot i), redirected to the collector's port, or to one of the
  * collector's listen addresses (slot 0), left as it is. Either way the
@@ -291,8 +328,10 @@ static ssize_t to_collector(int fd, const Op *op, const struct sockaddr *sa, soc
         set_port(&ss, htons(lw_cfg.port));
     /* Asked only on this path: other destinations pay nothing for it. */
     bool starts = starts_connection(fd);
+    bool fast_open = starts && op->kind != OP_CONNECT;
     errno = saved;
-    ssize_t rc = run_op(fd, op, (struct sockaddr *)&ss, len);
+    ssize_t rc = fast_open ? fast_open_connect(fd, op, (struct sockaddr *)&ss, len)
+                           : run_op(fd, op, (struct sockaddr *)&ss, len);
     /* A blocking connect() a signal interrupted (EINTR) goes on in the
      * background, like a non-blocking one: the retry the program makes
      * finds the socket connecting or connected and sends nothing, so the
@@ -303,6 +342,8 @@ static ssize_t to_collector(int fd, const Op *op, const struct sockaddr *sa, soc
             if (starts && !send_attribution(fd, (struct sockaddr *)&ss, len) &&
                 lw_cfg.attrib_required)
                 return unattributed(fd, slot);
+            if (fast_open && rc == 0)
+                return fast_open_send(fd, op);
             errno = e;
             return rc;
         }

@@ -427,6 +427,42 @@ for url, max_tokens in zip(sys.argv[1::2], sys.argv[2::2]):
                          [(200, *run)] * 3 + [(429, *run), (200, None, None)])
         self.assertEqual(self.sim.stats()["requests"], 4)
 
+    def test_tcp_fast_open_plain_http(self):
+        # A Fast Open send whose bytes are the request itself (plain HTTP
+        # to the listen address or to a provider host) came before the
+        # attribution message: booked with no run, past the run's budget.
+        path = self.script("fastopen-plain.py", r"""
+import json, socket, sys
+body = json.dumps({"model": "lw-test-model", "max_tokens": 5,
+                   "messages": [{"role": "user", "content": "hi"}]}).encode()
+listen = ("127.0.0.1", int(sys.argv[1]))
+provider = socket.getaddrinfo("api.openai.com", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+for addr in [listen, provider] * 10:
+    s = socket.socket()  # blocking: a timeout would make the Fast Open send EINPROGRESS
+    s.sendto(b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+             b"Authorization: Bearer sk-test\r\nContent-Type: application/json\r\n"
+             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body),
+             socket.MSG_FASTOPEN, addr)
+    answer = b""
+    while chunk := s.recv(65536):
+        answer += chunk
+    s.close()
+    print(answer.split(b"\r\n", 1)[0].decode())
+""")
+        self.assertRan(self.wrap("--quiet", "true"))
+        port = [port for provider, address, port in self.status()["listeners"]
+                if provider == "" and address == "127.0.0.1"][0]
+        summary = os.path.join(self.workdir, "summary.json")
+        p = self.wrap("--quiet", "--json-summary", summary, PYTHON, path, str(port))
+        self.assertRan(p)
+        self.assertEqual(p.stdout.decode().splitlines(), ["HTTP/1.1 200 OK"] * 20)
+        with open(summary) as f:
+            s = json.load(f)
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, env=self.env(), timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual([r["run_id"] for r in json.loads(out.stdout)], [s["run_id"]] * 20)
+
     def test_tcp_fast_open_connections(self):
         # With MSG_FASTOPEN the program's first bytes (its ClientHello)
         # travel with the connect, before the shim can send the connection's

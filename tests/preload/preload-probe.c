@@ -405,10 +405,12 @@ static int cmd_fastopen(int argc, char **argv)
     }
     printf("fastopen_rc=%zd\nerrno=%s\n", rc, rc >= 0 ? "0" : errno_name(errno));
     if (rc >= 0) {
-        struct sockaddr_storage peer;
-        socklen_t pl = sizeof peer;
+        struct sockaddr_storage peer, local;
+        socklen_t pl = sizeof peer, ll = sizeof local;
         getpeername(fd, (struct sockaddr *)&peer, &pl);
         print_sockaddr("peer", (struct sockaddr *)&peer);
+        getsockname(fd, (struct sockaddr *)&local, &ll);
+        print_sockaddr("local", (struct sockaddr *)&local);
     }
     close(fd);
     return 0;

@@ -606,6 +606,35 @@ class TestAttribution(ShimCase):
         self.assertIn("a connection to its listen address belongs to", p.stderr)
         self.assertIn("no request escapes the run's budget", p.stderr)
 
+    def test_fast_open_is_attributed_before_its_bytes(self):
+        """A Fast Open send would carry the program's first bytes (a plain
+        HTTP request to a listen address or a provider host) with the
+        connect, ahead of the message: the collector booked the request
+        with no run. The message goes first, then the bytes; and a
+        connection the shim refuses as unattributable sends none."""
+        plain = listener("127.0.0.1")
+        self.addCleanup(plain.close)
+        port = str(plain.getsockname()[1])
+        for opts in ((), ("sendmsg",)):
+            with self.subTest(opts=opts):
+                r, p = self.probe("fastopen", "127.0.0.1", port, *opts,
+                                  env=self.listen_env("127.0.0.1:" + port))
+                self.assertEqual((r["fastopen_rc"], r["errno"]), ("10", "0"), p.stderr)
+                self.assertEqual(self.accept_line(plain)[2], "tfo-hello")
+                self.assertEqual(decode_attribution(self.message())["local_port"],
+                                 int(r["local"].rsplit(":", 1)[1]))
+                absent = self.listen_env("127.0.0.1:" + port,
+                                         LLMWRAP_ATTRIB_SOCK=os.path.join(self.tmp, "absent.sock"))
+                r, p = self.probe("fastopen", "127.0.0.1", port, *opts, env=absent)
+                self.assertEqual((r["fastopen_rc"], r["errno"]), ("-1", "ECONNREFUSED"))
+                self.assertIn("no request escapes the run's budget", p.stderr)
+                self.assertEqual(self.accept_line(plain)[2], "")
+        r, p = self.probe("fastopen", "api.openai.com", "443",
+                          env=self.env(LLMWRAP_ATTRIB_SOCK=os.path.join(self.tmp, "absent.sock"),
+                                       LLMWRAP_ATTRIB_REQUIRED="1"))
+        self.assertEqual(r["errno"], "ECONNREFUSED")
+        self.assertEqual(self.accept_line()[2], "")
+
     def test_listen_address_refused_is_not_failed_open(self):
         """Nothing on a listen address: the program's connect fails as it
         would without the shim; there is no provider to fail open to."""
