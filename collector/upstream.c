@@ -278,6 +278,18 @@ static void deliver_head(LwTransfer *t)
     curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
     t->head.done = TRUE;
     t->cb.on_head(t->data, t->head.status, reason, headers, n, (int64_t)cl);
+    /* An answer before the whole streamed body (a 401 or 413 sent
+     * early): libcurl stops sending on an error status, but ends the
+     * transfer only once its upload is not paused. Paused on an empty
+     * queue, it would wait for body bytes the client, which has the answer
+     * but its last byte (held until the end), may never send. Resumed,
+     * libcurl ends it, or, still sending, finds the queue empty and pauses
+     * again. */
+    if (t->upload_paused && !t->cancelled) {
+        t->upload_paused = FALSE;
+        t->want_resume = TRUE;
+        queue_pending(t);
+    }
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userp)

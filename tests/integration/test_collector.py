@@ -1081,6 +1081,54 @@ class StreamedUploadLimitsTest(lwtest.CollectorTestCase):
         self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
 
+class StreamedUploadEarlyAnswerTest(unittest.TestCase):
+    """A provider that answers an upload early (a 401 before the body) and
+    keeps its connection open: the client, having sent part of the body
+    and waiting, gets the whole answer at once. The answer's last byte
+    waited for the transfer's end, which libcurl held back while the upload
+    was paused on an empty queue: the client waited [collector]
+    idle_timeout (75 s), then got a cut answer."""
+
+    SENT = 1000
+
+    def setUp(self):
+        import http.server
+        import threading
+
+        released = threading.Event()
+        sent = self.SENT
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(sent)  # all the client sends
+                body = b'{"error":{"message":"bad key","type":"invalid_request_error"}}'
+                self.send_response(401)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                released.wait(DEFAULT_TIMEOUT)  # reads nothing more, closes nothing
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        lwtest.start_scripted_upstream(self, Handler)
+        self.addCleanup(released.set)
+
+    def test_early_answer_reaches_a_waiting_client(self):
+        s = raw_tls(self.collector, timeout=10)
+        s.sendall(upload_head(1 << 20) + b"x" * self.SENT)
+        status, headers, body = read_http_response(s.makefile("rb"))
+        s.close()
+        self.assertEqual(status, 401)
+        self.assertEqual(headers.get("connection"), "close")
+        self.assertEqual(json.loads(body)["error"]["message"], "bad key")
+
+
 class NagleClient(lwtest.HTTPSViaCollector):
     """http.client without TCP_NODELAY: like httpx (and so the OpenAI and
     Anthropic Python SDKs), it writes a request's head and body apart, and
