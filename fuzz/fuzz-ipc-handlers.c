@@ -327,6 +327,7 @@ typedef enum {
 
 typedef struct {
     RunState state;
+    gboolean exit_known; /* RUN_ENDED with an exit status: closing it again fails */
     int owner; /* the connection that opened or attached to it; 0 = none */
     guint64 parent_asked;
     gboolean check_open; /* opened by this input: check its row */
@@ -348,6 +349,7 @@ typedef struct {
     guint64 run_id; /* close, kill, attach, summary */
     gboolean has_run_id;
     guint64 parent; /* open */
+    gboolean exit_known; /* close: with an exit status (a negative one is unknown) */
 } Expect;
 
 typedef struct {
@@ -471,9 +473,12 @@ static void check_answer(Conn *c, const Expect *e, const Lw__Response *resp)
         break;
     }
     case LW__REQUEST__BODY_CLOSE_RUN:
-        require(failed == (!e->has_run_id || state == RUN_UNKNOWN));
-        if (!failed)
+        require(failed ==
+                (!e->has_run_id || state == RUN_UNKNOWN || (state == RUN_ENDED && m->exit_known)));
+        if (!failed) {
             m->state = RUN_ENDED;
+            m->exit_known = e->exit_known;
+        }
         break;
     case LW__REQUEST__BODY_KILL_RUN:
         require(failed == (!e->has_run_id || state == RUN_UNKNOWN));
@@ -662,6 +667,7 @@ static Lw__Request *build_request(Reader *r, Expect *e)
         req->close_run->exit_status = req->close_run->has_exit_status ? (int32_t)take_amount(r) : 0;
         e->has_run_id = req->close_run->has_run_id;
         e->run_id = req->close_run->run_id;
+        e->exit_known = req->close_run->has_exit_status && req->close_run->exit_status >= 0;
         break;
     case 3:
         req->body_case = LW__REQUEST__BODY_RUN_SUMMARY;
@@ -797,8 +803,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     seed_runs();
     memset(runs, 0, sizeof runs);
-    for (guint64 id = 1; id <= SEEDED_RUNS; id++)
+    for (guint64 id = 1; id <= SEEDED_RUNS; id++) {
         runs[id].state = id == 3 ? RUN_ENDED : RUN_OPEN;
+        runs[id].exit_known = id == 3; /* seed_runs ends it with status 0 */
+    }
     last_opened = SEEDED_RUNS;
 
     LwRuns *registry = lw_runs_new(server.ledger, server.spool);
