@@ -833,6 +833,20 @@ class GuardKindsTest(FileClockTestCase):
         self.assertEqual(status, 200)
         self.assertIn("big", headers["x-llmwrap-warning"])
 
+    def test_size_and_growth_guards_leave_file_uploads_alone(self):
+        # A file the collector streams unread is no model input: a 1 MB
+        # upload passes a blocking size guard of 100 tokens, and does not
+        # become the first input a growth guard compares with.
+        self.guard("big", "--type", "size", "--threshold", "100")
+        self.guard("swell", "--type", "growth", "--threshold", "4")
+        upload = b"--x\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n" + \
+            b"y" * 1_000_000 + b"\r\n--x--\r\n"
+        status, _, answer = self.post("openai", "/v1/files", upload,
+                                      {"content-type": "multipart/form-data; boundary=x"})
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(json.loads(answer)["bytes"], len(upload))
+        self.assertEqual(self.send(chat(max_tokens=10))[0], 200)
+
     def test_growth_guard_compares_with_the_first_request(self):
         self.guard("swell", "--type", "growth", "--threshold", "4")
         first = chat(max_tokens=10, messages=[{"role": "user", "content": "x" * 200}])
