@@ -772,10 +772,10 @@ static gboolean read_head(LwConn *conn)
         send_error(conn, 413, "the request body is larger than the collector's max_body");
         return FALSE;
     }
-    if (req.expect_continue && req.body_kind != LW_HTTP1_BODY_NONE) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    gboolean expect = req.expect_continue && req.body_kind != LW_HTTP1_BODY_NONE;
+    if (expect && !conn->upload)
         lw_conn_send(conn, cont, sizeof cont - 1);
-    }
     if (req.body_kind == LW_HTTP1_BODY_NONE ||
         (req.body_kind == LW_HTTP1_BODY_LENGTH && req.content_length == 0)) {
         start_exchange(conn);
@@ -789,6 +789,10 @@ static gboolean read_head(LwConn *conn)
         conn->upload_ready = 0;
         conn->upload_complete = FALSE;
         start_exchange(conn); /* may answer (a refusal) and close at once */
+        /* A client waiting for the go-ahead gets it only if the body is
+         * still wanted: a refused upload is then never sent at all. */
+        if (expect && conn->upload && conn->state == CONN_BODY)
+            lw_conn_send(conn, cont, sizeof cont - 1);
         return TRUE;
     }
     if (!conn->body_chunked) {

@@ -1081,6 +1081,34 @@ class StreamedUploadLimitsTest(lwtest.CollectorTestCase):
         self.assertEqual(self.post("openai", CHAT, CHAT_BODY)[0], 200)
 
 
+class StreamedUploadExpectTest(lwtest.CollectorTestCase):
+    """A client that asks to wait (Expect: 100-continue) is told to go on
+    only when the upload is wanted: a refused one is never sent."""
+
+    providers = ("openai",)
+    config_extra = "\n[guard.once]\ntype = rate\nthreshold = 1\nwindow = 1h\naction = block\n"
+
+    def expect_upload(self):
+        s = raw_tls(self.collector)
+        head = upload_head(100_000)
+        s.sendall(head[:-2] + b"expect: 100-continue\r\n\r\n")
+        return s, s.makefile("rb")
+
+    def test_go_ahead_only_when_the_body_is_wanted(self):
+        s, f = self.expect_upload()
+        self.assertEqual(f.readline(), b"HTTP/1.1 100 Continue\r\n")
+        self.assertEqual(f.readline(), b"\r\n")
+        s.sendall(b"x" * 100_000)
+        self.assertEqual(read_http_response(f)[0], 200)
+        s.close()
+        # The guard refuses the second: its answer comes first, no go-ahead.
+        s, f = self.expect_upload()
+        status, headers, body = read_http_response(f)
+        s.close()
+        self.assertEqual(status, 429, body)
+        self.assertIn(b"guard 'once'", body)
+
+
 class StreamedUploadEarlyAnswerTest(unittest.TestCase):
     """A provider that answers an upload early (a 401 before the body) and
     keeps its connection open: the client, having sent part of the body
