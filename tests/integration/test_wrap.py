@@ -452,16 +452,21 @@ for addr in [listen, provider] * 10:
         self.assertRan(self.wrap("--quiet", "true"))
         port = [port for provider, address, port in self.status()["listeners"]
                 if provider == "" and address == "127.0.0.1"][0]
+        self.assert_all_answered_and_booked_to_the_run(path, 20, str(port))
+
+    def assert_all_answered_and_booked_to_the_run(self, script, n, *args):
+        """Runs `script` under llmwrap: its n requests are answered 200 (one
+        status line each on stdout) and every row carries the run's id."""
         summary = os.path.join(self.workdir, "summary.json")
-        p = self.wrap("--quiet", "--json-summary", summary, PYTHON, path, str(port))
+        p = self.wrap("--quiet", "--json-summary", summary, PYTHON, script, *args)
         self.assertRan(p)
-        self.assertEqual(p.stdout.decode().splitlines(), ["HTTP/1.1 200 OK"] * 20)
+        self.assertEqual(p.stdout.decode().splitlines(), ["HTTP/1.1 200 OK"] * n)
         with open(summary) as f:
             s = json.load(f)
         out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
                              capture_output=True, env=self.env(), timeout=DEFAULT_TIMEOUT)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual([r["run_id"] for r in json.loads(out.stdout)], [s["run_id"]] * 20)
+        self.assertEqual([r["run_id"] for r in json.loads(out.stdout)], [s["run_id"]] * n)
 
     def test_tcp_fast_open_connections(self):
         # With MSG_FASTOPEN the program's first bytes (its ClientHello)
@@ -514,16 +519,7 @@ for _ in range(int(sys.argv[1])):
     s.close()
     print(answer.split(b"\r\n", 1)[0].decode())
 """)
-        summary = os.path.join(self.workdir, "summary.json")
-        p = self.wrap("--quiet", "--json-summary", summary, PYTHON, path, "300")
-        self.assertRan(p)
-        self.assertEqual(p.stdout.decode().splitlines(), ["HTTP/1.1 200 OK"] * 300)
-        with open(summary) as f:
-            s = json.load(f)
-        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
-                             capture_output=True, env=self.env(), timeout=DEFAULT_TIMEOUT)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertEqual([r["run_id"] for r in json.loads(out.stdout)], [s["run_id"]] * 300)
+        self.assert_all_answered_and_booked_to_the_run(path, 300, "300")
 
 
 class _Echo:
