@@ -74,6 +74,29 @@ static void count_written(int n)
     g_mutex_unlock(&rotate_lock);
 }
 
+/* Messages carry bytes from programs and providers (a file name, a model
+ * name): a control byte is written escaped, so none can start a forged
+ * line or drive the terminal of someone reading the log. */
+static char *escape_controls(const char *s)
+{
+    const char *p = s;
+    while (*p != '\0' && (guchar)*p >= 0x20 && *p != 0x7f)
+        p++;
+    if (*p == '\0')
+        return NULL; /* the common case: nothing to escape, nothing copied */
+    GString *out = g_string_new_len(s, p - s);
+    for (; *p != '\0'; p++) {
+        guchar c = (guchar)*p;
+        if (c == '\n')
+            g_string_append(out, "\\n");
+        else if (c < 0x20 || c == 0x7f)
+            g_string_append_printf(out, "\\x%02x", c);
+        else
+            g_string_append_c(out, (char)c);
+    }
+    return g_string_free(out, FALSE);
+}
+
 static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
                                gpointer user_data)
 {
@@ -86,6 +109,9 @@ static GLogWriterOutput writer(GLogLevelFlags level, const GLogField *fields, gs
         else if (strcmp(fields[i].key, "MESSAGE") == 0)
             message = fields[i].value;
     }
+    g_autofree char *escaped = message != NULL ? escape_controls(message) : NULL;
+    if (escaped != NULL)
+        message = escaped;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;

@@ -1235,6 +1235,19 @@ print(s1, chat())
         self.assertFalse(os.path.exists(log + ".2"))
         self.assertIn("POST /v1/chat/completions -> 200", lwtest._read(log))
 
+    def test_program_name_cannot_forge_a_log_line(self):
+        # The run's program name goes into the collector's log. A newline in
+        # a file name must not start a line of its own, nor an escape
+        # sequence reach the terminal of someone reading the log.
+        path = self.script("prog\nrun 99 closed with status 0\x1b[2J", "#!/bin/sh\nexit 0\n")
+        os.chmod(path, 0o755)
+        self.assertRan(self.wrap("--quiet", path))
+        log = self.collector_log()
+        self.assertIn("opened: " + path.replace("\n", "\\n").replace("\x1b", "\\x1b"), log)
+        self.assertNotIn("\x1b", log)
+        for line in log.splitlines():
+            self.assertFalse(line.startswith("run 99"), line)
+
     def test_llmctl_started_with_stderr_closed(self):
         # Its error message must not go into its IPC socket.
         self.assertRan(self.wrap("--quiet", "true"))
