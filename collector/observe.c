@@ -90,6 +90,7 @@ struct _LwObserver {
     guint want_finished;
     gboolean seen_model, seen_id; /* named (non-empty): later events need no parse for them */
     GString *pending_usage;       /* Gemini: the latest event whose usage is not parsed yet */
+    gboolean ending;              /* the stream ended: the unit at hand is its unterminated end */
     gint64 tools_done[LW_TOOL_COUNT];   /* Responses: built-in tool calls output_item.done
                                          * announced */
     gint64 tools_listed[LW_TOOL_COUNT]; /* ... and those the latest output array lists */
@@ -428,8 +429,11 @@ static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
 {
     LwPeek pk;
     lw_usage_peek(data, len, &pk);
+    /* An event the stream ended inside may be cut anywhere, its usage
+     * unreadable: it must not take the place of the last whole report, so
+     * it is parsed now rather than kept. */
     if (obs->seen_model && obs->seen_id && !pk.truncated && !pk.error && !pk.finish_reason &&
-        !pk.prompt_feedback && !pk.grounding && pk.usage_value == 0) {
+        !pk.prompt_feedback && !pk.grounding && pk.usage_value == 0 && !obs->ending) {
         /* Parts' text, thoughts too. The scan counts every "text" member, so
          * grounding metadata's segment texts would count as well: an
          * over-estimate, on the side a metering bound can take. */
@@ -447,8 +451,10 @@ static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
     parse_event(obs, data, len);
     obs->seen_model = obs->usage.model_served != NULL;
     obs->seen_id = obs->usage.response_id != NULL;
-    if (pk.usage_metadata && obs->pending_usage != NULL)
-        g_string_truncate(obs->pending_usage, 0); /* superseded */
+    /* Superseded only by usage this event gave: one cut before its end
+     * gave none, and the kept event is then the latest whole report. */
+    if (obs->ev.have_usage && obs->pending_usage != NULL)
+        g_string_truncate(obs->pending_usage, 0);
     return obs->usage.complete && !was_complete ? FATE_TERMINAL : FATE_PASS;
 }
 
@@ -952,7 +958,9 @@ void lw_observer_finish(LwObserver *obs)
         return;
     LwSseUnit u;
     if (lw_sse_finish(obs->framer, &u)) {
+        obs->ending = TRUE;
         on_unit(obs, &u, obs->enc == ENC_IDENTITY);
+        obs->ending = FALSE;
     } else if (obs->os_open) {
         /* the stream ended inside an event over the cap: its bytes are
          * out, and what it said counts, as for an unterminated kept one */

@@ -1447,6 +1447,64 @@ static void test_gemini_running_usage(void)
     lw_request_info_clear(&req);
 }
 
+/* A Gemini stream that breaks inside a chunk: whatever of it came (cut
+ * after the usage's name, inside a later string, or just after the usage
+ * object) reports no usage, so the running usage stays the last whole
+ * chunk's, as the provider counted it, not the first chunk's. Asked once
+ * at the end (the latest report is kept unparsed until then) and after
+ * every read. */
+static void test_gemini_cut_inside_chunk(void)
+{
+    const char *path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
+    LwRequestInfo req;
+    lw_inspect_request(LW_FORMAT_GEMINI, "POST", path, "{}", 2, &req);
+#define HEAD(TEXT)                                                                                \
+    "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"" TEXT "\"}]},\"index\":0}],"
+#define USAGE(OUT)                                                                                \
+    "\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":" OUT "}"
+#define TAIL ",\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"R1\"}\r\n\r\n"
+    const char *chunks[] = {
+        HEAD("a") USAGE("1") TAIL,
+        HEAD("bb") USAGE("400") TAIL,
+        HEAD("cc") USAGE("800") TAIL,
+    };
+    const char *cuts[] = {
+        HEAD("dd") "\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":",
+        HEAD("dd") USAGE("900") ",\"modelVersion\":\"gemini-2.",
+        HEAD("dd") USAGE("900"),
+        HEAD("dd") "\"usageMetadata\"",
+    };
+#undef HEAD
+#undef USAGE
+#undef TAIL
+    for (gsize c = 0; c < G_N_ELEMENTS(cuts); c++) {
+        for (int asked_each_time = 0; asked_each_time <= 1; asked_each_time++) {
+            Sink s = {g_string_new(NULL), g_string_new(NULL)};
+            const LwObserverSink sink = {sink_emit};
+            LwObserver *obs =
+                lw_observer_new(LW_FORMAT_GEMINI, &req, 200, SSE, NULL, FALSE, &sink, &s);
+            for (gsize i = 0; i < G_N_ELEMENTS(chunks); i++) {
+                lw_observer_feed(obs, chunks[i], strlen(chunks[i]));
+                if (asked_each_time)
+                    lw_observer_usage(obs);
+            }
+            lw_observer_feed(obs, cuts[c], strlen(cuts[c]));
+            lw_observer_finish(obs);
+            const LwUsage *u = lw_observer_usage(obs);
+            g_test_message("cut %zu, asked each time: %d", c, asked_each_time);
+            g_assert_true(u->have_usage);
+            g_assert_false(u->complete);
+            g_assert_cmpint(u->tokens.input_tokens, ==, 100);
+            g_assert_cmpint(u->tokens.output_tokens, ==, 800);
+            g_assert_nonnull(strstr(u->raw_usage, "\"candidatesTokenCount\":800"));
+            lw_observer_free(obs);
+            g_string_free(s.out, TRUE);
+            g_string_free(s.flags, TRUE);
+        }
+    }
+    lw_request_info_clear(&req);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1483,6 +1541,7 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/openrouter-byok", test_openrouter_byok);
     g_test_add_func("/observe/xai-subset", test_xai_subset);
     g_test_add_func("/observe/gemini-running-usage", test_gemini_running_usage);
+    g_test_add_func("/observe/gemini-cut-inside-chunk", test_gemini_cut_inside_chunk);
     g_test_add_func("/observe/gemini-candidates", test_gemini_candidates);
     g_test_add_func("/observe/anthropic-delta-writes", test_anthropic_delta_writes);
     for (gsize i = 0; i < G_N_ELEMENTS(charge_cases); i++) {
