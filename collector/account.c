@@ -547,23 +547,28 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
     if (have_usage)
         t = u->tokens;
     gboolean success = a->upstream_status >= 200 && a->upstream_status < 300;
-    gboolean complete = u != NULL && u->complete && !cut;
+    /* The provider's answer came to its end (its last event): its usage is
+     * final even when the connection then broke or stalled, which costs
+     * the client only the framing. */
+    gboolean answered = u != NULL && u->complete;
+    gboolean complete = answered && !cut;
     g_autofree char *warning = NULL;
 
     if (!is_billable(a->info.endpoint) || (!success && !have_usage && a->unanswered == NULL)) {
         /* Free endpoints, and errors the provider does not bill. */
         row.cost = (LwCost){TRUE, 0};
     } else {
-        if (!complete || !have_usage) {
-            /* Cut short or no usage report: what is known, plus an estimate
-             * of the rest (about 4 bytes per token), flagged partial. */
+        if (!complete || !have_usage)
             row.partial = TRUE;
+        if (!answered || !have_usage) {
+            /* Cut short or no usage report: what is known, plus an estimate
+             * of the rest (about 4 bytes per token). */
             if (t.input_tokens == 0)
                 t.input_tokens = ceil_div4(a->info.body_bytes);
             gint64 out_estimate = ceil_div4(u != NULL ? u->output_text_bytes : 0);
             t.output_tokens = MAX(t.output_tokens, out_estimate);
         }
-        if (u != NULL && u->have_provider_cost && complete) {
+        if (u != NULL && u->have_provider_cost && answered) {
             row.cost = (LwCost){TRUE, u->provider_cost_pusd};
             row.cost_source = "provider";
         } else if (a->info.endpoint == LW_ENDPOINT_UNPRICED) {

@@ -666,6 +666,71 @@ class UnpricedChargesTest(ScriptedProviderTestCase):
 
 
 
+class CutAfterTheLastEventTest(LedgerReads, unittest.TestCase):
+    """A stream whose connection breaks after its last event (only the
+    chunked terminator lost) had its whole answer: the row, still flagged
+    partial, keeps the usage and the cost the provider reported with it
+    (OpenRouter's usage.cost, for a model the price table does not have)."""
+
+    EVENTS = (b'data: {"id":"gen-1","object":"chat.completion.chunk",'
+              b'"model":"anthropic/claude-opus-4.1","choices":[{"index":0,'
+              b'"delta":{"content":"Hi there, this answer is long enough to be noticed"}}]}\n\n'
+              b'data: {"id":"gen-1","object":"chat.completion.chunk",'
+              b'"model":"anthropic/claude-opus-4.1","choices":[],"usage":{"prompt_tokens":1000,'
+              b'"completion_tokens":7,"total_tokens":1007,"cost":0.015525,"is_byok":false}}\n\n'
+              b"data: [DONE]\n\n")
+
+    def setUp(self):
+        import http.server
+        events = self.EVENTS
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                 b"transfer-encoding: chunked\r\n\r\n"
+                                 b"%x\r\n%s\r\n" % (len(events), events))
+                if self.headers.get("x-end") != "cut":
+                    self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        lwtest.start_scripted_upstream(self, Handler, ("openrouter",))
+
+    def stream(self, end):
+        conn = lwtest.HTTPSViaCollector(self.collector, "openrouter")
+        try:
+            conn.request("POST", "/api/v1/chat/completions",
+                         body=json.dumps(chat("anthropic/claude-opus-4.1", stream=True)),
+                         headers={"authorization": "Bearer k", "content-type": "application/json",
+                                  "x-end": end})
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            try:
+                body = r.read()
+            except http.client.IncompleteRead as e:
+                body = e.partial
+            self.assertIn(b"data: [DONE]\n\n", body)
+        finally:
+            conn.close()
+        return self.last_row()
+
+    def test_provider_cost_kept_when_only_the_end_is_lost(self):
+        for end, partial in (("clean", False), ("cut", True)):
+            with self.subTest(end=end):
+                row = self.stream(end)
+                self.assertEqual((row["input_tokens"], row["output_tokens"], row["partial"]),
+                                 (1000, 7, partial))
+                self.assertEqual(D(str(row["cost_usd"])), D("0.015525"))
+                self.assertEqual(row["cost_source"], "provider")
+                self.assertIsNone(row["warning"])
+
+
 class RepriceKeepsBookedCostsTest(LedgerReads, lwtest.CollectorTestCase):
     """`llmctl reprice` with the prices the collector used changes nothing:
     every kind of row the collector writes, produced end to end, keeps the
