@@ -320,6 +320,7 @@ static Fate openai_event(LwObserver *obs, const LwSseUnit *u, const char *data, 
     /* Parse what can carry usage, model, id, an error, a tool call or the
      * end; a text delta only needs its text measured. */
     gboolean slow = pk.usage_value > 0 || pk.error || pk.x_groq || pk.truncated || pk.call_item ||
+                    pk.escaped_name ||
                     (pk.model && !obs->seen_model) || (pk.id && !obs->seen_id) ||
                     slice_is(type, type_len, "error") ||
                     (responses && is_lifecycle_type(type, type_len));
@@ -433,7 +434,8 @@ static Fate gemini_event(LwObserver *obs, const char *data, gsize len)
      * unreadable: it must not take the place of the last whole report, so
      * it is parsed now rather than kept. */
     if (obs->seen_model && obs->seen_id && !pk.truncated && !pk.error && !pk.finish_reason &&
-        !pk.prompt_feedback && !pk.grounding && pk.usage_value == 0 && !obs->ending) {
+        !pk.prompt_feedback && !pk.grounding && pk.usage_value == 0 && !pk.escaped_name &&
+        !obs->ending) {
         /* Parts' text, thoughts too. The scan counts every "text" member, so
          * grounding metadata's segment texts would count as well: an
          * over-estimate, on the side a metering bound can take. */

@@ -253,6 +253,10 @@ void lw_usage_peek(const char *json, gsize len, LwPeek *ret)
             }
             break;
         default:
+            /* Never a name the scan knows, which have no escapes; the
+             * parser decodes it, and it may be one. */
+            if (memchr(s, '\\', (gsize)(close - s)) != NULL)
+                ret->escaped_name = TRUE;
             break;
         }
     }

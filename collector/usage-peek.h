@@ -46,6 +46,8 @@ typedef struct {
     gsize type_len;
     gint64 text[LW_PEEK_TEXT_COUNT]; /* decoded UTF-8 bytes of string values, per member name */
     gboolean truncated; /* the payload ends inside a string */
+    gboolean escaped_name; /* a member name with an escape ("us\u0061ge"): which member it
+                            * is takes a parse, so the scan cannot say what it misses */
 } LwPeek;
 
 /* Scans `len` bytes of JSON text. */

@@ -1447,6 +1447,54 @@ static void test_gemini_running_usage(void)
     lw_request_info_clear(&req);
 }
 
+/* Member names written with escapes are the names they decode to, as for
+ * any JSON parser (the SDK's): the scan that spares text deltas a parse
+ * cannot read them, so such an event is parsed, and its usage counts. */
+typedef struct {
+    const char *name;
+    LwFormat format;
+    const char *path;
+    const char *body;
+    LwTokens tokens;
+} EscapedCase;
+
+static const EscapedCase escaped_cases[] = {
+    {"openai-usage", LW_FORMAT_OPENAI, "/v1/chat/completions",
+     "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":"
+     "{\"content\":\"Hi\"}}]}\n\n"
+     "data: {\"id\":\"c\",\"model\":\"gpt-4o\",\"choices\":[],\"us\\u0061ge\":"
+     "{\"prompt_tokens\":1000,\"completion_tokens\":70,\"total_tokens\":1070}}\n\n"
+     "data: [DONE]\n\n",
+     {1000, 0, 0, 0, 70, 0}},
+    {"gemini-usage-metadata", LW_FORMAT_GEMINI,
+     "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"index\":0}],"
+     "\"usageMetadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":1},"
+     "\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"R\"}\r\n\r\n"
+     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" b\"}]},\"index\":0}],"
+     "\"usage\\u004detadata\":{\"promptTokenCount\":100,\"candidatesTokenCount\":500},"
+     "\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"R\"}\r\n\r\n"
+     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" c\"}]},"
+     "\"finishReason\":\"STOP\",\"index\":0}],\"modelVersion\":\"gemini-2.5-flash\","
+     "\"responseId\":\"R\"}\r\n\r\n",
+     {100, 0, 0, 0, 500, 0}},
+};
+
+static void test_escaped_names(gconstpointer data)
+{
+    const EscapedCase *c = data;
+    LwRequestInfo req;
+    lw_inspect_request(c->format, "POST", c->path, "{\"stream\":true}", 15, &req);
+    gsize len = strlen(c->body);
+    Result r = {0};
+    run_all_splits(c->format, &req, 200, SSE, NULL, FALSE, c->body, len, c->body, len, NULL, &r);
+    g_assert_true(r.usage.have_usage);
+    g_assert_true(r.usage.complete);
+    g_assert_cmpmem(&r.usage.tokens, sizeof r.usage.tokens, &c->tokens, sizeof c->tokens);
+    result_clear(&r);
+    lw_request_info_clear(&req);
+}
+
 /* A Gemini stream that breaks inside a chunk: whatever of it came (cut
  * after the usage's name, inside a later string, or just after the usage
  * object) reports no usage, so the running usage stays the last whole
@@ -1542,6 +1590,10 @@ int main(int argc, char **argv)
     g_test_add_func("/observe/xai-subset", test_xai_subset);
     g_test_add_func("/observe/gemini-running-usage", test_gemini_running_usage);
     g_test_add_func("/observe/gemini-cut-inside-chunk", test_gemini_cut_inside_chunk);
+    for (gsize i = 0; i < G_N_ELEMENTS(escaped_cases); i++) {
+        g_autofree char *path = g_strdup_printf("/observe/escaped-names/%s", escaped_cases[i].name);
+        g_test_add_data_func(path, &escaped_cases[i], test_escaped_names);
+    }
     g_test_add_func("/observe/gemini-candidates", test_gemini_candidates);
     g_test_add_func("/observe/anthropic-delta-writes", test_anthropic_delta_writes);
     for (gsize i = 0; i < G_N_ELEMENTS(charge_cases); i++) {
