@@ -736,6 +736,18 @@ static gboolean apply_overrides(LwPricing *p, const LwConfig *config, GError **e
 {
     if (config == NULL || config->price_overrides == NULL)
         return TRUE;
+    /* Providers added in config.ini (an OpenAI-compatible gateway, say) have
+     * no prices in the table: there a [price.MODEL] with both rates prices
+     * MODEL even when the table has it under another provider, since
+     * nothing else could (and a gateway's price is not assumed to be the
+     * original's). */
+    g_autoptr(GPtrArray) added = g_ptr_array_new();
+    if (config->providers != NULL)
+        for (guint j = 0; j < lw_provider_table_count(config->providers); j++) {
+            const char *name = lw_provider_table_nth(config->providers, j)->name;
+            if (provider_models(p, name, FALSE) == NULL)
+                g_ptr_array_add(added, (char *)name);
+        }
     for (guint i = 0; i < config->price_overrides->len; i++) {
         const LwPriceOverride *o = g_ptr_array_index(config->price_overrides, i);
         gboolean found = FALSE;
@@ -762,8 +774,15 @@ static gboolean apply_overrides(LwPricing *p, const LwConfig *config, GError **e
             apply_override(e, o);
             found = TRUE;
         }
-        if (found)
+        if (found) {
+            if (o->input >= 0 && o->output >= 0)
+                for (guint j = 0; j < added->len; j++) {
+                    GHashTable *models = provider_models(p, g_ptr_array_index(added, j), TRUE);
+                    if (g_hash_table_lookup(models, o->model) == NULL)
+                        apply_override(entry_new(p, g_ptr_array_index(added, j), o->model), o);
+                }
             continue;
+        }
 
         /* A model no provider has: priced wherever it may be served. A
          * mistake in config.ini, so told as config.c tells its own. */

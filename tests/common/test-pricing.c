@@ -604,6 +604,32 @@ static void test_override_adds(void)
     g_assert_cmpuint(n, ==, LW_BUILTIN_PROVIDER_COUNT + 1);
 }
 
+/* A provider added in config.ini has no prices in the table: a model the
+ * table has under another provider is priced there by its [price.MODEL],
+ * when it gives both rates, and the other provider's entry is untouched
+ * but for the override itself. */
+static void test_override_added_provider(void)
+{
+    g_autoptr(LwConfig) config = config_from("[provider.gateway]\nhost = llm.gateway.example\n"
+                                             "[price.gpt-4o]\ninput = 3\noutput = 12\n"
+                                             "[price.gpt-4o-mini]\ncached_input = 0.05\n");
+    g_autoptr(LwPricing) p = load_shipped(config);
+    const LwPrice *e = must_find(p, "gateway", "gpt-4o");
+    g_assert_true(e->overridden);
+    g_assert_cmpint(e->rates.input, ==, 3000000);
+    g_assert_cmpint(e->rates.output, ==, 12000000);
+    g_assert_cmpint(e->rates.cached_input, ==, -1); /* not assumed from openai's */
+    /* 1,000 x 3,000,000 + 1,000 x 12,000,000 = 15,000,000,000 */
+    const LwTokens t = {1000, 0, 0, 0, 1000, 0};
+    g_assert_cmpint(lw_pricing_cost(e, &t), ==, 15000000000);
+    g_assert_cmpint(must_find(p, "openai", "gpt-4o")->rates.input, ==, 3000000);
+    g_assert_cmpint(must_find(p, "openai", "gpt-4o")->rates.cached_input, ==, 1250000);
+    /* One key alone cannot price a model there: nothing to take the rest from. */
+    g_assert_null(lw_pricing_lookup(p, "gateway", "gpt-4o-mini"));
+    /* A built-in provider without the model does not gain it. */
+    g_assert_null(lw_pricing_lookup(p, "anthropic", "gpt-4o"));
+}
+
 /* config.ini cannot express tiers: an overridden model's rates hold for
  * every request size. */
 static void test_override_drops_tiers(void)
@@ -935,6 +961,7 @@ int main(int argc, char **argv)
     g_test_add_func("/pricing/override/one-key", test_override_one_key);
     g_test_add_func("/pricing/override/every-provider", test_override_every_provider);
     g_test_add_func("/pricing/override/adds", test_override_adds);
+    g_test_add_func("/pricing/override/added-provider", test_override_added_provider);
     g_test_add_func("/pricing/override/drops-tiers", test_override_drops_tiers);
     g_test_add_func("/pricing/override/snapshot", test_override_snapshot);
     g_test_add_func("/pricing/override/add-needs-rates", test_override_add_needs_rates);
