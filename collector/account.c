@@ -578,9 +578,7 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
         } else {
             const char *model;
             const LwPrice *price = price_of(a, row.model_served, &model);
-            if (price != NULL && row.model_served != NULL && model != row.model_served)
-                warning = g_strdup_printf("no price for %s: priced as %s", row.model_served,
-                                          model);
+            warning = lw_pricing_note(price, a->provider->name, row.model_served, model);
             if (price != NULL) {
                 if (a->unanswered != NULL && !have_usage)
                     take_worst_case(a, price, &t);
@@ -588,8 +586,6 @@ void lw_account_settle(LwAccount *a, int client_status, gboolean cut)
                 row.cost_source = "price";
             } else {
                 row.cost = (LwCost){FALSE, 0};
-                warning = g_strdup_printf("no price for %s model %s", a->provider->name,
-                                          model != NULL ? model : "(none)");
                 g_warning("%s: cost unknown (add [price.%s] to config.ini)", warning,
                           model != NULL ? model : "MODEL");
             }

@@ -57,7 +57,8 @@ gboolean lw_ledger_insert_row(LwLedger *ledger, gint64 id, const LwLedgerRequest
 gboolean lw_ledger_max_request_id(LwLedger *ledger, gint64 *ret_id, GError **error);
 
 /* Sets request `id`'s cost to row->cost (cost_source "price" when known,
- * else NULL) inside the caller's transaction; lw_ledger_commit() moves the
+ * else NULL) and its warning to row->warning, inside the caller's
+ * transaction; lw_ledger_commit() moves the
  * rollups with it. `row` gives the keys the request is counted under (time,
  * provider, models, tags, run) and `old` the cost it had. */
 gboolean lw_ledger_recost_row(LwLedger *ledger, gint64 id, const LwLedgerRequest *row, LwCost old,

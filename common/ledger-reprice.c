@@ -28,6 +28,7 @@ static void change_clear(gpointer p)
     g_free((char *)c->row.model_served);
     g_free((char *)c->row.model_sent);
     g_free((char *)c->row.model_requested);
+    g_free((char *)c->row.warning);
 }
 
 enum {
@@ -50,7 +51,27 @@ enum {
     COL_SOURCE,
     COL_CACHE_HIT,
     COL_UNBILLED,
+    COL_WARNING,
 };
+
+/* The row's warning with its price note (first, when there is one) made to
+ * match the new price: dropped once the model is priced, added when it no
+ * longer is. The rest of the warning stays. */
+static char *warning_repriced(const char *old, char *note)
+{
+    const char *rest = old;
+    if (rest != NULL && g_str_has_prefix(rest, LW_PRICING_NOTE_PREFIX)) {
+        const char *sep = strstr(rest, "; ");
+        rest = sep != NULL ? sep + 2 : NULL;
+    }
+    if (note == NULL)
+        return g_strdup(rest);
+    if (rest == NULL)
+        return note;
+    char *both = g_strconcat(note, "; ", rest, NULL);
+    g_free(note);
+    return both;
+}
 
 /* Reads the rows after *last_id (up to CHUNK_ROWS of them, whether they
  * are repriced or not, so a chunk's length is bounded however few rows
@@ -64,7 +85,7 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
         "model_requested, "
         "input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, "
         "output_tokens, reasoning_tokens, cost_pusd, cost_source, cache_hit, "
-        "cost_source IS NULL AND cost_pusd IS NOT NULL FROM requests WHERE id > ?1 "
+        "cost_source IS NULL AND cost_pusd IS NOT NULL, warning FROM requests WHERE id > ?1 "
         "ORDER BY id LIMIT ?2",
         error);
     if (st == NULL)
@@ -94,12 +115,12 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
         const char *requested = (const char *)sqlite3_column_text(st, COL_REQUESTED);
         /* As the collector priced it: the model the answer names, else the
          * one sent (a downgrade's, not the one the program asked for). */
+        const char *provider = (const char *)sqlite3_column_text(st, COL_PROVIDER);
+        const char *model = NULL;
         const LwPrice *price =
-            unpriced_call
-                ? NULL
-                : lw_pricing_lookup_answer(pricing,
-                                           (const char *)sqlite3_column_text(st, COL_PROVIDER),
-                                           served, sent != NULL ? sent : requested, NULL);
+            unpriced_call ? NULL
+                          : lw_pricing_lookup_answer(pricing, provider, served,
+                                                     sent != NULL ? sent : requested, &model);
         LwCost cost = {.known = price != NULL};
         if (price != NULL) {
             LwTokens tokens = {
@@ -127,7 +148,10 @@ static gboolean collect(LwLedger *ledger, const LwPricing *pricing, gint64 since
                     .model_served = g_strdup(served),
                     .model_sent = g_strdup(sent),
                     .model_requested = g_strdup(requested),
-                    .cost = cost},
+                    .cost = cost,
+                    .warning = warning_repriced(
+                        (const char *)sqlite3_column_text(st, COL_WARNING),
+                        unpriced_call ? NULL : lw_pricing_note(price, provider, served, model))},
             .old = old,
         };
         g_array_append_val(changes, c);

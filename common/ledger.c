@@ -917,11 +917,13 @@ gboolean lw_ledger_recost_row(LwLedger *ledger, gint64 id, const LwLedgerRequest
                               LwCost old, GError **error)
 {
     sqlite3_stmt *st = cached(ledger, &ledger->recost,
-                              "UPDATE requests SET cost_pusd = ?2, cost_source = ?3 WHERE id = ?1",
+                              "UPDATE requests SET cost_pusd = ?2, cost_source = ?3, warning = ?4 "
+                              "WHERE id = ?1",
                               error);
     if (st == NULL)
         return FALSE;
     sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 4, row->warning);
     if (row->cost.known) {
         sqlite3_bind_int64(st, 2, row->cost.pusd);
         sqlite3_bind_text(st, 3, "price", -1, SQLITE_STATIC);

@@ -843,6 +843,17 @@ const char *lw_pricing_version(const LwPricing *pricing)
     return pricing->version;
 }
 
+char *lw_pricing_note(const LwPrice *price, const char *provider, const char *served,
+                      const char *model)
+{
+    if (price == NULL)
+        return g_strdup_printf(LW_PRICING_NOTE_PREFIX "%s model %s", provider,
+                               model != NULL ? model : "(none)");
+    if (served != NULL && model != NULL && strcmp(model, served) != 0)
+        return g_strdup_printf(LW_PRICING_NOTE_PREFIX "%s: priced as %s", served, model);
+    return NULL;
+}
+
 const LwPrice *lw_pricing_lookup_answer(const LwPricing *pricing, const char *provider,
                                         const char *served, const char *sent,
                                         const char **ret_model)

@@ -95,6 +95,15 @@ const LwPrice *lw_pricing_lookup(const LwPricing *pricing, const char *provider,
  * model the request was sent for (`sent`), as providers.md 1.2 says. Sets
  * *ret_model (unless NULL) to the name priced, or (no price) served, else
  * sent. Either name may be NULL. Borrowed, as lw_pricing_lookup. */
+/* The note a row carries about its price, or NULL: "no price for PROVIDER
+ * model MODEL" when `price` is NULL, "no price for SERVED: priced as MODEL"
+ * when the answer's model had none and `model` (as *ret_model of
+ * lw_pricing_lookup_answer gave it) was priced instead. Such a note begins
+ * with LW_PRICING_NOTE_PREFIX and comes first in the row's warning. */
+#define LW_PRICING_NOTE_PREFIX "no price for "
+char *lw_pricing_note(const LwPrice *price, const char *provider, const char *served,
+                      const char *model);
+
 const LwPrice *lw_pricing_lookup_answer(const LwPricing *pricing, const char *provider,
                                         const char *served, const char *sent,
                                         const char **ret_model);

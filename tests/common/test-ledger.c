@@ -1045,6 +1045,66 @@ static void test_reprice_served_unlisted(Fixture *f, gconstpointer data)
     lw_pricing_free(pricing);
 }
 
+/* A row's price note follows its new price, and the rest of its warning
+ * stays: dropped once the model is priced, added once it is not, and
+ * "priced as" when a dated name is priced as the name sent. */
+static void test_reprice_warning(Fixture *f, gconstpointer data)
+{
+    GError *error = NULL;
+    LwPricing *pricing = reprice_table(f);
+    LwLedger *l = open_rw(f);
+    LwLedgerRequest now_priced = {.time_ms = BASE_MS,
+                                  .provider = "openai",
+                                  .model_requested = "mystery",
+                                  .model_served = "mystery",
+                                  .input_tokens = 1000,
+                                  .output_tokens = 100,
+                                  .warning = "no price for openai model mystery; billed at "
+                                             "the flex tier",
+                                  .ttft_ms = -1};
+    LwLedgerRequest now_unpriced = {.time_ms = BASE_MS,
+                                    .provider = "openai",
+                                    .model_requested = "gone",
+                                    .model_served = "gone",
+                                    .input_tokens = 1000,
+                                    .cost = {TRUE, 5},
+                                    .cost_source = "price",
+                                    .ttft_ms = -1};
+    LwLedgerRequest priced_as = {.time_ms = BASE_MS,
+                                 .provider = "openai",
+                                 .model_requested = "gpt-4o",
+                                 .model_served = "gpt-4o-2099-01-01",
+                                 .input_tokens = 1000,
+                                 .output_tokens = 100,
+                                 .warning = "no price for openai model gpt-4o-2099-01-01",
+                                 .ttft_ms = -1};
+    g_assert_cmpint(lw_ledger_insert(l, &now_priced, &error), ==, 1);
+    g_assert_cmpint(lw_ledger_insert(l, &now_unpriced, &error), ==, 2);
+    g_assert_cmpint(lw_ledger_insert(l, &priced_as, &error), ==, 3);
+    g_assert_no_error(error);
+    LwRepriceResult res;
+    g_assert_true(lw_ledger_reprice(l, pricing, LW_LEDGER_NO_SINCE, NULL, NULL, &res, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(res.changed, ==, 3);
+    g_autoptr(GPtrArray) rows = list_requests(l, NULL);
+    g_assert_cmpuint(rows->len, ==, 3);
+    for (guint i = 0; i < rows->len; i++) {
+        const LwLedgerRequest *r = &((const LwRequestRecord *)g_ptr_array_index(rows, i))->row;
+        if (g_strcmp0(r->model_requested, "mystery") == 0) {
+            g_assert_true(r->cost.known);
+            g_assert_cmpstr(r->warning, ==, "billed at the flex tier");
+        } else if (g_strcmp0(r->model_requested, "gone") == 0) {
+            g_assert_false(r->cost.known);
+            g_assert_cmpstr(r->warning, ==, "no price for openai model gone");
+        } else {
+            g_assert_true(r->cost.known);
+            g_assert_cmpstr(r->warning, ==, "no price for gpt-4o-2099-01-01: priced as gpt-4o");
+        }
+    }
+    lw_ledger_close(l);
+    lw_pricing_free(pricing);
+}
+
 /* A request a budget downgraded is priced, and counted, as the model sent,
  * as the collector priced it: when no answer names a model (it never
  * came), and when the one named has no price of its own. What the program
@@ -1429,6 +1489,7 @@ int main(int argc, char **argv)
     ADD("reprice-served-unlisted", test_reprice_served_unlisted);
     ADD("reprice-unpriced-call", test_reprice_unpriced_call);
     ADD("reprice-downgraded", test_reprice_downgraded);
+    ADD("reprice-warning", test_reprice_warning);
     ADD("migrate-unpriced-path", test_migrate_unpriced_path);
     ADD("concurrent-reader", test_concurrent_reader);
     ADD("background-checkpoint", test_background_checkpoint);
