@@ -36,6 +36,11 @@ struct _LwAccount {
     gint64 bytes_out;
     int upstream_status;
     LwReservation *reservation;
+    /* The price table of the request's start, which admission reserved its
+     * worst case by: a reload (SIGHUP) that changes a price mid-request must
+     * not book it at a cost its reservation did not cover, past a hard
+     * budget. NULL when there is none. */
+    LwPricing *pricing;
     gboolean metered;
     char *downgraded_to;
     char *ended_by;        /* budget that ended a metered stream */
@@ -133,6 +138,7 @@ LwAccount *lw_account_begin(LwServer *server, const LwAccountRequest *r, GBytes 
     a->provider = r->provider;
     a->time_ms = lw_clock_now_ms(); /* the clock budget windows use */
     a->start_us = lw_loop_now_us();
+    a->pricing = server->pricing != NULL ? lw_pricing_ref(server->pricing) : NULL;
     if (r->attribution != NULL) {
         a->attribution = *r->attribution;
         a->have_attribution = TRUE;
@@ -172,6 +178,7 @@ void lw_account_free(LwAccount *a)
         return;
     if (a->reservation != NULL) /* never settled (cannot happen): release it */
         lw_budgets_settle(a->server->budgets, a->reservation, FALSE, 0);
+    lw_pricing_free(a->pricing);
     g_free(a->downgraded_to);
     g_free(a->ended_by);
     lw_observer_free(a->observer);
@@ -291,10 +298,9 @@ static const LwPrice *price_of(const LwAccount *a, const char *served, const cha
 {
     const char *sent = a->downgraded_to != NULL ? a->downgraded_to : a->info.model;
     *ret_model = served != NULL ? served : sent;
-    if (a->server->pricing == NULL)
+    if (a->pricing == NULL)
         return NULL;
-    return lw_pricing_lookup_answer(a->server->pricing, a->provider->name, served, sent,
-                                    ret_model);
+    return lw_pricing_lookup_answer(a->pricing, a->provider->name, served, sent, ret_model);
 }
 
 static gint64 ceil_div4(gint64 n)

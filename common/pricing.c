@@ -235,6 +235,7 @@ typedef struct {
 } Entry;
 
 struct _LwPricing {
+    gatomicrefcount refs;
     char *version;
     GStringChunk *strings;
     GPtrArray *entries; /* Entry*, owned; one per priced (provider, model) */
@@ -251,9 +252,16 @@ static void entry_free(gpointer p)
 
 static const LwRates no_rates = {-1, -1, -1, -1, -1};
 
+LwPricing *lw_pricing_ref(LwPricing *pricing)
+{
+    g_return_val_if_fail(pricing != NULL, NULL);
+    g_atomic_ref_count_inc(&pricing->refs);
+    return pricing;
+}
+
 void lw_pricing_free(LwPricing *pricing)
 {
-    if (pricing == NULL)
+    if (pricing == NULL || !g_atomic_ref_count_dec(&pricing->refs))
         return;
     g_free(pricing->version);
     g_hash_table_unref(pricing->providers);
@@ -265,6 +273,7 @@ void lw_pricing_free(LwPricing *pricing)
 static LwPricing *pricing_new(void)
 {
     LwPricing *p = g_new0(LwPricing, 1);
+    g_atomic_ref_count_init(&p->refs);
     p->strings = g_string_chunk_new(4096);
     p->entries = g_ptr_array_new_with_free_func(entry_free);
     p->providers =

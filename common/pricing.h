@@ -79,6 +79,12 @@ typedef struct _LwPricing LwPricing;
  * file, line and key, for an override of a model the table does not have
  * that lacks 'input' or 'output' (a bad configuration, exit status 2). */
 LwPricing *lw_pricing_load(const char *data_file, const LwConfig *config, GError **error);
+/* Another reference to `pricing`, returned. A table is never changed once
+ * loaded: a holder keeps prices that a reload has since replaced (the
+ * collector prices a request by the table it was admitted under). */
+LwPricing *lw_pricing_ref(LwPricing *pricing);
+/* Drops a reference: the one lw_pricing_load returned, or one from
+ * lw_pricing_ref. The last frees the table. Accepts NULL. */
 void lw_pricing_free(LwPricing *pricing);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwPricing, lw_pricing_free)
 

@@ -10,6 +10,7 @@ import decimal
 import http.client
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -263,6 +264,95 @@ class RepriceTest(BudgetTestCase):
         self.assertEqual(status, 429, refused)
         self.assertIn("'daily'", json.loads(refused)["error"]["message"])
         self.assertEqual(self.sim.stats()["requests"], 1)
+
+
+class ReloadPriceTest(unittest.TestCase):
+    """A request in flight when a reload (SIGHUP) changes its price is booked
+    at the price its worst case was reserved by: at the new one, a hard
+    budget admitted it for a cost it did not cover."""
+
+    prices = "\n[price.sim-open]\ninput = 1\noutput = {}\n"
+
+    def setUp(self):
+        import http.server
+        import threading
+
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        test = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["content-length"]))
+                test.arrived.set()
+                test.release.wait(DEFAULT_TIMEOUT)
+                body = json.dumps({
+                    "id": "chatcmpl-1", "object": "chat.completion", "model": "sim-open",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": "hi"}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 100,
+                              "total_tokens": 110}}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        lwtest.start_scripted_upstream(self, Handler)
+        self.addCleanup(self.release.set)
+        self.upstream = "[provider.openai]\nupstream = http://127.0.0.1:%d\n" % (
+            self.server.server_address[1])
+        self.reload(1)
+
+    def reload(self, output_price):
+        lwtest.write_config(self.home, self.upstream + self.prices.format(output_price))
+        mark = len(self.collector.read_log())
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log()[mark:],
+                 what="reload")
+
+    def llmctl(self, *args):
+        out = subprocess.run([lwtest.binary("LLMCTL"), *args], capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        return out.stdout
+
+    def test_request_in_flight_keeps_the_price_it_was_admitted_at(self):
+        # 10 in and at most 100 out at $1 and $1 per 1M: $0.00011 at worst.
+        self.llmctl("budget", "set", "hard", "--limit", "0.001", "--per", "day")
+        body = json.dumps(chat("sim-open", max_tokens=100)).encode()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(self.post, body)
+            self.assertTrue(self.arrived.wait(DEFAULT_TIMEOUT), "the request never came")
+            # $100 per 1M out: its 100 tokens would cost $0.01, ten times the limit.
+            self.reload(100)
+            self.release.set()
+            self.assertEqual(answer.result(DEFAULT_TIMEOUT), 200)
+        budget = json.loads(self.llmctl("budget", "list", "--json"))[0]
+        self.assertEqual(D(str(budget["spent_usd"])), D("0.00011"))
+        # Requests that start after the reload are priced by the new table.
+        self.llmctl("budget", "rm", "hard")
+        self.assertEqual(self.post(body), 200)
+        rows = json.loads(self.llmctl("requests", "--json"))
+        self.assertEqual(sorted(D(str(r["cost_usd"])) for r in rows),
+                         [D("0.00011"), D("0.01001")])
+
+    def post(self, body):
+        conn = lwtest.HTTPSViaCollector(self.collector, "openai")
+        try:
+            conn.request("POST", CHAT, body=body, headers={
+                "content-type": "application/json", "authorization": "Bearer sk-test"})
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        finally:
+            conn.close()
 
 
 class UnansweredTest(BudgetTestCase):
