@@ -9,7 +9,9 @@ struct _LwRuns {
     LwLedger *ledger;
     LwSpool *spool;
     GHashTable *by_id; /* guint64* -> LwRun* */
-    guint killed;      /* runs killed so far: none, and no run need be looked up */
+    /* Killed runs a request may still come from: none, and no run need be
+     * looked up. Counts those an earlier collector's ledger holds too. */
+    guint killed;
     guint64 next_memory_id; /* ids when there is no ledger */
 };
 
@@ -27,6 +29,17 @@ LwRuns *lw_runs_new(LwLedger *ledger, LwSpool *spool)
     runs->spool = spool;
     runs->by_id = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, run_free);
     runs->next_memory_id = 1;
+    if (ledger != NULL) {
+        /* Runs killed before a restart stay killed: their llmwrap (which
+         * restarts the collector) and its program may still be running. */
+        g_autoptr(GError) error = NULL;
+        gint64 n = lw_ledger_runs_killed_live(ledger, &error);
+        if (n < 0)
+            g_warning("cannot tell which runs `llmctl kill` stopped before: %s; looking each "
+                      "run up",
+                      error->message);
+        runs->killed = n < 0 ? 1 : (guint)MIN(n, G_MAXUINT);
+    }
     return runs;
 }
 
@@ -132,6 +145,7 @@ const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id)
         return NULL;
     r = insert(runs, run_id, info.parent_id, info.tags_json, info.budget_pusd);
     r->open = !info.ended;
+    r->killed = info.killed;
     lw_ledger_run_info_clear(&info);
     return r;
 }
@@ -159,5 +173,17 @@ gboolean lw_runs_kill(LwRuns *runs, guint64 run_id)
     if (!r->killed)
         runs->killed++;
     r->killed = TRUE;
+    if (runs->ledger != NULL) {
+        /* Kept, so that a collector that restarts refuses the run too; in
+         * memory, this one refuses it anyway. */
+        g_autoptr(GError) error = NULL;
+        lw_spool_hold(runs->spool);
+        gboolean ok = lw_ledger_run_kill(runs->ledger, run_id, g_get_real_time() / 1000, &error);
+        lw_spool_release(runs->spool);
+        if (!ok)
+            g_warning("run %" G_GUINT64_FORMAT ": the kill is not recorded in the ledger, so a "
+                      "restarted collector would serve the run again: %s",
+                      run_id, error->message);
+    }
     return TRUE;
 }

@@ -56,7 +56,8 @@ void lw_runs_abandon(LwRuns *runs, guint64 owner);
  * the next call that changes the registry. */
 const LwRun *lw_runs_get(LwRuns *runs, guint64 run_id);
 
-/* Refuses every further request of the run. FALSE when unknown. */
+/* Refuses every further request of the run, also after a collector
+ * restart (the kill is recorded in the ledger). FALSE when unknown. */
 gboolean lw_runs_kill(LwRuns *runs, guint64 run_id);
 
 /* Is the run, or a run it is nested in, stopped by `llmctl kill`? NULL

@@ -25,8 +25,8 @@ gboolean lw_ledger_run_get(LwLedger *ledger, guint64 run_id, LwLedgerRunInfo *re
     sqlite3 *db = lw_ledger_db(ledger);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
-                           "SELECT parent_id, tags, budget_pusd, started_ms, ended_ms "
-                           "FROM runs WHERE id = ?1",
+                           "SELECT parent_id, tags, budget_pusd, started_ms, ended_ms, "
+                           "killed_ms FROM runs WHERE id = ?1",
                            -1, &st, NULL) != SQLITE_OK)
         return sqlite_error(error, db, "run lookup");
     sqlite3_bind_int64(st, 1, (sqlite3_int64)run_id);
@@ -48,6 +48,7 @@ gboolean lw_ledger_run_get(LwLedger *ledger, guint64 run_id, LwLedgerRunInfo *re
         sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 2);
     ret->started_ms = sqlite3_column_int64(st, 3);
     ret->ended = sqlite3_column_type(st, 4) != SQLITE_NULL;
+    ret->killed = sqlite3_column_type(st, 5) != SQLITE_NULL;
     sqlite3_finalize(st);
     return TRUE;
 }
@@ -55,6 +56,50 @@ gboolean lw_ledger_run_get(LwLedger *ledger, guint64 run_id, LwLedgerRunInfo *re
 void lw_ledger_run_info_clear(LwLedgerRunInfo *info)
 {
     g_clear_pointer(&info->tags_json, g_free);
+}
+
+gboolean lw_ledger_run_kill(LwLedger *ledger, guint64 run_id, gint64 killed_ms, GError **error)
+{
+    g_return_val_if_fail(ledger != NULL, FALSE);
+    sqlite3 *db = lw_ledger_db(ledger);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "UPDATE runs SET killed_ms = COALESCE(killed_ms, ?2) WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return sqlite_error(error, db, "killing a run");
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)run_id);
+    sqlite3_bind_int64(st, 2, killed_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return sqlite_error(error, db, "killing a run");
+    if (sqlite3_changes(db) == 0) {
+        g_set_error(error, LW_LEDGER_ERROR, LW_LEDGER_ERROR_NOT_FOUND, "no run %" G_GUINT64_FORMAT,
+                    run_id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gint64 lw_ledger_runs_killed_live(LwLedger *ledger, GError **error)
+{
+    g_return_val_if_fail(ledger != NULL, -1);
+    sqlite3 *db = lw_ledger_db(ledger);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT COUNT(*) FROM runs AS k WHERE k.killed_ms IS NOT NULL AND "
+                           "EXISTS (SELECT 1 FROM runs AS o WHERE o.id >= k.id AND "
+                           "o.ended_ms IS NULL)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite_error(error, db, "killed runs");
+        return -1;
+    }
+    gint64 n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    else
+        sqlite_error(error, db, "killed runs");
+    sqlite3_finalize(st);
+    return n;
 }
 
 /* Collects the distinct non-NULL values of `column` over the run's rows. */

@@ -225,6 +225,11 @@ static const char *const schema_steps[] = {
      * Older rows did not keep it: a downgraded request that got no answer
      * stays under its requested model. */
     "ALTER TABLE requests ADD COLUMN model_sent TEXT;",
+
+    /* 5: when `llmctl kill` stopped a run (NULL = never), so that a
+     * collector that restarts (and the llmwrap restarting it) does not
+     * serve the killed run, or the runs nested in it, again. */
+    "ALTER TABLE runs ADD COLUMN killed_ms INTEGER;",
 };
 
 #define SUM_COLUMNS                                                                               \

@@ -14,8 +14,8 @@ int lw_cmd_kill(LwCtl *ctl, int argc, char **argv)
     g_autoptr(GOptionContext) ctx = lw_ctl_options_new(
         "RUN", NULL,
         "Makes the running collector refuse every further request of run RUN (see\n"
-        "`llmctl runs`) and end its streams in flight. Exit status 3 when no\n"
-        "collector runs.");
+        "`llmctl runs`) and end its streams in flight; a collector that restarts\n"
+        "refuses them too. Exit status 3 when no collector runs.");
     if (!lw_ctl_options_parse(ctx, NAME, &argc, &argv))
         return LW_CTL_EXIT_USAGE;
     if (argc < 2)

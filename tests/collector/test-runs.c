@@ -1,6 +1,7 @@
-/* test-runs.c - the collector's registry of llmwrap runs, without a ledger. */
+/* test-runs.c - the collector's registry of llmwrap runs. */
 #include "runs.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 /* The warnings logged (structured logging bypasses g_test_expect_message). */
@@ -61,6 +62,44 @@ static void test_killed_run_stays_killed(void)
     lw_runs_free(runs);
 }
 
+/* A kill outlasts the collector: one that restarts on the same ledger (as
+ * llmwrap restarts a collector that died) refuses the killed run and the
+ * runs nested in it, and only those. It served them again. */
+static void test_kill_outlasts_a_restart(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("lw-runs-XXXXXX", NULL);
+    g_assert_nonnull(dir);
+    g_autofree char *path = g_build_filename(dir, "ledger.db", NULL);
+    g_autoptr(GError) error = NULL;
+    LwLedger *ledger = lw_ledger_open(path, FALSE, &error);
+    g_assert_no_error(error);
+
+    LwRuns *runs = lw_runs_new(ledger, NULL);
+    guint64 outer = open_run(runs, 0);
+    guint64 inner = open_run(runs, outer);
+    guint64 other = open_run(runs, 0);
+    g_assert_true(lw_runs_kill(runs, outer));
+    g_assert_true(lw_runs_kill(runs, outer)); /* twice: still one kill */
+    g_assert_true(lw_runs_close(runs, outer, 0, NULL));
+    lw_runs_free(runs);
+
+    runs = lw_runs_new(ledger, NULL); /* the restarted collector */
+    g_assert_true(lw_runs_killed(runs, inner));
+    g_assert_true(lw_runs_killed(runs, outer));
+    g_assert_false(lw_runs_killed(runs, other));
+    g_assert_false(lw_runs_killed(runs, open_run(runs, other)));
+    g_assert_false(lw_runs_kill(runs, 999));
+    lw_runs_free(runs);
+
+    lw_ledger_close(ledger);
+    const char *const files[] = {"ledger.db", "ledger.db-wal", "ledger.db-shm"};
+    for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *f = g_build_filename(dir, files[i], NULL);
+        g_unlink(f);
+    }
+    g_rmdir(dir);
+}
+
 /* An IPC client going away ends the open runs it owns, and only those. */
 static void test_abandon_ends_the_owners_runs(void)
 {
@@ -92,6 +131,7 @@ int main(int argc, char **argv)
     g_log_set_writer_func(keep_warnings, NULL, NULL);
     g_test_add_func("/runs/closed-run-leaves", test_closed_run_leaves);
     g_test_add_func("/runs/killed-run-stays-killed", test_killed_run_stays_killed);
+    g_test_add_func("/runs/kill-outlasts-a-restart", test_kill_outlasts_a_restart);
     g_test_add_func("/runs/abandon-ends-the-owners-runs", test_abandon_ends_the_owners_runs);
     return g_test_run();
 }

@@ -93,6 +93,7 @@ static void make_v1(const Fixture *f)
                 "DROP INDEX requests_unpriced_calls;"
                 "ALTER TABLE requests DROP COLUMN unpriced_path;"
                 "ALTER TABLE requests DROP COLUMN model_sent;"
+                "ALTER TABLE runs DROP COLUMN killed_ms;"
                 "PRAGMA user_version = 1");
 }
 

@@ -1226,6 +1226,7 @@ static void test_migrate_unpriced_path(Fixture *f, gconstpointer data)
                                  "DROP INDEX requests_unpriced_calls;"
                                  "ALTER TABLE requests DROP COLUMN unpriced_path;"
                                  "ALTER TABLE requests DROP COLUMN model_sent;"
+                                 "ALTER TABLE runs DROP COLUMN killed_ms;"
                                  "PRAGMA user_version = 2;",
                                  NULL, NULL, NULL),
                     ==, SQLITE_OK);

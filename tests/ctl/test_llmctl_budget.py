@@ -316,6 +316,7 @@ class Definitions(BudgetHome):
                          "DROP INDEX requests_refused; DROP INDEX requests_unpriced_calls;"
                          "ALTER TABLE requests DROP COLUMN unpriced_path;"
                          "ALTER TABLE requests DROP COLUMN model_sent;"
+                         "ALTER TABLE runs DROP COLUMN killed_ms;"
                          "PRAGMA user_version = 1;")
         db.close()
         self.assertEqual(self.budgets(), [])
@@ -738,7 +739,8 @@ class UnreadableSpool(BudgetHome):
         path = os.path.join(self.home.dir, "ledger.db")
         self.llmctl("budget", "set", "b", "--limit", "1", "--per", "day")
         db = sqlite3.connect(path)
-        db.executescript("ALTER TABLE requests DROP COLUMN model_sent; PRAGMA user_version = 3;")
+        db.executescript("ALTER TABLE requests DROP COLUMN model_sent;"
+                         "ALTER TABLE runs DROP COLUMN killed_ms; PRAGMA user_version = 3;")
         db.close()
         os.mkdir(os.path.join(self.home.dir, "ledger.spool"))
         _, err, _ = self.llmctl("budget", "list")

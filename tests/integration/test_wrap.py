@@ -767,6 +767,51 @@ class TestExitAndSignals(WrapCase):
         self.assertEqual(result, {"status": 200, "done": False, "killed": True}, stderr)
         self.assertEqual(self.runs()[0]["requests"], 1)
 
+    def test_llmctl_kill_outlasts_a_collector_restart(self):
+        # llmwrap restarts a collector that dies mid-run: the new one must
+        # refuse the killed run too, not serve it again.
+        first = os.path.join(self.workdir, "first")
+        go = os.path.join(self.workdir, "go")
+        path = self.script("twice.py", r"""
+import http.client, json, os, sys, time
+first, go = sys.argv[1], sys.argv[2]
+def chat():
+    c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+    c.request("POST", "/v1/chat/completions",
+              '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+              {"content-type": "application/json", "authorization": "Bearer sk-test"})
+    return c.getresponse().status
+s1 = chat()
+open(first, "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(s1, chat())
+""")
+        proc = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, path, first, go],
+                                env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for(lambda: os.path.exists(first), what="first request done")
+        run = self.runs()[0]
+        out = subprocess.run([lwtest.binary("LLMCTL"), "kill", str(run["id"])],
+                             capture_output=True, text=True, env=self.env(), timeout=RUN_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        old_pid = self.status()["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+
+        def restarted():
+            try:
+                return lwtest.ipc_status(self.home, timeout=1)["pid"] != old_pid
+            except OSError:
+                return False
+
+        wait_for(restarted, what="a restarted collector")
+        open(go, "w").close()
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(stdout.split(), [b"200", b"429"], stderr)
+        self.assertEqual(proc.returncode, 86, stderr)
+        self.assertEqual(self.sim.stats()["requests"], 1)
+
     def start_sleeping_run(self, stderr=subprocess.DEVNULL):
         """llmwrap sleep 30, in a session of its own; returns it and its run
         once the run is open."""
