@@ -7,6 +7,19 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+/* A base directory of the XDG spec: `glib_dir`'s answer, unless `var` holds
+ * a relative path, which the spec says to ignore for `fallback` under the
+ * home directory. GLib takes it as it is: every command would put the state
+ * under its own working directory, and llmwrap starts the collector in
+ * "/", so the two would look for each other in different places. */
+static char *xdg_dir(const char *(*glib_dir)(void), const char *var, const char *fallback)
+{
+    const char *value = g_getenv(var);
+    if (value != NULL && value[0] != '\0' && !g_path_is_absolute(value))
+        return g_build_filename(g_get_home_dir(), fallback, NULL);
+    return g_strdup(glib_dir());
+}
+
 LwPaths *lw_paths_new(void)
 {
     LwPaths *p = g_new0(LwPaths, 1);
@@ -22,10 +35,14 @@ LwPaths *lw_paths_new(void)
         p->log_dir = g_build_filename(p->home, "log", NULL);
         p->run_dir = g_build_filename(p->home, "run", NULL);
     } else {
-        p->config_file = g_build_filename(g_get_user_config_dir(), "llmwrap", "config.ini", NULL);
-        data_dir = g_build_filename(g_get_user_data_dir(), "llmwrap", NULL);
-        p->cache_dir = g_build_filename(g_get_user_cache_dir(), "llmwrap", NULL);
-        state_dir = g_build_filename(g_get_user_state_dir(), "llmwrap", NULL);
+        g_autofree char *config = xdg_dir(g_get_user_config_dir, "XDG_CONFIG_HOME", ".config");
+        g_autofree char *data = xdg_dir(g_get_user_data_dir, "XDG_DATA_HOME", ".local/share");
+        g_autofree char *cache = xdg_dir(g_get_user_cache_dir, "XDG_CACHE_HOME", ".cache");
+        g_autofree char *state = xdg_dir(g_get_user_state_dir, "XDG_STATE_HOME", ".local/state");
+        p->config_file = g_build_filename(config, "llmwrap", "config.ini", NULL);
+        data_dir = g_build_filename(data, "llmwrap", NULL);
+        p->cache_dir = g_build_filename(cache, "llmwrap", NULL);
+        state_dir = g_build_filename(state, "llmwrap", NULL);
         p->log_dir = g_build_filename(state_dir, "log", NULL);
         /* g_get_user_runtime_dir() falls back to the cache dir itself when
          * XDG_RUNTIME_DIR is unset; only use a real runtime dir. */

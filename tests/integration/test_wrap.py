@@ -1256,6 +1256,39 @@ print(s1, chat())
         self.assertRan(p, 3)
         self.assertIn(b"already running", p.stderr)
 
+    def test_relative_xdg_directories_are_ignored(self):
+        # The XDG spec says to ignore a relative path in these variables.
+        # Taken as they were, llmwrap looked for the collector under its
+        # working directory and the daemon (started in "/") made its state
+        # under "/": every run failed after the start timeout.
+        user = os.path.join(self.workdir, "user")
+        cwd = os.path.join(self.workdir, "cwd")
+        os.makedirs(cwd)
+        rel = "lw-relative-xdg-%d" % os.getpid()
+        env = self.env(LLMWRAP_HOME=None, XDG_RUNTIME_DIR=None, HOME=user,
+                       XDG_CONFIG_HOME=rel + "/config", XDG_DATA_HOME=rel + "/data",
+                       XDG_STATE_HOME=rel + "/state", XDG_CACHE_HOME=rel + "/cache")
+        state = os.path.join(user, ".local", "state", "llmwrap")
+        pid_file = os.path.join(state, "run", "collector.pid")
+
+        def stop():
+            pid = lwtest._read(pid_file)
+            if pid and lwtest.pid_alive(int(pid.split()[0])):
+                os.kill(int(pid.split()[0]), signal.SIGTERM)
+                wait_for(lambda: not lwtest.pid_alive(int(pid.split()[0])), what="exit")
+
+        self.addCleanup(stop)
+        p = subprocess.run([self.llmwrap, "--quiet", "true"], env=env, cwd=cwd,
+                           capture_output=True, timeout=RUN_TIMEOUT)
+        self.assertRan(p)
+        self.assertEqual(os.listdir(cwd), [])
+        self.assertTrue(os.path.exists(os.path.join(user, ".local", "share", "llmwrap",
+                                                    "ledger.db")))
+        p = subprocess.run([lwtest.binary("LLMCTL"), "runs", "--json"], env=env, cwd=cwd,
+                           capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(json.loads(p.stdout)), 1)
+
     def test_daemon_log_rotates_at_its_size(self):
         # A daemon logs a line per request: at log_max_size its log moves to
         # collector.log.1 (replacing the one before) and a new one begins.
