@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
-#include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,8 +605,12 @@ out:
     lw_provider_table_free(s->providers);
     lw_config_free(s->config);
     g_free(s->ca_root_file);
-    if (status == 0)
-        g_unlink(paths->pid_file);
+    /* Emptied, not removed: a collector starting now may have opened the
+     * file already, and would lock a removed file while a third one, which
+     * finds none, made and locked another: two collectors on one state
+     * directory. */
+    if (status == 0 && ftruncate(pid_fd, 0) != 0)
+        g_warning("cannot empty the pid file: %s", g_strerror(errno));
     close(pid_fd);
     the_collector = NULL;
     return status;

@@ -6,6 +6,7 @@ program under llmwrap does after the shim redirected it.
 """
 
 import concurrent.futures
+import fcntl
 import hashlib
 import http.client
 import io
@@ -594,6 +595,20 @@ class ForwardingTest(lwtest.CollectorTestCase):
         # Nothing new is accepted after the drain started.
         with self.assertRaises(OSError):
             socket.create_connection((self.collector.addr("openai"), self.collector.port), 2)
+
+    def test_a_collector_starting_as_one_stops_cannot_run_beside_another(self):
+        # A collector starting opens the pid file, then locks it. One that
+        # stopped in between removed the file: the starter locked the
+        # removed file, while a third one, which found none, made and locked
+        # another: two collectors on one state directory. This test opens
+        # the file as the starter would, and takes the lock last.
+        pid_file = os.path.join(self.home, "run", "collector.pid")
+        with open(pid_file, "r+") as starter:
+            self.assertEqual(self.collector.stop(), 0)
+            self.collector = lwtest.Collector(self.home).start()
+            with self.assertRaises(BlockingIOError):
+                fcntl.flock(starter, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.assertEqual(lwtest.collector_pid(self.home), self.collector.proc.pid)
 
     def test_ipc_bad_frames_close_only_that_client(self):
         path = os.path.join(self.home, "run", "collector.sock")
