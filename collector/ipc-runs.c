@@ -61,6 +61,19 @@ static void handle_open(LwServer *server, const Lw__Request *req, Lw__Response *
 {
     LwRuns *runs = data;
     const Lw__OpenRunRequest *o = req->open_run;
+    if (server->draining) {
+        /* The listeners are closed: the run could make no request. llmwrap
+         * waits for this collector to stop, then starts the next one. */
+        guint64 now = lw_loop_now_us();
+        Lw__OpenRunReply *r = g_malloc(sizeof *r);
+        lw__open_run_reply__init(r);
+        r->has_stopping_within_ms = TRUE;
+        r->stopping_within_ms = (uint32_t)MIN(
+            (server->drain_ends_us > now ? server->drain_ends_us - now : 0) / 1000, G_MAXUINT32);
+        resp->body_case = LW__RESPONSE__BODY_OPEN_RUN;
+        resp->open_run = r;
+        return;
+    }
     g_autofree char **argv = g_new0(char *, o->n_argv + 1);
     for (size_t i = 0; i < o->n_argv; i++)
         argv[i] = o->argv[i];

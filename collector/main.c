@@ -84,6 +84,7 @@ static void start_drain(Collector *c)
     if (s->draining)
         return;
     s->draining = TRUE;
+    s->drain_ends_us = lw_loop_now_us() + (guint64)s->config->drain_timeout_ms * 1000;
     g_info("draining: %u connections, %" G_GUINT64_FORMAT " requests in flight",
            s->conns.length, s->counters.requests_active);
     lw_listeners_close(s->listeners);

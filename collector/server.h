@@ -66,6 +66,7 @@ typedef struct {
     LwCounters counters;
     GQueue conns;          /* LwConn*, for draining and shutdown */
     gboolean draining;     /* SIGTERM received: finish in-flight work, accept nothing new */
+    guint64 drain_ends_us; /* draining: when what is left is closed (monotonic) */
     guint64 started_us;    /* monotonic start time */
     char *ca_root_file;    /* root certificate path clients trust */
     LwTimer trim_timer;    /* heap-trim.c: armed while requests come */

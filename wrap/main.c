@@ -261,13 +261,55 @@ static Lw__Response *open_run(LwIpcClient *client, const Options *opt, guint64 p
     req.body_case = LW__REQUEST__BODY_OPEN_RUN;
     req.open_run = &o;
     Lw__Response *resp = call(client, &req, error);
-    if (resp != NULL &&
+    gboolean stopping = resp != NULL && resp->body_case == LW__RESPONSE__BODY_OPEN_RUN &&
+                        resp->open_run->has_stopping_within_ms;
+    if (resp != NULL && !stopping &&
         (resp->body_case != LW__RESPONSE__BODY_OPEN_RUN || !resp->open_run->has_run_id ||
          resp->open_run->status == NULL || resp->open_run->status->hosts == NULL ||
          resp->open_run->status->ca_file == NULL || !resp->open_run->status->has_synthetic_port)) {
         lw__response__free_unpacked(resp, NULL);
         g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_PROTOCOL,
                     "the collector's answer to opening a run is incomplete");
+        return NULL;
+    }
+    return resp;
+}
+
+/* Opens the run. A collector draining to stop (SIGTERM) opens none: its
+ * listeners are closed, so the program's connections would be refused.
+ * Then waits for it to go (it closes this connection as it exits), starts
+ * the next one and opens the run there. Replaces *client_inout. */
+static Lw__Response *open_run_on_a_running_collector(LwIpcClient **client_inout, LwLaunch *launch,
+                                                     const Options *opt, guint64 parent,
+                                                     GError **error)
+{
+    Lw__Response *resp = open_run(*client_inout, opt, parent, error);
+    if (resp == NULL || !resp->open_run->has_stopping_within_ms)
+        return resp;
+    guint32 within_ms = resp->open_run->stopping_within_ms;
+    lw__response__free_unpacked(resp, NULL);
+    fprintf(stderr,
+            "llmwrap: the collector is stopping; waiting for its requests in flight (at most "
+            "%u s), then starting a new one\n",
+            (within_ms + 999) / 1000);
+    gint64 deadline = g_get_monotonic_time() / 1000 + within_ms + START_TIMEOUT_MS;
+    for (;;) {
+        g_autoptr(GError) wait_error = NULL;
+        gint64 left = deadline - g_get_monotonic_time() / 1000;
+        Lw__Response *pushed = lw_ipc_client_next(*client_inout, (int)MAX(left, 0), &wait_error);
+        if (pushed == NULL)
+            break; /* closed: it has stopped; or the time is up, and the next open says so */
+        lw__response__free_unpacked(pushed, NULL);
+    }
+    g_clear_pointer(client_inout, lw_ipc_client_free);
+    *client_inout = lw_launch_connect(launch, 0, START_TIMEOUT_MS, NULL, error);
+    if (*client_inout == NULL)
+        return NULL;
+    resp = open_run(*client_inout, opt, parent, error);
+    if (resp != NULL && resp->open_run->has_stopping_within_ms) {
+        lw__response__free_unpacked(resp, NULL);
+        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_TIMEOUT,
+                    "the collector is stopping and did not stop in time");
         return NULL;
     }
     return resp;
@@ -550,10 +592,11 @@ static int run(const Options *opt, int *ret_termsig)
     }
 
     guint64 parent = outer_run(paths);
-    Lw__Response *opened = open_run(app.client, opt, parent, &error);
+    Lw__Response *opened =
+        open_run_on_a_running_collector(&app.client, launch, opt, parent, &error);
     if (opened == NULL) {
         g_autofree char *msg = g_strdup_printf("cannot open a run: %s", error->message);
-        lw_ipc_client_free(app.client);
+        g_clear_pointer(&app.client, lw_ipc_client_free);
         return cannot_run(opt, paths, msg, ret_termsig);
     }
     const Lw__StatusReply *st = opened->open_run->status;

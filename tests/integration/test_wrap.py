@@ -1256,6 +1256,31 @@ print(s1, chat())
         self.assertRan(p, 3)
         self.assertIn(b"already running", p.stderr)
 
+    def test_run_started_while_the_collector_drains_waits_for_the_next_one(self):
+        # A collector draining to stop (SIGTERM) has closed its listeners:
+        # a run opened there had every provider connection refused.
+        with open(os.path.join(self.home, "config.ini"), "a") as f:
+            f.write("\n[collector]\ndrain_timeout = 1s\n")
+        old = lwtest.Collector(self.home).start()
+        self.addCleanup(old.stop)
+        # A request the sim answers in 10 minutes holds the drain to its timeout.
+        conn = lwtest.HTTPSViaCollector(old, "openai")
+        self.addCleanup(conn.close)
+        conn.request("POST", "/v1/chat/completions", json.dumps(CHAT_BODY), {
+            "content-type": "application/json", "authorization": "Bearer sk-test",
+            "x-sim": "delay_ms=600000"})
+        wait_for(lambda: self.counters()["requests_active"] == 1, what="the request in flight")
+        old.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "draining: " in old.read_log(), what="the drain")
+        p = self.wrap(PYTHON, os.path.join(self.workdir, "chat.py"))
+        self.assertRan(p)
+        self.assertEqual(json.loads(p.stdout)["status"], 200)
+        self.assertIn(b"the collector is stopping; waiting", p.stderr)
+        self.assertEqual(old.proc.wait(DEFAULT_TIMEOUT), 0)
+        new = self.status()["pid"]
+        self.assertNotEqual(new, old.proc.pid)
+        self.assertEqual(collector_processes(self.home), [new])
+
     def test_relative_xdg_directories_are_ignored(self):
         # The XDG spec says to ignore a relative path in these variables.
         # Taken as they were, llmwrap looked for the collector under its
