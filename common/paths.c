@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 /* A base directory of the XDG spec: `glib_dir`'s answer, unless `var` holds
  * a relative path, which the spec says to ignore for `fallback` under the
@@ -18,6 +19,19 @@ static char *xdg_dir(const char *(*glib_dir)(void), const char *var, const char 
     if (value != NULL && value[0] != '\0' && !g_path_is_absolute(value))
         return g_build_filename(g_get_home_dir(), fallback, NULL);
     return g_strdup(glib_dir());
+}
+
+/* Whether $XDG_RUNTIME_DIR can hold the sockets: an absolute path to a
+ * directory of this user. g_get_user_runtime_dir() falls back to the cache
+ * dir itself when the variable is unset. One of another user's (`su`
+ * keeps the caller's) would put our sockets where that user can replace
+ * them with their own, and keep that user's own llmwrap from making its
+ * run directory there. */
+static gboolean is_own_runtime_dir(const char *dir)
+{
+    struct stat st;
+    return dir != NULL && g_path_is_absolute(dir) && g_stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+           st.st_uid == geteuid();
 }
 
 LwPaths *lw_paths_new(void)
@@ -44,10 +58,8 @@ LwPaths *lw_paths_new(void)
         p->cache_dir = g_build_filename(cache, "llmwrap", NULL);
         state_dir = g_build_filename(state, "llmwrap", NULL);
         p->log_dir = g_build_filename(state_dir, "log", NULL);
-        /* g_get_user_runtime_dir() falls back to the cache dir itself when
-         * XDG_RUNTIME_DIR is unset; only use a real runtime dir. */
         const char *runtime = g_getenv("XDG_RUNTIME_DIR");
-        if (runtime != NULL && g_path_is_absolute(runtime))
+        if (is_own_runtime_dir(runtime))
             p->run_dir = g_build_filename(runtime, "llmwrap", NULL);
         else
             p->run_dir = g_build_filename(state_dir, "run", NULL);

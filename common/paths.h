@@ -7,7 +7,9 @@
  *   ca/, ledger.* in $XDG_DATA_HOME/llmwrap   (~/.local/share/llmwrap)
  *   cache/      in $XDG_CACHE_HOME/llmwrap    (~/.cache/llmwrap)
  *   log/        in $XDG_STATE_HOME/llmwrap    (~/.local/state/llmwrap)
- *   run/        in $XDG_RUNTIME_DIR/llmwrap, else the state directory
+ *   run/        in $XDG_RUNTIME_DIR/llmwrap (a directory of this user's),
+ *               else the state directory
+ * A relative XDG_*_HOME is ignored for its default, as the XDG spec says.
  * run/ holds the IPC socket, the attribution socket, the pid file and the
  * start lock. Directories are created 0700 by lw_paths_ensure().
  *
@@ -33,7 +35,8 @@ typedef struct {
     char *log_file;      /* log/collector.log   (daemon mode) */
 } LwPaths;
 
-/* Computes the paths from the environment. Never fails; no I/O. Transfer full. */
+/* Computes the paths from the environment. Never fails; no I/O but a
+ * stat() of $XDG_RUNTIME_DIR. Transfer full. */
 LwPaths *lw_paths_new(void);
 void lw_paths_free(LwPaths *paths);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwPaths, lw_paths_free)

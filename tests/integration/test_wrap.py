@@ -1314,6 +1314,34 @@ print(s1, chat())
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(json.loads(p.stdout)), 1)
 
+    def test_runtime_directory_of_another_user_is_ignored(self):
+        # `su` keeps the caller's XDG_RUNTIME_DIR: sockets put there could be
+        # replaced by that user's own, and that user's llmwrap could no
+        # longer make its run directory there.
+        if os.geteuid() == 0:
+            runtime = os.path.join(self.workdir, "runtime-of-nobody")
+            os.mkdir(runtime, 0o700)
+            os.chown(runtime, 65534, 65534)
+        else:
+            runtime = "/"
+        user = os.path.join(self.workdir, "user")
+        env = self.env(LLMWRAP_HOME=None, XDG_RUNTIME_DIR=runtime, HOME=user,
+                       XDG_CONFIG_HOME=None, XDG_DATA_HOME=None, XDG_STATE_HOME=None,
+                       XDG_CACHE_HOME=None)
+        run_dir = os.path.join(user, ".local", "state", "llmwrap", "run")
+
+        def stop():
+            pid = lwtest._read(os.path.join(run_dir, "collector.pid"))
+            if pid and lwtest.pid_alive(int(pid.split()[0])):
+                os.kill(int(pid.split()[0]), signal.SIGTERM)
+                wait_for(lambda: not lwtest.pid_alive(int(pid.split()[0])), what="exit")
+
+        self.addCleanup(stop)
+        self.assertRan(subprocess.run([self.llmwrap, "--quiet", "true"], env=env,
+                                      capture_output=True, timeout=RUN_TIMEOUT))
+        self.assertFalse(os.path.exists(os.path.join(runtime, "llmwrap")))
+        self.assertTrue(stat.S_ISSOCK(os.stat(os.path.join(run_dir, "collector.sock")).st_mode))
+
     def test_daemon_log_rotates_at_its_size(self):
         # A daemon logs a line per request: at log_max_size its log moves to
         # collector.log.1 (replacing the one before) and a new one begins.
