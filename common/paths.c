@@ -106,15 +106,49 @@ static gboolean ensure_dir(const char *dir, GError **error)
     return TRUE;
 }
 
+/* Refuses a directory or file another user could change: one of theirs,
+ * or one every user may write. Whoever controls config.ini sends the
+ * program's API keys where they like (an upstream); whoever controls a
+ * directory can swap what is in it, the sockets programs connect to
+ * included. A file may be root's (an administrator's configuration). */
+static gboolean check_private(const char *path, gboolean root_may_own, GError **error)
+{
+    struct stat st;
+    if (g_stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return TRUE;
+        int e = errno;
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "cannot stat %s: %s", path,
+                    g_strerror(e));
+        return FALSE;
+    }
+    if (st.st_uid != geteuid() && !(root_may_own && st.st_uid == 0)) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                    "%s belongs to uid %u, not to the current user (uid %u): another user "
+                    "could change it",
+                    path, (unsigned)st.st_uid, (unsigned)geteuid());
+        return FALSE;
+    }
+    if ((st.st_mode & S_IWOTH) != 0) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+                    "%s has mode %04o: every user may write it (chmod o-w %s)", path,
+                    (unsigned)(st.st_mode & 07777), path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 gboolean lw_paths_ensure(const LwPaths *p, GError **error)
 {
     g_autofree char *config_dir = g_path_get_dirname(p->config_file);
     g_autofree char *data_dir = g_path_get_dirname(p->ledger_file);
     const char *dirs[] = {config_dir, data_dir, p->ca_dir, p->cache_dir, p->run_dir, p->log_dir};
     for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
-        if (!ensure_dir(dirs[i], error))
+        if (!ensure_dir(dirs[i], error) || !check_private(dirs[i], FALSE, error))
             return FALSE;
     }
+    if (!check_private(p->config_file, TRUE, error))
+        return FALSE;
     /* The run directory holds the sockets: nobody else may even look. */
     if (g_chmod(p->run_dir, 0700) != 0) {
         int e = errno;

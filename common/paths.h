@@ -42,5 +42,7 @@ void lw_paths_free(LwPaths *paths);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(LwPaths, lw_paths_free)
 
 /* Creates every directory (0700, parents as needed) and checks that the
- * socket paths fit in sun_path. */
+ * socket paths fit in sun_path. Refuses (G_FILE_ERROR_PERM) a directory of
+ * another user or one every user may write, and such a config.ini (one of
+ * root's is accepted): another user could redirect the collector. */
 gboolean lw_paths_ensure(const LwPaths *paths, GError **error);

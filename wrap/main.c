@@ -581,11 +581,12 @@ static int run(const Options *opt, int *ret_termsig)
     g_autoptr(LwLaunch) launch =
         lw_launch_new(paths, collector_bin, collector_env, lw_child_original_mask());
     app.launch = launch;
-    /* A running collector has made the directories already. */
+    /* Also when a collector runs: the sockets of a directory another user
+     * can change may be that user's, who would then serve the program. */
+    if (!lw_paths_ensure(paths, &error))
+        return cannot_run(opt, paths, error->message, ret_termsig);
     app.client = lw_ipc_client_connect(paths->ipc_socket, NULL);
     if (app.client == NULL) {
-        if (!lw_paths_ensure(paths, &error))
-            return cannot_run(opt, paths, error->message, ret_termsig);
         app.client = lw_launch_connect(launch, 0, START_TIMEOUT_MS, NULL, &error);
         if (app.client == NULL)
             return cannot_run(opt, paths, error->message, ret_termsig);

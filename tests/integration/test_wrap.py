@@ -1342,6 +1342,42 @@ print(s1, chat())
         self.assertFalse(os.path.exists(os.path.join(runtime, "llmwrap")))
         self.assertTrue(stat.S_ISSOCK(os.stat(os.path.join(run_dir, "collector.sock")).st_mode))
 
+    def test_state_another_user_can_change_is_refused(self):
+        # Whoever can change config.ini sends the program's API keys where
+        # they like (an upstream); whoever can change the state directory
+        # can put their own collector's sockets in it.
+        config = os.path.join(self.home, "config.ini")
+        cases = [("home every user may write", self.home, os.chmod, (0o777,), (0o755,),
+                  "every user may write it"),
+                 ("config.ini every user may write", config, os.chmod, (0o666,), (0o644,),
+                  "every user may write it")]
+        if os.geteuid() == 0:
+            cases.append(("home of another user", self.home, os.chown, (65534, 65534), (0, 0),
+                          "belongs to uid 65534, not to the current user"))
+        collector = lwtest.binary("LLM_COLLECTOR")
+        for what, path, change, bad, good, message in cases:
+            with self.subTest(what):
+                change(path, *bad)
+                try:
+                    for argv, status in (([self.llmwrap, "--quiet", "true"], 125),
+                                         ([collector], 1)):
+                        p = subprocess.run(argv, env=self.env(), capture_output=True,
+                                           timeout=RUN_TIMEOUT)
+                        self.assertEqual(p.returncode, status, p.stderr)
+                        self.assertIn(message.encode(), p.stderr)
+                        self.assertIn(path.encode(), p.stderr)
+                finally:
+                    change(path, *good)
+        self.assertRan(self.wrap("--quiet", "true"))
+        # Nor is a collector already serving there joined.
+        os.chmod(self.home, 0o777)
+        try:
+            p = self.wrap("--quiet", "true")
+            self.assertEqual(p.returncode, 125, p.stderr)
+            self.assertIn(b"every user may write it", p.stderr)
+        finally:
+            os.chmod(self.home, 0o755)
+
     def test_daemon_log_rotates_at_its_size(self):
         # A daemon logs a line per request: at log_max_size its log moves to
         # collector.log.1 (replacing the one before) and a new one begins.
