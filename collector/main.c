@@ -280,10 +280,16 @@ static int lock_pid_file(const char *path, pid_t *ret_running_pid, guint16 *ret_
     return fd;
 }
 
+/* Writes "PID\nPORT\n" once the collector serves; while it starts (port
+ * 0), "PID\n" alone. A starting collector is named as soon as it holds
+ * the lock: an llmwrap that finds the lock held waits while the process
+ * the file names lives, and gave up at once, for want of a live pid, on
+ * one still starting. */
 static void write_pid_file(int fd, guint16 port)
 {
     char buf[64];
-    int n = g_snprintf(buf, sizeof buf, "%d\n%u\n", (int)getpid(), port);
+    int n = port != 0 ? g_snprintf(buf, sizeof buf, "%d\n%u\n", (int)getpid(), port)
+                      : g_snprintf(buf, sizeof buf, "%d\n", (int)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n)
         g_warning("cannot write the pid file: %s", g_strerror(errno));
 }
@@ -475,9 +481,13 @@ int main(int argc, char **argv)
         return EXIT_RUNNING;
     }
 
+    /* Until the daemon's own pid replaces it, this process's: it waits for
+     * the daemon to be ready. */
+    write_pid_file(pid_fd, 0);
     int ready_fd = -1;
     if (daemon_mode) {
         ready_fd = daemonize();
+        write_pid_file(pid_fd, 0);
         redirect_output(paths->log_file);
         lw_log_rotate_at(paths->log_file, config->log_max_size);
     }

@@ -1281,6 +1281,45 @@ print(s1, chat())
         self.assertNotEqual(new, old.proc.pid)
         self.assertEqual(collector_processes(self.home), [new])
 
+    def test_llmwrap_waits_for_a_collector_slow_to_start(self):
+        # A collector that holds the lock but does not serve yet (here it
+        # waits for the spool, which llmctl may hold for up to 5 s) named no
+        # live pid: a second llmwrap gave up after its 20 attempts, in about
+        # a second, saying it had waited its 10 s.
+        env = self.env()
+        subprocess.run([lwtest.binary("LLMCTL"), "budget", "list"], env=env,
+                       capture_output=True, timeout=RUN_TIMEOUT)
+        pid_file = os.path.join(self.home, "run", "collector.pid")
+
+        def locked():
+            try:
+                inode = os.stat(pid_file).st_ino
+            except FileNotFoundError:
+                return False
+            with open("/proc/locks") as f:
+                return any(l.split()[1] == "FLOCK" and l.split()[5].endswith(":%d" % inode)
+                           for l in f)
+
+        chat = os.path.join(self.workdir, "chat.py")
+        with open(os.path.join(self.home, "ledger.spool"), "a") as spool:
+            fcntl.flock(spool, fcntl.LOCK_EX)
+            first = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, chat], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.addCleanup(lambda: first.poll() is None and first.kill())
+            wait_for(locked, what="the collector holding its lock")
+            second = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, chat], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.addCleanup(lambda: second.poll() is None and second.kill())
+            try:
+                second.wait(3)  # well within the start timeout and the spool's wait
+            except subprocess.TimeoutExpired:
+                pass
+        for p in (first, second):
+            out, err = p.communicate(timeout=RUN_TIMEOUT)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertEqual(json.loads(out)["status"], 200)
+        self.assertEqual(len(collector_processes(self.home)), 1)
+
     def test_relative_xdg_directories_are_ignored(self):
         # The XDG spec says to ignore a relative path in these variables.
         # Taken as they were, llmwrap looked for the collector under its
