@@ -332,12 +332,49 @@ static char *redact_arg(const char *arg, NextArg this_one, NextArg *ret_next)
     return g_string_free(out, FALSE);
 }
 
+/* Cuts the redacted `argv` (n entries, owned) to LW_REDACT_MAX_BYTES, in
+ * place; `argv` has room for n + 2 entries (a cut last argument, the note,
+ * the NULL). It runs after redaction, so a cut never keeps part of a
+ * secret that redaction would have replaced whole. */
+static void cut_to_max(char **argv, guint n)
+{
+    gsize used = 0;
+    guint i = 0;
+    for (; i < n; i++) {
+        gsize len = strlen(argv[i]) + 1;
+        if (len > LW_REDACT_MAX_BYTES - used)
+            break;
+        used += len;
+    }
+    if (i == n)
+        return;
+    gsize left = 0;
+    for (guint j = i; j < n; j++)
+        left += strlen(argv[j]) + 1;
+    /* The first argument that does not fit keeps what room is left, cut
+     * before a UTF-8 continuation byte so a character is never split. */
+    gsize keep = LW_REDACT_MAX_BYTES - used;
+    keep = keep > 0 ? keep - 1 : 0;
+    while (keep > 0 && ((guchar)argv[i][keep] & 0xc0) == 0x80)
+        keep--;
+    if (keep > 0) {
+        argv[i][keep] = '\0';
+        left -= keep + 1;
+        i++;
+    }
+    for (guint j = i; j < n; j++)
+        g_free(argv[j]);
+    argv[i] = g_strdup_printf("[%" G_GSIZE_FORMAT " more bytes not recorded]", left);
+    argv[i + 1] = NULL;
+}
+
 char **lw_redact_argv(char *const *argv)
 {
     guint n = argv != NULL ? g_strv_length((char **)argv) : 0;
-    char **out = g_new0(char *, n + 1);
+    char **out = g_new0(char *, n + 2);
     NextArg next = NEXT_PLAIN;
     for (guint i = 0; i < n; i++)
         out[i] = redact_arg(argv[i], next, &next);
+    cut_to_max(out, n);
     return out;
 }

@@ -32,6 +32,12 @@
  *   - anything shaped like a provider key wherever it appears (sk-...,
  *     sk-ant-..., sk-or-..., AIza..., xai-..., gsk_..., pplx-..., fw_...).
  *
+ * The redacted copy is then cut to LW_REDACT_MAX_BYTES: a command line
+ * can be as long as the kernel allows (megabytes of arguments, from xargs
+ * or a generated file list), and the ledger keeps one per run; one longer
+ * than an IPC frame could not even be recorded, and llmwrap refused to run
+ * the program at all.
+ *
  * Pure functions, no I/O. Thread-safety: reentrant.
  */
 #pragma once
@@ -40,6 +46,15 @@
 
 #define LW_REDACTED "[redacted]"
 
+/* The most of a command line recorded: its arguments' bytes, each counted
+ * with its terminating NUL. Far below an IPC frame (LW_IPC_MAX_FRAME),
+ * with room for the run's other fields. */
+#define LW_REDACT_MAX_BYTES (64 * 1024)
+
 /* A copy of `argv` (NULL-terminated; NULL gives an empty vector) with the
- * secrets above replaced. Transfer full (g_strfreev). */
+ * secrets above replaced. Past LW_REDACT_MAX_BYTES, the arguments that
+ * fit are kept whole, the first that does not is cut to the room left
+ * (at a UTF-8 character boundary), and one last argument says how many
+ * bytes were left out: "[N more bytes not recorded]". Transfer full
+ * (g_strfreev). */
 char **lw_redact_argv(char *const *argv);

@@ -1913,6 +1913,24 @@ output = 2.25
                 self.assertNotIn(key.encode(), data, path)
                 self.assertNotIn(other.encode(), data, path)
 
+    def test_a_command_line_of_megabytes_runs_and_is_recorded_cut(self):
+        # xargs and generated file lists make command lines of megabytes;
+        # one longer than an IPC frame (1 MiB) could not open its run, and
+        # llmwrap refused to run the program at all (exit 125).
+        args = [str(i) + "x" * 49999 for i in range(30)]
+        p = self.wrap("-q", "sh", "-c", 'echo "$#"', "sh", *args)
+        self.assertRan(p)
+        self.assertEqual(p.stdout, b"30\n")
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        (argv,), = db.execute("SELECT argv FROM runs").fetchall()
+        argv = json.loads(argv)
+        self.assertEqual(argv[:4], ["sh", "-c", 'echo "$#"', "sh"])
+        self.assertEqual(argv[4], args[0])
+        self.assertTrue(args[1].startswith(argv[5]))
+        self.assertRegex(argv[-1], r"^\[\d+ more bytes not recorded\]$")
+        self.assertLessEqual(sum(len(a.encode()) + 1 for a in argv[:-1]), 64 * 1024)
+
     def test_quiet_prints_no_summary(self):
         p = self.wrap("--quiet", "true")
         self.assertRan(p)

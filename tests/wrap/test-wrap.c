@@ -878,6 +878,62 @@ static void test_redact_empty(void)
     g_assert_cmpstr(got[1], ==, "--api-key");
 }
 
+/* The sum of the arguments' bytes, each with its NUL. */
+static gsize argv_bytes(char **argv)
+{
+    gsize n = 0;
+    for (guint i = 0; argv[i] != NULL; i++)
+        n += strlen(argv[i]) + 1;
+    return n;
+}
+
+/* A command line of megabytes (xargs, a generated file list) is recorded
+ * cut: it must fit an IPC frame, or the run cannot be opened at all. */
+static void test_redact_cut(void)
+{
+    g_autofree char *big = g_strnfill(40000, 'x');
+    /* Cut inside an argument that carries a key: the key is redacted
+     * first, so no prefix of it survives the cut. */
+    g_autofree char *fill = g_strnfill(LW_REDACT_MAX_BYTES - 40000 - 5 - 10, 'y');
+    g_autofree char *with_key = g_strconcat(fill, " ", KEY, " and more", NULL);
+    char *in[] = {"tool", big, with_key, big, big, NULL};
+    g_auto(GStrv) got = lw_redact_argv(in);
+    g_assert_cmpuint(g_strv_length(got), ==, 4);
+    g_assert_cmpstr(got[0], ==, "tool");
+    g_assert_cmpstr(got[1], ==, big);
+    g_assert_true(g_str_has_prefix(got[2], fill));
+    g_assert_null(strstr(got[2], "sk-"));
+    g_assert_cmpuint(argv_bytes(got) - (strlen(got[3]) + 1), ==, LW_REDACT_MAX_BYTES);
+    gsize total = 5 + 40001 + strlen(fill) + 1 + strlen(R) + strlen(" and more") + 1 + 2 * 40001;
+    g_autofree char *note = g_strdup_printf("[%" G_GSIZE_FORMAT " more bytes not recorded]",
+                                            total - LW_REDACT_MAX_BYTES);
+    g_assert_cmpstr(got[3], ==, note);
+
+    /* A cut never splits a character; a last argument cut still ends with
+     * the note. */
+    GString *wide = g_string_new(NULL);
+    while (wide->len < LW_REDACT_MAX_BYTES + 10)
+        g_string_append(wide, "\xc3\xa9");
+    char *one[] = {wide->str, NULL};
+    g_auto(GStrv) cut = lw_redact_argv(one);
+    g_assert_cmpuint(g_strv_length(cut), ==, 2);
+    g_assert_true(g_utf8_validate(cut[0], -1, NULL));
+    g_assert_cmpuint(strlen(cut[0]), ==, LW_REDACT_MAX_BYTES - 2);
+    g_assert_true(g_str_has_suffix(cut[1], " more bytes not recorded]"));
+    g_string_free(wide, TRUE);
+
+    /* Many short arguments: those past the limit are left out whole. */
+    GPtrArray *many = g_ptr_array_new();
+    for (guint i = 0; i < 100000; i++)
+        g_ptr_array_add(many, (char *)"ab");
+    g_ptr_array_add(many, NULL);
+    g_auto(GStrv) few = lw_redact_argv((char *const *)many->pdata);
+    guint kept = g_strv_length(few);
+    g_assert_cmpuint(kept, ==, LW_REDACT_MAX_BYTES / 3 + 1);
+    g_assert_cmpstr(few[kept - 1], ==, "[234465 more bytes not recorded]");
+    g_ptr_array_free(many, TRUE);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -926,5 +982,6 @@ int main(int argc, char **argv)
         g_test_add_data_func(name, &redact_cases[i], test_redact);
     }
     g_test_add_func("/redact/empty", test_redact_empty);
+    g_test_add_func("/redact/cut", test_redact_cut);
     return g_test_run();
 }
