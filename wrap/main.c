@@ -510,7 +510,7 @@ static int report(const App *app, int status, GPtrArray *warnings)
         g_autofree char *json =
             lw_summary_json(app->run_id, status, have ? &spend : NULL, why, warnings);
         g_autoptr(GError) werr = NULL;
-        if (!g_file_set_contents(opt->json_summary, json, -1, &werr))
+        if (!lw_summary_write_file(opt->json_summary, json, &werr))
             fprintf(stderr, "llmwrap: --json-summary: %s\n", werr->message);
     }
     const char *step_summary = g_getenv("GITHUB_STEP_SUMMARY");

@@ -1,6 +1,12 @@
 /* summary.c - the exit summary and the --json-summary file. */
 #include "summary.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "json.h"
 #include "options.h"
 
@@ -204,4 +210,51 @@ char *lw_summary_markdown(guint64 run_id, char *const *argv, int exit_status,
         g_string_append(out, ".\n\n");
     }
     return g_string_free(out, FALSE);
+}
+
+/* Whether `st` is the file behind llmwrap's stdout or stderr, which the
+ * program wrote to first. */
+static gboolean is_std_stream(const struct stat *st)
+{
+    for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
+        struct stat std;
+        if (fstat(fd, &std) == 0 && std.st_dev == st->st_dev && std.st_ino == st->st_ino)
+            return TRUE;
+    }
+    return FALSE;
+}
+
+gboolean lw_summary_write_file(const char *path, const char *text, GError **error)
+{
+    int fd;
+    while ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0666)) < 0 &&
+           errno == EINTR) {
+    }
+    if (fd < 0) {
+        int e = errno;
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st);
+    if (rc == 0 && S_ISREG(st.st_mode))
+        rc = is_std_stream(&st) ? (lseek(fd, 0, SEEK_END) < 0 ? -1 : 0) : ftruncate(fd, 0);
+    size_t len = strlen(text);
+    for (size_t done = 0; rc == 0 && done < len;) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno != EINTR)
+            rc = -1;
+        else if (n > 0)
+            done += (size_t)n;
+    }
+    int e = errno;
+    if (close(fd) != 0 && rc == 0 && errno != EINTR) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc != 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "%s: %s", path, g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
 }

@@ -48,6 +48,17 @@ char *lw_summary_text(guint64 run_id, const LwRunSummary *spend, const char *una
 char *lw_summary_json(guint64 run_id, int exit_status, const LwRunSummary *spend,
                       const char *unavailable, GPtrArray *warnings);
 
+/* Writes `text` to the --json-summary FILE through its name: a symlink is
+ * followed, a FIFO or a terminal is written to, and /dev/stdout (or a
+ * /proc/self/fd link) that is a regular file gets the text after the
+ * program's output; any other regular file is overwritten. (A write to a
+ * new file renamed over FILE, as g_file_set_contents does, put a regular
+ * file in place of the link or the FIFO, so the text never reached the
+ * caller, and, run as root, replaced /dev/stdout itself.) Opening a FIFO
+ * waits for its reader, as a shell redirection does. FALSE with error when
+ * it cannot be written. */
+gboolean lw_summary_write_file(const char *path, const char *text, GError **error);
+
 /* A markdown section for a CI job summary (GITHUB_STEP_SUMMARY): the run,
  * its command, a spend table by provider and model with a total, and what
  * was refused. `spend` may be NULL (`unavailable` says why). Transfer full. */

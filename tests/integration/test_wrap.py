@@ -1872,6 +1872,50 @@ output = 2.25
         self.assertIn(b"3 requests, $%s + 1 unpriced" % expected.rstrip("0").rstrip(".").encode(),
                       p.stderr)
 
+    def test_json_summary_is_written_through_its_name(self):
+        # The file is written through the name it is given, not replaced by
+        # a renamed new file: that put a regular file in place of a symlink
+        # or a FIFO (the text never reached the caller) and, run as root,
+        # replaced /dev/stdout itself.
+        real = os.path.join(self.workdir, "real.json")
+        link = os.path.join(self.workdir, "link.json")
+        with open(real, "w") as f:
+            f.write("x" * 4096)
+        os.symlink(real, link)
+        self.assertRan(self.wrap("-q", "--json-summary", link, "true"))
+        self.assertTrue(os.path.islink(link))
+        with open(real) as f:
+            self.assertEqual(json.load(f)["exit_status"], 0)
+
+        # A FIFO, its reader already there (opened without waiting).
+        fifo = os.path.join(self.workdir, "summary.fifo")
+        os.mkfifo(fifo)
+        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, rfd)
+        self.assertRan(self.wrap("-q", "--json-summary", fifo, "true"))
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assertEqual(json.loads(os.read(rfd, 65536))["exit_status"], 0)
+
+        # A link to stdout (as /dev/stdout is): a pipe gets the text, a
+        # regular file gets it after the program's output.
+        out = os.path.join(self.workdir, "out")
+        os.symlink("/proc/self/fd/1", out)
+        p = self.wrap("-q", "--json-summary", out, "echo", "hello")
+        self.assertRan(p)
+        first, rest = p.stdout.split(b"\n", 1)
+        self.assertEqual(first, b"hello")
+        self.assertEqual(json.loads(rest)["exit_status"], 0)
+        stdout_file = os.path.join(self.workdir, "stdout.txt")
+        with open(stdout_file, "w") as f:
+            p = subprocess.run([self.llmwrap, "-q", "--json-summary", out, "echo", "hello"],
+                               env=self.env(), stdout=f, stderr=subprocess.PIPE,
+                               timeout=RUN_TIMEOUT)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(stdout_file, "rb") as f:
+            first, rest = f.read().split(b"\n", 1)
+        self.assertEqual(first, b"hello")
+        self.assertEqual(json.loads(rest)["exit_status"], 0)
+
     def test_request_without_a_model_is_named(self):
         # A model listing (or a file upload) has no model: the summary names
         # it as llmctl usage does, not as an empty word.
