@@ -34,6 +34,14 @@ void lw_child_prepare_signals(void)
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &original_sigpipe);
+    /* An ignored SIGCHLD stays ignored across exec, and a caller may
+     * ignore it (a supervisor or daemon that never waits for children):
+     * the kernel would then reap the program as it exits, with no SIGCHLD
+     * and no status, and llmwrap would wait for ever. The program gets the
+     * default too, as under other wrappers that wait (timeout, tini). */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGCHLD, &dfl, NULL);
     prepared = TRUE;
 }
 

@@ -904,6 +904,24 @@ sys.exit(3)
         wait_for(lambda: os.path.exists(ready), what="wrapped program ready")
         return proc, marker
 
+    def test_started_with_sigchld_ignored(self):
+        # A caller that ignores SIGCHLD passes that on through exec: the
+        # kernel then reaped the program as it exited, and llmwrap waited
+        # for ever for a status it could no longer get (even timeout's
+        # SIGTERM could not end it).
+        def ignore_sigchld():
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+        p = self.wrap("--quiet", "sh", "-c", "exit 5", preexec_fn=ignore_sigchld, timeout=30)
+        self.assertRan(p, 5)
+        p = self.wrap("--quiet", "sh", "-c", "sleep 0.2 & wait $!; exit 6",
+                      preexec_fn=ignore_sigchld, timeout=30)
+        self.assertRan(p, 6)
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("SELECT exit_status FROM runs ORDER BY id").fetchall(),
+                         [(5,), (6,)])
+
     def test_sigusr1_and_sigterm_reach_the_child(self):
         proc, marker = self._start_with_handlers()
         proc.send_signal(signal.SIGUSR1)
