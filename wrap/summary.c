@@ -20,6 +20,9 @@ void lw_summary_clear(LwRunSummary *s)
     lw_run_summary_clear(s);
 }
 
+/* The most of a command a job summary's heading shows, in bytes. */
+#define SUMMARY_MAX_COMMAND 200
+
 static const char *plural(gint64 n)
 {
     return n == 1 ? "" : "s";
@@ -171,11 +174,23 @@ char *lw_summary_markdown(guint64 run_id, char *const *argv, int exit_status,
 {
     GString *out = g_string_new(NULL);
     g_string_append_printf(out, "### llmwrap run %" G_GUINT64_FORMAT ": `", run_id);
+    /* A heading is one line, and its code span holds no backtick: a
+     * multi-line `sh -c` script (as CI files write them) would otherwise
+     * end the heading at its first line and turn the rest, its # comments
+     * included, into markdown of its own. */
+    gsize start = out->len;
     for (int i = 0; argv != NULL && argv[i] != NULL && i < 8; i++) {
         if (i > 0)
             g_string_append_c(out, ' ');
         for (const char *p = argv[i]; *p != '\0'; p++)
-            g_string_append_c(out, *p == '`' ? '\'' : *p);
+            g_string_append_c(out, *p == '`' ? '\'' : g_ascii_iscntrl(*p) ? ' ' : *p);
+    }
+    if (out->len - start > SUMMARY_MAX_COMMAND) {
+        gsize cut = start + SUMMARY_MAX_COMMAND;
+        while (cut > start && ((guchar)out->str[cut] & 0xc0) == 0x80)
+            cut--;
+        g_string_truncate(out, cut);
+        g_string_append(out, " ...");
     }
     g_string_append_printf(out, "` (exit %d)\n\n", exit_status);
     if (spend == NULL) {

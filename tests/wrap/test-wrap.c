@@ -14,6 +14,7 @@
 #include "options.h"
 #include "program.h"
 #include "redact.h"
+#include "summary.h"
 #include "trust.h"
 
 /* ---- --budget ---- */
@@ -934,6 +935,33 @@ static void test_redact_cut(void)
     g_ptr_array_free(many, TRUE);
 }
 
+/* The job summary's heading is one line: a multi-line `sh -c` script (as
+ * CI files write them) ended it at its first line, and its # comments
+ * became headings of their own. A long command is cut at a character. */
+static void test_markdown_heading(void)
+{
+    LwRunSummary spend = {0};
+    char *script[] = {"sh", "-c", "set -e\n# step two\r\n\tpython3 `a.py`", NULL};
+    g_autofree char *md = lw_summary_markdown(7, script, 0, &spend, NULL);
+    g_autofree char *first = g_strndup(md, strcspn(md, "\n"));
+    g_assert_cmpstr(first, ==,
+                    "### llmwrap run 7: `sh -c set -e # step two   python3 'a.py'` (exit 0)");
+    g_assert_true(g_str_has_prefix(md + strlen(first), "\n\n|"));
+
+    GString *wide = g_string_new(NULL);
+    for (guint i = 0; i < 300; i++)
+        g_string_append(wide, "\xc3\xa9");
+    char *long_cmd[] = {"x", wide->str, NULL};
+    g_autofree char *md2 = lw_summary_markdown(8, long_cmd, 3, NULL, "gone");
+    const char *end = strchr(md2, '\n');
+    g_assert_nonnull(end);
+    g_autofree char *heading = g_strndup(md2, (gsize)(end - md2));
+    g_assert_true(g_utf8_validate(heading, -1, NULL));
+    g_assert_true(g_str_has_suffix(heading, " ...` (exit 3)"));
+    g_assert_cmpuint(strlen(heading), <=, strlen("### llmwrap run 8: `") + 200 + 14);
+    g_string_free(wide, TRUE);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -983,5 +1011,6 @@ int main(int argc, char **argv)
     }
     g_test_add_func("/redact/empty", test_redact_empty);
     g_test_add_func("/redact/cut", test_redact_cut);
+    g_test_add_func("/summary/markdown-heading", test_markdown_heading);
     return g_test_run();
 }
