@@ -226,6 +226,30 @@ static gboolean read_reports(int fd, LwSigRelay *relay, pid_t child, gint64 now)
     return n < 0 && (errno == EAGAIN || errno == EINTR);
 }
 
+/* The program stopped itself for job control (a full-screen program given
+ * Ctrl-Z restores the terminal and sends itself SIGTSTP; one in the
+ * background that reads or writes the terminal is stopped by SIGTTIN or
+ * SIGTTOU): llmwrap stops by the same signal, so the shell running it gets
+ * the terminal back and can fg or bg the job, as it could without llmwrap.
+ * Once continued, llmwrap continues the program too: the shell's SIGCONT
+ * to the job did already, one to llmwrap alone did not. A SIGSTOP is left
+ * alone: sent to the program alone, it is usually undone by a SIGCONT to
+ * the program alone, which would leave llmwrap stopped. */
+static void stop_like(pid_t child, int sig)
+{
+    if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)
+        return;
+    /* One llmwrap's caller blocked or ignored would not stop llmwrap:
+     * then it waits, as before, and leaves the program stopped. */
+    sigset_t mask;
+    struct sigaction sa;
+    if (sigprocmask(SIG_BLOCK, NULL, &mask) != 0 || sigismember(&mask, sig) ||
+        sigaction(sig, NULL, &sa) != 0 || sa.sa_handler != SIG_DFL)
+        return;
+    raise(sig);
+    kill(child, SIGCONT);
+}
+
 /* posix_spawnp (a vfork underneath) rather than fork: llmwrap maps large
  * libraries, and copying their page tables for a child that execs at once
  * costs a measurable part of a wrapped command's start-up. */
@@ -319,8 +343,11 @@ static int wait_for(pid_t child, int sfd, int witness_fd, LwChildWatch *watch)
              * (a collector being started, the witness): ask about ours
              * each time. */
             int status;
-            if (waitpid(child, &status, WNOHANG) == child)
-                return status;
+            if (waitpid(child, &status, WNOHANG | WUNTRACED) == child) {
+                if (!WIFSTOPPED(status))
+                    return status;
+                stop_like(child, WSTOPSIG(status));
+            }
         }
         if (watch_fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))) {
             watch_fd = watch->on_ready(watch_fd, watch->data);

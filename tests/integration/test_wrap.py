@@ -922,6 +922,35 @@ sys.exit(3)
         self.assertEqual(db.execute("SELECT exit_status FROM runs ORDER BY id").fetchall(),
                          [(5,), (6,)])
 
+    def test_a_program_that_stops_itself_stops_llmwrap(self):
+        # A full-screen program given Ctrl-Z restores the terminal and sends
+        # itself SIGTSTP. llmwrap went on waiting, so the shell running it
+        # never got the terminal back. Now llmwrap stops too (in a process
+        # group of its own, as a shell's job), and once continued, by the
+        # shell's fg (SIGCONT to the group) or by a SIGCONT to llmwrap
+        # alone, continues the program.
+        for resume in ("group", "llmwrap"):
+            with self.subTest(resume=resume):
+                proc = subprocess.Popen(
+                    [self.llmwrap, "--quiet", "sh", "-c", "kill -TSTP $$; echo resumed; exit 4"],
+                    env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    process_group=0)
+                self.addCleanup(lambda p=proc: p.poll() is None and
+                                os.killpg(p.pid, signal.SIGKILL))
+
+                def stopped():
+                    pid, status = os.waitpid(proc.pid, os.WNOHANG | os.WUNTRACED)
+                    return pid == proc.pid and os.WIFSTOPPED(status) and \
+                        os.WSTOPSIG(status) == signal.SIGTSTP
+
+                wait_for(stopped, what="llmwrap stopped as its program did")
+                if resume == "group":
+                    os.killpg(proc.pid, signal.SIGCONT)
+                else:
+                    os.kill(proc.pid, signal.SIGCONT)
+                out, err = proc.communicate(timeout=DEFAULT_TIMEOUT)
+                self.assertEqual((proc.returncode, out), (4, b"resumed\n"), err)
+
     def test_sigusr1_and_sigterm_reach_the_child(self):
         proc, marker = self._start_with_handlers()
         proc.send_signal(signal.SIGUSR1)
