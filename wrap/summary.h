@@ -60,7 +60,8 @@ char *lw_summary_json(guint64 run_id, int exit_status, const LwRunSummary *spend
 gboolean lw_summary_write_file(const char *path, const char *text, GError **error);
 
 /* A markdown section for a CI job summary (GITHUB_STEP_SUMMARY): the run,
- * its command (on one line, at most 200 bytes of it), a spend table by provider and model with a total, and what
- * was refused. `spend` may be NULL (`unavailable` says why). Transfer full. */
+ * its command (on one line, at most 200 bytes of it), a spend table by
+ * provider and model with a total, and what was refused. `spend` may be
+ * NULL (`unavailable` says why). Transfer full. */
 char *lw_summary_markdown(guint64 run_id, char *const *argv, int exit_status,
                           const LwRunSummary *spend, const char *unavailable);
