@@ -94,6 +94,26 @@ print(json.dumps({"status": r.status, "done": "[DONE]" in rest,
 """
 
 
+# Two chat requests: touches argv[1] after the first, waits (bounded) for
+# argv[2] to exist before the second, then prints both statuses.
+TWICE_PY = r"""
+import http.client, json, os, sys, time
+first, go = sys.argv[1], sys.argv[2]
+def chat():
+    c = http.client.HTTPSConnection("api.openai.com", timeout=30)
+    c.request("POST", "/v1/chat/completions",
+              '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+              {"content-type": "application/json", "authorization": "Bearer sk-test"})
+    return c.getresponse().status
+s1 = chat()
+open(first, "w").close()
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(s1, chat())
+"""
+
+
 def curl_chat(*extra):
     return ["curl", "-sS", "--fail", "--max-time", "30", CHAT_URL,
             "-H", "content-type: application/json", "-H", "authorization: Bearer sk-test",
@@ -772,22 +792,7 @@ class TestExitAndSignals(WrapCase):
         # refuse the killed run too, not serve it again.
         first = os.path.join(self.workdir, "first")
         go = os.path.join(self.workdir, "go")
-        path = self.script("twice.py", r"""
-import http.client, json, os, sys, time
-first, go = sys.argv[1], sys.argv[2]
-def chat():
-    c = http.client.HTTPSConnection("api.openai.com", timeout=30)
-    c.request("POST", "/v1/chat/completions",
-              '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
-              {"content-type": "application/json", "authorization": "Bearer sk-test"})
-    return c.getresponse().status
-s1 = chat()
-open(first, "w").close()
-deadline = time.monotonic() + 60
-while not os.path.exists(go) and time.monotonic() < deadline:
-    time.sleep(0.01)
-print(s1, chat())
-""")
+        path = self.script("twice.py", TWICE_PY)
         proc = subprocess.Popen([self.llmwrap, "--quiet", PYTHON, path, first, go],
                                 env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
@@ -1182,22 +1187,7 @@ class TestCollectorLifecycle(WrapCase):
     def test_collector_killed_mid_run_is_restarted_on_the_same_port(self):
         first = os.path.join(self.workdir, "first")
         go = os.path.join(self.workdir, "go")
-        path = self.script("twice.py", r"""
-import http.client, json, os, sys, time
-first, go = sys.argv[1], sys.argv[2]
-def chat():
-    c = http.client.HTTPSConnection("api.openai.com", timeout=30)
-    c.request("POST", "/v1/chat/completions",
-              '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
-              {"content-type": "application/json", "authorization": "Bearer sk-test"})
-    return c.getresponse().status
-s1 = chat()
-open(first, "w").close()
-deadline = time.monotonic() + 60
-while not os.path.exists(go) and time.monotonic() < deadline:
-    time.sleep(0.01)
-print(s1, chat())
-""")
+        path = self.script("twice.py", TWICE_PY)
         proc = subprocess.Popen([self.llmwrap, PYTHON, path, first, go], env=self.env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
