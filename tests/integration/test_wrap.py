@@ -1206,7 +1206,9 @@ class TestCollectorLifecycle(WrapCase):
 
         after = wait_for(restarted, timeout=10, what="a restarted collector", interval=0.002)
         elapsed = time.monotonic() - t0
-        self.assertLess(elapsed, 1.0, "the collector was restarted only after %.3fs" % elapsed)
+        # At once, not at a later check: a margin for a loaded machine.
+        self.assertLess(elapsed, 3 * lwtest.PROMPT_S,
+                        "the collector was restarted only after %.3fs" % elapsed)
         self.assertEqual(after["synthetic_port"], before["synthetic_port"])
         open(go, "w").close()
         out, err = proc.communicate(timeout=RUN_TIMEOUT)
