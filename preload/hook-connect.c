@@ -109,9 +109,12 @@ static uint16_t get_port(const struct sockaddr_storage *ss)
  * thousands. Both calls are non-blocking; nothing here ever waits. Returns
  * whether the message was handed to the collector (true when there is
  * nothing to send); false too when the socket's own address is unknown,
- * since the collector matches a message to its connection by both ends. */
-static bool send_attribution(int fd, const struct sockaddr *remote, socklen_t remote_len)
+ * since the collector matches a message to its connection by both ends.
+ * *ret_err is why it was not sent, when socket() said (else 0). */
+static bool send_attribution(int fd, const struct sockaddr *remote, socklen_t remote_len,
+                             int *ret_err)
 {
+    *ret_err = 0;
     /* No socket to deliver to: nothing is sent, which under
      * LLMWRAP_ATTRIB_REQUIRED refuses the connection. */
     if (!lw_cfg.has_attrib)
@@ -138,6 +141,8 @@ static bool send_attribution(int fd, const struct sockaddr *remote, socklen_t re
                              lw_cfg.attrib_addr_len) == 0)
                 sent = real_sendto(s, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0) == (ssize_t)n;
             close(s);
+        } else {
+            *ret_err = errno;
         }
     }
     errno = saved;
@@ -166,13 +171,25 @@ static pid_t attribution_said;
  * LLMWRAP_ATTRIB_REQUIRED, fail it rather than let a request escape its
  * run's budget. The socket is shut down; the program sees a refused
  * connection (which SDKs retry) and closes it. */
-static ssize_t unattributed(int fd, unsigned slot)
+static ssize_t unattributed(int fd, unsigned slot, int err)
 {
-    if (lw_shim_first_in_process(&attribution_said))
-        lw_shim_say("cannot tell the llmwrap collector which run a connection to %s belongs "
-                    "to (its attribution socket does not accept it); the connection is refused "
-                    "so that no request escapes the run's budget",
-                    slot != 0 ? lw_shim_slot_host(&lw_cfg, slot) : "its listen address");
+    const char *host = slot != 0 ? lw_shim_slot_host(&lw_cfg, slot) : "its listen address";
+    if (lw_shim_first_in_process(&attribution_said)) {
+        /* The message takes a descriptor of its own: a program at its
+         * limit of open files has none left, which is not the collector's
+         * doing. */
+        if (err == EMFILE || err == ENFILE)
+            lw_shim_say("cannot tell the llmwrap collector which run a connection to %s "
+                        "belongs to: the program is at its limit of open files (%s) and the "
+                        "message needs one more; the connection is refused so that no request "
+                        "escapes the run's budget (raise the limit: ulimit -n)",
+                        host, err == EMFILE ? "EMFILE" : "ENFILE");
+        else
+            lw_shim_say("cannot tell the llmwrap collector which run a connection to %s "
+                        "belongs to (its attribution socket does not accept it); the "
+                        "connection is refused so that no request escapes the run's budget",
+                        host);
+    }
     shutdown(fd, SHUT_RDWR);
     errno = ECONNREFUSED;
     return -1;
@@ -339,9 +356,10 @@ static ssize_t to_collector(int fd, const Op *op, const struct sockaddr *sa, soc
     if (rc >= 0 || errno == EINPROGRESS || errno == EINTR) {
         int e = errno;
         if (rc >= 0 || !failed_already(fd, (struct sockaddr *)&ss, len)) {
-            if (starts && !send_attribution(fd, (struct sockaddr *)&ss, len) &&
+            int why = 0;
+            if (starts && !send_attribution(fd, (struct sockaddr *)&ss, len, &why) &&
                 lw_cfg.attrib_required)
-                return unattributed(fd, slot);
+                return unattributed(fd, slot, why);
             if (fast_open && rc == 0)
                 return fast_open_send(fd, op);
             errno = e;

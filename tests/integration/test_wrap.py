@@ -447,6 +447,34 @@ for url, max_tokens in zip(sys.argv[1::2], sys.argv[2::2]):
                          [(200, *run)] * 3 + [(429, *run), (200, None, None)])
         self.assertEqual(self.sim.stats()["requests"], 4)
 
+    def test_program_at_its_open_file_limit_is_told_why(self):
+        # The attribution message takes a descriptor of its own: a program
+        # with none left gets its provider connection refused (else the
+        # request would escape the run), and the message must say why
+        # rather than blame the collector.
+        path = self.script("fdlimit.py", r"""
+import errno, os, resource, socket
+addr = socket.getaddrinfo("api.openai.com", 443, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+s = socket.socket()
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while len(held) < 64:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE, e
+try:
+    s.connect(addr)
+    print("connected")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+""")
+        p = self.wrap("--quiet", PYTHON, path)
+        self.assertRan(p)
+        self.assertEqual(p.stdout.decode().split(), ["ECONNREFUSED"])
+        self.assertIn(b"at its limit of open files (EMFILE)", p.stderr)
+        self.assertEqual(self.sim.stats()["requests"], 0)
+
     def test_tcp_fast_open_plain_http(self):
         # A Fast Open send whose bytes are the request itself (plain HTTP
         # to the listen address or to a provider host) came before the
