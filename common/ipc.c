@@ -54,8 +54,11 @@ LwIpcClient *lw_ipc_client_connect(const char *socket_path, GError **error)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(socket_path) >= sizeof sun.sun_path) {
-        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_UNREACHABLE, "%s: path too long",
-                    socket_path);
+        /* Not "not running": no collector can ever listen there. */
+        g_set_error(error, LW_IPC_ERROR, LW_IPC_ERROR_IO,
+                    "%s: the path is too long for a unix socket (%zu bytes, at most %zu); use a "
+                    "shorter LLMWRAP_HOME (or XDG_RUNTIME_DIR)",
+                    socket_path, strlen(socket_path), sizeof sun.sun_path - 1);
         return NULL;
     }
     g_strlcpy(sun.sun_path, socket_path, sizeof sun.sun_path);

@@ -892,6 +892,17 @@ class Collector(unittest.TestCase):
         self.assertIn("cannot reach the collector", err)
         self.assertNotIn("not running", err)
 
+    def test_socket_path_too_long_is_an_error_not_not_running(self):
+        # No collector can ever listen on such a path: "not running (it
+        # starts with the first llmwrap)" would send the user the wrong way.
+        home = os.path.join(self.home.dir, "h" * 120)
+        os.makedirs(home)
+        env = self.home.env(LLMWRAP_HOME=home)
+        for args in (("status",), ("kill", "1")):
+            out, err, _ = self.home.run(*args, expect=1, env=env)
+            self.assertIn("too long for a unix socket", err)
+            self.assertNotIn("not running", out + err)
+
     def test_status_running(self):
         fake = FakeCollector(self.socket)
         self.addCleanup(fake.close)
