@@ -69,13 +69,20 @@ void lw_server_conn_closed(LwServer *server)
         finish_if_drained(the_collector);
 }
 
+/* Ends the drain: what is still in flight is closed (and booked as it
+ * stands), and the loop stops. */
+static void stop_now(Collector *c, const char *why)
+{
+    g_warning("%s: closing %u connections with requests still in flight", why,
+              c->server.conns.length);
+    lw_timer_stop(c->server.loop, &c->drain_timer);
+    lw_conn_close_all(&c->server);
+    lw_loop_quit(c->server.loop);
+}
+
 static void on_drain_timeout(LwLoop *loop, void *data)
 {
-    Collector *c = data;
-    g_warning("drain timeout: closing %u connections with requests still in flight",
-              c->server.conns.length);
-    lw_conn_close_all(&c->server);
-    lw_loop_quit(loop);
+    stop_now(data, "drain timeout");
 }
 
 static void start_drain(Collector *c)
@@ -208,7 +215,13 @@ static void on_signal(LwLoop *loop, int fd, uint32_t events, void *data)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            start_drain(c);
+            if (!c->server.draining) {
+                start_drain(c);
+            } else {
+                /* A second one (Ctrl-C again): stop now, as the drain's
+                 * timeout would, rather than make the user wait it out. */
+                stop_now(c, "a second stop signal");
+            }
             break;
         case SIGHUP:
             reload(c);

@@ -596,6 +596,32 @@ class ForwardingTest(lwtest.CollectorTestCase):
         with self.assertRaises(OSError):
             socket.create_connection((self.collector.addr("openai"), self.collector.port), 2)
 
+    def test_second_stop_signal_ends_the_drain(self):
+        # Ctrl-C twice: the second one stops the collector without waiting
+        # out the drain (drain_timeout, 30 s, longer than the wait below),
+        # and the request it cut is booked.
+        conn = self.via("openai")
+        conn.request("POST", CHAT, body=json.dumps(dict(CHAT_BODY, stream=True)),
+                     headers={"authorization": "Bearer k", "content-type": "application/json",
+                              "x-sim": "words=2000;chunk_delay_ms=50"})
+        r = conn.getresponse()
+        self.assertTrue(r.readline().startswith(b"data: "))
+        mark = len(self.collector.read_log())
+        self.collector.proc.send_signal(signal.SIGINT)
+        wait_for(lambda: "draining" in self.collector.read_log()[mark:], what="the drain")
+        self.assertIsNone(self.collector.proc.poll())
+        self.collector.proc.send_signal(signal.SIGINT)
+        self.assertEqual(self.collector.proc.wait(DEFAULT_TIMEOUT), 0)
+        with self.assertRaises((http.client.IncompleteRead, ValueError)):
+            r.read()  # cut: no chunked terminator
+        conn.close()
+        self.assertIn("a second stop signal", self.collector.read_log())
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"], capture_output=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home), timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = json.loads(out.stdout)
+        self.assertEqual([(r["status"], r["partial"]) for r in rows], [(200, True)])
+
     def test_a_collector_starting_as_one_stops_cannot_run_beside_another(self):
         # A collector starting opens the pid file, then locks it. One that
         # stopped in between removed the file: the starter locked the
