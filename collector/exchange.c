@@ -86,10 +86,23 @@ void lw_request_head_free(LwRequestHead *h)
 
 /* ---- routing ---- */
 
+/* Does the query of `path` have a key= parameter (Gemini's credential)? */
+static gboolean has_key_param(const char *path)
+{
+    const char *q = strchr(path, '?');
+    while (q != NULL) {
+        q++;
+        if (g_str_has_prefix(q, "key="))
+            return TRUE;
+        q = strchr(q, '&');
+    }
+    return FALSE;
+}
+
 /* On a configured listen address nothing names the provider but the
  * request: a Host that is a provider host, a "/NAME/" path prefix (for
- * base URLs like http://127.0.0.1:PORT/groq/openai/v1), or the API's own
- * path shape. */
+ * base URLs like http://127.0.0.1:PORT/groq/openai/v1), a header of one
+ * provider's API, or the API's own path shape. */
 static const LwProvider *route_path(const LwHttpRequest *req, char **path_inout,
                                     const LwProviderTable *providers)
 {
@@ -114,9 +127,20 @@ static const LwProvider *route_path(const LwHttpRequest *req, char **path_inout,
             return p;
         }
     }
+    /* A header or credential only one provider's API takes names it before
+     * the path does: its SDK sends it on every call, also to paths the
+     * others share (Anthropic's GET /v1/models and POST /v1/files, Gemini's
+     * /upload/v1beta/files or /v1/models/M:countTokens), which would
+     * otherwise take the caller's key to OpenAI. */
+    if (lw_http1_find_field(req->headers, req->num_headers, "anthropic-version") != NULL)
+        return lw_provider_table_by_name(providers, "anthropic");
+    if (lw_http1_find_field(req->headers, req->num_headers, "x-goog-api-key") != NULL ||
+        has_key_param(path))
+        return lw_provider_table_by_name(providers, "gemini");
     if (g_str_has_prefix(path, "/v1/messages"))
         return lw_provider_table_by_name(providers, "anthropic");
-    if (g_str_has_prefix(path, "/v1beta/") || strstr(path, ":generateContent") != NULL ||
+    if (g_str_has_prefix(path, "/v1beta/") || g_str_has_prefix(path, "/upload/v1beta/") ||
+        strstr(path, ":generateContent") != NULL ||
         strstr(path, ":streamGenerateContent") != NULL)
         return lw_provider_table_by_name(providers, "gemini");
     return lw_provider_table_by_name(providers, "openai");

@@ -546,6 +546,34 @@ class ForwardingTest(lwtest.CollectorTestCase):
                 self.assertIn(expect_key, json.loads(r.read()))
                 conn.close()
 
+    def test_base_url_clients_routed_by_their_sdks_headers(self):
+        # Paths the providers share, as the Anthropic and Gemini SDKs send
+        # them to a base URL with no /NAME/ prefix: each goes to the
+        # provider whose key it carries, never to OpenAI.
+        lp = self.collector.listen_port()
+        cases = (("GET", "/v1/models", {"x-api-key": "k", "anthropic-version": "2023-06-01"},
+                  "anthropic"),
+                 ("POST", "/v1/files", {"x-api-key": "k", "anthropic-version": "2023-06-01",
+                                        "content-type": "text/plain"}, "anthropic"),
+                 ("POST", "/upload/v1beta/files", {"x-goog-api-key": "k",
+                                                   "content-type": "text/plain"}, "gemini"),
+                 ("POST", "/v1/models/gemini-2.5-flash:countTokens",
+                  {"x-goog-api-key": "k", "content-type": "application/json"}, "gemini"),
+                 ("POST", "/v1/models/gemini-2.5-flash:countTokens?alt=json&key=k",
+                  {"content-type": "application/json"}, "gemini"))
+        for method, path, headers, provider in cases:
+            conn = http.client.HTTPConnection("127.0.0.1", lp, timeout=DEFAULT_TIMEOUT)
+            conn.request(method, path, body=None if method == "GET" else b"{}", headers=headers)
+            conn.getresponse().read()
+            conn.close()
+        out = subprocess.run([lwtest.binary("LLMCTL"), "requests", "--json"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, LLMWRAP_HOME=self.home),
+                             timeout=DEFAULT_TIMEOUT)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = sorted(json.loads(out.stdout), key=lambda row: row["id"])
+        self.assertEqual([row["provider"] for row in rows], [c[3] for c in cases])
+
     def test_curl_through_collector(self):
         out = subprocess.run(
             ["curl", "-sS", "--fail-with-body", "--cacert", self.collector.ca_file,
