@@ -357,7 +357,8 @@ static void commit(LwAccount *a, LwLedgerRequest *row)
         a->reservation = NULL;
     }
     if (s->guards != NULL && row->cost.known)
-        lw_guards_spent(s->guards, row->run_id, lw_clock_now_ms(), row->cost.pusd);
+        lw_guards_spent(s->guards, lw_runs_root(s->runs, row->run_id), lw_clock_now_ms(),
+                        row->cost.pusd);
     publish(a, row);
 }
 

@@ -1,6 +1,7 @@
 /* guard.h - guards against runaway programs.
  *
- * Guards watch each run (requests outside llmwrap share one bucket):
+ * Guards watch each run with the runs nested in it: callers name the
+ * outermost one (lw_runs_root); requests outside llmwrap share one bucket:
  *   loop        the Nth identical request (same provider, path and body)
  *               within the window trips it (a body that streams past
  *               unread, exchange.h, is never identical)

@@ -68,9 +68,12 @@ void lw_policy_admit(LwServer *server, LwAccount *account, const char *path, GBy
     }
 
     if (server->guards != NULL) {
+        /* A harness that runs each step under an llmwrap of its own makes
+         * each step a nested run: its loop is the outer run's to catch. */
+        guint64 guard_run = lw_runs_root(server->runs, run_id);
         LwGuardVerdict v;
-        if (lw_guards_check(server->guards, run_id, provider->name, path, body_data, body_len,
-                            info, now_ms, &v)) {
+        if (lw_guards_check(server->guards, guard_run, provider->name, path, body_data,
+                            body_len, info, now_ms, &v)) {
             if (v.block) {
                 d->refuse = TRUE;
                 d->refused_by = g_strdup_printf("guard %s", v.guard);

@@ -164,6 +164,20 @@ gboolean lw_runs_killed(LwRuns *runs, guint64 run_id)
     return FALSE;
 }
 
+guint64 lw_runs_root(LwRuns *runs, guint64 run_id)
+{
+    if (runs == NULL || run_id == 0)
+        return run_id;
+    guint64 root = run_id;
+    const LwRun *r = lw_runs_get(runs, run_id);
+    /* As deep as lw_runs_killed looks. */
+    for (int depth = 0; r != NULL && r->parent_id != 0 && depth < 32; depth++) {
+        root = r->parent_id;
+        r = lw_runs_get(runs, root);
+    }
+    return root;
+}
+
 gboolean lw_runs_kill(LwRuns *runs, guint64 run_id)
 {
     lw_runs_get(runs, run_id);

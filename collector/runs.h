@@ -63,3 +63,7 @@ gboolean lw_runs_kill(LwRuns *runs, guint64 run_id);
 /* Is the run, or a run it is nested in, stopped by `llmctl kill`? NULL
  * runs and run 0 are not. */
 gboolean lw_runs_killed(LwRuns *runs, guint64 run_id);
+
+/* The outermost run `run_id` is nested in: itself when it is not nested,
+ * is unknown, or `runs` is NULL; 0 for 0. */
+guint64 lw_runs_root(LwRuns *runs, guint64 run_id);

@@ -427,10 +427,11 @@ int lw_cmd_guard(LwCtl *ctl, int argc, char **argv)
         "        [--window 60s] [--action block|warn]\n"
         "  llmctl guard list [--json]\n"
         "  llmctl guard rm NAME\n\n"
-        "Guards stop runaway programs, per llmwrap run: the same request N times within\n"
-        "WINDOW (loop), more than N requests (rate) or N USD (spend-rate) within WINDOW,\n"
-        "one request's input above N tokens (size), or an input N times the run's first\n"
-        "(growth). config.ini [guard.NAME] groups define more.\n";
+        "Guards stop runaway programs, per llmwrap run (with the runs nested in it): the\n"
+        "same request N times within WINDOW (loop), more than N requests (rate) or N USD\n"
+        "(spend-rate) within WINDOW, one request's input above N tokens (size), or an\n"
+        "input N times the run's first (growth). config.ini [guard.NAME] groups define\n"
+        "more.\n";
     if (argc >= 2) {
         if (strcmp(argv[1], "set") == 0)
             return guard_set(ctl, argc - 1, argv + 1);

@@ -1899,6 +1899,25 @@ class TestNesting(WrapCase):
         self.assertEqual(json.loads(rows[0][2]), {"team": "a", "env": "dev"})
 
 
+class TestNestedGuards(WrapCase):
+    config_extra = "\n[guard.loop]\ntype = loop\nthreshold = 3\nwindow = 60s\naction = block\n"
+
+    def test_a_loop_across_nested_runs_trips_the_outer_runs_guard(self):
+        # A harness that runs each step under an llmwrap of its own: the
+        # same request from five nested runs is the outer run's loop.
+        chat = os.path.join(self.workdir, "chat.py")
+        p = self.wrap("--quiet", "--", "sh", "-c",
+                      'for i in 1 2 3 4 5; do "$0" --quiet -- "$1" "$2"; echo "step=$?"; done',
+                      self.llmwrap, PYTHON, chat)
+        steps = [line for line in p.stdout.split(b"\n") if line.startswith(b"step=")]
+        self.assertEqual(steps, [b"step=0", b"step=0", b"step=1", b"step=1", b"step=1"],
+                         p.stdout + p.stderr)
+        db = sqlite3.connect(f"file:{os.path.join(self.home, 'ledger.db')}?mode=ro", uri=True)
+        self.addCleanup(db.close)
+        refused = db.execute("SELECT refused_by FROM requests WHERE refused_by IS NOT NULL")
+        self.assertEqual(refused.fetchall(), [("guard loop",)] * 3)
+
+
 class TestSummary(WrapCase):
     # Prices for made-up models, so the expected cost comes from this file.
     config_extra = """
