@@ -105,7 +105,7 @@ static Bucket *bucket_for(LwGuards *g, guint64 run_id)
 
 void lw_guards_forget(LwGuards *g, guint64 run_id)
 {
-    if (run_id != 0)
+    if (g != NULL && run_id != 0)
         g_hash_table_remove(g->buckets, &run_id);
 }
 

@@ -16,7 +16,8 @@
  * or blocks (refused in the provider's shape). Definitions come from
  * config.ini [guard.NAME] and `llmctl guard set`.
  *
- * Memory is bounded: per bucket, the last LW_GUARD_HISTORY requests.
+ * Memory is bounded: per bucket, the last LW_GUARD_HISTORY requests; a
+ * run's bucket goes when the run ends (lw_guards_forget).
  *
  * Thread: the loop thread only.
  */
@@ -52,7 +53,8 @@ gboolean lw_guards_check(LwGuards *guards, guint64 run_id, const char *provider,
 /* Records settled spend for the spend-rate guard. */
 void lw_guards_spent(LwGuards *guards, guint64 run_id, gint64 now_ms, gint64 cost_pusd);
 
-/* Forgets a run (it ended). */
+/* Forgets a run (it ended); nothing when it has no bucket. NULL guards:
+ * nothing. */
 void lw_guards_forget(LwGuards *guards, guint64 run_id);
 
 void lw_guard_verdict_clear(LwGuardVerdict *v);

@@ -69,6 +69,14 @@ void lw_server_conn_closed(LwServer *server)
         finish_if_drained(the_collector);
 }
 
+/* A run's guard history goes with it: a collector serving run after run
+ * would otherwise keep each one's (tens of KB) until it stops. */
+static void on_run_closed(guint64 run_id, void *data)
+{
+    LwServer *s = data;
+    lw_guards_forget(s->guards, run_id);
+}
+
 /* Ends the drain: what is still in flight is closed (and booked as it
  * stands), and the loop stops. */
 static void stop_now(Collector *c, const char *why)
@@ -557,6 +565,7 @@ int main(int argc, char **argv)
     s->runs = lw_runs_new(s->ledger, s->spool);
     s->budgets = lw_budgets_new(s);
     s->guards = lw_guards_new(s);
+    lw_runs_set_closed_func(s->runs, on_run_closed, s);
 
     guint16 port = port_opt >= 0 ? (guint16)port_opt : config->port;
     gboolean fallback = port_opt < 0 && config->port == 0;

@@ -13,6 +13,8 @@ struct _LwRuns {
      * looked up. Counts those an earlier collector's ledger holds too. */
     guint killed;
     guint64 next_memory_id; /* ids when there is no ledger */
+    LwRunsClosedFunc closed_func;
+    void *closed_data;
 };
 
 static void run_free(gpointer p)
@@ -80,6 +82,12 @@ guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error)
     return id;
 }
 
+void lw_runs_set_closed_func(LwRuns *runs, LwRunsClosedFunc func, void *data)
+{
+    runs->closed_func = func;
+    runs->closed_data = data;
+}
+
 gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error)
 {
     LwRun *r = g_hash_table_lookup(runs->by_id, &run_id);
@@ -87,6 +95,8 @@ gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **e
         r->open = FALSE;
     else if (r != NULL)
         g_hash_table_remove(runs->by_id, &run_id);
+    if (runs->closed_func != NULL)
+        runs->closed_func(run_id, runs->closed_data);
     if (runs->ledger == NULL)
         return TRUE;
     lw_spool_hold(runs->spool);

@@ -38,9 +38,15 @@ void lw_runs_free(LwRuns *runs);
  * error. */
 guint64 lw_runs_open(LwRuns *runs, const LwLedgerRun *run, GError **error);
 
+/* Called with each run that ends (closed, or abandoned by its llmwrap), on
+ * the loop thread, so that what other modules keep per run goes with it. */
+typedef void (*LwRunsClosedFunc)(guint64 run_id, void *data);
+void lw_runs_set_closed_func(LwRuns *runs, LwRunsClosedFunc func, void *data);
+
 /* Marks a run ended in the ledger and drops it from the registry (a killed
  * run stays: its children must still see the kill); a negative
- * exit_status is recorded as unknown. */
+ * exit_status is recorded as unknown. The closed func is told, also when
+ * the ledger could not be written. */
 gboolean lw_runs_close(LwRuns *runs, guint64 run_id, int exit_status, GError **error);
 
 /* Ties an open run to the IPC client that opened it, or that reattached

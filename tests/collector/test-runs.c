@@ -47,6 +47,34 @@ static void test_closed_run_leaves(void)
     lw_runs_free(runs);
 }
 
+static void record_closed(guint64 run_id, void *data)
+{
+    g_array_append_val((GArray *)data, run_id);
+}
+
+/* Every run that ends is told, so that what the collector keeps per run
+ * (the guards' history) goes with it: closed, killed then closed, or
+ * abandoned by an llmwrap that went away. */
+static void test_ended_runs_are_told(void)
+{
+    LwRuns *runs = new_runs();
+    g_autoptr(GArray) closed = g_array_new(FALSE, FALSE, sizeof(guint64));
+    lw_runs_set_closed_func(runs, record_closed, closed);
+    guint64 plain = open_run(runs, 0);
+    guint64 killed = open_run(runs, 0);
+    guint64 abandoned = open_run(runs, 0);
+    g_assert_true(lw_runs_set_owner(runs, abandoned, 7));
+    g_assert_true(lw_runs_close(runs, plain, 0, NULL));
+    g_assert_true(lw_runs_kill(runs, killed));
+    g_assert_true(lw_runs_close(runs, killed, 137, NULL));
+    lw_runs_abandon(runs, 7);
+    g_assert_cmpuint(closed->len, ==, 3);
+    g_assert_cmpuint(g_array_index(closed, guint64, 0), ==, plain);
+    g_assert_cmpuint(g_array_index(closed, guint64, 1), ==, killed);
+    g_assert_cmpuint(g_array_index(closed, guint64, 2), ==, abandoned);
+    lw_runs_free(runs);
+}
+
 /* A killed run stays, closed, so that the runs nested in it stay killed. */
 static void test_killed_run_stays_killed(void)
 {
@@ -130,6 +158,7 @@ int main(int argc, char **argv)
     warnings = g_string_new(NULL);
     g_log_set_writer_func(keep_warnings, NULL, NULL);
     g_test_add_func("/runs/closed-run-leaves", test_closed_run_leaves);
+    g_test_add_func("/runs/ended-runs-are-told", test_ended_runs_are_told);
     g_test_add_func("/runs/killed-run-stays-killed", test_killed_run_stays_killed);
     g_test_add_func("/runs/kill-outlasts-a-restart", test_kill_outlasts_a_restart);
     g_test_add_func("/runs/abandon-ends-the-owners-runs", test_abandon_ends_the_owners_runs);
