@@ -7,19 +7,37 @@
 
 #include "budget-def.h"
 #include "ledger-budgets.h"
+#include "pricing.h"
 
 typedef struct {
     gint64 time_ms;
     guint64 hash;   /* provider + path + body */
-    gint64 cost_pusd; /* settled spend entries: cost; request entries: -1 */
 } Event;
 
-/* One run's recent history: a ring of requests and one of settled costs. */
+/* A rate or spend-rate guard counts in LW_GUARD_SLOTS slots of its window,
+ * not event by event: a run may send any number of requests (or spend in
+ * any number of small amounts) within a window, and each must count. */
+typedef struct {
+    gint64 index;       /* time_ms / the slot's width; -1 unused */
+    guint64 requests;
+    gint64 spent_pusd;
+} Slot;
+
+/* One windowed guard's counts in one run. */
+typedef struct {
+    LwGuardKind kind;
+    guint window_ms;
+    Slot slots[LW_GUARD_SLOTS];
+} Track;
+
+/* One run's recent history: a ring of requests for the loop guard, and the
+ * counts of its rate and spend-rate guards. */
 typedef struct {
     Event requests[LW_GUARD_HISTORY];
     guint n_requests, next_request;
-    Event spends[LW_GUARD_HISTORY];
-    guint n_spends, next_spend;
+    /* guard name -> Track*, for ledger guards and config.ini guards apart:
+     * a name may be in both. */
+    GHashTable *tracks[2];
     gint64 first_input; /* estimated input tokens of the run's first request, -1 none */
 } Bucket;
 
@@ -69,11 +87,19 @@ gboolean lw_guards_reload(LwGuards *g, GError **error)
     return TRUE;
 }
 
+static void bucket_free(gpointer p)
+{
+    Bucket *b = p;
+    g_hash_table_unref(b->tracks[0]);
+    g_hash_table_unref(b->tracks[1]);
+    g_free(b);
+}
+
 LwGuards *lw_guards_new(LwServer *server)
 {
     LwGuards *g = g_new0(LwGuards, 1);
     g->server = server;
-    g->buckets = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    g->buckets = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, bucket_free);
     g_autoptr(GError) error = NULL;
     if (!lw_guards_reload(g, &error))
         g_warning("guards not loaded: %s", error->message);
@@ -96,6 +122,8 @@ static Bucket *bucket_for(LwGuards *g, guint64 run_id)
     if (b == NULL) {
         b = g_new0(Bucket, 1);
         b->first_input = -1;
+        for (guint i = 0; i < G_N_ELEMENTS(b->tracks); i++)
+            b->tracks[i] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         guint64 *key = g_new(guint64, 1);
         *key = run_id;
         g_hash_table_insert(g->buckets, key, b);
@@ -132,14 +160,60 @@ static void count_since(const Bucket *b, gint64 since_ms, guint64 hash, guint *r
     *ret_same = same;
 }
 
-static gint64 spent_since(const Bucket *b, gint64 since_ms)
+/* Slots are a window's LW_GUARD_SLOTS-1'th, so that the slots that
+ * overlap a window, the current one included, all fit in the ring. */
+static gint64 slot_width(const Track *t)
 {
-    gint64 sum = 0;
-    for (guint i = 0; i < b->n_spends; i++) {
-        if (b->spends[i].time_ms >= since_ms)
-            sum += b->spends[i].cost_pusd;
+    return MAX(1, ((gint64)t->window_ms + LW_GUARD_SLOTS - 2) / (LW_GUARD_SLOTS - 1));
+}
+
+/* The track of windowed guard `d` in `b`, a new one when the guard is new
+ * to the run or its type or window changed (counts in other slots cannot
+ * be carried over). */
+static Track *track_for(Bucket *b, const LwGuardDef *d)
+{
+    GHashTable *tracks = b->tracks[d->from_config ? 1 : 0];
+    Track *t = g_hash_table_lookup(tracks, d->name);
+    if (t != NULL && t->kind == d->kind && t->window_ms == d->window_ms)
+        return t;
+    t = g_new0(Track, 1);
+    t->kind = d->kind;
+    t->window_ms = d->window_ms;
+    for (guint i = 0; i < LW_GUARD_SLOTS; i++)
+        t->slots[i].index = -1;
+    g_hash_table_replace(tracks, g_strdup(d->name), t);
+    return t;
+}
+
+/* The slot of `now_ms`, emptied first if it last held an older one. */
+static Slot *slot_at(Track *t, gint64 now_ms)
+{
+    gint64 index = MAX(now_ms, 0) / slot_width(t);
+    Slot *s = &t->slots[index % LW_GUARD_SLOTS];
+    if (s->index != index)
+        *s = (Slot){index, 0, 0};
+    return s;
+}
+
+/* Requests and spend within the window that ends at `now_ms`. A slot that
+ * overlaps the window counts whole: a guard may count up to a slot's width
+ * (a 255th of the window) more than the window, never less. */
+static void track_sum(const Track *t, gint64 now_ms, guint64 *ret_requests, gint64 *ret_spent)
+{
+    gint64 width = slot_width(t);
+    gint64 first = (now_ms - (gint64)t->window_ms) / width;
+    gint64 last = MAX(now_ms, 0) / width;
+    guint64 requests = 0;
+    gint64 spent = 0;
+    for (guint i = 0; i < LW_GUARD_SLOTS; i++) {
+        const Slot *s = &t->slots[i];
+        if (s->index >= 0 && s->index >= first && s->index <= last) {
+            requests += s->requests;
+            spent = lw_pusd_add(spent, s->spent_pusd);
+        }
     }
-    return sum;
+    *ret_requests = requests;
+    *ret_spent = spent;
 }
 
 static void trip(LwGuardVerdict *v, const LwGuardDef *d, char *message)
@@ -191,16 +265,21 @@ gboolean lw_guards_check(LwGuards *g, guint64 run_id, const char *provider, cons
                                      "%u ms (limit %" G_GINT64_FORMAT ")",
                                      d->name, same + 1, d->window_ms, d->threshold));
             break;
-        case LW_GUARD_RATE:
-            count_since(b, now_ms - d->window_ms, hash, &all, &same);
-            if ((gint64)all + 1 > d->threshold)
+        case LW_GUARD_RATE: {
+            guint64 requests;
+            gint64 spent;
+            track_sum(track_for(b, d), now_ms, &requests, &spent);
+            if (requests + 1 > (guint64)d->threshold)
                 trip(v, d,
-                     g_strdup_printf("llmwrap guard '%s': %u requests within %u ms (limit %" G_GINT64_FORMAT
-                                     ")",
-                                     d->name, all + 1, d->window_ms, d->threshold));
+                     g_strdup_printf("llmwrap guard '%s': %" G_GUINT64_FORMAT
+                                     " requests within %u ms (limit %" G_GINT64_FORMAT ")",
+                                     d->name, requests + 1, d->window_ms, d->threshold));
             break;
+        }
         case LW_GUARD_SPEND_RATE: {
-            gint64 spent = spent_since(b, now_ms - d->window_ms);
+            guint64 requests;
+            gint64 spent;
+            track_sum(track_for(b, d), now_ms, &requests, &spent);
             if (spent >= d->threshold) {
                 g_autofree char *s = lw_usd_format(spent);
                 g_autofree char *t = lw_usd_format(d->threshold);
@@ -231,9 +310,14 @@ gboolean lw_guards_check(LwGuards *g, guint64 run_id, const char *provider, cons
     if (b->first_input < 0 && input > 0)
         b->first_input = input;
     if (!v->block) {
-        b->requests[b->next_request] = (Event){now_ms, hash, -1};
+        b->requests[b->next_request] = (Event){now_ms, hash};
         b->next_request = (b->next_request + 1) % LW_GUARD_HISTORY;
         b->n_requests = MIN(b->n_requests + 1, LW_GUARD_HISTORY);
+        for (guint i = 0; i < g->defs->len; i++) {
+            const LwGuardDef *d = g_ptr_array_index(g->defs, i);
+            if (d->kind == LW_GUARD_RATE)
+                slot_at(track_for(b, d), now_ms)->requests++;
+        }
     }
     return v->guard != NULL;
 }
@@ -243,7 +327,11 @@ void lw_guards_spent(LwGuards *g, guint64 run_id, gint64 now_ms, gint64 cost_pus
     if (cost_pusd <= 0 || g->defs == NULL || g->defs->len == 0)
         return;
     Bucket *b = bucket_for(g, run_id);
-    b->spends[b->next_spend] = (Event){now_ms, 0, cost_pusd};
-    b->next_spend = (b->next_spend + 1) % LW_GUARD_HISTORY;
-    b->n_spends = MIN(b->n_spends + 1, LW_GUARD_HISTORY);
+    for (guint i = 0; i < g->defs->len; i++) {
+        const LwGuardDef *d = g_ptr_array_index(g->defs, i);
+        if (d->kind == LW_GUARD_SPEND_RATE) {
+            Slot *s = slot_at(track_for(b, d), now_ms);
+            s->spent_pusd = lw_pusd_add(s->spent_pusd, cost_pusd);
+        }
+    }
 }

@@ -7,6 +7,8 @@
  *               unread, exchange.h, is never identical)
  *   rate        the request that would make more than N within the window
  *   spend-rate  settled spend within the window has reached N USD
+ *               (both count in slots of a 255th of the window: what they
+ *               count may reach that much further back, never less far)
  *   size        the request's input, estimated at 4 bytes of body per
  *               token (a streamed body's declared length), is above N
  *               tokens
@@ -16,8 +18,10 @@
  * or blocks (refused in the provider's shape). Definitions come from
  * config.ini [guard.NAME] and `llmctl guard set`.
  *
- * Memory is bounded: per bucket, the last LW_GUARD_HISTORY requests; a
- * run's bucket goes when the run ends (lw_guards_forget).
+ * Memory is bounded: per bucket, the last LW_GUARD_HISTORY requests (what
+ * the loop guard compares) and LW_GUARD_SLOTS slots for each rate and
+ * spend-rate guard; a run's bucket goes when the run ends
+ * (lw_guards_forget).
  *
  * Thread: the loop thread only.
  */
@@ -29,6 +33,7 @@
 #include "server.h"
 
 #define LW_GUARD_HISTORY 1024
+#define LW_GUARD_SLOTS   256
 
 typedef struct _LwGuards LwGuards;
 

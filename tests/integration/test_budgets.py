@@ -913,6 +913,47 @@ class GuardKindsTest(FileClockTestCase):
         self.set_clock("2026-11-21T11:01:00Z")
         self.assertEqual(self.send(chat(max_tokens=21))[0], 200)
 
+    def send_many(self, n, sim="in=1;out=1"):
+        """n requests, one after the other on one connection: their statuses."""
+        conn = self.via("openai")
+        self.addCleanup(conn.close)
+        body = json.dumps(chat(max_tokens=10)).encode()
+        statuses = []
+        for _ in range(n):
+            conn.request("POST", CHAT, body=body, headers={
+                "content-type": "application/json", "authorization": "Bearer sk-test",
+                "x-sim": sim})
+            r = conn.getresponse()
+            r.read()
+            statuses.append(r.status)
+        return statuses
+
+    def test_rate_guard_counts_past_a_thousand_requests(self):
+        # More requests in a window than the loop guard's history keeps
+        # (LW_GUARD_HISTORY) still all count.
+        self.guard("burst", "--type", "rate", "--threshold", "1100", "--window", "1h")
+        self.assertEqual(self.send_many(1102), [200] * 1100 + [429] * 2)
+
+    def test_spend_rate_guard_counts_past_a_thousand_spends(self):
+        unit = (1 * D("0.15") + 1 * D("0.60")) / 10**6  # in=1, out=1
+        self.guard("burn", "--type", "spend-rate", "--threshold", str(1100 * unit),
+                   "--window", "1h")
+        self.assertEqual(self.send_many(1102), [200] * 1100 + [429] * 2)
+        self.assertEqual(self.spent(), 1100 * unit)
+
+    def test_a_guard_in_the_ledger_and_in_config_counts_apart(self):
+        # The same name in both (config.ini edited after `guard set`): two
+        # guards, each counting each request once.
+        self.guard("burst", "--type", "rate", "--threshold", "3", "--window", "60s")
+        lwtest.write_config(self.home, lwtest.sim_config(
+            self.sim, self.providers,
+            "\n[guard.burst]\ntype = rate\nthreshold = 3\nwindow = 60s\n"))
+        mark = len(self.collector.read_log())
+        self.collector.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in self.collector.read_log()[mark:],
+                 what="reload")
+        self.assertEqual(self.send_many(4), [200, 200, 200, 429])
+
     def test_size_guard_blocks_or_warns_on_a_big_input(self):
         self.guard("big", "--type", "size", "--threshold", "100")  # ~400 bytes of body
         self.assertEqual(self.send(chat(max_tokens=10))[0], 200)
