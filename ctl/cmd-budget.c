@@ -104,7 +104,9 @@ static int budget_set(LwCtl *ctl, int argc, char **argv)
          "Over the limit: block (default), warn, clamp (lower max tokens) or downgrade:MODEL",
          "ACTION"},
         {"alert", 0, 0, G_OPTION_ARG_STRING, &alert,
-         "Alert at these percents of the limit, once per window (e.g. 50,80,95)", "PERCENTS"},
+         "Alert at these percents of the limit, once per window or run (e.g. 50,80,95; "
+         "not with --per request)",
+         "PERCENTS"},
         {"alert-command", 0, 0, G_OPTION_ARG_STRING, &alert_command,
          "Run this with /bin/sh -c when an alert fires (details in LLMWRAP_BUDGET_* variables)",
          "CMD"},
@@ -153,6 +155,12 @@ static int budget_set(LwCtl *ctl, int argc, char **argv)
                                   "bad --alert '%s': expected distinct percents 1..100 "
                                   "separated by commas, like 50,80,95 (at most %d)",
                                   alert, LW_BUDGET_MAX_ALERTS);
+    /* A per-request budget keeps no spend (each request is checked on its
+     * own), so there is nothing an alert could watch cross a threshold. */
+    if (alert != NULL && def->period == LW_PERIOD_REQUEST)
+        return lw_ctl_usage_error(cmd, "--alert: a budget --per request has no spend to alert "
+                                       "on (each request is held to the limit on its own); "
+                                       "use --per hour, day, month or run");
     if (alert_command != NULL && alert_command[0] == '\0')
         return lw_ctl_usage_error(cmd, "--alert-command is empty");
     if (alert_command != NULL && alert == NULL)

@@ -268,6 +268,9 @@ class Definitions(BudgetHome):
             (base + ["--alert", "50,50"], "50,50"),
             (base + ["--alert", ""], "--alert"),
             (base + ["--alert-command", "true"], "--alert-command"),
+            # A per-request budget keeps no spend: its alert would never fire.
+            (["budget", "set", "b", "--limit", "5", "--per", "request", "--alert", "50"],
+             "--per request"),
             (base + ["extra"], "extra"),
             (["budget", "frob"], "frob"),
             (["budget", "rm", "a/b"], "a/b"),
