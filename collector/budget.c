@@ -33,6 +33,7 @@ typedef struct {
     guint fired;         /* bit i: def->alerts[i] fired in this window */
     guint refs;          /* reservations that still point here */
     gboolean stale;      /* its definition changed or went away: in retired */
+    gboolean run_ended;  /* a run state whose run ended: goes once refs is 0 */
     char *unread;        /* why its spend is unknown; NULL = read (read_spent) */
     guint64 reread_ms;   /* loop time of the next read while unread */
     guint reread_gap_ms; /* doubles while reads keep failing */
@@ -903,10 +904,32 @@ void lw_budgets_settle(LwBudgets *b, LwReservation *res, gboolean cost_known, gi
             continue;
         }
         check_alerts(b, s);
+        if (s->run_ended && s->refs == 0)
+            g_hash_table_remove(b->states, s->key); /* frees it */
     }
     g_array_unref(res->entries);
     g_free(res->request_budget);
     g_free(res);
+}
+
+void lw_budgets_forget_run(LwBudgets *b, guint64 run_id)
+{
+    if (b == NULL || run_id == 0)
+        return;
+    /* Kept, they would pile up for as long as the collector serves, each
+     * listed by `llmctl budget list` as if its run still went on. */
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, b->states);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        State *s = value;
+        if (s->run_id != run_id)
+            continue;
+        if (s->refs == 0)
+            g_hash_table_iter_remove(&it);
+        else
+            s->run_ended = TRUE;
+    }
 }
 
 void lw_budgets_foreach_state(LwBudgets *b, gint64 now_ms, LwBudgetStateFunc func, void *data)

@@ -93,6 +93,12 @@ gint64 lw_reservation_output_rate(const LwReservation *res);
 void lw_budgets_settle(LwBudgets *budgets, LwReservation *res, gboolean cost_known,
                        gint64 cost_pusd);
 
+/* Run `run_id` ended: the states of its run budget and of the per-run
+ * budgets it was the outermost run of go, at once or when the last of
+ * their requests in flight settles. A late request of the run builds them
+ * again from the ledger. NULL budgets: nothing. */
+void lw_budgets_forget_run(LwBudgets *budgets, guint64 run_id);
+
 /* The live state of every tracked budget window, for `llmctl budget list`.
  * Calls func once per state. */
 typedef struct {

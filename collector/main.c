@@ -69,12 +69,13 @@ void lw_server_conn_closed(LwServer *server)
         finish_if_drained(the_collector);
 }
 
-/* A run's guard history goes with it: a collector serving run after run
- * would otherwise keep each one's (tens of KB) until it stops. */
+/* What guards and budgets keep for a run goes with it: a collector
+ * serving run after run would otherwise keep each one's until it stops. */
 static void on_run_closed(guint64 run_id, void *data)
 {
     LwServer *s = data;
     lw_guards_forget(s->guards, run_id);
+    lw_budgets_forget_run(s->budgets, run_id);
 }
 
 /* Ends the drain: what is still in flight is closed (and booked as it

@@ -14,9 +14,9 @@
  *    refused, run_id, runs, live}
  * with exact USD numbers; spent/reserved/remaining are null where a budget
  * has no single account (per-run and per-request budgets: per-run ones
- * list their runs under "runs" when live), window_start/next_reset are
- * null outside calendar periods. `llmwrap --budget` run budgets appear as
- * "run:N" entries when live.
+ * list the runs going on under "runs" when live), window_start/next_reset
+ * are null outside calendar periods. `llmwrap --budget` run budgets appear
+ * as "run:N" entries when live, while their run goes on.
  */
 #include <string.h>
 

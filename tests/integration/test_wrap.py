@@ -1918,6 +1918,36 @@ class TestNestedGuards(WrapCase):
         self.assertEqual(refused.fetchall(), [("guard loop",)] * 3)
 
 
+class TestRunBudgetsEnd(WrapCase):
+
+    def budgets(self):
+        out = subprocess.run([lwtest.binary("LLMCTL"), "budget", "list", "--json"],
+                             env=self.env(), capture_output=True, text=True,
+                             timeout=RUN_TIMEOUT, check=True)
+        return {b["name"]: [r["run_id"] for r in b["runs"]] for b in json.loads(out.stdout)}
+
+    def test_an_ended_run_leaves_the_budget_list(self):
+        # Its --budget and its share of a per-run budget are listed while it
+        # goes on, not for as long as the collector serves.
+        subprocess.run([lwtest.binary("LLMCTL"), "budget", "set", "each", "--limit", "1",
+                        "--per", "run"], env=self.env(), check=True, capture_output=True,
+                       timeout=RUN_TIMEOUT)
+        chat = os.path.join(self.workdir, "chat.py")
+        for _ in range(2):
+            self.assertRan(self.wrap("--quiet", "--budget", "0.5", "--", PYTHON, chat))
+        self.assertEqual(self.budgets(), {"each": []})
+        go = os.path.join(self.workdir, "go")
+        p = subprocess.Popen([self.llmwrap, "--quiet", "--budget", "0.5", "--", "sh", "-c",
+                              '"$0" "$1" && while [ ! -e "$2" ]; do sleep 0.01; done',
+                              PYTHON, chat, go],
+                             env=self.env(), stdout=subprocess.DEVNULL)
+        self.addCleanup(p.kill)
+        wait_for(lambda: self.budgets() == {"each": [3], "run:3": []}, what="run 3 listed")
+        open(go, "w").close()
+        self.assertEqual(p.wait(RUN_TIMEOUT), 0)
+        self.assertEqual(self.budgets(), {"each": []})
+
+
 class TestSummary(WrapCase):
     # Prices for made-up models, so the expected cost comes from this file.
     config_extra = """
