@@ -131,6 +131,7 @@ static const LwBudgetDef *find_def(GPtrArray *defs, const char *name)
 }
 
 static void recount(LwBudgets *b);
+static void check_alerts(LwBudgets *b, State *s);
 static void ensure_live(LwBudgets *b, const State *retired);
 
 gboolean lw_budgets_reload(LwBudgets *b, GError **error)
@@ -280,6 +281,10 @@ static void read_spent(LwBudgets *b, State *s)
     if (was_unread)
         g_message("budget %s: its spend was read", s->name);
     s->spent_pusd = spent;
+    /* A state is (re)built from the ledger when its definition changed: a
+     * limit lowered under the spend passed thresholds with no request
+     * settling (and a blocking budget admits none that could). */
+    check_alerts(b, s);
 }
 
 /* The ledger's costs may have changed under the kept states (llmctl
@@ -312,6 +317,7 @@ static void recount(LwBudgets *b)
             g_info("budget %s: spend read again: %s, was %s", s->name, now, was);
         }
         s->spent_pusd = spent;
+        check_alerts(b, s); /* a reprice may have raised it past a threshold */
     }
 }
 

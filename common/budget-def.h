@@ -11,8 +11,10 @@
  *           warn                 forward, with a response header and a log line
  *           downgrade:MODEL      rewrite the request to MODEL (recorded as requested vs served)
  *           clamp                lower the max-tokens field to what the remaining budget pays for
- * Alerts fire once per window when settled spend crosses each threshold
- * (percent of the limit): a log line, and the alert command if one is set.
+ * Alerts fire once per window when settled spend reaches each threshold
+ * (percent of the limit), as a request settles or when a change (a lower
+ * limit, a reprice) puts it there: a log line, and the alert command if one
+ * is set.
  *
  * Guards stop runaway programs, per run:
  *   loop        the same request N times within WINDOW

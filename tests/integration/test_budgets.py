@@ -868,6 +868,31 @@ class ActionsTest(BudgetTestCase):
             self.assertEqual(len([x for x in f.read().split("\n") if x]), 2)
 
 
+    def test_a_limit_lowered_under_the_spend_alerts(self):
+        # No request settles once the budget blocks: the thresholds the new
+        # limit puts the spend past are alerted when it applies.
+        marker = os.path.join(self.workdir, "alerts")
+        body = json.dumps(chat(max_tokens=10)).encode()
+        args = ("budget", "set", "b", "--per", "day", "--alert", "50,80",
+                "--alert-command", f"echo \"$LLMWRAP_BUDGET_THRESHOLD\" >> {marker}")
+        self.llmctl(*args, "--limit", "1")
+        for _ in range(2):
+            self.assertEqual(self.send(body, "in=100;out=10")[0], 200)
+        self.assertFalse(os.path.exists(marker))
+        self.llmctl(*args, "--limit", "0.00001")
+        self.assertEqual(self.send(body, "in=100;out=10")[0], 429)
+
+        def alerts():
+            try:
+                with open(marker) as f:
+                    got = sorted(x for x in f.read().split("\n") if x)
+                return got if len(got) >= 2 else None
+            except FileNotFoundError:
+                return None
+
+        self.assertEqual(wait_for(alerts, what="the alerts"), ["50", "80"])
+
+
 class GuardTest(BudgetTestCase):
     config_extra = "\n[guard.loop]\ntype = loop\nthreshold = 3\nwindow = 60s\naction = block\n"
 
