@@ -540,7 +540,8 @@ static void add_account_cells(const Account *a, gint64 limit, char **spent, char
 {
     *spent = a->known ? lw_output_usd_human(a->spent) : g_strdup("-");
     *reserved = a->known ? lw_output_usd_human(a->reserved) : g_strdup("-");
-    *remaining = a->known ? lw_output_usd_human(limit - a->spent - a->reserved) : g_strdup("-");
+    *remaining =
+        a->known ? lw_output_usd_human_down(limit - a->spent - a->reserved) : g_strdup("-");
 }
 
 static void print_table(GArray *entries, gboolean live, gboolean running)

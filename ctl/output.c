@@ -192,7 +192,7 @@ char *lw_output_count(gint64 n)
     return g_string_free(out, FALSE);
 }
 
-char *lw_output_usd_human(gint64 pusd)
+static char *usd_human(gint64 pusd, gboolean down)
 {
     guint64 u = magnitude(pusd);
     int decimals = 2;
@@ -207,7 +207,7 @@ char *lw_output_usd_human(gint64 pusd)
     for (int i = decimals; i < 12; i++)
         unit *= 10;
     guint64 scale = PUSD_PER_USD / unit; /* 10^decimals */
-    guint64 r = u / unit + (u % unit >= unit / 2 && unit > 1 ? 1 : 0);
+    guint64 r = u / unit + (!down && u % unit >= unit / 2 && unit > 1 ? 1 : 0);
     GString *out = g_string_new(pusd < 0 ? "-$" : "$");
     append_grouped(out, r / scale);
     char frac[16];
@@ -216,6 +216,16 @@ char *lw_output_usd_human(gint64 pusd)
         frac[i] = '\0';
     g_string_append_printf(out, ".%s", frac);
     return g_string_free(out, FALSE);
+}
+
+char *lw_output_usd_human(gint64 pusd)
+{
+    return usd_human(pusd, FALSE);
+}
+
+char *lw_output_usd_human_down(gint64 pusd)
+{
+    return usd_human(pusd, pusd >= 0);
 }
 
 char *lw_output_rate_exact(gint64 micro)

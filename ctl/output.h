@@ -71,6 +71,10 @@ void lw_output_json_usd(GString *out, gint64 pusd);
 /* For people: "$12.35", "$0.50", "$0.0123", "$0.000123", "-$0.10". Amounts
  * under $1 keep three significant digits (up to 12 decimals). Transfer full. */
 char *lw_output_usd_human(gint64 pusd);
+/* The same, rounded toward zero when not negative: for what is left of a
+ * limit, which must never show more than there is ($0.999532 as $0.999,
+ * not $1.00). */
+char *lw_output_usd_human_down(gint64 pusd);
 
 /* "1,234,567". Transfer full. */
 char *lw_output_count(gint64 n);

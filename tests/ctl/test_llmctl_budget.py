@@ -390,6 +390,11 @@ class LedgerSpend(BudgetHome):
         self.assertEqual(got["window_start"], "2026-11-21T10:00:00.000Z")
         self.assertEqual(got["next_reset"], "2026-11-21T11:00:00.000Z")
         self.assertEqual(pusd(got["remaining_usd"]), PUSD - 8)
+        # The table never shows more left than there is: $0.999999999992
+        # left is $0.999, not $1.00.
+        out, _, _ = self.llmctl("budget", "list", now=T10 + 30 * MIN)
+        row = next(line for line in out.splitlines() if line.startswith("hourly"))
+        self.assertIn("$0.999", row.split())
         # The last second of the hour, then the first of the next: the row
         # of 11:00:00 and after (not the refused one, not the unpriced one).
         self.assertEqual(pusd(self.spent(T10 + HOUR - 1000)["hourly"]["spent_usd"]), 8)
