@@ -261,9 +261,10 @@ gboolean lw_guards_check(LwGuards *g, guint64 run_id, const char *provider, cons
             count_since(b, now_ms - d->window_ms, hash, &all, &same);
             if ((gint64)same + 1 >= d->threshold)
                 trip(v, d,
-                     g_strdup_printf("llmwrap guard '%s': the same request %u times within "
+                     g_strdup_printf("llmwrap guard '%s': the same request %u time%s within "
                                      "%u ms (limit %" G_GINT64_FORMAT ")",
-                                     d->name, same + 1, d->window_ms, d->threshold));
+                                     d->name, same + 1, same == 0 ? "" : "s", d->window_ms,
+                                     d->threshold));
             break;
         case LW_GUARD_RATE: {
             guint64 requests;

@@ -9,7 +9,7 @@
  * Thresholds by type:
  *   loop        N identical requests within WINDOW       a count
  *   rate        more than N requests within WINDOW       a count
- *   spend-rate  more than N USD within WINDOW            USD, stored in pico-USD
+ *   spend-rate  N USD spent within WINDOW                USD, stored in pico-USD
  *   size        one request's input above N tokens       tokens
  *   growth      input N times the run's first request's  a factor (2.5), stored x1000
  *
