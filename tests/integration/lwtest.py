@@ -250,6 +250,15 @@ def start_scripted_upstream(test, handler, providers=("openai",)):
     test.addCleanup(test.collector.stop)
 
 
+def write_sse_chunk(wfile, events):
+    """Writes an event-stream answer's head, then `events` as one chunk and
+    no chunked terminator: the caller ends the answer (b"0\\r\\n\\r\\n") or cuts
+    it."""
+    wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+                b"%x\r\n%s\r\n" % (len(events), events))
+
+
 def write_config(home, text):
     os.makedirs(home, exist_ok=True)
     with open(os.path.join(home, "config.ini"), "w") as f:

@@ -689,9 +689,7 @@ class CutAfterTheLastEventTest(LedgerReads, unittest.TestCase):
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", "0")))
-                self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                                 b"transfer-encoding: chunked\r\n\r\n"
-                                 b"%x\r\n%s\r\n" % (len(events), events))
+                lwtest.write_sse_chunk(self.wfile, events)
                 if self.headers.get("x-end") != "cut":
                     self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()

@@ -1596,9 +1596,7 @@ class UpstreamBreakAfterTheEndTest(unittest.TestCase):
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", "0")))
-                self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                                 b"transfer-encoding: chunked\r\n\r\n"
-                                 b"%x\r\n%s\r\n" % (len(events), events))
+                lwtest.write_sse_chunk(self.wfile, events)
                 self.wfile.flush()
                 if self.headers.get("x-end") == "stall":
                     # Silent until the collector gives up on it.
