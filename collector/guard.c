@@ -252,12 +252,19 @@ gboolean lw_guards_check(LwGuards *g, guint64 run_id, const char *provider, cons
     /* Input a model reads: a body that streamed past unread is a file or
      * audio being uploaded, which size and growth are not about. */
     gint64 input = info->body_unread ? 0 : (info->body_bytes + 3) / 4;
+    /* A free request sent again and again is polling (a batch's or a
+     * file's status, as SDK helpers do), not a runaway: the loop guard
+     * neither counts nor keeps it. */
+    gboolean free_call =
+        info->endpoint == LW_ENDPOINT_OTHER || info->endpoint == LW_ENDPOINT_COUNT_TOKENS;
 
     for (guint i = 0; g->defs != NULL && i < g->defs->len; i++) {
         const LwGuardDef *d = g_ptr_array_index(g->defs, i);
         guint all = 0, same = 0;
         switch (d->kind) {
         case LW_GUARD_LOOP:
+            if (free_call)
+                break;
             count_since(b, now_ms - d->window_ms, hash, &all, &same);
             if ((gint64)same + 1 >= d->threshold)
                 trip(v, d,
@@ -311,9 +318,11 @@ gboolean lw_guards_check(LwGuards *g, guint64 run_id, const char *provider, cons
     if (b->first_input < 0 && input > 0)
         b->first_input = input;
     if (!v->block) {
-        b->requests[b->next_request] = (Event){now_ms, hash};
-        b->next_request = (b->next_request + 1) % LW_GUARD_HISTORY;
-        b->n_requests = MIN(b->n_requests + 1, LW_GUARD_HISTORY);
+        if (!free_call) {
+            b->requests[b->next_request] = (Event){now_ms, hash};
+            b->next_request = (b->next_request + 1) % LW_GUARD_HISTORY;
+            b->n_requests = MIN(b->n_requests + 1, LW_GUARD_HISTORY);
+        }
         for (guint i = 0; i < g->defs->len; i++) {
             const LwGuardDef *d = g_ptr_array_index(g->defs, i);
             if (d->kind == LW_GUARD_RATE)

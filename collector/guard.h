@@ -4,7 +4,8 @@
  * outermost one (lw_runs_root); requests outside llmwrap share one bucket:
  *   loop        the Nth identical request (same provider, path and body)
  *               within the window trips it (a body that streams past
- *               unread, exchange.h, is never identical)
+ *               unread, exchange.h, is never identical; a free request,
+ *               such as a status poll, is not counted)
  *   rate        the request that would make more than N within the window
  *   spend-rate  settled spend within the window has reached N USD
  *               (both count in slots of a 255th of the window: what they

@@ -907,6 +907,21 @@ class GuardTest(BudgetTestCase):
         refused = [r for r in self.rows() if r.get("refused_by")]
         self.assertEqual(len(refused), 2)
 
+    def test_loop_guard_lets_polling_through(self):
+        # An SDK helper polls a batch's status with the same GET: free, not
+        # a runaway. Nor does the polling push model calls out of the
+        # guard's history: the loop is still caught after it.
+        body = chat(max_tokens=10)
+        self.assertEqual(self.send(body)[0], 200)
+        conn = self.via("openai")
+        self.addCleanup(conn.close)
+        for _ in range(5):
+            conn.request("GET", "/v1/batches/batch_1", headers={"authorization": "Bearer k"})
+            r = conn.getresponse()
+            answer = r.read()
+            self.assertNotEqual(r.status, 429, answer)
+        self.assertEqual([self.send(body)[0] for _ in range(2)], [200, 429])
+
 
 class GuardKindsTest(FileClockTestCase):
     """rate, spend-rate, size and growth, set with llmctl as a user would."""
