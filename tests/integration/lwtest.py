@@ -250,6 +250,16 @@ def start_scripted_upstream(test, handler, providers=("openai",)):
     test.addCleanup(test.collector.stop)
 
 
+def send_json(handler, body):
+    """Answers an http.server request `handler` 200 with the JSON `body`
+    (bytes)."""
+    handler.send_response(200)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def write_sse_chunk(wfile, events):
     """Writes an event-stream answer's head, then `events` as one chunk and
     no chunked terminator: the caller ends the answer (b"0\\r\\n\\r\\n") or cuts

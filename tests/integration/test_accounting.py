@@ -749,11 +749,7 @@ class RepriceKeepsBookedCostsTest(LedgerReads, lwtest.CollectorTestCase):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", "0")))
                 body = b'{"name": "batches/1", "metadata": {"state": "BATCH_STATE_PENDING"}}'
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                lwtest.send_json(self, body)
 
             def log_message(self, *args):
                 pass

@@ -294,11 +294,7 @@ class ReloadPriceTest(unittest.TestCase):
                                  "message": {"role": "assistant", "content": "hi"}}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 100,
                               "total_tokens": 110}}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                lwtest.send_json(self, body)
 
             def log_message(self, *args):
                 pass
